@@ -1,0 +1,91 @@
+/*
+ * api.h - the API layer: the route table, caller identity and tenancy rules,
+ * request body parsing, and the handlers of each resource.
+ *
+ * The HTTP edge hands every POST /repository/v1/<resource>/<verb> to
+ * api_dispatch() as an api_call; the API layer answers through
+ * api_call_finish(), which hands the result back to the edge.  The API layer
+ * never touches libevent.
+ */
+#ifndef REPOD_API_H
+#define REPOD_API_H
+
+#include <jansson.h>
+
+#include "app.h"
+#include "auth.h"
+#include "status.h"
+
+typedef struct api_call api_call;
+
+/* The edge's side of a call: how to send the answer.  reply() receives the
+ * HTTP status, a body (new reference, stolen) and extra headers (borrowed
+ * NULL-terminated name/value pairs, may be NULL). */
+typedef struct {
+    void (*reply)(void *edge_ctx, int http_status, json_t *body, const char *const *headers);
+    void *edge_ctx;
+} api_edge;
+
+struct api_call {
+    app *app; /* borrowed */
+    api_edge edge;
+    auth_identity who;             /* the caller */
+    char domain_id[AUTH_NAME_MAX]; /* effective domain ("" when anonymous) */
+    json_t *body;                  /* the request object (owned by the call) */
+    const char *x_cache;           /* "HIT" | "MISS" | "STALE" | NULL: sent as X-Cache */
+};
+
+/* Handles one API request.  path is the URL path (no query string);
+ * authorization the Authorization header value (NULL if absent); body/len
+ * the raw request body.  Always ends in exactly one edge.reply() call (maybe
+ * before returning).  Returns the effective domain for the access log via
+ * domain_out (a copy, at least AUTH_NAME_MAX bytes). */
+void api_dispatch(app *a, const api_edge *edge, const char *method, const char *path,
+                  const char *authorization, const char *body, size_t len, char *domain_out);
+
+/* Ends a call with rc/result: RD_OK sends result (stolen) with 200; anything
+ * else sends the JSON error made from err.  Frees the call. */
+void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_error *err);
+
+/* Builds {"detail": {"code": ..., "message": ...}} (new reference). */
+json_t *api_error_body(rd_status code, const char *message);
+
+/* Handlers: each validates its body and returns RD_OK with a new result in
+ * *out, or an error in err. */
+typedef rd_status (*api_handler_fn)(api_call *call, json_t **out, rd_error *err);
+
+rd_status api_plugin_register(api_call *call, json_t **out, rd_error *err);
+rd_status api_plugin_update(api_call *call, json_t **out, rd_error *err);
+rd_status api_plugin_deregister(api_call *call, json_t **out, rd_error *err);
+rd_status api_plugin_enable(api_call *call, json_t **out, rd_error *err);
+rd_status api_plugin_disable(api_call *call, json_t **out, rd_error *err);
+rd_status api_plugin_get(api_call *call, json_t **out, rd_error *err);
+rd_status api_plugin_list(api_call *call, json_t **out, rd_error *err);
+rd_status api_plugin_stat(api_call *call, json_t **out, rd_error *err);
+
+rd_status api_repository_register(api_call *call, json_t **out, rd_error *err);
+rd_status api_repository_update(api_call *call, json_t **out, rd_error *err);
+rd_status api_repository_deregister(api_call *call, json_t **out, rd_error *err);
+rd_status api_repository_get(api_call *call, json_t **out, rd_error *err);
+rd_status api_repository_list(api_call *call, json_t **out, rd_error *err);
+rd_status api_repository_stat(api_call *call, json_t **out, rd_error *err);
+
+/* Request helpers shared by the handlers (src/api/request.c). */
+
+/* Fails with RD_ERR_INVALID_PARAMETER naming the first key of body not in
+ * allowed (NULL-terminated); the legacy keys domain_id and project_id are
+ * always accepted. */
+rd_status api_check_keys(const json_t *body, const char *const *allowed, rd_error *err);
+
+/* Optional string field: *out is borrowed or NULL when absent/null; a
+ * non-string -> RD_ERR_INVALID_PARAMETER_TYPE. */
+rd_status api_opt_string(const json_t *body, const char *key, const char **out, rd_error *err);
+
+/* Required non-empty string field -> RD_ERR_REQUIRED_PARAMETER / _TYPE. */
+rd_status api_req_string(const json_t *body, const char *key, const char **out, rd_error *err);
+
+/* 1 if the caller may read local plugins of domain_id: its own domain or a
+ * public domain. */
+int api_can_read_domain(const api_call *call, const char *domain_id);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * app.h - the process-wide state shared by every worker thread.
+ *
+ * Built once by main() before the workers start and torn down after they
+ * stop; every member is either immutable while serving or thread-safe.
+ */
+#ifndef REPOD_APP_H
+#define REPOD_APP_H
+
+#include <stdatomic.h>
+
+#include "auth.h"
+#include "catalog.h"
+#include "conf.h"
+#include "store.h"
+
+typedef struct {
+    repod_conf *conf; /* owned */
+    store *st;        /* owned */
+    catalog *cat;     /* owned */
+    auth_store *auth; /* owned */
+    atomic_int ready; /* 1 while serving, 0 while starting or stopping */
+    /* counters for /metrics */
+    atomic_ullong requests_total;
+    atomic_ullong requests_by_class[6]; /* index = status / 100 */
+    atomic_ullong connections_total;
+    atomic_llong connections_open;
+} app;
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * catalog.h - the repositories and the plugins they hold, on top of the store.
+ *
+ * The catalog owns the record of the one local repository (created at first
+ * start) and the local plugins, keyed by (domain_id, plugin_id).  It enforces
+ * uniqueness and makes every change one synced batch.  It knows nothing about
+ * callers or roles: the API layer decides who may see or change what.
+ *
+ * Thread safety: all functions may be called from any worker thread; writes
+ * that must check-then-change are serialised inside the catalog.
+ */
+#ifndef REPOD_CATALOG_H
+#define REPOD_CATALOG_H
+
+#include <jansson.h>
+
+#include "status.h"
+#include "store.h"
+
+typedef struct catalog catalog;
+
+/* Opens the catalog over st (borrowed; must outlive the catalog) and makes
+ * sure the local repository exists, named local_name at creation. */
+rd_status catalog_open(store *st, const char *local_name, catalog **out, rd_error *err);
+void catalog_close(catalog *cat);
+
+/* The local repository's id ("repo-" + 12 hex), stable across restarts. */
+const char *catalog_local_id(const catalog *cat);
+
+/* {repository_id, name, repository_type} of the local repository (borrowed,
+ * valid for the catalog's life). */
+const json_t *catalog_local_info(const catalog *cat);
+
+/* The full RepositoryInfo record of the local repository (new reference). */
+json_t *catalog_local_record(const catalog *cat);
+
+/* Stores a new local plugin record (borrowed).  A plugin with the same
+ * plugin_id in the same domain -> RD_ERR_SAVE_UNIQUE_VALUES, nothing stored. */
+rd_status catalog_plugin_insert(catalog *cat, const json_t *record, rd_error *err);
+
+/* Reads the record of (domain_id, plugin_id): *out new reference.
+ * RD_ERR_NOT_FOUND when absent (err untouched). */
+rd_status catalog_plugin_get(catalog *cat, const char *domain_id, const char *plugin_id,
+                             json_t **out, rd_error *err);
+
+/* Change callback for catalog_plugin_modify: given the current record
+ * (borrowed) returns a new record in *updated, or fails. */
+typedef rd_status (*catalog_modify_fn)(void *ud, const json_t *current, json_t **updated,
+                                       rd_error *err);
+
+/* Reads, changes and writes one record atomically with respect to other
+ * writers.  *out (optional) receives the stored new record (new reference).
+ * RD_ERR_NOT_FOUND when absent. */
+rd_status catalog_plugin_modify(catalog *cat, const char *domain_id, const char *plugin_id,
+                                catalog_modify_fn fn, void *ud, json_t **out, rd_error *err);
+
+/* Deletes (domain_id, plugin_id); RD_ERR_NOT_FOUND when absent. */
+rd_status catalog_plugin_delete(catalog *cat, const char *domain_id, const char *plugin_id,
+                                rd_error *err);
+
+/* Appends every local plugin record of domain_id, in plugin_id order, to arr
+ * (new references). */
+rd_status catalog_plugin_collect(catalog *cat, const char *domain_id, json_t *arr, rd_error *err);
+
+/* Number of local plugins in all domains (for repository deregister checks). */
+rd_status catalog_plugin_count_all(catalog *cat, size_t *count, rd_error *err);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * conf.h - the server configuration (SPEC section 10).
+ *
+ * One JSON file, parsed by a table of (key, type, bounds, default, target
+ * field) rows in conf.c.  Every key has a default, so a file that names only
+ * the TLS files and data_dir is complete.  Unknown keys and bad values fail
+ * with "FILE: KEY: REASON".  Relative paths in the file are resolved against
+ * the folder that holds the file.
+ */
+#ifndef REPOD_CONF_H
+#define REPOD_CONF_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "status.h"
+
+typedef struct {
+    int64_t ttl_s;              /* default 300 */
+    int stale_while_revalidate; /* default 1 */
+    int64_t stale_if_error_s;   /* default 604800 */
+    int64_t negative_ttl_s;     /* default 30 */
+    int64_t timeout_ms;         /* default 5000 */
+    int64_t max_response_bytes; /* default 16 MiB */
+} conf_cache;
+
+typedef struct {
+    char *path;                 /* the file this came from, as given to conf_load */
+    char *listen_host;          /* "127.0.0.1" from listen "127.0.0.1:8443" */
+    int listen_port;            /* 0 = pick a free port */
+    char *metrics_listen;       /* "" = serve /metrics on the API port */
+    char *metrics_host;         /* host part of metrics_listen; NULL when it is "" */
+    int metrics_port;           /* port part of metrics_listen; 0 when it is "" */
+    char *tls_cert;             /* required */
+    char *tls_key;              /* required */
+    char *tls_client_ca;        /* NULL = no mutual TLS */
+    char *data_dir;             /* default "data" (relative to the config file) */
+    char *log_level;            /* default "info" */
+    int workers;                /* 0 = number of cores; 1..256 */
+    int64_t max_body_bytes;     /* limits.max_body_bytes, default 1 MiB */
+    int64_t max_header_bytes;   /* limits.max_header_bytes, default 16 KiB */
+    int64_t request_timeout_s;  /* limits.request_timeout_s, default 30 */
+    int64_t max_connections;    /* limits.max_connections (all workers), default 10000 */
+    int64_t shutdown_timeout_s; /* limits.shutdown_timeout_s, default 10 */
+    char *tokens_file;          /* auth.tokens_file, default "<data_dir>/tokens.json" */
+    int anonymous_read;         /* auth.anonymous_read, default 1 */
+    char **public_domains;      /* auth.public_domains, NULL-terminated */
+    size_t public_domains_count;
+    char *local_repository_name;   /* local_repository.name, default "Local" */
+    int verify_on_register;        /* registry.verify_on_register, default 0 */
+    json_t *registry_default_urls; /* registry.default_urls: {"HARBOR": "harbor.example.com", ...}
+                                      (owned); {} */
+    conf_cache remote_defaults;
+    json_t *registries; /* "registries" object as given (owned); {} by default */
+    json_t *remotes;    /* "remotes": array of remote repositories to ensure (owned); [] */
+} repod_conf;
+
+/* Loads and validates path.  On success *out is a new conf (free with
+ * conf_free).  On failure returns RD_ERR_INVALID_PARAMETER and err->message is
+ * "PATH: KEY: REASON" (or "PATH: REASON" for unreadable/invalid JSON). */
+rd_status conf_load(const char *path, repod_conf **out, rd_error *err);
+
+/* Same as conf_load but from a JSON text; path is used for messages and for
+ * resolving relative paths (its folder). */
+rd_status conf_load_string(const char *text, const char *path, repod_conf **out, rd_error *err);
+
+void conf_free(repod_conf *conf);
+
+/* Prints every key with its default and meaning to f (for --help). */
+void conf_print_keys(FILE *f);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * store.h - the persistent key/value store (RocksDB) under everything repod
+ * keeps: repositories, local plugins, mirrored catalogs, caches, indexes.
+ *
+ * Data is split into column families by kind (store_cf).  Every change is a
+ * store_batch written atomically with a synced WAL, so an acknowledged write
+ * survives kill -9.  A store is safe to use from many threads at once.
+ *
+ * Errors from RocksDB are logged with their text and reported to callers as
+ * RD_ERR_INTERNAL with a generic message (never a path or library message).
+ */
+#ifndef REPOD_STORE_H
+#define REPOD_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+typedef enum {
+    STORE_CF_META = 0, /* "default": small singletons (schema version, local repository id) */
+    STORE_CF_REPOS,    /* repository_id -> RepositoryInfo record */
+    STORE_CF_PLUGINS,  /* store_plugin_key() -> plugin record */
+    STORE_CF_INDEX,    /* secondary indexes */
+    STORE_CF_CACHE,    /* mirrored remote data and version lists */
+    STORE_CF_COUNT
+} store_cf;
+
+typedef struct store store;
+typedef struct store_batch store_batch;
+
+/* Opens (creating if needed) the database in dir.  *out owns it until
+ * store_close().  Fails with RD_ERR_INTERNAL and a message naming dir. */
+rd_status store_open(const char *dir, store **out, rd_error *err);
+
+/* Flushes and closes; NULL is a no-op. */
+void store_close(store *st);
+
+/* Reads key.  On success *val is a new malloc'd NUL-terminated copy (free
+ * with free()), *vlen its length.  Missing key -> RD_ERR_NOT_FOUND (err
+ * untouched). */
+rd_status store_get(store *st, store_cf cf, const void *key, size_t klen, char **val, size_t *vlen,
+                    rd_error *err);
+
+/* Reads key and parses it as JSON: *out is a new reference. */
+rd_status store_get_json(store *st, store_cf cf, const void *key, size_t klen, json_t **out,
+                         rd_error *err);
+
+/* A new empty batch for st (NULL on allocation failure). */
+store_batch *store_batch_new(store *st);
+void store_batch_free(store_batch *b);
+void store_batch_put(store_batch *b, store_cf cf, const void *key, size_t klen, const void *val,
+                     size_t vlen);
+/* Serialises val (borrowed) compactly and queues a put; -1 if it cannot be
+ * serialised. */
+int store_batch_put_json(store_batch *b, store_cf cf, const void *key, size_t klen,
+                         const json_t *val);
+void store_batch_delete(store_batch *b, store_cf cf, const void *key, size_t klen);
+
+/* Writes the batch atomically with a synced WAL.  The batch stays owned by
+ * the caller. */
+rd_status store_write(store *st, store_batch *b, rd_error *err);
+
+/* Called for each key with the prefix in order; return non-zero to stop. */
+typedef int (*store_scan_fn)(void *ud, const char *key, size_t klen, const char *val, size_t vlen);
+
+/* Iterates over every key starting with prefix (plen 0 = whole family).
+ * Checks the iterator's error status at the end (RD_ERR_INTERNAL). */
+rd_status store_scan(store *st, store_cf cf, const void *prefix, size_t plen, store_scan_fn fn,
+                     void *ud, rd_error *err);
+
+/* Builds a composite key "part1\0part2\0...": writes at most size bytes into
+ * buf and returns the key length (without a trailing NUL), or 0 if it does
+ * not fit.  The list of parts ends with NULL. */
+size_t store_key(char *buf, size_t size, ...) __attribute__((sentinel));
+
+#endif

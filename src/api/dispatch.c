@@ -1,0 +1,179 @@
+/*
+ * dispatch.c - the route table: path -> handler, with who may call it.
+ *
+ * Order of checks for one request: route (404) -> method (405) -> token
+ * (401) -> role (403) -> body (400) -> handler.  Every answer is JSON.
+ */
+#include "api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define API_PREFIX "/repository/v1/"
+
+typedef struct {
+    const char *resource;
+    const char *verb;
+    api_handler_fn fn;
+    auth_role min_role; /* least role a token needs */
+    int anonymous;      /* callable without a token when auth.anonymous_read */
+} api_route;
+
+static const api_route routes[] = {
+    {"plugin", "register", api_plugin_register, AUTH_ROLE_ADMIN, 0},
+    {"plugin", "update", api_plugin_update, AUTH_ROLE_ADMIN, 0},
+    {"plugin", "deregister", api_plugin_deregister, AUTH_ROLE_ADMIN, 0},
+    {"plugin", "enable", api_plugin_enable, AUTH_ROLE_ADMIN, 0},
+    {"plugin", "disable", api_plugin_disable, AUTH_ROLE_ADMIN, 0},
+    {"plugin", "get", api_plugin_get, AUTH_ROLE_VIEWER, 1},
+    {"plugin", "list", api_plugin_list, AUTH_ROLE_VIEWER, 1},
+    {"plugin", "stat", api_plugin_stat, AUTH_ROLE_VIEWER, 1},
+    {"repository", "register", api_repository_register, AUTH_ROLE_SYSTEM, 0},
+    {"repository", "update", api_repository_update, AUTH_ROLE_SYSTEM, 0},
+    {"repository", "deregister", api_repository_deregister, AUTH_ROLE_SYSTEM, 0},
+    {"repository", "get", api_repository_get, AUTH_ROLE_VIEWER, 1},
+    {"repository", "list", api_repository_list, AUTH_ROLE_VIEWER, 1},
+    {"repository", "stat", api_repository_stat, AUTH_ROLE_VIEWER, 1},
+};
+
+/* Finds the route of path; NULL when the path is not an API route. */
+static const api_route *route_find(const char *path)
+{
+    const char *rest, *slash;
+    size_t rlen;
+    if (strncmp(path, API_PREFIX, strlen(API_PREFIX)) != 0)
+        return NULL;
+    rest = path + strlen(API_PREFIX);
+    slash = strchr(rest, '/');
+    if (slash == NULL)
+        return NULL;
+    rlen = (size_t)(slash - rest);
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strlen(routes[i].resource) == rlen && strncmp(routes[i].resource, rest, rlen) == 0 &&
+            strcmp(routes[i].verb, slash + 1) == 0)
+            return &routes[i];
+    }
+    return NULL;
+}
+
+json_t *api_error_body(rd_status code, const char *message)
+{
+    return json_pack("{s:{s:s, s:s}}", "detail", "code", rd_status_name(code), "message",
+                     message != NULL ? message : "");
+}
+
+static void reply_error(const api_edge *edge, rd_status code, const char *message,
+                        const char *const *headers)
+{
+    edge->reply(edge->edge_ctx, rd_status_http(code), api_error_body(code, message), headers);
+}
+
+void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_error *err)
+{
+    const char *headers[3] = {NULL, NULL, NULL};
+    if (call->x_cache != NULL) {
+        headers[0] = "X-Cache";
+        headers[1] = call->x_cache;
+    }
+    if (rc == RD_OK) {
+        call->edge.reply(call->edge.edge_ctx, 200, result != NULL ? result : json_object(),
+                         headers);
+    } else {
+        json_decref(result);
+        if (rc == RD_ERR_INTERNAL)
+            LOG_ERROR("internal error: %s", err != NULL ? err->message : "");
+        reply_error(&call->edge, rc,
+                    (err != NULL && err->code == rc) ? err->message : rd_status_name(rc), headers);
+    }
+    json_decref(call->body);
+    free(call);
+}
+
+/* Parses the body: empty means {}; anything but a JSON object is refused. */
+static rd_status parse_body(const char *body, size_t len, json_t **out, rd_error *err)
+{
+    json_error_t jerr;
+    size_t i = 0;
+    while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
+        i++;
+    if (i == len) {
+        *out = json_object();
+        return RD_OK;
+    }
+    *out = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (*out == NULL)
+        return rd_fail(err, RD_ERR_INVALID_JSON,
+                       "Invalid JSON. (line = %d, column = %d, reason = %s)", jerr.line,
+                       jerr.column, jerr.text);
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return rd_fail(err, RD_ERR_INVALID_JSON, "Invalid JSON. (reason = body must be an object)");
+    }
+    return RD_OK;
+}
+
+void api_dispatch(app *a, const api_edge *edge, const char *method, const char *path,
+                  const char *authorization, const char *body, size_t len, char *domain_out)
+{
+    const api_route *route = route_find(path);
+    api_call *call = NULL;
+    rd_error err = {RD_OK, ""};
+    json_t *result = NULL;
+    rd_status rc;
+
+    domain_out[0] = '\0';
+    if (route == NULL) {
+        reply_error(edge, RD_ERR_UNKNOWN_ROUTE, "Unknown route.", NULL);
+        return;
+    }
+    if (strcmp(method, "POST") != 0) {
+        static const char *const allow[] = {"Allow", "POST", NULL};
+        reply_error(edge, RD_ERR_METHOD_NOT_ALLOWED, "Method not allowed. (allowed = POST)", allow);
+        return;
+    }
+    call = calloc(1, sizeof(*call));
+    if (call == NULL) {
+        reply_error(edge, RD_ERR_INTERNAL, "Internal error.", NULL);
+        return;
+    }
+    call->app = a;
+    call->edge = *edge;
+    rc = auth_authenticate(a->auth, authorization, &call->who, &err);
+    if (rc != RD_OK)
+        goto done;
+    if (call->who.role == AUTH_ROLE_ANONYMOUS) {
+        if (!route->anonymous || !a->conf->anonymous_read) {
+            rc = rd_fail(&err, RD_ERR_AUTHENTICATE_FAILURE,
+                         "Authenticate failure. (reason = a bearer token is required)");
+            goto done;
+        }
+    } else if (call->who.role < route->min_role) {
+        rc = rd_fail(&err, RD_ERR_PERMISSION_DENIED, "Permission denied. (required role = %s)",
+                     auth_role_name(route->min_role));
+        goto done;
+    }
+    rc = parse_body(body, len, &call->body, &err);
+    if (rc != RD_OK)
+        goto done;
+    snprintf(call->domain_id, sizeof(call->domain_id), "%s", call->who.domain_id);
+    if (call->who.role == AUTH_ROLE_SYSTEM) {
+        /* Only system callers may act for another domain. */
+        json_t *d = json_object_get(call->body, "domain_id");
+        if (d != NULL && !json_is_null(d)) {
+            if (!json_is_string(d) || json_string_length(d) == 0 ||
+                json_string_length(d) >= sizeof(call->domain_id)) {
+                rc = rd_fail(&err, RD_ERR_INVALID_PARAMETER_TYPE,
+                             "Invalid parameter type. (key = domain_id, type = string)");
+                goto done;
+            }
+            snprintf(call->domain_id, sizeof(call->domain_id), "%s", json_string_value(d));
+        }
+    }
+    snprintf(domain_out, AUTH_NAME_MAX, "%s", call->domain_id);
+    rc = route->fn(call, &result, &err);
+done:
+    api_call_finish(call, rc, result, &err);
+}

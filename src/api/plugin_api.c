@@ -1,0 +1,350 @@
+/*
+ * plugin_api.c - handlers of /repository/v1/plugin/<verb>.
+ *
+ * Tenancy: a caller reads the local plugins of its own (effective) domain and
+ * of the domains listed in auth.public_domains; it writes only those of its
+ * own domain.  A plugin that the caller cannot read answers exactly like a
+ * missing one, so no domain learns of another's plugins.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "plugin.h"
+#include "query.h"
+#include "util.h"
+
+/* The domains whose local plugins the caller may read, own domain first;
+ * returns how many were written to out (borrowed strings). */
+static size_t readable_domains(const api_call *call, const char **out, size_t max)
+{
+    const repod_conf *conf = call->app->conf;
+    size_t n = 0;
+    if (call->domain_id[0] != '\0' && n < max)
+        out[n++] = call->domain_id;
+    for (size_t i = 0; i < conf->public_domains_count && n < max; i++)
+        if (strcmp(conf->public_domains[i], call->domain_id) != 0)
+            out[n++] = conf->public_domains[i];
+    return n;
+}
+
+#define MAX_DOMAINS 64
+
+/* Finds a readable local plugin: *out gets the record (new reference). */
+static rd_status find_readable(api_call *call, const char *plugin_id, json_t **out, rd_error *err)
+{
+    const char *domains[MAX_DOMAINS];
+    size_t n = readable_domains(call, domains, MAX_DOMAINS);
+    for (size_t i = 0; i < n; i++) {
+        rd_status rc = catalog_plugin_get(call->app->cat, domains[i], plugin_id, out, err);
+        if (rc != RD_ERR_NOT_FOUND)
+            return rc;
+    }
+    return RD_ERR_NOT_FOUND;
+}
+
+static json_t *view(api_call *call, const json_t *record)
+{
+    return plugin_view(record, catalog_local_info(call->app->cat));
+}
+
+/* Answers a write that found no plugin of the caller's domain: a plugin the
+ * caller can read elsewhere (a public domain) is not its to change. */
+static rd_status write_target_missing(api_call *call, const char *plugin_id, rd_error *err)
+{
+    json_t *other = NULL;
+    rd_status rc = find_readable(call, plugin_id, &other, err);
+    json_decref(other);
+    if (rc == RD_OK)
+        return rd_fail(err, RD_ERR_PERMISSION_DENIED,
+                       "Permission denied. (plugin_id = %s, reason = owned by another domain)",
+                       plugin_id);
+    if (rc != RD_ERR_NOT_FOUND)
+        return rc;
+    return rd_fail(err, RD_ERR_NOT_FOUND, "Value not found. (plugin_id = %s)", plugin_id);
+}
+
+rd_status api_plugin_register(api_call *call, json_t **out, rd_error *err)
+{
+    char now[32];
+    json_t *record = NULL;
+    plugin_ctx ctx;
+    rd_status rc;
+
+    util_now_iso8601(now, sizeof(now));
+    ctx.domain_id = call->domain_id;
+    ctx.now = now;
+    ctx.default_urls = call->app->conf->registry_default_urls;
+    rc = plugin_build_record(call->body, &ctx, &record, err);
+    if (rc == RD_OK)
+        rc = catalog_plugin_insert(call->app->cat, record, err);
+    if (rc == RD_OK)
+        *out = view(call, record);
+    json_decref(record);
+    return rc;
+}
+
+typedef struct {
+    const json_t *req;
+    const char *now;
+    const char *state; /* for enable/disable */
+} modify_args;
+
+static rd_status modify_update(void *ud, const json_t *current, json_t **updated, rd_error *err)
+{
+    modify_args *m = ud;
+    return plugin_apply_update(current, m->req, m->now, updated, err);
+}
+
+static rd_status modify_state(void *ud, const json_t *current, json_t **updated, rd_error *err)
+{
+    modify_args *m = ud;
+    json_t *next = json_deep_copy(current);
+    if (next == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    json_object_set_new(next, "state", json_string(m->state));
+    json_object_set_new(next, "updated_at", json_string(m->now));
+    *updated = next;
+    return RD_OK;
+}
+
+/* Shared body of update/enable/disable: validate, modify, answer the view. */
+static rd_status modify_plugin(api_call *call, catalog_modify_fn fn, const char *state,
+                               int check_id_request, json_t **out, rd_error *err)
+{
+    char now[32];
+    const char *plugin_id = NULL;
+    json_t *record = NULL;
+    modify_args m;
+    rd_status rc;
+
+    if (check_id_request) {
+        rc = plugin_check_id_request(call->body, 0, err);
+        if (rc != RD_OK)
+            return rc;
+    }
+    rc = api_req_string(call->body, "plugin_id", &plugin_id, err);
+    if (rc != RD_OK)
+        return rc;
+    util_now_iso8601(now, sizeof(now));
+    m.req = call->body;
+    m.now = now;
+    m.state = state;
+    rc = catalog_plugin_modify(call->app->cat, call->domain_id, plugin_id, fn, &m, &record, err);
+    if (rc == RD_ERR_NOT_FOUND)
+        return write_target_missing(call, plugin_id, err);
+    if (rc == RD_OK)
+        *out = view(call, record);
+    json_decref(record);
+    return rc;
+}
+
+rd_status api_plugin_update(api_call *call, json_t **out, rd_error *err)
+{
+    return modify_plugin(call, modify_update, NULL, 0, out, err);
+}
+
+rd_status api_plugin_enable(api_call *call, json_t **out, rd_error *err)
+{
+    return modify_plugin(call, modify_state, "ENABLED", 1, out, err);
+}
+
+rd_status api_plugin_disable(api_call *call, json_t **out, rd_error *err)
+{
+    return modify_plugin(call, modify_state, "DISABLED", 1, out, err);
+}
+
+rd_status api_plugin_deregister(api_call *call, json_t **out, rd_error *err)
+{
+    const char *plugin_id = NULL;
+    rd_status rc = plugin_check_id_request(call->body, 0, err);
+    if (rc == RD_OK)
+        rc = api_req_string(call->body, "plugin_id", &plugin_id, err);
+    if (rc != RD_OK)
+        return rc;
+    rc = catalog_plugin_delete(call->app->cat, call->domain_id, plugin_id, err);
+    if (rc == RD_ERR_NOT_FOUND)
+        return write_target_missing(call, plugin_id, err);
+    if (rc == RD_OK)
+        *out = json_object();
+    return rc;
+}
+
+/* Applies `only` (a list of keys, already validated) to one document. */
+static rd_status project_only(json_t *only, json_t **doc, rd_error *err)
+{
+    json_t *qobj = NULL, *docs = NULL, *res = NULL;
+    query *q = NULL;
+    rd_status rc;
+
+    if (only == NULL || json_is_null(only))
+        return RD_OK;
+    qobj = json_pack("{s:O}", "only", only);
+    docs = json_pack("[O]", *doc);
+    rc = query_compile(qobj, NULL, &query_schema_plugin, &q, err);
+    if (rc == RD_OK)
+        rc = query_run(q, docs, &res, err);
+    if (rc == RD_OK) {
+        json_t *first = json_array_get(json_object_get(res, "results"), 0);
+        if (first != NULL) {
+            json_decref(*doc);
+            *doc = json_incref(first);
+        }
+    }
+    query_free(q);
+    json_decref(qobj);
+    json_decref(docs);
+    json_decref(res);
+    return rc;
+}
+
+rd_status api_plugin_get(api_call *call, json_t **out, rd_error *err)
+{
+    const char *plugin_id = NULL, *repository_id = NULL;
+    json_t *record = NULL, *doc = NULL;
+    rd_status rc = plugin_check_id_request(call->body, 1, err);
+    if (rc == RD_OK)
+        rc = api_req_string(call->body, "plugin_id", &plugin_id, err);
+    if (rc == RD_OK)
+        rc = api_opt_string(call->body, "repository_id", &repository_id, err);
+    if (rc != RD_OK)
+        return rc;
+    if (repository_id == NULL || strcmp(repository_id, catalog_local_id(call->app->cat)) == 0)
+        rc = find_readable(call, plugin_id, &record, err);
+    else
+        rc = RD_ERR_NOT_FOUND;
+    if (rc == RD_ERR_NOT_FOUND)
+        return rd_fail(err, RD_ERR_NO_PLUGIN, "Plugin not found. (plugin_id = %s)", plugin_id);
+    if (rc != RD_OK)
+        return rc;
+    doc = view(call, record);
+    json_decref(record);
+    rc = project_only(json_object_get(call->body, "only"), &doc, err);
+    if (rc != RD_OK) {
+        json_decref(doc);
+        return rc;
+    }
+    *out = doc;
+    return RD_OK;
+}
+
+static int cmp_by_name(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    const char *nx = json_string_value(json_object_get(x, "name"));
+    const char *ny = json_string_value(json_object_get(y, "name"));
+    int c = strcmp(nx ? nx : "", ny ? ny : "");
+    if (c != 0)
+        return c;
+    nx = json_string_value(json_object_get(x, "plugin_id"));
+    ny = json_string_value(json_object_get(y, "plugin_id"));
+    c = strcmp(nx ? nx : "", ny ? ny : "");
+    if (c != 0)
+        return c;
+    nx = json_string_value(json_object_get(x, "domain_id"));
+    ny = json_string_value(json_object_get(y, "domain_id"));
+    return strcmp(nx ? nx : "", ny ? ny : "");
+}
+
+/* Every plugin the caller can read in the repository named by repository_id
+ * (NULL = all), as response views in default order (repository precedence,
+ * then name).  *out is a new array. */
+static rd_status collect_visible(api_call *call, const char *repository_id, json_t **out,
+                                 rd_error *err)
+{
+    const char *domains[MAX_DOMAINS];
+    size_t n = readable_domains(call, domains, MAX_DOMAINS);
+    json_t *records = json_array(), *docs = json_array();
+    json_t **sorted = NULL;
+    size_t count;
+    rd_status rc = RD_OK;
+
+    if (records == NULL || docs == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
+    if (repository_id == NULL || strcmp(repository_id, catalog_local_id(call->app->cat)) == 0) {
+        for (size_t i = 0; i < n && rc == RD_OK; i++)
+            rc = catalog_plugin_collect(call->app->cat, domains[i], records, err);
+        if (rc != RD_OK)
+            goto done;
+    }
+    count = json_array_size(records);
+    sorted = calloc(count ? count : 1, sizeof(*sorted));
+    if (sorted == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < count; i++)
+        sorted[i] = json_array_get(records, i);
+    qsort(sorted, count, sizeof(*sorted), cmp_by_name);
+    for (size_t i = 0; i < count; i++)
+        json_array_append_new(docs, view(call, sorted[i]));
+    *out = docs;
+    docs = NULL;
+done:
+    free(sorted);
+    json_decref(records);
+    json_decref(docs);
+    return rc;
+}
+
+static const char *const list_keys[] = {
+    "query",        "plugin_id", "name",          "state",         "resource_type",
+    "service_type", "provider",  "registry_type", "repository_id", NULL};
+
+rd_status api_plugin_list(api_call *call, json_t **out, rd_error *err)
+{
+    static const char *const eq_keys[] = {"plugin_id", "name",          "state", "resource_type",
+                                          "provider",  "registry_type", NULL};
+    const char *repository_id = NULL, *service_type = NULL;
+    json_t *eq = json_object(), *docs = NULL;
+    query *q = NULL;
+    rd_status rc = api_check_keys(call->body, list_keys, err);
+
+    for (size_t i = 0; rc == RD_OK && eq_keys[i] != NULL; i++) {
+        const char *v = NULL;
+        rc = api_opt_string(call->body, eq_keys[i], &v, err);
+        if (rc == RD_OK && v != NULL)
+            json_object_set_new(eq, eq_keys[i], json_string(v));
+    }
+    if (rc == RD_OK)
+        rc = api_opt_string(call->body, "service_type", &service_type, err);
+    if (rc == RD_OK && service_type != NULL && json_object_get(eq, "resource_type") == NULL)
+        json_object_set_new(eq, "resource_type", json_string(service_type));
+    if (rc == RD_OK)
+        rc = api_opt_string(call->body, "repository_id", &repository_id, err);
+    if (rc == RD_OK)
+        rc = query_compile(json_object_get(call->body, "query"), eq, &query_schema_plugin, &q, err);
+    if (rc == RD_OK)
+        rc = collect_visible(call, repository_id, &docs, err);
+    if (rc == RD_OK)
+        rc = query_run(q, docs, out, err);
+    query_free(q);
+    json_decref(eq);
+    json_decref(docs);
+    return rc;
+}
+
+rd_status api_plugin_stat(api_call *call, json_t **out, rd_error *err)
+{
+    static const char *const stat_keys[] = {"query", "repository_id", NULL};
+    const char *repository_id = NULL;
+    json_t *docs = NULL, *qv;
+    rd_status rc = api_check_keys(call->body, stat_keys, err);
+    if (rc != RD_OK)
+        return rc;
+    qv = json_object_get(call->body, "query");
+    if (qv == NULL || json_is_null(qv))
+        return rd_fail(err, RD_ERR_REQUIRED_PARAMETER, "Required parameter. (key = query)");
+    if (!json_is_object(qv))
+        return rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
+                       "Invalid parameter type. (key = query, type = object)");
+    rc = api_opt_string(call->body, "repository_id", &repository_id, err);
+    if (rc == RD_OK)
+        rc = collect_visible(call, repository_id, &docs, err);
+    if (rc == RD_OK)
+        rc = query_stat(qv, &query_schema_plugin, docs, out, err);
+    json_decref(docs);
+    return rc;
+}

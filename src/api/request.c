@@ -1,0 +1,55 @@
+/*
+ * request.c - request-body helpers shared by the API handlers.
+ */
+#include <string.h>
+
+#include "api.h"
+
+rd_status api_check_keys(const json_t *body, const char *const *allowed, rd_error *err)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)body, key, val)
+    {
+        int ok = strcmp(key, "domain_id") == 0 || strcmp(key, "project_id") == 0;
+        for (size_t i = 0; !ok && allowed[i] != NULL; i++)
+            ok = strcmp(key, allowed[i]) == 0;
+        if (!ok)
+            return rd_fail(err, RD_ERR_INVALID_PARAMETER, "Invalid parameter. (key = %s)", key);
+    }
+    return RD_OK;
+}
+
+rd_status api_opt_string(const json_t *body, const char *key, const char **out, rd_error *err)
+{
+    json_t *v = json_object_get(body, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return RD_OK;
+    if (!json_is_string(v))
+        return rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
+                       "Invalid parameter type. (key = %s, type = string)", key);
+    *out = json_string_value(v);
+    return RD_OK;
+}
+
+rd_status api_req_string(const json_t *body, const char *key, const char **out, rd_error *err)
+{
+    rd_status rc = api_opt_string(body, key, out, err);
+    if (rc != RD_OK)
+        return rc;
+    if (*out == NULL || **out == '\0')
+        return rd_fail(err, RD_ERR_REQUIRED_PARAMETER, "Required parameter. (key = %s)", key);
+    return RD_OK;
+}
+
+int api_can_read_domain(const api_call *call, const char *domain_id)
+{
+    const repod_conf *conf = call->app->conf;
+    if (call->domain_id[0] != '\0' && strcmp(call->domain_id, domain_id) == 0)
+        return 1;
+    for (size_t i = 0; i < conf->public_domains_count; i++)
+        if (strcmp(conf->public_domains[i], domain_id) == 0)
+            return 1;
+    return 0;
+}

@@ -1,0 +1,293 @@
+/*
+ * catalog.c - the local repository record and local plugins in the store.
+ *
+ * Keys in STORE_CF_PLUGINS: "L\0<domain_id>\0<plugin_id>" -> plugin record.
+ * Keys in STORE_CF_META: "local_repository_id" -> id.
+ * Keys in STORE_CF_REPOS: "<repository_id>" -> RepositoryInfo record.
+ */
+#include "catalog.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+#define KEY_MAX 1024
+
+struct catalog {
+    store *st;
+    pthread_mutex_t write_lock;
+    char local_id[32];
+    json_t *local_record; /* full RepositoryInfo */
+    json_t *local_info;   /* {repository_id, name, repository_type} */
+};
+
+static const char META_LOCAL_ID[] = "local_repository_id";
+
+static size_t plugin_key(char *buf, const char *domain_id, const char *plugin_id)
+{
+    return store_key(buf, KEY_MAX, "L", domain_id, plugin_id, NULL);
+}
+
+/* Loads the local repository, creating it on first start. */
+static rd_status ensure_local(catalog *cat, const char *local_name, rd_error *err)
+{
+    char *id = NULL;
+    size_t idlen = 0;
+    json_t *rec = NULL;
+    store_batch *b = NULL;
+    rd_status rc =
+        store_get(cat->st, STORE_CF_META, META_LOCAL_ID, strlen(META_LOCAL_ID), &id, &idlen, err);
+    if (rc == RD_OK) {
+        snprintf(cat->local_id, sizeof(cat->local_id), "%s", id);
+        rc = store_get_json(cat->st, STORE_CF_REPOS, cat->local_id, strlen(cat->local_id), &rec,
+                            err);
+        if (rc == RD_ERR_NOT_FOUND)
+            rc = rd_fail(err, RD_ERR_INTERNAL, "local repository record is missing");
+        if (rc != RD_OK)
+            goto done;
+    } else if (rc == RD_ERR_NOT_FOUND) {
+        char now[32];
+        if (util_make_id("repo-", cat->local_id, sizeof(cat->local_id)) != 0) {
+            rc = rd_fail(err, RD_ERR_INTERNAL, "cannot make a repository id");
+            goto done;
+        }
+        util_now_iso8601(now, sizeof(now));
+        rec = json_pack("{s:s, s:s, s:s, s:i, s:s}", "repository_id", cat->local_id, "name",
+                        local_name, "repository_type", "local", "priority", 0, "created_at", now);
+        b = store_batch_new(cat->st);
+        if (rec == NULL || b == NULL) {
+            rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+            goto done;
+        }
+        store_batch_put(b, STORE_CF_META, META_LOCAL_ID, strlen(META_LOCAL_ID), cat->local_id,
+                        strlen(cat->local_id));
+        store_batch_put_json(b, STORE_CF_REPOS, cat->local_id, strlen(cat->local_id), rec);
+        rc = store_write(cat->st, b, err);
+        if (rc != RD_OK)
+            goto done;
+        LOG_INFO("created local repository %s (%s)", cat->local_id, local_name);
+    } else {
+        goto done;
+    }
+    cat->local_record = rec;
+    rec = NULL;
+    cat->local_info =
+        json_pack("{s:s, s:O, s:s}", "repository_id", cat->local_id, "name",
+                  json_object_get(cat->local_record, "name"), "repository_type", "local");
+    if (cat->local_info == NULL)
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+done:
+    free(id);
+    json_decref(rec);
+    store_batch_free(b);
+    return rc;
+}
+
+rd_status catalog_open(store *st, const char *local_name, catalog **out, rd_error *err)
+{
+    catalog *cat = calloc(1, sizeof(*cat));
+    rd_status rc;
+    *out = NULL;
+    if (cat == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    cat->st = st;
+    pthread_mutex_init(&cat->write_lock, NULL);
+    rc = ensure_local(cat, local_name, err);
+    if (rc != RD_OK) {
+        catalog_close(cat);
+        return rc;
+    }
+    *out = cat;
+    return RD_OK;
+}
+
+void catalog_close(catalog *cat)
+{
+    if (cat == NULL)
+        return;
+    json_decref(cat->local_record);
+    json_decref(cat->local_info);
+    pthread_mutex_destroy(&cat->write_lock);
+    free(cat);
+}
+
+const char *catalog_local_id(const catalog *cat)
+{
+    return cat->local_id;
+}
+
+const json_t *catalog_local_info(const catalog *cat)
+{
+    return cat->local_info;
+}
+
+json_t *catalog_local_record(const catalog *cat)
+{
+    return json_deep_copy(cat->local_record);
+}
+
+rd_status catalog_plugin_insert(catalog *cat, const json_t *record, rd_error *err)
+{
+    char key[KEY_MAX];
+    const char *domain_id = json_string_value(json_object_get(record, "domain_id"));
+    const char *plugin_id = json_string_value(json_object_get(record, "plugin_id"));
+    char *old = NULL;
+    store_batch *b = NULL;
+    size_t klen;
+    rd_status rc;
+
+    if (domain_id == NULL || plugin_id == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = incomplete record)");
+    klen = plugin_key(key, domain_id, plugin_id);
+    if (klen == 0)
+        return rd_fail(err, RD_ERR_INVALID_PARAMETER, "Invalid parameter. (key = plugin_id)");
+    pthread_mutex_lock(&cat->write_lock);
+    rc = store_get(cat->st, STORE_CF_PLUGINS, key, klen, &old, NULL, err);
+    if (rc == RD_OK) {
+        rc = rd_fail(err, RD_ERR_SAVE_UNIQUE_VALUES,
+                     "Duplicated value. (key = plugin_id, value = %s)", plugin_id);
+        goto done;
+    }
+    if (rc != RD_ERR_NOT_FOUND)
+        goto done;
+    b = store_batch_new(cat->st);
+    if (b == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
+    store_batch_put_json(b, STORE_CF_PLUGINS, key, klen, record);
+    rc = store_write(cat->st, b, err);
+done:
+    pthread_mutex_unlock(&cat->write_lock);
+    free(old);
+    store_batch_free(b);
+    return rc;
+}
+
+rd_status catalog_plugin_get(catalog *cat, const char *domain_id, const char *plugin_id,
+                             json_t **out, rd_error *err)
+{
+    char key[KEY_MAX];
+    size_t klen = plugin_key(key, domain_id, plugin_id);
+    if (klen == 0)
+        return RD_ERR_NOT_FOUND;
+    return store_get_json(cat->st, STORE_CF_PLUGINS, key, klen, out, err);
+}
+
+rd_status catalog_plugin_modify(catalog *cat, const char *domain_id, const char *plugin_id,
+                                catalog_modify_fn fn, void *ud, json_t **out, rd_error *err)
+{
+    char key[KEY_MAX];
+    json_t *cur = NULL, *next = NULL;
+    store_batch *b = NULL;
+    size_t klen = plugin_key(key, domain_id, plugin_id);
+    rd_status rc;
+
+    if (klen == 0)
+        return RD_ERR_NOT_FOUND;
+    pthread_mutex_lock(&cat->write_lock);
+    rc = store_get_json(cat->st, STORE_CF_PLUGINS, key, klen, &cur, err);
+    if (rc != RD_OK)
+        goto done;
+    rc = fn(ud, cur, &next, err);
+    if (rc != RD_OK)
+        goto done;
+    b = store_batch_new(cat->st);
+    if (b == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
+    store_batch_put_json(b, STORE_CF_PLUGINS, key, klen, next);
+    rc = store_write(cat->st, b, err);
+    if (rc == RD_OK && out != NULL) {
+        *out = next;
+        next = NULL;
+    }
+done:
+    pthread_mutex_unlock(&cat->write_lock);
+    json_decref(cur);
+    json_decref(next);
+    store_batch_free(b);
+    return rc;
+}
+
+rd_status catalog_plugin_delete(catalog *cat, const char *domain_id, const char *plugin_id,
+                                rd_error *err)
+{
+    char key[KEY_MAX];
+    char *old = NULL;
+    store_batch *b = NULL;
+    size_t klen = plugin_key(key, domain_id, plugin_id);
+    rd_status rc;
+
+    if (klen == 0)
+        return RD_ERR_NOT_FOUND;
+    pthread_mutex_lock(&cat->write_lock);
+    rc = store_get(cat->st, STORE_CF_PLUGINS, key, klen, &old, NULL, err);
+    if (rc != RD_OK)
+        goto done;
+    b = store_batch_new(cat->st);
+    if (b == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
+    store_batch_delete(b, STORE_CF_PLUGINS, key, klen);
+    rc = store_write(cat->st, b, err);
+done:
+    pthread_mutex_unlock(&cat->write_lock);
+    free(old);
+    store_batch_free(b);
+    return rc;
+}
+
+typedef struct {
+    json_t *arr;
+    int failed;
+} collect_state;
+
+static int collect_one(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    collect_state *cs = ud;
+    json_error_t jerr;
+    json_t *rec = json_loadb(val, vlen, 0, &jerr);
+    (void)key;
+    (void)klen;
+    if (rec == NULL) {
+        LOG_ERROR("catalog: skipping corrupt plugin record: %s", jerr.text);
+        cs->failed = 1;
+        return 0;
+    }
+    json_array_append_new(cs->arr, rec);
+    return 0;
+}
+
+rd_status catalog_plugin_collect(catalog *cat, const char *domain_id, json_t *arr, rd_error *err)
+{
+    char prefix[KEY_MAX];
+    /* "L\0<domain>\0" : the empty last part yields the trailing separator. */
+    size_t plen = store_key(prefix, KEY_MAX, "L", domain_id, "", NULL);
+    collect_state cs = {arr, 0};
+    if (plen == 0)
+        return RD_OK;
+    return store_scan(cat->st, STORE_CF_PLUGINS, prefix, plen, collect_one, &cs, err);
+}
+
+static int count_one(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    (void)key;
+    (void)klen;
+    (void)val;
+    (void)vlen;
+    (*(size_t *)ud)++;
+    return 0;
+}
+
+rd_status catalog_plugin_count_all(catalog *cat, size_t *count, rd_error *err)
+{
+    char prefix[2] = {'L', '\0'};
+    *count = 0;
+    return store_scan(cat->st, STORE_CF_PLUGINS, prefix, 2, count_one, count, err);
+}

@@ -1,0 +1,548 @@
+/*
+ * server.c - the HTTPS edge.
+ *
+ * Each worker thread owns an event_base and an evhttp bound to its own
+ * SO_REUSEPORT socket on the same address, so the kernel spreads connections
+ * across workers and no lock is taken on the request path.
+ *
+ * Plaintext is never served: the bufferevent callback always returns an
+ * OpenSSL bufferevent, and in the one case where no TLS object can be made it
+ * returns a plain one that on_request() recognises and drops unanswered.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "log.h"
+#include "tls.h"
+#include "util.h"
+
+typedef struct worker worker;
+
+struct server {
+    app *app;
+    tls_server *tls;
+    int port;
+    int nworkers;
+    worker *workers;
+};
+
+struct worker {
+    server *srv;
+    int index;
+    evutil_socket_t fd;
+    pthread_t thread;
+    int started;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    struct event *stop_ev;
+    struct event *drain_ev;
+    int inflight;
+    int64_t drain_deadline_us;
+};
+
+/* Per-connection bookkeeping attached to the SSL object; freed with it, which
+ * is how closed connections are counted. */
+typedef struct {
+    app *app;
+    int over_limit;
+} conn_info;
+
+static int conn_ex_index = -1;
+static pthread_once_t conn_ex_once = PTHREAD_ONCE_INIT;
+
+static void conn_info_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                           void *argp)
+{
+    conn_info *ci = ptr;
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    if (ci != NULL) {
+        atomic_fetch_sub(&ci->app->connections_open, 1);
+        free(ci);
+    }
+}
+
+static void conn_ex_init(void)
+{
+    conn_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_info_free);
+}
+
+/* ---- replies ---------------------------------------------------------- */
+
+typedef struct {
+    worker *w;
+    struct evhttp_request *req;
+    int64_t start_us;
+    char method[8];
+    char path[256];
+    char domain[AUTH_NAME_MAX];
+} edge_req;
+
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "OTHER";
+    }
+}
+
+static void count_status(app *a, int status)
+{
+    int cls = status / 100;
+    atomic_fetch_add(&a->requests_total, 1);
+    if (cls >= 1 && cls <= 5)
+        atomic_fetch_add(&a->requests_by_class[cls], 1);
+}
+
+/* Sends a raw body with status and logs the access line; frees er. */
+static void send_raw(edge_req *er, int status, const char *content_type, const char *body,
+                     size_t len, const char *const *headers)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(er->req);
+    struct evbuffer *buf = evbuffer_new();
+    evhttp_add_header(out, "Content-Type", content_type);
+    evhttp_add_header(out, "Cache-Control", "no-store");
+    for (size_t i = 0; headers != NULL && headers[i] != NULL && headers[i + 1] != NULL; i += 2)
+        evhttp_add_header(out, headers[i], headers[i + 1]);
+    if (buf != NULL)
+        evbuffer_add(buf, body, len);
+    evhttp_send_reply(er->req, status, rd_http_reason(status), buf);
+    if (buf != NULL)
+        evbuffer_free(buf);
+    count_status(er->w->srv->app, status);
+    LOG_INFO("access %s %s %d %zu %lldus domain=%s", er->method, er->path, status, len,
+             (long long)(util_monotonic_us() - er->start_us), er->domain[0] ? er->domain : "-");
+    er->w->inflight--;
+    free(er);
+}
+
+/* api_edge.reply: serialises body (stolen). */
+static void edge_reply(void *ctx, int status, json_t *body, const char *const *headers)
+{
+    edge_req *er = ctx;
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text == NULL) {
+        static const char fallback[] =
+            "{\"detail\":{\"code\":\"ERROR_INTERNAL\",\"message\":\"Internal error.\"}}";
+        send_raw(er, 500, "application/json", fallback, sizeof(fallback) - 1, NULL);
+        return;
+    }
+    send_raw(er, status, "application/json", text, strlen(text), headers);
+    free(text);
+}
+
+static void reply_error(edge_req *er, rd_status code, const char *message,
+                        const char *const *headers)
+{
+    edge_reply(er, rd_status_http(code), api_error_body(code, message), headers);
+}
+
+/* ---- operational endpoints -------------------------------------------- */
+
+static void serve_metrics(edge_req *er)
+{
+    app *a = er->w->srv->app;
+    char body[2048];
+    int n = snprintf(body, sizeof(body),
+                     "# HELP repod_http_requests_total HTTP requests answered, by status class.\n"
+                     "# TYPE repod_http_requests_total counter\n"
+                     "repod_http_requests_total{class=\"2xx\"} %llu\n"
+                     "repod_http_requests_total{class=\"4xx\"} %llu\n"
+                     "repod_http_requests_total{class=\"5xx\"} %llu\n"
+                     "# HELP repod_connections_total TLS connections accepted.\n"
+                     "# TYPE repod_connections_total counter\n"
+                     "repod_connections_total %llu\n"
+                     "# HELP repod_connections_open TLS connections open now.\n"
+                     "# TYPE repod_connections_open gauge\n"
+                     "repod_connections_open %lld\n"
+                     "# HELP repod_ready 1 while the server is serving.\n"
+                     "# TYPE repod_ready gauge\n"
+                     "repod_ready %d\n",
+                     (unsigned long long)atomic_load(&a->requests_by_class[2]),
+                     (unsigned long long)atomic_load(&a->requests_by_class[4]),
+                     (unsigned long long)atomic_load(&a->requests_by_class[5]),
+                     (unsigned long long)atomic_load(&a->connections_total),
+                     (long long)atomic_load(&a->connections_open), atomic_load(&a->ready));
+    send_raw(er, 200, "text/plain; version=0.0.4", body, (size_t)n, NULL);
+}
+
+/* Answers /healthz, /readyz and /metrics; returns 0 if path is not one. */
+static int serve_operational(edge_req *er, enum evhttp_cmd_type cmd, const char *path)
+{
+    static const char *const allow_get[] = {"Allow", "GET", NULL};
+    int is_health = strcmp(path, "/healthz") == 0;
+    int is_ready = strcmp(path, "/readyz") == 0;
+    int is_metrics = strcmp(path, "/metrics") == 0;
+    if (!is_health && !is_ready && !is_metrics)
+        return 0;
+    if (cmd != EVHTTP_REQ_GET) {
+        reply_error(er, RD_ERR_METHOD_NOT_ALLOWED, "Method not allowed. (allowed = GET)",
+                    allow_get);
+        return 1;
+    }
+    if (is_metrics) {
+        serve_metrics(er);
+    } else if (is_ready && !atomic_load(&er->w->srv->app->ready)) {
+        edge_reply(er, 503, json_pack("{s:s}", "status", "not ready"), NULL);
+    } else {
+        edge_reply(er, 200, json_pack("{s:s}", "status", is_ready ? "ready" : "ok"), NULL);
+    }
+    return 1;
+}
+
+/* ---- request entry ---------------------------------------------------- */
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    worker *w = arg;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+    const struct evhttp_uri *uri;
+    const char *path;
+    enum evhttp_cmd_type cmd;
+    struct evbuffer *in;
+    edge_req *er;
+
+    if (ssl == NULL) {
+        /* No TLS object could be made for this connection: drop it. */
+        if (evcon != NULL)
+            evhttp_connection_free(evcon);
+        return;
+    }
+    er = calloc(1, sizeof(*er));
+    if (er == NULL) {
+        evhttp_connection_free(evcon);
+        return;
+    }
+    er->w = w;
+    er->req = req;
+    er->start_us = util_monotonic_us();
+    w->inflight++;
+    cmd = evhttp_request_get_command(req);
+    snprintf(er->method, sizeof(er->method), "%s", method_name(cmd));
+
+    if (evhttp_request_get_uri(req) == NULL) {
+        /* evhttp calls us without a URI when the request failed to parse:
+         * a body over the limit (413) or a malformed request (400). */
+        int code = evhttp_request_get_response_code(req);
+        static const char *const close_hdr[] = {"Connection", "close", NULL};
+        snprintf(er->path, sizeof(er->path), "-");
+        if (code == 413)
+            reply_error(er, RD_ERR_REQUEST_TOO_LARGE,
+                        "Request too large. (limit = limits.max_body_bytes)", close_hdr);
+        else
+            reply_error(er, RD_ERR_BAD_REQUEST, "Bad request.", close_hdr);
+        return;
+    }
+    {
+        conn_info *ci = conn_ex_index >= 0 ? SSL_get_ex_data(ssl, conn_ex_index) : NULL;
+        if (ci != NULL && ci->over_limit) {
+            static const char *const close_hdr[] = {"Connection", "close", NULL};
+            snprintf(er->path, sizeof(er->path), "-");
+            reply_error(er, RD_ERR_TOO_MANY_REQUESTS,
+                        "Too many requests. (reason = connection limit reached)", close_hdr);
+            return;
+        }
+    }
+    uri = evhttp_request_get_evhttp_uri(req);
+    path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    if (path == NULL || path[0] == '\0')
+        path = "/";
+    snprintf(er->path, sizeof(er->path), "%s", path);
+    if (serve_operational(er, cmd, path))
+        return;
+    in = evhttp_request_get_input_buffer(req);
+    {
+        api_edge edge = {edge_reply, er};
+        size_t len = evbuffer_get_length(in);
+        const char *body = len > 0 ? (const char *)evbuffer_pullup(in, -1) : "";
+        const char *authz =
+            evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+        api_dispatch(w->srv->app, &edge, er->method, path, authz, body, len, er->domain);
+    }
+}
+
+/* Makes the bufferevent of a new connection: always TLS (see file header). */
+static struct bufferevent *make_bev(struct event_base *base, void *arg)
+{
+    worker *w = arg;
+    app *a = w->srv->app;
+    SSL *ssl = tls_server_new_ssl(w->srv->tls);
+    struct bufferevent *bev;
+    conn_info *ci;
+
+    if (ssl == NULL)
+        return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    ci = calloc(1, sizeof(*ci));
+    if (ci == NULL) {
+        SSL_free(ssl);
+        return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
+    ci->app = a;
+    atomic_fetch_add(&a->connections_total, 1);
+    if (atomic_fetch_add(&a->connections_open, 1) >= a->conf->max_connections)
+        ci->over_limit = 1;
+    if (SSL_set_ex_data(ssl, conn_ex_index, ci) != 1) {
+        atomic_fetch_sub(&a->connections_open, 1);
+        free(ci);
+    }
+    /* The bufferevent owns ssl from here on, even when creation fails. */
+    bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL)
+        return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    return bev;
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    worker *w = arg;
+    (void)fd;
+    (void)what;
+    if (w->inflight <= 0 || util_monotonic_us() >= w->drain_deadline_us) {
+        if (w->inflight > 0)
+            LOG_WARN("worker %d: shutdown timeout with %d requests in flight", w->index,
+                     w->inflight);
+        event_base_loopexit(w->base, NULL);
+    }
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    worker *w = arg;
+    struct timeval tick = {0, 20000};
+    (void)fd;
+    (void)what;
+    if (w->bound != NULL) {
+        evhttp_del_accept_socket(w->http, w->bound); /* closes the listening fd */
+        w->bound = NULL;
+        w->fd = -1;
+    }
+    w->drain_deadline_us =
+        util_monotonic_us() + (int64_t)w->srv->app->conf->shutdown_timeout_s * 1000000;
+    w->drain_ev = event_new(w->base, -1, EV_PERSIST, drain_cb, w);
+    if (w->drain_ev == NULL || event_add(w->drain_ev, &tick) != 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+/* Opens one listening socket on host:port with SO_REUSEPORT. */
+static evutil_socket_t open_listener(const char *host, int port, rd_error *err)
+{
+    struct addrinfo hints, *res = NULL;
+    char portstr[16];
+    evutil_socket_t fd = -1;
+    int one = 1, gai;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    gai = getaddrinfo(host, portstr, &hints, &res);
+    if (gai != 0) {
+        rd_fail(err, RD_ERR_INVALID_PARAMETER, "listen: cannot resolve %s: %s", host,
+                gai_strerror(gai));
+        return -1;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        rd_fail(err, RD_ERR_INVALID_PARAMETER, "listen: cannot listen on %s:%d: %s", host, port,
+                strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static int bound_port(evutil_socket_t fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return -1;
+}
+
+static rd_status worker_init(worker *w, rd_error *err)
+{
+    const repod_conf *conf = w->srv->app->conf;
+    w->base = event_base_new();
+    w->http = w->base != NULL ? evhttp_new(w->base) : NULL;
+    w->stop_ev = w->base != NULL ? event_new(w->base, -1, 0, stop_cb, w) : NULL;
+    if (w->http == NULL || w->stop_ev == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "cannot create the event loop of worker %d", w->index);
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)conf->max_body_bytes);
+    evhttp_set_max_headers_size(w->http, (ev_ssize_t)conf->max_header_bytes);
+    evhttp_set_timeout(w->http, (int)conf->request_timeout_s);
+    evhttp_set_flags(w->http, EVHTTP_SERVER_LINGERING_CLOSE);
+    evhttp_set_default_content_type(w->http, "application/json");
+    evhttp_set_bevcb(w->http, make_bev, w);
+    evhttp_set_gencb(w->http, on_request, w);
+    w->bound = evhttp_accept_socket_with_handle(w->http, w->fd);
+    if (w->bound == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "worker %d cannot accept on its socket", w->index);
+    return RD_OK;
+}
+
+rd_status server_create(app *a, server **out, rd_error *err)
+{
+    const repod_conf *conf = a->conf;
+    server *srv = calloc(1, sizeof(*srv));
+    rd_status rc = RD_OK;
+
+    *out = NULL;
+    pthread_once(&conn_ex_once, conn_ex_init);
+    if (srv == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    srv->app = a;
+    srv->nworkers = conf->workers > 0 ? conf->workers : 1;
+    srv->workers = calloc((size_t)srv->nworkers, sizeof(worker));
+    if (srv->workers == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < srv->nworkers; i++)
+        srv->workers[i].fd = -1;
+    rc = tls_server_create(conf->tls_cert, conf->tls_key, conf->tls_client_ca, &srv->tls, err);
+    if (rc != RD_OK)
+        goto done;
+    srv->port = conf->listen_port;
+    for (int i = 0; i < srv->nworkers; i++) {
+        worker *w = &srv->workers[i];
+        w->srv = srv;
+        w->index = i;
+        w->fd = open_listener(conf->listen_host, srv->port, err);
+        if (w->fd < 0) {
+            rc = err->code;
+            goto done;
+        }
+        if (i == 0)
+            srv->port = bound_port(w->fd);
+        rc = worker_init(w, err);
+        if (rc != RD_OK)
+            goto done;
+    }
+done:
+    if (rc != RD_OK) {
+        server_free(srv);
+        return rc;
+    }
+    *out = srv;
+    return RD_OK;
+}
+
+int server_port(const server *srv)
+{
+    return srv->port;
+}
+
+rd_status server_start(server *srv, rd_error *err)
+{
+    for (int i = 0; i < srv->nworkers; i++) {
+        worker *w = &srv->workers[i];
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+            return rd_fail(err, RD_ERR_INTERNAL, "cannot start worker thread %d", i);
+        w->started = 1;
+    }
+    return RD_OK;
+}
+
+void server_stop(server *srv)
+{
+    for (int i = 0; i < srv->nworkers; i++)
+        if (srv->workers[i].started)
+            event_active(srv->workers[i].stop_ev, 0, 0);
+    for (int i = 0; i < srv->nworkers; i++) {
+        if (srv->workers[i].started) {
+            pthread_join(srv->workers[i].thread, NULL);
+            srv->workers[i].started = 0;
+        }
+    }
+}
+
+rd_status server_reload_tls(server *srv, rd_error *err)
+{
+    return tls_server_reload(srv->tls, err);
+}
+
+void server_free(server *srv)
+{
+    if (srv == NULL)
+        return;
+    for (int i = 0; srv->workers != NULL && i < srv->nworkers; i++) {
+        worker *w = &srv->workers[i];
+        if (w->bound == NULL && w->fd >= 0)
+            close(w->fd); /* never handed to evhttp */
+        if (w->http != NULL)
+            evhttp_free(w->http); /* closes bound sockets and connections */
+        if (w->drain_ev != NULL)
+            event_free(w->drain_ev);
+        if (w->stop_ev != NULL)
+            event_free(w->stop_ev);
+        if (w->base != NULL)
+            event_base_free(w->base);
+    }
+    free(srv->workers);
+    tls_server_free(srv->tls);
+    free(srv);
+}
