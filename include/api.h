@@ -21,9 +21,12 @@ typedef struct api_call api_call;
 /* The edge's side of a call: how to send the answer.  reply() receives the
  * HTTP status, a body (new reference, stolen) and extra headers (borrowed
  * NULL-terminated name/value pairs, may be NULL). */
+struct event_base;
+
 typedef struct {
     void (*reply)(void *edge_ctx, int http_status, json_t *body, const char *const *headers);
     void *edge_ctx;
+    struct event_base *base; /* the worker's event loop, for handlers that wait */
 } api_edge;
 
 struct api_call {
@@ -51,7 +54,9 @@ void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_erro
 json_t *api_error_body(rd_status code, const char *message);
 
 /* Handlers: each validates its body and returns RD_OK with a new result in
- * *out, or an error in err. */
+ * *out, or an error in err.  A handler that must wait (upstream, registry)
+ * returns RD_PENDING instead: it then owns the call and ends it later, on the
+ * same event loop, with api_call_finish(). */
 typedef rd_status (*api_handler_fn)(api_call *call, json_t **out, rd_error *err);
 
 rd_status api_plugin_register(api_call *call, json_t **out, rd_error *err);

@@ -19,6 +19,9 @@ rd_status server_create(app *a, server **out, rd_error *err);
 /* The port actually bound. */
 int server_port(const server *srv);
 
+/* The plain-HTTP port of metrics_listen actually bound (0 when not set). */
+int server_metrics_port(const server *srv);
+
 /* Starts conf->workers threads that serve until server_stop(). */
 rd_status server_start(server *srv, rd_error *err);
 

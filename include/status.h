@@ -54,7 +54,9 @@ typedef enum {
     RD_ERR_REGISTRY_UNAVAILABLE,
     RD_ERR_UPSTREAM_TIMEOUT,
     RD_ERR_REGISTRY_TIMEOUT,
-    RD_STATUS_COUNT
+    RD_STATUS_COUNT,
+    /* Not an error: the operation continues asynchronously (see api.h). */
+    RD_PENDING = 1000
 } rd_status;
 
 #define RD_ERROR_MESSAGE_MAX 512

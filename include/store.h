@@ -31,7 +31,9 @@ typedef struct store store;
 typedef struct store_batch store_batch;
 
 /* Opens (creating if needed) the database in dir.  *out owns it until
- * store_close().  Fails with RD_ERR_INTERNAL and a message naming dir. */
+ * store_close().  Fails with RD_ERR_INTERNAL and a start-up message for the
+ * operator naming dir (never sent to clients; RocksDB's text goes to the
+ * log only). */
 rd_status store_open(const char *dir, store **out, rd_error *err);
 
 /* Flushes and closes; NULL is a no-op. */

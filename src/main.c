@@ -116,6 +116,9 @@ static int serve(const char *config_path)
     atomic_store(&a.ready, 1);
     LOG_INFO("repod %s: local repository %s, %d workers, data in %s", REPOD_VERSION,
              catalog_local_id(a.cat), a.conf->workers, a.conf->data_dir);
+    if (server_metrics_port(ms.srv) > 0)
+        fprintf(stderr, "repod: metrics on http://%s:%d/metrics\n", a.conf->metrics_host,
+                server_metrics_port(ms.srv));
     fprintf(stderr, "repod: listening on https://%s:%d\n", a.conf->listen_host,
             server_port(ms.srv));
     fflush(stderr);

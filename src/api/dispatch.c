@@ -174,6 +174,8 @@ void api_dispatch(app *a, const api_edge *edge, const char *method, const char *
     }
     snprintf(domain_out, AUTH_NAME_MAX, "%s", call->domain_id);
     rc = route->fn(call, &result, &err);
+    if (rc == RD_PENDING)
+        return; /* the handler finishes the call later */
 done:
     api_call_finish(call, rc, result, &err);
 }

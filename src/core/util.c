@@ -32,12 +32,20 @@ int64_t util_monotonic_us(void)
 
 void util_format_iso8601(int64_t epoch_ms, char *buf, size_t size)
 {
-    time_t secs = (time_t)(epoch_ms / 1000);
+    /* floor division, so instants before 1970 format correctly too */
+    int64_t ms = epoch_ms % 1000;
+    int64_t s = epoch_ms / 1000;
+    time_t secs;
     struct tm tm;
     char base[32];
+    if (ms < 0) {
+        ms += 1000;
+        s -= 1;
+    }
+    secs = (time_t)s;
     gmtime_r(&secs, &tm);
     strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, size, "%s.%03dZ", base, (int)(epoch_ms % 1000));
+    snprintf(buf, size, "%s.%03dZ", base, (int)ms);
 }
 
 void util_now_iso8601(char *buf, size_t size)
@@ -122,16 +130,26 @@ char *util_read_file(const char *path, size_t *len)
 
 int util_write_file_atomic(const char *path, const void *data, size_t len, int mode)
 {
-    char tmp[4096];
+    char tmp[4096], suffix[17];
+    unsigned char rnd[8];
     int fd = -1, rc = -1;
     const char *p = data;
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp)) {
+    /* A fresh, exclusive temp name: a file left by a crash never lends its
+     * mode or owner to the new one. */
+    if (util_random_bytes(rnd, sizeof(rnd)) != 0) {
+        errno = EIO;
+        return -1;
+    }
+    util_hex(rnd, sizeof(rnd), suffix);
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%s", path, suffix) >= sizeof(tmp)) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0)
         return -1;
+    if (fchmod(fd, (mode_t)mode) != 0) /* not narrowed by the umask */
+        goto done;
     while (len > 0) {
         ssize_t w = write(fd, p, len);
         if (w < 0) {

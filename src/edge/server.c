@@ -20,6 +20,7 @@
 #include <event2/keyvalq_struct.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@ struct server {
     app *app;
     tls_server *tls;
     int port;
+    int metrics_port; /* 0 when metrics_listen is not set */
     int nworkers;
     worker *workers;
 };
@@ -51,6 +53,8 @@ struct worker {
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
+    struct evhttp *ops_http; /* plain-HTTP metrics_listen (worker 0 only) */
+    struct evhttp_bound_socket *ops_bound;
     struct event *stop_ev;
     struct event *drain_ev;
     int inflight;
@@ -91,7 +95,8 @@ static void conn_ex_init(void)
 
 typedef struct {
     worker *w;
-    struct evhttp_request *req;
+    struct evhttp_request *req; /* NULL once the client went away */
+    struct evhttp_connection *evcon;
     int64_t start_us;
     char method[8];
     char path[256];
@@ -136,8 +141,21 @@ static void count_status(app *a, int status)
 static void send_raw(edge_req *er, int status, const char *content_type, const char *body,
                      size_t len, const char *const *headers)
 {
-    struct evkeyvalq *out = evhttp_request_get_output_headers(er->req);
-    struct evbuffer *buf = evbuffer_new();
+    struct evkeyvalq *out;
+    struct evbuffer *buf;
+
+    if (er->req == NULL) {
+        /* The connection closed while the answer was being prepared. */
+        LOG_INFO("access %s %s - (client gone) %lldus domain=%s", er->method, er->path,
+                 (long long)(util_monotonic_us() - er->start_us), er->domain[0] ? er->domain : "-");
+        er->w->inflight--;
+        free(er);
+        return;
+    }
+    if (er->evcon != NULL)
+        evhttp_connection_set_closecb(er->evcon, NULL, NULL);
+    out = evhttp_request_get_output_headers(er->req);
+    buf = evbuffer_new();
     evhttp_add_header(out, "Content-Type", content_type);
     evhttp_add_header(out, "Cache-Control", "no-store");
     for (size_t i = 0; headers != NULL && headers[i] != NULL && headers[i + 1] != NULL; i += 2)
@@ -231,6 +249,48 @@ static int serve_operational(edge_req *er, enum evhttp_cmd_type cmd, const char 
 
 /* ---- request entry ---------------------------------------------------- */
 
+/* The connection of a request that is still being answered closed: evhttp
+ * frees the request with it, so the answer must not be sent. */
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    edge_req *er = arg;
+    (void)evcon;
+    er->req = NULL;
+    er->evcon = NULL;
+}
+
+/* Starts the bookkeeping of one request (NULL when out of memory). */
+static edge_req *edge_req_new(worker *w, struct evhttp_request *req)
+{
+    edge_req *er = calloc(1, sizeof(*er));
+    if (er == NULL)
+        return NULL;
+    er->w = w;
+    er->req = req;
+    er->start_us = util_monotonic_us();
+    snprintf(er->method, sizeof(er->method), "%s", method_name(evhttp_request_get_command(req)));
+    snprintf(er->path, sizeof(er->path), "-");
+    w->inflight++;
+    return er;
+}
+
+/* Requests on metrics_listen: only the operational endpoints. */
+static void on_ops_request(struct evhttp_request *req, void *arg)
+{
+    edge_req *er = edge_req_new(arg, req);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    if (er == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    if (path == NULL)
+        path = "-";
+    snprintf(er->path, sizeof(er->path), "%s", path);
+    if (!serve_operational(er, evhttp_request_get_command(req), path))
+        reply_error(er, RD_ERR_UNKNOWN_ROUTE, "Unknown route.", NULL);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     worker *w = arg;
@@ -249,36 +309,18 @@ static void on_request(struct evhttp_request *req, void *arg)
             evhttp_connection_free(evcon);
         return;
     }
-    er = calloc(1, sizeof(*er));
+    er = edge_req_new(w, req);
     if (er == NULL) {
         evhttp_connection_free(evcon);
         return;
     }
-    er->w = w;
-    er->req = req;
-    er->start_us = util_monotonic_us();
-    w->inflight++;
+    er->evcon = evcon;
+    evhttp_connection_set_closecb(evcon, on_conn_close, er);
     cmd = evhttp_request_get_command(req);
-    snprintf(er->method, sizeof(er->method), "%s", method_name(cmd));
-
-    if (evhttp_request_get_uri(req) == NULL) {
-        /* evhttp calls us without a URI when the request failed to parse:
-         * a body over the limit (413) or a malformed request (400). */
-        int code = evhttp_request_get_response_code(req);
-        static const char *const close_hdr[] = {"Connection", "close", NULL};
-        snprintf(er->path, sizeof(er->path), "-");
-        if (code == 413)
-            reply_error(er, RD_ERR_REQUEST_TOO_LARGE,
-                        "Request too large. (limit = limits.max_body_bytes)", close_hdr);
-        else
-            reply_error(er, RD_ERR_BAD_REQUEST, "Bad request.", close_hdr);
-        return;
-    }
     {
         conn_info *ci = conn_ex_index >= 0 ? SSL_get_ex_data(ssl, conn_ex_index) : NULL;
         if (ci != NULL && ci->over_limit) {
             static const char *const close_hdr[] = {"Connection", "close", NULL};
-            snprintf(er->path, sizeof(er->path), "-");
             reply_error(er, RD_ERR_TOO_MANY_REQUESTS,
                         "Too many requests. (reason = connection limit reached)", close_hdr);
             return;
@@ -292,8 +334,14 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (serve_operational(er, cmd, path))
         return;
     in = evhttp_request_get_input_buffer(req);
+    if ((int64_t)evbuffer_get_length(in) > w->srv->app->conf->max_body_bytes) {
+        static const char *const close_hdr[] = {"Connection", "close", NULL};
+        reply_error(er, RD_ERR_REQUEST_TOO_LARGE,
+                    "Request too large. (limit = limits.max_body_bytes)", close_hdr);
+        return;
+    }
     {
-        api_edge edge = {edge_reply, er};
+        api_edge edge = {edge_reply, er, w->base};
         size_t len = evbuffer_get_length(in);
         const char *body = len > 0 ? (const char *)evbuffer_pullup(in, -1) : "";
         const char *authz =
@@ -360,6 +408,10 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
         w->bound = NULL;
         w->fd = -1;
     }
+    if (w->ops_bound != NULL) {
+        evhttp_del_accept_socket(w->ops_http, w->ops_bound);
+        w->ops_bound = NULL;
+    }
     w->drain_deadline_us =
         util_monotonic_us() + (int64_t)w->srv->app->conf->shutdown_timeout_s * 1000000;
     w->drain_ev = event_new(w->base, -1, EV_PERSIST, drain_cb, w);
@@ -396,6 +448,8 @@ static evutil_socket_t open_listener(const char *host, int port, rd_error *err)
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        /* accepted sockets inherit it: small answers leave at once */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
         rd_fail(err, RD_ERR_INVALID_PARAMETER, "listen: cannot listen on %s:%d: %s", host, port,
                 strerror(errno));
@@ -431,7 +485,11 @@ static rd_status worker_init(worker *w, rd_error *err)
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)conf->max_body_bytes);
+    /* Bodies over limits.max_body_bytes are answered by on_request() with a
+     * JSON 413.  libevent 2.1 answers its own limit with an HTML page it
+     * builds itself, so its limit is set well above ours and only bounds the
+     * memory spent on absurd bodies (which get that page and a close). */
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)(conf->max_body_bytes * 4 + 65536));
     evhttp_set_max_headers_size(w->http, (ev_ssize_t)conf->max_header_bytes);
     evhttp_set_timeout(w->http, (int)conf->request_timeout_s);
     evhttp_set_flags(w->http, EVHTTP_SERVER_LINGERING_CLOSE);
@@ -441,6 +499,25 @@ static rd_status worker_init(worker *w, rd_error *err)
     w->bound = evhttp_accept_socket_with_handle(w->http, w->fd);
     if (w->bound == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "worker %d cannot accept on its socket", w->index);
+    if (w->index == 0 && conf->metrics_host != NULL) {
+        /* Operational endpoints on their own plain-HTTP address, for
+         * scrapers on an internal interface; the API never answers there. */
+        w->ops_http = evhttp_new(w->base);
+        if (w->ops_http == NULL)
+            return rd_fail(err, RD_ERR_INTERNAL, "cannot create the metrics listener");
+        evhttp_set_allowed_methods(w->ops_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                                    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+        evhttp_set_timeout(w->ops_http, (int)conf->request_timeout_s);
+        evhttp_set_max_body_size(w->ops_http, 1024);
+        evhttp_set_gencb(w->ops_http, on_ops_request, w);
+        w->ops_bound = evhttp_bind_socket_with_handle(w->ops_http, conf->metrics_host,
+                                                      (ev_uint16_t)conf->metrics_port);
+        if (w->ops_bound == NULL)
+            return rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                           "metrics_listen: cannot listen on %s:%d: %s", conf->metrics_host,
+                           conf->metrics_port, strerror(errno));
+        w->srv->metrics_port = bound_port(evhttp_bound_socket_get_fd(w->ops_bound));
+    }
     return RD_OK;
 }
 
@@ -496,6 +573,11 @@ int server_port(const server *srv)
     return srv->port;
 }
 
+int server_metrics_port(const server *srv)
+{
+    return srv->metrics_port;
+}
+
 rd_status server_start(server *srv, rd_error *err)
 {
     for (int i = 0; i < srv->nworkers; i++) {
@@ -535,6 +617,8 @@ void server_free(server *srv)
             close(w->fd); /* never handed to evhttp */
         if (w->http != NULL)
             evhttp_free(w->http); /* closes bound sockets and connections */
+        if (w->ops_http != NULL)
+            evhttp_free(w->ops_http);
         if (w->drain_ev != NULL)
             event_free(w->drain_ev);
         if (w->stop_ev != NULL)

@@ -139,7 +139,7 @@ rd_status store_get_json(store *st, store_cf cf, const void *key, size_t klen, j
     rd_status rc = store_get(st, cf, key, klen, &val, &vlen, err);
     if (rc != RD_OK)
         return rc;
-    *out = json_loadb(val, vlen, 0, &jerr);
+    *out = json_loadb(val, vlen, JSON_DECODE_ANY, &jerr);
     free(val);
     if (*out == NULL) {
         LOG_ERROR("store: corrupt JSON record: %s", jerr.text);

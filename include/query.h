@@ -1,0 +1,90 @@
+/*
+ * query.h - the query and statistics engine (SPEC section 8).
+ *
+ * One engine that runs over any set of JSON documents (local plugins, mirrored
+ * remote catalogs, repositories, or the merged set).  Callers compile a query
+ * once, then either test single documents (query_match) or run the whole
+ * list pipeline (query_run: filter, keyword, sort, page, projection).
+ *
+ * Ownership: compiled queries own copies of what they need from the request;
+ * documents passed in are borrowed and never modified.
+ */
+#ifndef REPOD_QUERY_H
+#define REPOD_QUERY_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "status.h"
+
+/* What differs between resources: which fields `keyword` searches and which
+ * fields `minimal` returns.  Both lists are NULL-terminated and borrowed for
+ * the life of the compiled query (use static arrays). */
+typedef struct {
+    const char *const *keyword_fields;
+    const char *const *minimal_fields;
+} query_schema;
+
+extern const query_schema query_schema_plugin;     /* plugin_id, name, provider, labels */
+extern const query_schema query_schema_repository; /* repository_id, name */
+
+typedef struct query query;
+
+/* Compiles a list query.  query_obj is the request's "query" value (NULL or
+ * JSON null = match all); eq_filters is an object of extra top-level `eq`
+ * conditions ANDed with the query (NULL = none; a JSON null value in it is
+ * skipped).  Errors: RD_ERR_DB_QUERY, RD_ERR_OPERATOR_*,
+ * RD_ERR_INVALID_PARAMETER_TYPE, with a message naming the condition.
+ * schema NULL means query_schema_plugin.  timediff values are evaluated
+ * here, once.  On success *out is a new compiled query (free with
+ * query_free); on failure *out is NULL.  A compiled query is immutable and
+ * may be used from several threads at once.  Semantics: docs/query.md. */
+rd_status query_compile(const json_t *query_obj, const json_t *eq_filters,
+                        const query_schema *schema, query **out, rd_error *err);
+
+void query_free(query *q);
+
+/* 1 if doc (borrowed) satisfies filter, filter_or, keyword and eq_filters. */
+int query_match(const query *q, const json_t *doc);
+
+/* Runs the whole list pipeline over docs (a JSON array, borrowed; its order is
+ * the default order and ties in an explicit sort keep it).  *out receives a
+ * new object {"results": [...], "total_count": N}; total_count counts matches
+ * before paging; count_only gives empty results.  Result documents are
+ * copies (or projections): they share nothing with docs. */
+rd_status query_run(const query *q, const json_t *docs, json_t **out, rd_error *err);
+
+/* Runs a statistics query (StatisticsQuery object: filter, filter_or,
+ * keyword, then distinct or aggregate, and page) over docs (borrowed).
+ * *out receives a new object {"results": [...]} plus "total_count" when page
+ * is given.  Neither aggregate nor distinct -> RD_ERR_REQUIRED_PARAMETER
+ * (key = aggregate); both -> RD_ERR_DB_QUERY.  The whole query is checked
+ * before any document is read: on failure *out is NULL.  The results share
+ * nothing with docs. */
+rd_status query_stat(const json_t *stat_query, const query_schema *schema, const json_t *docs,
+                     json_t **out, rd_error *err);
+
+/* Looks up a dotted key ("tags.description", "labels") in doc; returns a
+ * borrowed value or NULL when missing.  Through arrays of objects the key
+ * reaches every element: the result is then a new array owned by the caller
+ * via *owned (set to NULL when the returned value is borrowed).  This is
+ * MongoDB's aggregation field-path rule ("$a.b" over an array of objects
+ * gives the array of their "b"s, nested arrays stay nested); with owned NULL
+ * such a lookup returns NULL. */
+json_t *query_lookup(const json_t *doc, const char *dotted_key, json_t **owned);
+
+/* Parses an ISO-8601 date or date-time into ms since the epoch (UTC):
+ * "2022-01-01", "2022-01-01T08:02", "2022-01-01T08:02:38Z",
+ * "2022-01-01T08:02:38.094Z", "2022-01-01 08:02:38+09:00" ("+0900", "+09"
+ * too); no zone means UTC; fractions beyond ms are truncated.  Returns 0 on
+ * success, -1 when s is not such a date (fields out of range included). */
+int query_parse_datetime(const char *s, int64_t *epoch_ms);
+
+/* Evaluates a `timediff` value against now_ms: "now" followed by any number
+ * of steps applied left to right, each "+N<u>" / "-N<u>" (add / subtract) or
+ * "/<u>" (round down to the start of the unit, UTC; weeks start on Monday),
+ * with units s m h d w: "now-1d", "now+2h", "now/d", "now-1w/d".  Returns 0
+ * and sets *epoch_ms on success, -1 on a malformed value. */
+int query_parse_timediff(const char *s, int64_t now_ms, int64_t *epoch_ms);
+
+#endif
