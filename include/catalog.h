@@ -62,6 +62,15 @@ rd_status catalog_plugin_delete(catalog *cat, const char *domain_id, const char 
  * (new references). */
 rd_status catalog_plugin_collect(catalog *cat, const char *domain_id, json_t *arr, rd_error *err);
 
+struct query;
+
+/* Like catalog_plugin_collect, but may use secondary indexes to skip
+ * records that cannot match q (borrowed; NULL = no hint): what it appends is
+ * a superset of the matches of q in the domain, in plugin_id order.  When
+ * decoded is not NULL it is increased by the number of records decoded. */
+rd_status catalog_plugin_collect_query(catalog *cat, const char *domain_id, const struct query *q,
+                                       json_t *arr, size_t *decoded, rd_error *err);
+
 /* Number of local plugins in all domains (for repository deregister checks). */
 rd_status catalog_plugin_count_all(catalog *cat, size_t *count, rd_error *err);
 

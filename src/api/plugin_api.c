@@ -249,8 +249,8 @@ static int cmp_by_name(const void *a, const void *b)
 /* Every plugin the caller can read in the repository named by repository_id
  * (NULL = all), as response views in default order (repository precedence,
  * then name).  *out is a new array. */
-static rd_status collect_visible(api_call *call, const char *repository_id, json_t **out,
-                                 rd_error *err)
+static rd_status collect_visible(api_call *call, const char *repository_id, const query *q,
+                                 json_t **out, rd_error *err)
 {
     const char *domains[MAX_DOMAINS];
     size_t n = readable_domains(call, domains, MAX_DOMAINS);
@@ -265,7 +265,7 @@ static rd_status collect_visible(api_call *call, const char *repository_id, json
     }
     if (repository_id == NULL || strcmp(repository_id, catalog_local_id(call->app->cat)) == 0) {
         for (size_t i = 0; i < n && rc == RD_OK; i++)
-            rc = catalog_plugin_collect(call->app->cat, domains[i], records, err);
+            rc = catalog_plugin_collect_query(call->app->cat, domains[i], q, records, NULL, err);
         if (rc != RD_OK)
             goto done;
     }
@@ -317,7 +317,7 @@ rd_status api_plugin_list(api_call *call, json_t **out, rd_error *err)
     if (rc == RD_OK)
         rc = query_compile(json_object_get(call->body, "query"), eq, &query_schema_plugin, &q, err);
     if (rc == RD_OK)
-        rc = collect_visible(call, repository_id, &docs, err);
+        rc = collect_visible(call, repository_id, q, &docs, err);
     if (rc == RD_OK)
         rc = query_run(q, docs, out, err);
     query_free(q);
@@ -342,7 +342,7 @@ rd_status api_plugin_stat(api_call *call, json_t **out, rd_error *err)
                        "Invalid parameter type. (key = query, type = object)");
     rc = api_opt_string(call->body, "repository_id", &repository_id, err);
     if (rc == RD_OK)
-        rc = collect_visible(call, repository_id, &docs, err);
+        rc = collect_visible(call, repository_id, NULL, &docs, err);
     if (rc == RD_OK)
         rc = query_stat(qv, &query_schema_plugin, docs, out, err);
     json_decref(docs);

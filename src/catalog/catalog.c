@@ -291,3 +291,15 @@ rd_status catalog_plugin_count_all(catalog *cat, size_t *count, rd_error *err)
     *count = 0;
     return store_scan(cat->st, STORE_CF_PLUGINS, prefix, 2, count_one, count, err);
 }
+
+rd_status catalog_plugin_collect_query(catalog *cat, const char *domain_id, const struct query *q,
+                                       json_t *arr, size_t *decoded, rd_error *err)
+{
+    size_t before = json_array_size(arr);
+    rd_status rc;
+    (void)q;
+    rc = catalog_plugin_collect(cat, domain_id, arr, err);
+    if (decoded != NULL)
+        *decoded += json_array_size(arr) - before;
+    return rc;
+}
