@@ -36,6 +36,7 @@ struct api_call {
     char domain_id[AUTH_NAME_MAX]; /* effective domain ("" when anonymous) */
     json_t *body;                  /* the request object (owned by the call) */
     const char *x_cache;           /* "HIT" | "MISS" | "STALE" | NULL: sent as X-Cache */
+    void *pending_ctx;             /* a waiting handler's own state (it frees it) */
 };
 
 /* Handles one API request.  path is the URL path (no query string);
@@ -65,6 +66,7 @@ rd_status api_plugin_deregister(api_call *call, json_t **out, rd_error *err);
 rd_status api_plugin_enable(api_call *call, json_t **out, rd_error *err);
 rd_status api_plugin_disable(api_call *call, json_t **out, rd_error *err);
 rd_status api_plugin_get(api_call *call, json_t **out, rd_error *err);
+rd_status api_plugin_get_versions(api_call *call, json_t **out, rd_error *err);
 rd_status api_plugin_list(api_call *call, json_t **out, rd_error *err);
 rd_status api_plugin_stat(api_call *call, json_t **out, rd_error *err);
 
@@ -74,6 +76,7 @@ rd_status api_repository_deregister(api_call *call, json_t **out, rd_error *err)
 rd_status api_repository_get(api_call *call, json_t **out, rd_error *err);
 rd_status api_repository_list(api_call *call, json_t **out, rd_error *err);
 rd_status api_repository_stat(api_call *call, json_t **out, rd_error *err);
+rd_status api_repository_sync(api_call *call, json_t **out, rd_error *err);
 
 /* Request helpers shared by the handlers (src/api/request.c). */
 

@@ -14,12 +14,15 @@
 #include "conf.h"
 #include "store.h"
 
+struct fetcher;
+
 typedef struct {
-    repod_conf *conf; /* owned */
-    store *st;        /* owned */
-    catalog *cat;     /* owned */
-    auth_store *auth; /* owned */
-    atomic_int ready; /* 1 while serving, 0 while starting or stopping */
+    repod_conf *conf;        /* owned */
+    store *st;               /* owned */
+    catalog *cat;            /* owned */
+    auth_store *auth;        /* owned */
+    struct fetcher *fetcher; /* owned: the upstream engine (fetcher.h) */
+    atomic_int ready;        /* 1 while serving, 0 while starting or stopping */
     /* counters for /metrics */
     atomic_ullong requests_total;
     atomic_ullong requests_by_class[6]; /* index = status / 100 */

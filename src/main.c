@@ -13,7 +13,10 @@
 #include "auth.h"
 #include "catalog.h"
 #include "conf.h"
+#include "fetcher.h"
 #include "log.h"
+#include "mirror.h"
+#include "remote.h"
 #include "server.h"
 #include "store.h"
 
@@ -69,6 +72,25 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+/* SPEC 6: a remote whose TLS is not verified is worth a warning at every
+ * start. */
+static void warn_unverified_remotes(app *a)
+{
+    json_t *recs = NULL, *rec;
+    size_t i;
+    rd_error err;
+    if (remote_list(a->st, &recs, &err) != RD_OK)
+        return;
+    json_array_foreach(recs, i, rec)
+    {
+        if (json_is_false(json_object_get(json_object_get(rec, "upstream_config"), "verify")))
+            LOG_WARN("repository %s (%s): TLS verification of the upstream is off",
+                     json_string_value(json_object_get(rec, "repository_id")),
+                     json_string_value(json_object_get(rec, "endpoint")));
+    }
+    json_decref(recs);
+}
+
 static int serve(const char *config_path)
 {
     app a;
@@ -92,7 +114,7 @@ static int serve(const char *config_path)
     if (store_open(a.conf->data_dir, &a.st, &err) != RD_OK ||
         catalog_open(a.st, a.conf->local_repository_name, &a.cat, &err) != RD_OK ||
         auth_open(a.conf->tokens_file, &a.auth, &err) != RD_OK ||
-        server_create(&a, &ms.srv, &err) != RD_OK) {
+        fetcher_start(&a, &a.fetcher, &err) != RD_OK || server_create(&a, &ms.srv, &err) != RD_OK) {
         fprintf(stderr, "repod: %s\n", err.message);
         goto done;
     }
@@ -113,6 +135,8 @@ static int serve(const char *config_path)
         fprintf(stderr, "repod: %s\n", err.message);
         goto done;
     }
+    warn_unverified_remotes(&a);
+    mirror_bootstrap(&a, ms.base);
     atomic_store(&a.ready, 1);
     LOG_INFO("repod %s: local repository %s, %d workers, data in %s", REPOD_VERSION,
              catalog_local_id(a.cat), a.conf->workers, a.conf->data_dir);
@@ -135,6 +159,10 @@ done:
         event_free(ev_hup);
     if (ms.base != NULL)
         event_base_free(ms.base);
+    /* Workers are joined: stop the upstream engine before their loops are
+     * freed with the server. */
+    fetcher_stop(a.fetcher);
+    mirror_bootstrap_free();
     server_free(ms.srv);
     auth_close(a.auth);
     catalog_close(a.cat);

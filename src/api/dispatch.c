@@ -28,6 +28,7 @@ static const api_route routes[] = {
     {"plugin", "enable", api_plugin_enable, AUTH_ROLE_ADMIN, 0},
     {"plugin", "disable", api_plugin_disable, AUTH_ROLE_ADMIN, 0},
     {"plugin", "get", api_plugin_get, AUTH_ROLE_VIEWER, 1},
+    {"plugin", "get-versions", api_plugin_get_versions, AUTH_ROLE_VIEWER, 1},
     {"plugin", "list", api_plugin_list, AUTH_ROLE_VIEWER, 1},
     {"plugin", "stat", api_plugin_stat, AUTH_ROLE_VIEWER, 1},
     {"repository", "register", api_repository_register, AUTH_ROLE_SYSTEM, 0},
@@ -36,6 +37,7 @@ static const api_route routes[] = {
     {"repository", "get", api_repository_get, AUTH_ROLE_VIEWER, 1},
     {"repository", "list", api_repository_list, AUTH_ROLE_VIEWER, 1},
     {"repository", "stat", api_repository_stat, AUTH_ROLE_VIEWER, 1},
+    {"repository", "sync", api_repository_sync, AUTH_ROLE_SYSTEM, 0},
 };
 
 /* Finds the route of path; NULL when the path is not an API route. */

@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "plugin.h"
+#include "federation.h"
 #include "query.h"
 #include "util.h"
 
@@ -59,6 +60,17 @@ static rd_status write_target_missing(api_call *call, const char *plugin_id, rd_
         return rd_fail(err, RD_ERR_PERMISSION_DENIED,
                        "Permission denied. (plugin_id = %s, reason = owned by another domain)",
                        plugin_id);
+    if (rc != RD_ERR_NOT_FOUND)
+        return rc;
+    rc = federation_find_cached(call->app, plugin_id, &other, err);
+    if (rc == RD_OK) {
+        rc = rd_fail(err, RD_ERR_NOT_LOCAL_PLUGIN,
+                     "Plugin is not local. (plugin_id = %s, repository_id = %s, repository = %s)",
+                     plugin_id, json_string_value(json_object_get(other, "repository_id")),
+                     json_string_value(json_object_get(other, "name")));
+        json_decref(other);
+        return rc;
+    }
     if (rc != RD_ERR_NOT_FOUND)
         return rc;
     return rd_fail(err, RD_ERR_NOT_FOUND, "Value not found. (plugin_id = %s)", plugin_id);
@@ -198,10 +210,38 @@ static rd_status project_only(json_t *only, json_t **doc, rd_error *err)
     return rc;
 }
 
-rd_status api_plugin_get(api_call *call, json_t **out, rd_error *err)
+static void remote_get_done(api_call *call, void *ud, json_t *value, rd_status rc,
+                            const rd_error *err)
+{
+    json_t *doc = NULL;
+    rd_error e = {RD_OK, ""};
+    (void)ud;
+    if (rc == RD_OK) {
+        doc = json_incref(value);
+        rc = project_only(json_object_get(call->body, "only"), &doc, &e);
+        err = &e;
+        if (rc != RD_OK) {
+            json_decref(doc);
+            doc = NULL;
+        }
+    }
+    api_call_finish(call, rc, doc, err);
+}
+
+static void remote_versions_done(api_call *call, void *ud, json_t *value, rd_status rc,
+                                 const rd_error *err)
+{
+    (void)ud;
+    api_call_finish(call, rc, rc == RD_OK ? json_incref(value) : NULL, err);
+}
+
+/* Shared by get and get-versions: the local repository first (unless
+ * another repository is named), then the remote ones by priority. */
+static rd_status find_plugin(api_call *call, int want_versions, json_t **out, rd_error *err)
 {
     const char *plugin_id = NULL, *repository_id = NULL;
     json_t *record = NULL, *doc = NULL;
+    int search_local, search_remote;
     rd_status rc = plugin_check_id_request(call->body, 1, err);
     if (rc == RD_OK)
         rc = api_req_string(call->body, "plugin_id", &plugin_id, err);
@@ -209,14 +249,25 @@ rd_status api_plugin_get(api_call *call, json_t **out, rd_error *err)
         rc = api_opt_string(call->body, "repository_id", &repository_id, err);
     if (rc != RD_OK)
         return rc;
-    if (repository_id == NULL || strcmp(repository_id, catalog_local_id(call->app->cat)) == 0)
-        rc = find_readable(call, plugin_id, &record, err);
-    else
-        rc = RD_ERR_NOT_FOUND;
+    search_local =
+        repository_id == NULL || strcmp(repository_id, catalog_local_id(call->app->cat)) == 0;
+    search_remote = !search_local || repository_id == NULL;
+    rc = search_local ? find_readable(call, plugin_id, &record, err) : RD_ERR_NOT_FOUND;
+    if (rc == RD_ERR_NOT_FOUND && search_remote)
+        return federation_find_plugin(call, plugin_id, repository_id, want_versions,
+                                      want_versions ? remote_versions_done : remote_get_done, NULL,
+                                      err);
     if (rc == RD_ERR_NOT_FOUND)
         return rd_fail(err, RD_ERR_NO_PLUGIN, "Plugin not found. (plugin_id = %s)", plugin_id);
     if (rc != RD_OK)
         return rc;
+    if (want_versions) {
+        json_decref(record);
+        return rd_fail(err, RD_ERR_REGISTRY_UNAVAILABLE,
+                       "Registry unavailable. (plugin_id = %s, reason = this server reads no "
+                       "registries)",
+                       plugin_id);
+    }
     doc = view(call, record);
     json_decref(record);
     rc = project_only(json_object_get(call->body, "only"), &doc, err);
@@ -226,6 +277,16 @@ rd_status api_plugin_get(api_call *call, json_t **out, rd_error *err)
     }
     *out = doc;
     return RD_OK;
+}
+
+rd_status api_plugin_get(api_call *call, json_t **out, rd_error *err)
+{
+    return find_plugin(call, 0, out, err);
+}
+
+rd_status api_plugin_get_versions(api_call *call, json_t **out, rd_error *err)
+{
+    return find_plugin(call, 1, out, err);
 }
 
 static int cmp_by_name(const void *a, const void *b)
@@ -293,12 +354,70 @@ static const char *const list_keys[] = {
     "query",        "plugin_id", "name",          "state",         "resource_type",
     "service_type", "provider",  "registry_type", "repository_id", NULL};
 
+/* A list or stat over the local plugins plus, when the request does not
+ * name the local repository, the remote catalogs. */
+typedef struct {
+    query *q;             /* list */
+    const json_t *stat_q; /* stat (borrowed from the call's body) */
+    json_t *docs;         /* local views, then the remote ones appended */
+} merged_read;
+
+static void merged_read_free(merged_read *m)
+{
+    query_free(m->q);
+    json_decref(m->docs);
+    free(m);
+}
+
+static rd_status merged_run(merged_read *m, json_t **out, rd_error *err)
+{
+    if (m->q != NULL)
+        return query_run(m->q, m->docs, out, err);
+    return query_stat(m->stat_q, &query_schema_plugin, m->docs, out, err);
+}
+
+static void merged_remote_done(api_call *call, void *ud, json_t *remote_docs, rd_status rc,
+                               const rd_error *err)
+{
+    merged_read *m = ud;
+    json_t *out = NULL;
+    rd_error e = {RD_OK, ""};
+    if (rc == RD_OK) {
+        json_array_extend(m->docs, remote_docs);
+        rc = merged_run(m, &out, &e);
+        err = &e;
+    }
+    merged_read_free(m);
+    api_call_finish(call, rc, out, err);
+}
+
+/* Runs m (owned) over what repository_id names: NULL = everything the
+ * caller can see. */
+static rd_status merged_read_start(api_call *call, merged_read *m, const char *repository_id,
+                                   json_t **out, rd_error *err)
+{
+    int local_only =
+        repository_id != NULL && strcmp(repository_id, catalog_local_id(call->app->cat)) == 0;
+    rd_status rc = collect_visible(call, repository_id, m->q, &m->docs, err);
+    if (rc == RD_OK && local_only)
+        rc = merged_run(m, out, err);
+    if (rc != RD_OK || local_only) {
+        merged_read_free(m);
+        return rc;
+    }
+    rc = federation_gather(call, repository_id, merged_remote_done, m, err);
+    if (rc != RD_PENDING)
+        merged_read_free(m);
+    return rc;
+}
+
 rd_status api_plugin_list(api_call *call, json_t **out, rd_error *err)
 {
     static const char *const eq_keys[] = {"plugin_id", "name",          "state", "resource_type",
                                           "provider",  "registry_type", NULL};
     const char *repository_id = NULL, *service_type = NULL;
-    json_t *eq = json_object(), *docs = NULL;
+    json_t *eq = json_object();
+    merged_read *m = NULL;
     query *q = NULL;
     rd_status rc = api_check_keys(call->body, list_keys, err);
 
@@ -316,21 +435,24 @@ rd_status api_plugin_list(api_call *call, json_t **out, rd_error *err)
         rc = api_opt_string(call->body, "repository_id", &repository_id, err);
     if (rc == RD_OK)
         rc = query_compile(json_object_get(call->body, "query"), eq, &query_schema_plugin, &q, err);
-    if (rc == RD_OK)
-        rc = collect_visible(call, repository_id, q, &docs, err);
-    if (rc == RD_OK)
-        rc = query_run(q, docs, out, err);
-    query_free(q);
     json_decref(eq);
-    json_decref(docs);
-    return rc;
+    if (rc != RD_OK)
+        return rc;
+    m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        query_free(q);
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    }
+    m->q = q;
+    return merged_read_start(call, m, repository_id, out, err);
 }
 
 rd_status api_plugin_stat(api_call *call, json_t **out, rd_error *err)
 {
     static const char *const stat_keys[] = {"query", "repository_id", NULL};
     const char *repository_id = NULL;
-    json_t *docs = NULL, *qv;
+    merged_read *m;
+    json_t *qv;
     rd_status rc = api_check_keys(call->body, stat_keys, err);
     if (rc != RD_OK)
         return rc;
@@ -341,10 +463,11 @@ rd_status api_plugin_stat(api_call *call, json_t **out, rd_error *err)
         return rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
                        "Invalid parameter type. (key = query, type = object)");
     rc = api_opt_string(call->body, "repository_id", &repository_id, err);
-    if (rc == RD_OK)
-        rc = collect_visible(call, repository_id, NULL, &docs, err);
-    if (rc == RD_OK)
-        rc = query_stat(qv, &query_schema_plugin, docs, out, err);
-    json_decref(docs);
-    return rc;
+    if (rc != RD_OK)
+        return rc;
+    m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    m->stat_q = qv;
+    return merged_read_start(call, m, repository_id, out, err);
 }

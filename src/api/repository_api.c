@@ -1,21 +1,41 @@
 /*
  * repository_api.c - handlers of /repository/v1/repository/<verb>.
  *
- * The local repository is created at first start and cannot be registered a
- * second time nor deregistered while it exists; remote repositories are
- * managed here too once federation is configured.
+ * One local repository exists (created at first start); remote ones are
+ * registered here.  Registering a remote asks the upstream for its local
+ * repository and adopts that repository_id, so a marketplace has the same
+ * id on every mirror.  The upstream token is stored but never answered.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "fetcher.h"
+#include "log.h"
+#include "mirror.h"
 #include "query.h"
+#include "remote.h"
+#include "util.h"
+
+/* ---- register ------------------------------------------------------------- */
+
+typedef struct {
+    json_t *record; /* everything but repository_id */
+} register_state;
+
+static void register_probed(const fetch_result *res, void *arg);
 
 static const char *const register_keys[] = {"name",     "repository_type", "endpoint", "priority",
                                             "upstream", "cache",           NULL};
 
 rd_status api_repository_register(api_call *call, json_t **out, rd_error *err)
 {
-    const char *type = NULL, *name = NULL;
+    app *a = call->app;
+    const char *type = NULL, *name = NULL, *endpoint = NULL;
+    json_t *up, *cache;
+    json_int_t priority = 100;
+    register_state *rs;
+    fetch_job job;
     rd_status rc = api_check_keys(call->body, register_keys, err);
     (void)out;
     if (rc == RD_OK)
@@ -27,64 +47,186 @@ rd_status api_repository_register(api_call *call, json_t **out, rd_error *err)
     if (strcmp(type, "local") == 0)
         return rd_fail(err, RD_ERR_EXIST_RESOURCE,
                        "A local repository already exists. (repository_id = %s)",
-                       catalog_local_id(call->app->cat));
-    if (strcmp(type, "remote") == 0)
+                       catalog_local_id(a->cat));
+    if (strcmp(type, "remote") != 0)
         return rd_fail(err, RD_ERR_INVALID_PARAMETER,
-                       "Invalid parameter. (key = repository_type, reason = remote repositories "
-                       "are not supported by this server)");
-    return rd_fail(err, RD_ERR_INVALID_PARAMETER,
-                   "Invalid parameter. (key = repository_type, value = %s)", type);
+                       "Invalid parameter. (key = repository_type, value = %s)", type);
+    up = json_object_get(call->body, "upstream");
+    cache = json_object_get(call->body, "cache");
+    rc = api_req_string(call->body, "endpoint", &endpoint, err);
+    if (rc == RD_OK)
+        rc = remote_check_endpoint(endpoint, err);
+    if (rc == RD_OK)
+        rc = remote_check_priority(call->body, &priority, err);
+    if (rc == RD_OK)
+        rc = remote_check_upstream(json_is_null(up) ? NULL : up, err);
+    if (rc == RD_OK)
+        rc = remote_check_cache(json_is_null(cache) ? NULL : cache, err);
+    if (rc != RD_OK)
+        return rc;
+    if (mirror_name_taken(a, name, NULL))
+        return rd_fail(err, RD_ERR_SAVE_UNIQUE_VALUES, "Duplicated value. (key = name, value = %s)",
+                       name);
+    rs = calloc(1, sizeof(*rs));
+    if (rs == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    rs->record = remote_new_record(name, endpoint, priority, json_is_object(up) ? up : NULL,
+                                   json_is_object(cache) ? cache : NULL);
+    if (rs->record == NULL) {
+        free(rs);
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    }
+    memset(&job, 0, sizeof(job));
+    job.kind = FETCH_PROBE;
+    job.endpoint = endpoint;
+    job.token = json_string_value(json_object_get(up, "token"));
+    job.ca_file = json_string_value(json_object_get(up, "ca_file"));
+    job.verify = !json_is_false(json_object_get(up, "verify"));
+    job.timeout_ms = json_integer_value(json_object_get(cache, "timeout_ms"));
+    /* the call waits for the upstream's answer on this loop */
+    call->pending_ctx = rs;
+    fetcher_submit(a->fetcher, &job, call->edge.base, register_probed, call);
+    return RD_PENDING;
 }
 
-/* Finds repository_id among the repositories the server knows: *out gets the
- * record (new reference). */
-static rd_status find_repository(api_call *call, const char *repository_id, json_t **out,
-                                 rd_error *err)
+static void register_probed(const fetch_result *res, void *arg)
 {
+    api_call *call = arg;
+    register_state *rs = call->pending_ctx;
+    json_t *rec = rs->record, *view = NULL;
+    rd_error err = {RD_OK, ""};
+    rd_status rc = res->rc;
+
+    call->pending_ctx = NULL;
+    free(rs);
+    if (rc == RD_OK)
+        rc = mirror_adopt(call->app, rec, res->value, &err);
+    else if (rc == RD_ERR_NOT_FOUND || rc == RD_ERR_INTERNAL)
+        rc = rd_fail(&err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                     "Bad upstream response. (reason = no local repository)");
+    else
+        err = res->err;
+    if (rc == RD_OK)
+        view = remote_view(rec, NULL);
+    json_decref(rec);
+    api_call_finish(call, rc, view, &err);
+}
+
+/* ---- lookups --------------------------------------------------------------- */
+
+/* A repository document as answered: the local record, or a remote view with
+ * its upstream status (new reference). */
+static json_t *repository_doc(app *a, const json_t *rec)
+{
+    json_t *status = NULL, *doc;
+    rd_error e;
+    const char *id = json_string_value(json_object_get(rec, "repository_id"));
+    remote_status_get(a->st, id, &status, &e);
+    doc = remote_view(rec, status);
+    json_decref(status);
+    return doc;
+}
+
+/* Finds repository_id: *out gets its answer document (new reference);
+ * *remote_rec (optional) the stored remote record. */
+static rd_status find_repository(api_call *call, const char *repository_id, json_t **out,
+                                 json_t **remote_rec, rd_error *err)
+{
+    json_t *rec = NULL;
+    rd_status rc;
     if (strcmp(repository_id, catalog_local_id(call->app->cat)) == 0) {
         *out = catalog_local_record(call->app->cat);
         return RD_OK;
     }
-    return rd_fail(err, RD_ERR_NOT_FOUND, "Value not found. (repository_id = %s)", repository_id);
+    rc = remote_get(call->app->st, repository_id, &rec, err);
+    if (rc == RD_ERR_NOT_FOUND)
+        return rd_fail(err, RD_ERR_NOT_FOUND, "Value not found. (repository_id = %s)",
+                       repository_id);
+    if (rc != RD_OK)
+        return rc;
+    *out = repository_doc(call->app, rec);
+    if (remote_rec != NULL)
+        *remote_rec = rec;
+    else
+        json_decref(rec);
+    return RD_OK;
 }
 
 static const char *const id_keys[] = {"repository_id", "only", NULL};
+
+/* ---- update / deregister / sync ------------------------------------------- */
 
 rd_status api_repository_update(api_call *call, json_t **out, rd_error *err)
 {
     static const char *const update_keys[] = {"repository_id", "name",     "priority",
                                               "cache",         "upstream", NULL};
-    const char *repository_id = NULL;
-    json_t *rec = NULL;
+    const char *repository_id = NULL, *name = NULL;
+    json_t *doc = NULL, *rec = NULL, *v;
+    json_int_t priority = 0;
     rd_status rc = api_check_keys(call->body, update_keys, err);
-    (void)out;
     if (rc == RD_OK)
         rc = api_req_string(call->body, "repository_id", &repository_id, err);
     if (rc == RD_OK)
-        rc = find_repository(call, repository_id, &rec, err);
+        rc = api_opt_string(call->body, "name", &name, err);
+    if (rc == RD_OK)
+        rc = remote_check_priority(call->body, &priority, err);
+    if (rc == RD_OK && !json_is_null(v = json_object_get(call->body, "upstream")))
+        rc = remote_check_upstream(v, err);
+    if (rc == RD_OK && !json_is_null(v = json_object_get(call->body, "cache")))
+        rc = remote_check_cache(v, err);
+    if (rc == RD_OK)
+        rc = find_repository(call, repository_id, &doc, &rec, err);
     if (rc != RD_OK)
         return rc;
+    json_decref(doc);
+    if (rec == NULL)
+        return rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                       "Invalid parameter. (repository_id = %s, reason = the local repository is "
+                       "configured by local_repository.name)",
+                       repository_id);
+    if (name != NULL && name[0] != '\0') {
+        if (mirror_name_taken(call->app, name, repository_id)) {
+            json_decref(rec);
+            return rd_fail(err, RD_ERR_SAVE_UNIQUE_VALUES,
+                           "Duplicated value. (key = name, value = %s)", name);
+        }
+        json_object_set_new(rec, "name", json_string(name));
+    }
+    if (priority > 0)
+        json_object_set_new(rec, "priority", json_integer(priority));
+    if (json_is_object(v = json_object_get(call->body, "cache")))
+        json_object_update(json_object_get(rec, "cache"), v);
+    if (json_is_object(v = json_object_get(call->body, "upstream")))
+        json_object_update(json_object_get(rec, "upstream_config"), v);
+    rc = remote_put(call->app->st, rec, err);
+    if (rc == RD_OK)
+        *out = repository_doc(call->app, rec);
     json_decref(rec);
-    return rd_fail(err, RD_ERR_INVALID_PARAMETER,
-                   "Invalid parameter. (repository_id = %s, reason = the local repository is "
-                   "configured by local_repository.name)",
-                   repository_id);
+    return rc;
 }
 
 rd_status api_repository_deregister(api_call *call, json_t **out, rd_error *err)
 {
     const char *repository_id = NULL;
-    json_t *rec = NULL;
+    json_t *doc = NULL, *rec = NULL;
     size_t count = 0;
     rd_status rc = api_check_keys(call->body, id_keys, err);
-    (void)out;
     if (rc == RD_OK)
         rc = api_req_string(call->body, "repository_id", &repository_id, err);
     if (rc == RD_OK)
-        rc = find_repository(call, repository_id, &rec, err);
+        rc = find_repository(call, repository_id, &doc, &rec, err);
     if (rc != RD_OK)
         return rc;
-    json_decref(rec);
+    json_decref(doc);
+    if (rec != NULL) {
+        json_decref(rec);
+        rc = remote_delete(call->app->st, repository_id, err);
+        if (rc == RD_OK) {
+            LOG_INFO("deregistered remote repository %s and dropped its cache", repository_id);
+            *out = json_object();
+        }
+        return rc;
+    }
     rc = catalog_plugin_count_all(call->app->cat, &count, err);
     if (rc != RD_OK)
         return rc;
@@ -98,12 +240,70 @@ rd_status api_repository_deregister(api_call *call, json_t **out, rd_error *err)
                    repository_id);
 }
 
-/* Every repository as a document for the query engine (new array). */
-static json_t *all_repositories(api_call *call)
+static void sync_done(const fetch_result *res, void *arg)
 {
-    json_t *docs = json_array();
+    api_call *call = arg;
+    json_t *answer = NULL;
+    if (res->rc == RD_OK)
+        answer = json_pack("{s:s, s:O}", "repository_id", (const char *)call->pending_ctx,
+                           "plugins", json_object_get(res->value, "plugins"));
+    free(call->pending_ctx);
+    call->pending_ctx = NULL;
+    api_call_finish(call, res->rc, answer, &res->err);
+}
+
+rd_status api_repository_sync(api_call *call, json_t **out, rd_error *err)
+{
+    const char *repository_id = NULL;
+    json_t *doc = NULL, *rec = NULL;
+    fetch_job job;
+    rd_status rc = api_check_keys(call->body, id_keys, err);
+    (void)out;
+    if (rc == RD_OK)
+        rc = api_req_string(call->body, "repository_id", &repository_id, err);
+    if (rc == RD_OK)
+        rc = find_repository(call, repository_id, &doc, &rec, err);
+    if (rc != RD_OK)
+        return rc;
+    json_decref(doc);
+    if (rec == NULL)
+        return rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                       "Invalid parameter. (repository_id = %s, reason = only remote "
+                       "repositories are synced)",
+                       repository_id);
+    json_decref(rec);
+    call->pending_ctx = strdup(repository_id);
+    if (call->pending_ctx == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    memset(&job, 0, sizeof(job));
+    job.kind = FETCH_CATALOG;
+    job.repository_id = repository_id;
+    job.force = 1; /* an operator asked: try even when the breaker is open */
+    fetcher_submit(call->app->fetcher, &job, call->edge.base, sync_done, call);
+    return RD_PENDING;
+}
+
+/* ---- get / list / stat ----------------------------------------------------- */
+
+/* Every repository as a document for the query engine: local first, then the
+ * remotes by priority (new array). */
+static rd_status all_repositories(api_call *call, json_t **out, rd_error *err)
+{
+    json_t *docs = json_array(), *recs = NULL, *rec;
+    size_t i;
+    rd_status rc = remote_list(call->app->st, &recs, err);
+    if (rc != RD_OK) {
+        json_decref(docs);
+        return rc;
+    }
     json_array_append_new(docs, catalog_local_record(call->app->cat));
-    return docs;
+    json_array_foreach(recs, i, rec)
+    {
+        json_array_append_new(docs, repository_doc(call->app, rec));
+    }
+    json_decref(recs);
+    *out = docs;
+    return RD_OK;
 }
 
 rd_status api_repository_get(api_call *call, json_t **out, rd_error *err)
@@ -113,7 +313,7 @@ rd_status api_repository_get(api_call *call, json_t **out, rd_error *err)
     if (rc == RD_OK)
         rc = api_req_string(call->body, "repository_id", &repository_id, err);
     if (rc == RD_OK)
-        rc = find_repository(call, repository_id, out, err);
+        rc = find_repository(call, repository_id, out, NULL, err);
     return rc;
 }
 
@@ -132,10 +332,10 @@ rd_status api_repository_list(api_call *call, json_t **out, rd_error *err)
     if (rc == RD_OK)
         rc = query_compile(json_object_get(call->body, "query"), eq, &query_schema_repository, &q,
                            err);
-    if (rc == RD_OK) {
-        docs = all_repositories(call);
+    if (rc == RD_OK)
+        rc = all_repositories(call, &docs, err);
+    if (rc == RD_OK)
         rc = query_run(q, docs, out, err);
-    }
     query_free(q);
     json_decref(eq);
     json_decref(docs);
@@ -155,8 +355,9 @@ rd_status api_repository_stat(api_call *call, json_t **out, rd_error *err)
     if (!json_is_object(qv))
         return rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
                        "Invalid parameter type. (key = query, type = object)");
-    docs = all_repositories(call);
-    rc = query_stat(qv, &query_schema_repository, docs, out, err);
+    rc = all_repositories(call, &docs, err);
+    if (rc == RD_OK)
+        rc = query_stat(qv, &query_schema_repository, docs, out, err);
     json_decref(docs);
     return rc;
 }

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "fetcher.h"
 #include "log.h"
 #include "tls.h"
 #include "util.h"
@@ -200,26 +201,31 @@ static void serve_metrics(edge_req *er)
 {
     app *a = er->w->srv->app;
     char body[2048];
-    int n = snprintf(body, sizeof(body),
-                     "# HELP repod_http_requests_total HTTP requests answered, by status class.\n"
-                     "# TYPE repod_http_requests_total counter\n"
-                     "repod_http_requests_total{class=\"2xx\"} %llu\n"
-                     "repod_http_requests_total{class=\"4xx\"} %llu\n"
-                     "repod_http_requests_total{class=\"5xx\"} %llu\n"
-                     "# HELP repod_connections_total TLS connections accepted.\n"
-                     "# TYPE repod_connections_total counter\n"
-                     "repod_connections_total %llu\n"
-                     "# HELP repod_connections_open TLS connections open now.\n"
-                     "# TYPE repod_connections_open gauge\n"
-                     "repod_connections_open %lld\n"
-                     "# HELP repod_ready 1 while the server is serving.\n"
-                     "# TYPE repod_ready gauge\n"
-                     "repod_ready %d\n",
-                     (unsigned long long)atomic_load(&a->requests_by_class[2]),
-                     (unsigned long long)atomic_load(&a->requests_by_class[4]),
-                     (unsigned long long)atomic_load(&a->requests_by_class[5]),
-                     (unsigned long long)atomic_load(&a->connections_total),
-                     (long long)atomic_load(&a->connections_open), atomic_load(&a->ready));
+    int n = snprintf(
+        body, sizeof(body),
+        "# HELP repod_http_requests_total HTTP requests answered, by status class.\n"
+        "# TYPE repod_http_requests_total counter\n"
+        "repod_http_requests_total{class=\"2xx\"} %llu\n"
+        "repod_http_requests_total{class=\"4xx\"} %llu\n"
+        "repod_http_requests_total{class=\"5xx\"} %llu\n"
+        "# HELP repod_connections_total TLS connections accepted.\n"
+        "# TYPE repod_connections_total counter\n"
+        "repod_connections_total %llu\n"
+        "# HELP repod_connections_open TLS connections open now.\n"
+        "# TYPE repod_connections_open gauge\n"
+        "repod_connections_open %lld\n"
+        "# HELP repod_upstream_requests_total Requests sent to upstream repositories.\n"
+        "# TYPE repod_upstream_requests_total counter\n"
+        "repod_upstream_requests_total %llu\n"
+        "# HELP repod_ready 1 while the server is serving.\n"
+        "# TYPE repod_ready gauge\n"
+        "repod_ready %d\n",
+        (unsigned long long)atomic_load(&a->requests_by_class[2]),
+        (unsigned long long)atomic_load(&a->requests_by_class[4]),
+        (unsigned long long)atomic_load(&a->requests_by_class[5]),
+        (unsigned long long)atomic_load(&a->connections_total),
+        (long long)atomic_load(&a->connections_open),
+        a->fetcher != NULL ? fetcher_requests_sent(a->fetcher) : 0ULL, atomic_load(&a->ready));
     send_raw(er, 200, "text/plain; version=0.0.4", body, (size_t)n, NULL);
 }
 

@@ -1,0 +1,52 @@
+/*
+ * federation.h - API reads that involve remote repositories: the cache
+ * decision (fresh / stale / fetch), waiting on the upstream through the
+ * fetcher, and the documents that result (SPEC sections 5 and 6).
+ *
+ * Every entry point that can wait returns RD_PENDING and later calls its
+ * callback on the call's own event loop; the callback then ends the call.
+ * The X-Cache header is kept in call->x_cache (STALE > MISS > HIT).
+ */
+#ifndef REPOD_FEDERATION_H
+#define REPOD_FEDERATION_H
+
+#include <jansson.h>
+
+#include "api.h"
+
+/* A mirrored plugin as clients see it: repository_info rewritten to the
+ * mirror's record of the repository, resource_type and service_type both
+ * present.  New reference. */
+json_t *federation_plugin_view(const json_t *cached, const json_t *repo_record);
+
+/* docs: the plugin views of every usable remote repository (borrowed; NULL
+ * on failure), in priority order, each repository's by name. */
+typedef void (*federation_gather_fn)(api_call *call, void *ud, json_t *docs, rd_status rc,
+                                     const rd_error *err);
+
+/* Collects the remote catalogs (all, or only repository_id).  Repositories
+ * that are unavailable are left out of a merged read, but fail a read
+ * restricted to them.  Returns RD_PENDING (done is always called) or an
+ * error (done is not called). */
+rd_status federation_gather(api_call *call, const char *repository_id, federation_gather_fn done,
+                            void *ud, rd_error *err);
+
+/* value: the plugin view, or with want_versions the VersionsInfo answer
+ * (borrowed; NULL on failure). */
+typedef void (*federation_plugin_fn)(api_call *call, void *ud, json_t *value, rd_status rc,
+                                     const rd_error *err);
+
+/* Finds plugin_id in the remote repositories (all by priority, or only
+ * repository_id), asking the upstream where the cache cannot answer.  Not
+ * found anywhere -> RD_ERR_NO_PLUGIN, unless an upstream failed, whose error
+ * is reported instead.  Returns RD_PENDING (done is always called) or an
+ * error (done is not called). */
+rd_status federation_find_plugin(api_call *call, const char *plugin_id, const char *repository_id,
+                                 int want_versions, federation_plugin_fn done, void *ud,
+                                 rd_error *err);
+
+/* Looks for plugin_id in the mirrored catalogs only (no upstream): *record
+ * receives the repository record that holds it.  RD_ERR_NOT_FOUND if none. */
+rd_status federation_find_cached(app *a, const char *plugin_id, json_t **record, rd_error *err);
+
+#endif

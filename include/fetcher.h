@@ -1,0 +1,72 @@
+/*
+ * fetcher.h - the federation engine: one thread that talks to every
+ * upstream repod, with coalescing, a circuit breaker per repository and the
+ * writes of what it fetched into the cache (remote.h).
+ *
+ * Worker threads submit jobs; each job's callback runs later on the event
+ * loop the submitter named, never inside fetcher_submit().  Concurrent jobs
+ * with the same key (kind, repository, plugin) share one upstream request.
+ */
+#ifndef REPOD_FETCHER_H
+#define REPOD_FETCHER_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "app.h"
+#include "status.h"
+
+struct event_base;
+typedef struct fetcher fetcher;
+
+typedef enum {
+    FETCH_CATALOG,  /* refresh the mirrored catalog of repository_id */
+    FETCH_PLUGIN,   /* fetch one plugin of repository_id */
+    FETCH_VERSIONS, /* fetch the version list of one plugin */
+    FETCH_PROBE     /* ask endpoint for its local repository (register) */
+} fetch_kind;
+
+typedef struct {
+    fetch_kind kind;
+    const char *repository_id; /* CATALOG, PLUGIN, VERSIONS */
+    const char *plugin_id;     /* PLUGIN, VERSIONS */
+    int force;                 /* go to the upstream even when the breaker is open */
+    /* PROBE only: where and how to connect (no record exists yet). */
+    const char *endpoint;
+    const char *token;
+    const char *ca_file;
+    int verify;
+    int64_t timeout_ms;
+} fetch_job;
+
+typedef struct {
+    rd_status rc;  /* RD_OK; RD_ERR_NOT_FOUND (upstream has no such plugin);
+                    * RD_ERR_UPSTREAM_* */
+    rd_error err;  /* message when rc is an error */
+    json_t *value; /* borrowed, valid during the callback: PROBE -> the
+                    * upstream's local RepositoryInfo; CATALOG -> {"plugins": n};
+                    * PLUGIN -> the plugin record; VERSIONS -> the list */
+} fetch_result;
+
+typedef void (*fetch_cb)(const fetch_result *res, void *arg);
+
+/* Starts the engine thread.  a is borrowed and must outlive it. */
+rd_status fetcher_start(app *a, fetcher **out, rd_error *err);
+
+/* Stops the thread; pending jobs complete with RD_ERR_UPSTREAM_UNAVAILABLE
+ * ("shutting down") before it returns.  NULL is a no-op. */
+void fetcher_stop(fetcher *f);
+
+/* Queues job (copied).  cb(res, arg) runs once on reply_base; with cb NULL
+ * the job runs in the background (stale-while-revalidate refreshes). */
+void fetcher_submit(fetcher *f, const fetch_job *job, struct event_base *reply_base, fetch_cb cb,
+                    void *arg);
+
+/* 1 when the breaker of repository_id is open and no probe is due, so a
+ * request must not wait on the upstream. */
+int fetcher_is_offline(fetcher *f, const char *repository_id);
+
+/* Upstream requests sent so far (for tests and metrics). */
+unsigned long long fetcher_requests_sent(fetcher *f);
+
+#endif

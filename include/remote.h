@@ -1,0 +1,123 @@
+/*
+ * remote.h - remote repositories in the store: their records, the mirrored
+ * catalogs, version lists and "not found" answers, and how fresh each is.
+ *
+ * Records live in STORE_CF_REPOS next to the local repository's.  A remote
+ * record holds the upstream settings including the token (a secret: only
+ * remote_view() output is ever sent to clients).  Mirrored data lives in
+ * STORE_CF_CACHE:
+ *   "C\0<repo>\0<plugin_id>" -> plugin record as the upstream sent it
+ *   "M\0<repo>"               -> {"fetched_at": ms, "count": n}   (catalog)
+ *   "V\0<repo>\0<plugin_id>" -> {"versions": [...], "fetched_at": ms}
+ *   "N\0<repo>\0<plugin_id>" -> {"fetched_at": ms}   (upstream said 404)
+ *   "S\0<repo>"               -> upstream status
+ * Everything here is synchronous and thread-safe (it only uses the store).
+ */
+#ifndef REPOD_REMOTE_H
+#define REPOD_REMOTE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "status.h"
+#include "store.h"
+
+/* How fresh a cached item is, given the repository's cache settings. */
+typedef enum {
+    REMOTE_FRESH,  /* younger than ttl_s */
+    REMOTE_STALE,  /* older than ttl_s, but usable when the upstream fails
+                    * (younger than ttl_s + stale_if_error_s) */
+    REMOTE_EXPIRED /* too old to serve even when the upstream is down */
+} remote_freshness;
+
+/* Every remote repository record (new array of new references), ordered by
+ * priority, then name. */
+rd_status remote_list(store *st, json_t **out, rd_error *err);
+
+/* The record of repository_id if it is a remote one; RD_ERR_NOT_FOUND
+ * otherwise (err untouched). */
+rd_status remote_get(store *st, const char *repository_id, json_t **out, rd_error *err);
+
+/* Stores a record (new or replaced) in one synced write. */
+rd_status remote_put(store *st, const json_t *record, rd_error *err);
+
+/* Deletes the record and everything cached for it, in one synced write. */
+rd_status remote_delete(store *st, const char *repository_id, rd_error *err);
+
+/* What a client may see of a record: no token, and the upstream status
+ * block (status borrowed, may be NULL = never contacted).  New reference. */
+json_t *remote_view(const json_t *record, const json_t *status);
+
+/* The upstream status of a repository: {state, last_sync_at, last_error,
+ * cached_plugins} (new reference); RD_ERR_NOT_FOUND when never contacted.
+ * Kept apart from the record so status updates never race with edits. */
+rd_status remote_status_get(store *st, const char *repository_id, json_t **out, rd_error *err);
+rd_status remote_status_put(store *st, const char *repository_id, const json_t *status,
+                            rd_error *err);
+
+/* {repository_id, name, repository_type: "remote"} of a record (new). */
+json_t *remote_info(const json_t *record);
+
+/* The effective cache settings of a record: its own "cache" object over
+ * the config defaults. */
+void remote_cache_settings(const json_t *record, const conf_cache *defaults, conf_cache *out);
+
+/* Classifies an item fetched at fetched_at_ms. */
+remote_freshness remote_freshness_of(const conf_cache *cs, int64_t fetched_at_ms, int64_t now_ms);
+
+/* The mirrored catalog: appends its plugin records to arr (new references)
+ * and sets *fetched_at_ms.  RD_ERR_NOT_FOUND when never synced. */
+rd_status remote_catalog_load(store *st, const char *repository_id, json_t *arr,
+                              int64_t *fetched_at_ms, rd_error *err);
+
+/* Only the time of the last catalog sync; RD_ERR_NOT_FOUND when never. */
+rd_status remote_catalog_age(store *st, const char *repository_id, int64_t *fetched_at_ms,
+                             rd_error *err);
+
+/* Replaces the mirrored catalog by plugins (array, borrowed) in one synced
+ * write: plugins that disappeared upstream go, negative answers for ids
+ * that now exist go. */
+rd_status remote_catalog_replace(store *st, const char *repository_id, const json_t *plugins,
+                                 int64_t now_ms, rd_error *err);
+
+/* One mirrored plugin record; RD_ERR_NOT_FOUND when not cached. */
+rd_status remote_plugin_get(store *st, const char *repository_id, const char *plugin_id,
+                            json_t **out, rd_error *err);
+
+/* Caches one plugin fetched on its own (and clears its negative entry). */
+rd_status remote_plugin_put(store *st, const char *repository_id, const json_t *plugin,
+                            rd_error *err);
+
+/* The time of a cached "not found"; RD_ERR_NOT_FOUND when none. */
+rd_status remote_negative_get(store *st, const char *repository_id, const char *plugin_id,
+                              int64_t *fetched_at_ms, rd_error *err);
+rd_status remote_negative_put(store *st, const char *repository_id, const char *plugin_id,
+                              int64_t now_ms, rd_error *err);
+
+/* A cached version list: *versions new array; RD_ERR_NOT_FOUND when none. */
+rd_status remote_versions_get(store *st, const char *repository_id, const char *plugin_id,
+                              json_t **versions, int64_t *fetched_at_ms, rd_error *err);
+rd_status remote_versions_put(store *st, const char *repository_id, const char *plugin_id,
+                              const json_t *versions, int64_t now_ms, rd_error *err);
+
+/* Validates a plugin record received from an upstream: the fields a
+ * mirror relies on are present with the right types and the image and
+ * plugin_id are well formed.  RD_ERR_UPSTREAM_BAD_RESPONSE naming the
+ * problem otherwise. */
+rd_status remote_check_plugin(const json_t *plugin, rd_error *err);
+
+/* Settings checks shared by the API and the config's "remotes":
+ * endpoint must be https://host[:port]; cache an object of known keys within
+ * bounds; upstream {token, ca_file, verify}; priority an integer >= 1 (*out
+ * untouched when absent).  Errors name the key. */
+rd_status remote_check_endpoint(const char *endpoint, rd_error *err);
+rd_status remote_check_cache(const json_t *cache, rd_error *err);
+rd_status remote_check_upstream(const json_t *upstream, rd_error *err);
+rd_status remote_check_priority(const json_t *body, json_int_t *out, rd_error *err);
+
+/* A new remote record (without repository_id, which the upstream gives). */
+json_t *remote_new_record(const char *name, const char *endpoint, json_int_t priority,
+                          const json_t *upstream, const json_t *cache);
+
+#endif

@@ -1,0 +1,600 @@
+/*
+ * federation.c - reads that involve remote repositories.
+ *
+ * For every remote repository a read needs, the cache decides first:
+ *   fresh (younger than ttl_s)              -> served (X-Cache: HIT)
+ *   stale and stale_while_revalidate, or
+ *   stale and the upstream is offline       -> served (STALE), and a
+ *                                              background refresh is queued
+ *   absent, or stale without revalidation   -> the call waits for the
+ *                                              upstream (MISS); if that fails,
+ *                                              a copy younger than
+ *                                              ttl_s + stale_if_error_s is
+ *                                              served (STALE), else the
+ *                                              repository is unavailable
+ * Calls wait only through the fetcher (bounded by timeout_ms and the circuit
+ * breaker), on the worker's own event loop.
+ */
+#include "federation.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fetcher.h"
+#include "log.h"
+#include "remote.h"
+#include "util.h"
+
+/* ---- plugin documents ------------------------------------------------------ */
+
+json_t *federation_plugin_view(const json_t *cached, const json_t *repo_record)
+{
+    json_t *doc = json_deep_copy(cached);
+    json_t *rt, *info = remote_info(repo_record);
+    if (doc == NULL || info == NULL) {
+        json_decref(doc);
+        json_decref(info);
+        return NULL;
+    }
+    json_object_set_new(doc, "repository_info", info);
+    rt = json_object_get(doc, "resource_type");
+    if (rt == NULL)
+        json_object_set(doc, "resource_type", json_object_get(doc, "service_type"));
+    else if (json_object_get(doc, "service_type") == NULL)
+        json_object_set(doc, "service_type", rt);
+    return doc;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    const char *nx = json_string_value(json_object_get(x, "name"));
+    const char *ny = json_string_value(json_object_get(y, "name"));
+    int c = strcmp(nx ? nx : "", ny ? ny : "");
+    if (c != 0)
+        return c;
+    nx = json_string_value(json_object_get(x, "plugin_id"));
+    ny = json_string_value(json_object_get(y, "plugin_id"));
+    return strcmp(nx ? nx : "", ny ? ny : "");
+}
+
+/* Appends the views of a repository's cached catalog to docs, by name. */
+static rd_status append_catalog(store *st, const json_t *rec, json_t *docs, rd_error *err)
+{
+    const char *id = json_string_value(json_object_get(rec, "repository_id"));
+    json_t *cached = json_array();
+    json_t **items = NULL;
+    size_t n;
+    rd_status rc = remote_catalog_load(st, id, cached, NULL, err);
+    if (rc == RD_ERR_NOT_FOUND)
+        rc = RD_OK;
+    if (rc != RD_OK)
+        goto done;
+    n = json_array_size(cached);
+    items = calloc(n ? n : 1, sizeof(*items));
+    if (items == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        items[i] = json_array_get(cached, i);
+    qsort(items, n, sizeof(*items), cmp_name);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(docs, federation_plugin_view(items[i], rec));
+done:
+    free(items);
+    json_decref(cached);
+    return rc;
+}
+
+/* ---- cache verdicts ------------------------------------------------------- */
+
+typedef enum { USE_FRESH, USE_STALE, MUST_FETCH, UNAVAILABLE } verdict;
+
+static verdict judge(app *a, const json_t *rec, int have, int64_t fetched_at, int *refresh)
+{
+    const char *id = json_string_value(json_object_get(rec, "repository_id"));
+    conf_cache cs;
+    remote_freshness fr;
+    int offline = fetcher_is_offline(a->fetcher, id);
+    *refresh = 0;
+    remote_cache_settings(rec, &a->conf->remote_defaults, &cs);
+    if (!have)
+        return offline ? UNAVAILABLE : MUST_FETCH;
+    fr = remote_freshness_of(&cs, fetched_at, util_now_ms());
+    if (fr == REMOTE_FRESH)
+        return USE_FRESH;
+    if (offline)
+        return fr == REMOTE_STALE ? USE_STALE : UNAVAILABLE;
+    if (cs.stale_while_revalidate && fr == REMOTE_STALE) {
+        *refresh = 1;
+        return USE_STALE;
+    }
+    return MUST_FETCH;
+}
+
+/* After a failed fetch: serve what is cached if it is still within
+ * stale_if_error_s. */
+static int stale_usable(app *a, const json_t *rec, int have, int64_t fetched_at)
+{
+    conf_cache cs;
+    if (!have)
+        return 0;
+    remote_cache_settings(rec, &a->conf->remote_defaults, &cs);
+    return remote_freshness_of(&cs, fetched_at, util_now_ms()) != REMOTE_EXPIRED;
+}
+
+static void refresh_in_background(app *a, fetch_kind kind, const char *repository_id,
+                                  const char *plugin_id)
+{
+    fetch_job job;
+    memset(&job, 0, sizeof(job));
+    job.kind = kind;
+    job.repository_id = repository_id;
+    job.plugin_id = plugin_id;
+    fetcher_submit(a->fetcher, &job, NULL, NULL, NULL);
+}
+
+/* Worst cache outcome so far for X-Cache: HIT < MISS < STALE. */
+static void note_cache(api_call *call, const char *what)
+{
+    static const char *const order[] = {"HIT", "MISS", "STALE"};
+    int cur = -1, next = 0;
+    for (int i = 0; i < 3; i++) {
+        if (call->x_cache != NULL && strcmp(call->x_cache, order[i]) == 0)
+            cur = i;
+        if (strcmp(what, order[i]) == 0)
+            next = i;
+    }
+    if (next > cur)
+        call->x_cache = order[next];
+}
+
+/* ---- gathering remote catalogs (list, stat) -------------------------------- */
+
+typedef struct {
+    json_t *rec;
+    verdict v;
+    int have;
+    int64_t fetched_at;
+    rd_status fetch_rc;
+    rd_error fetch_err;
+} gather_repo;
+
+typedef struct {
+    api_call *call;
+    federation_gather_fn done;
+    void *ud;
+    gather_repo *repos;
+    size_t n;
+    size_t pending;
+    int restricted; /* one repository was asked for */
+} gather_state;
+
+static void gather_finish(gather_state *g)
+{
+    app *a = g->call->app;
+    json_t *docs = json_array();
+    rd_error err = {RD_OK, ""};
+    rd_status rc = RD_OK;
+
+    for (size_t i = 0; i < g->n && rc == RD_OK; i++) {
+        gather_repo *r = &g->repos[i];
+        const char *id = json_string_value(json_object_get(r->rec, "repository_id"));
+        if (r->v == MUST_FETCH) {
+            if (r->fetch_rc == RD_OK) {
+                note_cache(g->call, "MISS");
+                r->v = USE_FRESH;
+            } else if (stale_usable(a, r->rec, r->have, r->fetched_at)) {
+                note_cache(g->call, "STALE");
+                r->v = USE_STALE;
+            } else {
+                r->v = UNAVAILABLE;
+            }
+        } else if (r->v == USE_FRESH) {
+            note_cache(g->call, "HIT");
+        } else if (r->v == USE_STALE) {
+            note_cache(g->call, "STALE");
+        }
+        if (r->v == UNAVAILABLE) {
+            if (g->restricted) {
+                if (r->fetch_rc != RD_OK && r->fetch_rc != RD_ERR_NOT_FOUND)
+                    rc = rd_fail(&err, r->fetch_rc, "%s", r->fetch_err.message);
+                else
+                    rc = rd_fail(&err, RD_ERR_UPSTREAM_UNAVAILABLE,
+                                 "Upstream unavailable. (repository_id = %s, reason = offline "
+                                 "and nothing cached)",
+                                 id);
+            } else {
+                LOG_WARN("list: repository %s is unavailable and left out", id);
+            }
+            continue;
+        }
+        rc = append_catalog(a->st, r->rec, docs, &err);
+    }
+    if (rc != RD_OK) {
+        json_decref(docs);
+        docs = NULL;
+    }
+    g->done(g->call, g->ud, docs, rc, &err);
+    json_decref(docs);
+    for (size_t i = 0; i < g->n; i++)
+        json_decref(g->repos[i].rec);
+    free(g->repos);
+    free(g);
+}
+
+typedef struct {
+    gather_state *g;
+    size_t index;
+} gather_ticket;
+
+static void gather_ticket_done(const fetch_result *res, void *arg)
+{
+    gather_ticket *t = arg;
+    gather_state *g = t->g;
+    gather_repo *r = &g->repos[t->index];
+    free(t);
+    r->fetch_rc = res->rc;
+    r->fetch_err = res->err;
+    if (--g->pending == 0)
+        gather_finish(g);
+}
+
+rd_status federation_gather(api_call *call, const char *repository_id, federation_gather_fn done,
+                            void *ud, rd_error *err)
+{
+    app *a = call->app;
+    json_t *recs = NULL;
+    gather_state *g = NULL;
+    size_t i, n;
+    json_t *rec;
+    rd_status rc = remote_list(a->st, &recs, err);
+
+    if (rc != RD_OK)
+        return rc;
+    g = calloc(1, sizeof(*g));
+    n = json_array_size(recs);
+    if (g == NULL || (g->repos = calloc(n ? n : 1, sizeof(*g->repos))) == NULL) {
+        free(g);
+        json_decref(recs);
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    }
+    g->call = call;
+    g->done = done;
+    g->ud = ud;
+    g->restricted = repository_id != NULL;
+    json_array_foreach(recs, i, rec)
+    {
+        const char *id = json_string_value(json_object_get(rec, "repository_id"));
+        gather_repo *r;
+        int refresh = 0;
+        rd_error e2;
+        if (repository_id != NULL && strcmp(repository_id, id) != 0)
+            continue;
+        r = &g->repos[g->n++];
+        r->rec = json_incref(rec);
+        r->have = remote_catalog_age(a->st, id, &r->fetched_at, &e2) == RD_OK;
+        r->v = judge(a, rec, r->have, r->fetched_at, &refresh);
+        if (refresh)
+            refresh_in_background(a, FETCH_CATALOG, id, NULL);
+    }
+    json_decref(recs);
+    /* One extra count held here, so the answer is built exactly once, after
+     * the loop, even if no fetch is needed. */
+    g->pending = 1;
+    for (i = 0; i < g->n; i++) {
+        gather_ticket *t;
+        fetch_job job;
+        if (g->repos[i].v != MUST_FETCH)
+            continue;
+        t = calloc(1, sizeof(*t));
+        if (t == NULL) {
+            g->repos[i].fetch_rc =
+                rd_fail(&g->repos[i].fetch_err, RD_ERR_INTERNAL, "out of memory");
+            continue;
+        }
+        t->g = g;
+        t->index = i;
+        g->pending++;
+        memset(&job, 0, sizeof(job));
+        job.kind = FETCH_CATALOG;
+        job.repository_id = json_string_value(json_object_get(g->repos[i].rec, "repository_id"));
+        fetcher_submit(a->fetcher, &job, call->edge.base, gather_ticket_done, t);
+    }
+    if (--g->pending == 0)
+        gather_finish(g);
+    return RD_PENDING;
+}
+
+/* ---- one plugin (get, get-versions) ---------------------------------------- */
+
+typedef struct {
+    api_call *call;
+    federation_plugin_fn done;
+    void *ud;
+    char plugin_id[256];
+    int want_versions;
+    json_t *recs;  /* remote records to search, in order */
+    size_t idx;    /* the one being searched */
+    json_t *doc;   /* the plugin found (view) */
+    json_t *stale; /* a stale copy kept while its refresh is tried */
+    rd_status err_rc;
+    rd_error err; /* the last upstream failure, reported when nothing is found */
+} plugin_state;
+
+static void plugin_step(plugin_state *p);
+static void versions_step(plugin_state *p);
+
+static void plugin_end(plugin_state *p, json_t *value, rd_status rc, const rd_error *err)
+{
+    p->done(p->call, p->ud, value, rc, err);
+    json_decref(value);
+    json_decref(p->recs);
+    json_decref(p->doc);
+    json_decref(p->stale);
+    free(p);
+}
+
+static const json_t *current_rec(plugin_state *p)
+{
+    return json_array_get(p->recs, p->idx);
+}
+
+static const char *current_id(plugin_state *p)
+{
+    return json_string_value(json_object_get(current_rec(p), "repository_id"));
+}
+
+static void remember_failure(plugin_state *p, const fetch_result *res)
+{
+    p->err_rc = res->rc;
+    p->err = res->err;
+}
+
+/* The plugin is p->doc, found in repository p->idx. */
+static void plugin_found(plugin_state *p)
+{
+    if (p->want_versions) {
+        versions_step(p);
+        return;
+    }
+    json_t *doc = p->doc;
+    p->doc = NULL;
+    plugin_end(p, doc, RD_OK, NULL);
+}
+
+static void plugin_fetched(const fetch_result *res, void *arg)
+{
+    plugin_state *p = arg;
+    if (res->rc == RD_OK && res->value != NULL) {
+        note_cache(p->call, "MISS");
+        json_decref(p->stale);
+        p->stale = NULL;
+        p->doc = federation_plugin_view(res->value, current_rec(p));
+        plugin_found(p);
+        return;
+    }
+    if (res->rc != RD_ERR_NOT_FOUND) {
+        remember_failure(p, res);
+        if (p->stale != NULL) { /* serve the stale copy rather than nothing */
+            note_cache(p->call, "STALE");
+            p->doc = p->stale;
+            p->stale = NULL;
+            plugin_found(p);
+            return;
+        }
+    }
+    json_decref(p->stale);
+    p->stale = NULL;
+    p->idx++;
+    plugin_step(p);
+}
+
+static void fetch_plugin(plugin_state *p)
+{
+    fetch_job job;
+    memset(&job, 0, sizeof(job));
+    job.kind = FETCH_PLUGIN;
+    job.repository_id = current_id(p);
+    job.plugin_id = p->plugin_id;
+    fetcher_submit(p->call->app->fetcher, &job, p->call->edge.base, plugin_fetched, p);
+}
+
+/* Searches repository p->idx and onwards; ends the state when done. */
+static void plugin_step(plugin_state *p)
+{
+    app *a = p->call->app;
+    for (; p->idx < json_array_size(p->recs); p->idx++) {
+        const json_t *rec = current_rec(p);
+        const char *id = current_id(p);
+        json_t *cached = NULL;
+        int64_t cat_at = 0, neg_at = 0;
+        rd_error e2;
+        int refresh = 0;
+        int have_cat = remote_catalog_age(a->st, id, &cat_at, &e2) == RD_OK;
+        verdict v = judge(a, rec, have_cat, cat_at, &refresh);
+        conf_cache cs;
+
+        remote_cache_settings(rec, &a->conf->remote_defaults, &cs);
+        if (remote_plugin_get(a->st, id, p->plugin_id, &cached, &e2) == RD_OK) {
+            json_t *view = federation_plugin_view(cached, rec);
+            json_decref(cached);
+            if (v == USE_FRESH || v == USE_STALE) {
+                note_cache(p->call, v == USE_FRESH ? "HIT" : "STALE");
+                if (refresh)
+                    refresh_in_background(a, FETCH_CATALOG, id, NULL);
+                p->doc = view;
+                plugin_found(p);
+                return;
+            }
+            if (v == MUST_FETCH) {
+                p->stale = stale_usable(a, rec, 1, cat_at) ? view : NULL;
+                if (p->stale == NULL)
+                    json_decref(view);
+                fetch_plugin(p);
+                return;
+            }
+            json_decref(view); /* expired and offline */
+            continue;
+        }
+        if (have_cat && v == USE_FRESH)
+            continue; /* a fresh catalog is authoritative: not in this repository */
+        if (remote_negative_get(a->st, id, p->plugin_id, &neg_at, &e2) == RD_OK &&
+            util_now_ms() - neg_at < cs.negative_ttl_s * 1000)
+            continue;
+        if (fetcher_is_offline(a->fetcher, id)) {
+            p->err_rc = rd_fail(&p->err, RD_ERR_UPSTREAM_UNAVAILABLE,
+                                "Upstream unavailable. (repository_id = %s, reason = offline)", id);
+            continue;
+        }
+        fetch_plugin(p);
+        return;
+    }
+    if (p->err_rc != RD_OK) {
+        rd_error err = p->err;
+        plugin_end(p, NULL, p->err_rc, &err);
+    } else {
+        rd_error err;
+        rd_fail(&err, RD_ERR_NO_PLUGIN, "Plugin not found. (plugin_id = %s)", p->plugin_id);
+        plugin_end(p, NULL, RD_ERR_NO_PLUGIN, &err);
+    }
+}
+
+/* ---- versions of a remote plugin ------------------------------------------- */
+
+static json_t *versions_answer(json_t *list)
+{
+    return json_pack("{s:O, s:I, s:O}", "version", list, "total_count",
+                     (json_int_t)json_array_size(list), "results", list);
+}
+
+static void versions_fetched(const fetch_result *res, void *arg)
+{
+    plugin_state *p = arg;
+    if (res->rc == RD_OK && res->value != NULL) {
+        note_cache(p->call, "MISS");
+        json_decref(p->stale);
+        p->stale = NULL;
+        plugin_end(p, versions_answer(res->value), RD_OK, NULL);
+        return;
+    }
+    if (p->stale != NULL) {
+        json_t *list = p->stale;
+        p->stale = NULL;
+        note_cache(p->call, "STALE");
+        plugin_end(p, versions_answer(list), RD_OK, NULL);
+        json_decref(list);
+        return;
+    }
+    if (res->rc == RD_ERR_NOT_FOUND) {
+        rd_error err;
+        rd_fail(&err, RD_ERR_NO_PLUGIN, "Plugin not found. (plugin_id = %s)", p->plugin_id);
+        plugin_end(p, NULL, RD_ERR_NO_PLUGIN, &err);
+        return;
+    }
+    plugin_end(p, NULL, res->rc, &res->err);
+}
+
+static void versions_step(plugin_state *p)
+{
+    app *a = p->call->app;
+    const json_t *rec = current_rec(p);
+    const char *id = current_id(p);
+    json_t *list = NULL;
+    int64_t at = 0;
+    int refresh = 0;
+    rd_error e2;
+    int have = remote_versions_get(a->st, id, p->plugin_id, &list, &at, &e2) == RD_OK;
+    verdict v = judge(a, rec, have, at, &refresh);
+    fetch_job job;
+
+    if (v == USE_FRESH || v == USE_STALE) {
+        note_cache(p->call, v == USE_FRESH ? "HIT" : "STALE");
+        if (refresh)
+            refresh_in_background(a, FETCH_VERSIONS, id, p->plugin_id);
+        plugin_end(p, versions_answer(list), RD_OK, NULL);
+        json_decref(list);
+        return;
+    }
+    if (v == UNAVAILABLE) {
+        rd_error err;
+        json_decref(list);
+        rd_fail(&err, RD_ERR_UPSTREAM_UNAVAILABLE,
+                "Upstream unavailable. (repository_id = %s, reason = offline and the versions "
+                "are not cached)",
+                id);
+        plugin_end(p, NULL, err.code, &err);
+        return;
+    }
+    json_decref(p->stale);
+    p->stale = have && stale_usable(a, rec, 1, at) ? list : NULL;
+    if (p->stale == NULL)
+        json_decref(list);
+    memset(&job, 0, sizeof(job));
+    job.kind = FETCH_VERSIONS;
+    job.repository_id = id;
+    job.plugin_id = p->plugin_id;
+    fetcher_submit(a->fetcher, &job, p->call->edge.base, versions_fetched, p);
+}
+
+rd_status federation_find_plugin(api_call *call, const char *plugin_id, const char *repository_id,
+                                 int want_versions, federation_plugin_fn done, void *ud,
+                                 rd_error *err)
+{
+    plugin_state *p;
+    json_t *recs = NULL;
+    rd_status rc = remote_list(call->app->st, &recs, err);
+    if (rc != RD_OK)
+        return rc;
+    if (repository_id != NULL) {
+        json_t *only = json_array();
+        size_t i;
+        json_t *rec;
+        json_array_foreach(recs, i, rec)
+        {
+            if (strcmp(json_string_value(json_object_get(rec, "repository_id")), repository_id) ==
+                0)
+                json_array_append(only, rec);
+        }
+        json_decref(recs);
+        recs = only;
+    }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        json_decref(recs);
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    }
+    p->call = call;
+    p->done = done;
+    p->ud = ud;
+    p->want_versions = want_versions;
+    p->recs = recs;
+    snprintf(p->plugin_id, sizeof(p->plugin_id), "%s", plugin_id);
+    plugin_step(p);
+    return RD_PENDING;
+}
+
+rd_status federation_find_cached(app *a, const char *plugin_id, json_t **record, rd_error *err)
+{
+    json_t *recs = NULL, *rec;
+    size_t i;
+    rd_status rc = remote_list(a->st, &recs, err);
+    if (rc != RD_OK)
+        return rc;
+    rc = RD_ERR_NOT_FOUND;
+    json_array_foreach(recs, i, rec)
+    {
+        json_t *cached = NULL;
+        rd_error e2;
+        const char *id = json_string_value(json_object_get(rec, "repository_id"));
+        if (remote_plugin_get(a->st, id, plugin_id, &cached, &e2) == RD_OK) {
+            json_decref(cached);
+            *record = json_incref(rec);
+            rc = RD_OK;
+            break;
+        }
+    }
+    json_decref(recs);
+    return rc;
+}

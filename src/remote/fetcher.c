@@ -1,0 +1,753 @@
+/*
+ * fetcher.c - the federation engine thread.
+ *
+ * Jobs arrive from worker threads through a locked queue and an event that
+ * wakes this thread's loop.  Here, single-threaded: jobs with the same key
+ * join the one in flight (coalescing); the circuit breaker of the job's
+ * repository decides whether the upstream may be asked at all; answers are
+ * validated whole, written to the cache, and every waiter's callback is
+ * posted to its own event loop with event_base_once().
+ */
+#include "fetcher.h"
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <regex.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "httpc.h"
+#include "log.h"
+#include "remote.h"
+#include "util.h"
+
+#define BREAKER_THRESHOLD 3
+#define BACKOFF_FIRST_MS  1000
+#define BACKOFF_MAX_MS    60000
+
+typedef struct waiter {
+    struct event_base *base;
+    fetch_cb cb;
+    void *arg;
+    struct waiter *next;
+} waiter;
+
+/* A job with owned copies of its strings. */
+typedef struct {
+    fetch_kind kind;
+    char *repository_id, *plugin_id, *endpoint, *token, *ca_file;
+    int force, verify;
+    int64_t timeout_ms;
+} job_copy;
+
+typedef struct queued {
+    job_copy job;
+    waiter *w;
+    struct queued *next;
+} queued;
+
+typedef struct inflight {
+    fetcher *f;
+    char key[600];
+    job_copy job;
+    waiter *waiters;
+    conf_cache cs;
+    char url[1024];
+    char *body;
+    char auth[600];
+    const char *headers[5];
+    struct inflight *next;
+} inflight;
+
+typedef struct {
+    char repository_id[64];
+    int failures;
+    int64_t backoff_ms;
+    int64_t next_probe_ms;
+} breaker;
+
+struct fetcher {
+    app *a;
+    pthread_t thread;
+    int started;
+    struct event_base *base;
+    httpc *http;
+    struct event *wake;
+    pthread_mutex_t lock; /* queue, stopping, breakers */
+    queued *head, *tail;
+    int stopping;
+    breaker *breakers;
+    size_t nbreakers, capbreakers;
+    inflight *inflight; /* engine thread only */
+    atomic_ullong sent;
+};
+
+static char *dup_opt(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+static void job_copy_free(job_copy *j)
+{
+    free(j->repository_id);
+    free(j->plugin_id);
+    free(j->endpoint);
+    free(j->token);
+    free(j->ca_file);
+}
+
+/* ---- breaker (under f->lock) --------------------------------------------- */
+
+static breaker *breaker_find(fetcher *f, const char *repository_id, int create)
+{
+    for (size_t i = 0; i < f->nbreakers; i++)
+        if (strcmp(f->breakers[i].repository_id, repository_id) == 0)
+            return &f->breakers[i];
+    if (!create)
+        return NULL;
+    if (f->nbreakers == f->capbreakers) {
+        size_t ncap = f->capbreakers ? f->capbreakers * 2 : 8;
+        breaker *nb = realloc(f->breakers, ncap * sizeof(*nb));
+        if (nb == NULL)
+            return NULL;
+        f->breakers = nb;
+        f->capbreakers = ncap;
+    }
+    breaker *b = &f->breakers[f->nbreakers++];
+    memset(b, 0, sizeof(*b));
+    snprintf(b->repository_id, sizeof(b->repository_id), "%s", repository_id);
+    return b;
+}
+
+int fetcher_is_offline(fetcher *f, const char *repository_id)
+{
+    int offline = 0;
+    pthread_mutex_lock(&f->lock);
+    breaker *b = breaker_find(f, repository_id, 0);
+    if (b != NULL && b->failures >= BREAKER_THRESHOLD && util_now_ms() < b->next_probe_ms)
+        offline = 1;
+    pthread_mutex_unlock(&f->lock);
+    return offline;
+}
+
+/* Returns 1 if the upstream may be asked now; an open breaker lets one probe
+ * through when its back-off has passed and pushes the next one out. */
+static int breaker_admit(fetcher *f, const char *repository_id, int force, int64_t *wait_ms)
+{
+    int ok = 1;
+    int64_t now = util_now_ms();
+    pthread_mutex_lock(&f->lock);
+    breaker *b = breaker_find(f, repository_id, 0);
+    if (b != NULL && b->failures >= BREAKER_THRESHOLD) {
+        if (now < b->next_probe_ms && !force) {
+            ok = 0;
+            *wait_ms = b->next_probe_ms - now;
+        } else {
+            b->next_probe_ms = now + b->backoff_ms; /* this request is the probe */
+        }
+    }
+    pthread_mutex_unlock(&f->lock);
+    return ok;
+}
+
+/* Records an outcome; returns the state name to persist. */
+static const char *breaker_record(fetcher *f, const char *repository_id, int success)
+{
+    const char *state = "ok";
+    pthread_mutex_lock(&f->lock);
+    breaker *b = breaker_find(f, repository_id, 1);
+    if (b != NULL) {
+        if (success) {
+            if (b->failures >= BREAKER_THRESHOLD)
+                LOG_INFO("upstream of %s is back", repository_id);
+            b->failures = 0;
+            b->backoff_ms = 0;
+        } else {
+            b->failures++;
+            if (b->failures == BREAKER_THRESHOLD) {
+                b->backoff_ms = BACKOFF_FIRST_MS;
+                LOG_WARN("upstream of %s is offline after %d failures", repository_id, b->failures);
+            } else if (b->failures > BREAKER_THRESHOLD) {
+                b->backoff_ms =
+                    b->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b->backoff_ms * 2;
+            }
+            if (b->failures >= BREAKER_THRESHOLD)
+                b->next_probe_ms = util_now_ms() + b->backoff_ms;
+            state = b->failures >= BREAKER_THRESHOLD ? "offline" : "degraded";
+        }
+    }
+    pthread_mutex_unlock(&f->lock);
+    return state;
+}
+
+/* ---- delivery ------------------------------------------------------------- */
+
+typedef struct {
+    fetch_cb cb;
+    void *arg;
+    fetch_result res;
+} delivery;
+
+static void deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+    delivery *d = arg;
+    (void)fd;
+    (void)what;
+    d->cb(&d->res, d->arg);
+    json_decref(d->res.value);
+    free(d);
+}
+
+/* Posts res to every waiter with a callback and frees the waiters. */
+static void deliver_all(waiter *w, const fetch_result *res)
+{
+    static const struct timeval now = {0, 0};
+    while (w != NULL) {
+        waiter *next = w->next;
+        if (w->cb != NULL) {
+            delivery *d = calloc(1, sizeof(*d));
+            if (d != NULL) {
+                d->cb = w->cb;
+                d->arg = w->arg;
+                d->res = *res;
+                d->res.value = res->value != NULL ? json_deep_copy(res->value) : NULL;
+                if (event_base_once(w->base, -1, EV_TIMEOUT, deliver_cb, d, &now) != 0) {
+                    LOG_ERROR("fetcher: cannot deliver a result");
+                    json_decref(d->res.value);
+                    free(d);
+                }
+            }
+        }
+        free(w);
+        w = next;
+    }
+}
+
+/* ---- results -------------------------------------------------------------- */
+
+/* Persists the upstream status after an attempt at repository_id. */
+static void record_status(fetcher *f, const char *repository_id, const char *state,
+                          const rd_error *failure, int catalog_count)
+{
+    store *st = f->a->st;
+    json_t *status = NULL;
+    rd_error err;
+    char now[32];
+    if (remote_get(st, repository_id, &status, &err) != RD_OK)
+        return; /* deregistered meanwhile */
+    json_decref(status);
+    status = NULL;
+    if (remote_status_get(st, repository_id, &status, &err) != RD_OK)
+        status = json_pack("{s:n, s:n, s:i}", "last_sync_at", "last_error", "cached_plugins", 0);
+    if (status == NULL)
+        return;
+    json_object_set_new(status, "state", json_string(state));
+    if (failure != NULL) {
+        json_object_set_new(status, "last_error", json_string(failure->message));
+    } else {
+        json_object_set_new(status, "last_error", json_null());
+    }
+    if (catalog_count >= 0) {
+        util_now_iso8601(now, sizeof(now));
+        json_object_set_new(status, "last_sync_at", json_string(now));
+        json_object_set_new(status, "cached_plugins", json_integer(catalog_count));
+    }
+    if (remote_status_put(st, repository_id, status, &err) != RD_OK)
+        LOG_WARN("fetcher: cannot record the status of %s: %s", repository_id, err.message);
+    json_decref(status);
+}
+
+static const char *kind_name(fetch_kind k)
+{
+    switch (k) {
+    case FETCH_CATALOG:
+        return "catalog";
+    case FETCH_PLUGIN:
+        return "plugin";
+    case FETCH_VERSIONS:
+        return "versions";
+    default:
+        return "probe";
+    }
+}
+
+/* Maps a transport failure to the API status. */
+static rd_status transport_failure(const inflight *in, const httpc_response *resp, rd_error *err)
+{
+    const char *what = in->job.repository_id != NULL ? in->job.repository_id : in->job.endpoint;
+    const char *why = resp->error != NULL ? resp->error : "unknown error";
+    switch (resp->result) {
+    case HTTPC_ERR_TIMEOUT:
+        return rd_fail(err, RD_ERR_UPSTREAM_TIMEOUT,
+                       "Upstream timeout. (repository = %s, timeout_ms = %lld)", what,
+                       (long long)in->cs.timeout_ms);
+    case HTTPC_ERR_TOO_LARGE:
+        return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                       "Bad upstream response. (repository = %s, reason = larger than "
+                       "max_response_bytes)",
+                       what);
+    case HTTPC_ERR_PROTOCOL:
+        return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                       "Bad upstream response. (repository = %s, reason = %s)", what, why);
+    case HTTPC_ERR_TLS:
+        return rd_fail(err, RD_ERR_UPSTREAM_UNAVAILABLE,
+                       "Upstream unavailable. (repository = %s, reason = TLS: %s)", what, why);
+    default:
+        return rd_fail(err, RD_ERR_UPSTREAM_UNAVAILABLE,
+                       "Upstream unavailable. (repository = %s, reason = %s)", what, why);
+    }
+}
+
+/* Maps a non-200 answer to the API status; 404 NO_PLUGIN -> NOT_FOUND. */
+static rd_status http_failure(const inflight *in, int status, json_t *body, rd_error *err)
+{
+    const char *what = in->job.repository_id != NULL ? in->job.repository_id : in->job.endpoint;
+    const char *code = json_string_value(json_object_get(json_object_get(body, "detail"), "code"));
+    if (status == 404 && code != NULL &&
+        (strcmp(code, "ERROR_NO_PLUGIN") == 0 || strcmp(code, "ERROR_NOT_FOUND") == 0) &&
+        (in->job.kind == FETCH_PLUGIN || in->job.kind == FETCH_VERSIONS))
+        return RD_ERR_NOT_FOUND;
+    if (status == 503)
+        return rd_fail(err, RD_ERR_UPSTREAM_UNAVAILABLE,
+                       "Upstream unavailable. (repository = %s, status = 503, code = %s)", what,
+                       code ? code : "-");
+    return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                   "Bad upstream response. (repository = %s, status = %d, code = %s)", what, status,
+                   code ? code : "-");
+}
+
+static rd_status bad_shape(const inflight *in, const char *why, rd_error *err)
+{
+    const char *what = in->job.repository_id != NULL ? in->job.repository_id : in->job.endpoint;
+    return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                   "Bad upstream response. (repository = %s, reason = %s)", what, why);
+}
+
+static int valid_repository_id(const char *id)
+{
+    if (id == NULL || strlen(id) != 17 || strncmp(id, "repo-", 5) != 0)
+        return 0;
+    for (const char *p = id + 5; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* Validates a 200 answer and writes it to the cache; *value receives what
+ * waiters get (new reference). */
+static rd_status apply_answer(inflight *in, json_t *body, json_t **value, int *count, rd_error *err)
+{
+    store *st = in->f->a->st;
+    json_t *results = json_object_get(body, "results");
+    int64_t now = util_now_ms();
+    size_t i;
+    json_t *p;
+    rd_status rc;
+
+    switch (in->job.kind) {
+    case FETCH_CATALOG:
+        if (!json_is_array(results))
+            return bad_shape(in, "no results list", err);
+        json_array_foreach(results, i, p)
+        {
+            rc = remote_check_plugin(p, err);
+            if (rc != RD_OK)
+                return rc;
+        }
+        rc = remote_catalog_replace(st, in->job.repository_id, results, now, err);
+        if (rc == RD_OK) {
+            *count = (int)json_array_size(results);
+            *value = json_pack("{s:i}", "plugins", *count);
+        }
+        return rc;
+    case FETCH_PLUGIN:
+        rc = remote_check_plugin(body, err);
+        if (rc != RD_OK)
+            return rc;
+        if (strcmp(json_string_value(json_object_get(body, "plugin_id")), in->job.plugin_id) != 0)
+            return bad_shape(in, "another plugin was returned", err);
+        rc = remote_plugin_put(st, in->job.repository_id, body, err);
+        if (rc == RD_OK)
+            *value = json_incref(body);
+        return rc;
+    case FETCH_VERSIONS:
+        if (!json_is_array(results))
+            return bad_shape(in, "no results list", err);
+        json_array_foreach(results, i, p)
+        {
+            if (!json_is_string(p))
+                return bad_shape(in, "a version is not a string", err);
+        }
+        rc = remote_versions_put(st, in->job.repository_id, in->job.plugin_id, results, now, err);
+        if (rc == RD_OK)
+            *value = json_incref(results);
+        return rc;
+    case FETCH_PROBE:
+    default:
+        p = json_array_get(results, 0);
+        if (!json_is_object(p) ||
+            !valid_repository_id(json_string_value(json_object_get(p, "repository_id"))) ||
+            !json_is_string(json_object_get(p, "name")))
+            return bad_shape(in, "no local repository in the answer", err);
+        *value = json_incref(p);
+        return RD_OK;
+    }
+}
+
+static void inflight_free(inflight *in)
+{
+    job_copy_free(&in->job);
+    free(in->body);
+    free(in);
+}
+
+/* Removes in from the in-flight list. */
+static void inflight_unlink(fetcher *f, inflight *in)
+{
+    for (inflight **pp = &f->inflight; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == in) {
+            *pp = in->next;
+            break;
+        }
+    }
+}
+
+/* Finishes a job: breaker, status, waiters. */
+static void complete(inflight *in, rd_status rc, const rd_error *err, json_t *value, int count,
+                     int upstream_asked)
+{
+    fetcher *f = in->f;
+    fetch_result res;
+    memset(&res, 0, sizeof(res));
+    res.rc = rc;
+    if (err != NULL && rc != RD_OK && rc != RD_ERR_NOT_FOUND)
+        res.err = *err;
+    res.err.code = rc;
+    res.value = value;
+    if (upstream_asked && in->job.repository_id != NULL) {
+        int success = rc == RD_OK || rc == RD_ERR_NOT_FOUND || rc == RD_ERR_INTERNAL;
+        const char *state = breaker_record(f, in->job.repository_id, success);
+        record_status(f, in->job.repository_id, state, success ? NULL : &res.err,
+                      rc == RD_OK && in->job.kind == FETCH_CATALOG ? count : -1);
+    }
+    if (rc != RD_OK && rc != RD_ERR_NOT_FOUND)
+        LOG_WARN("fetcher: %s %s%s%s: %s", kind_name(in->job.kind),
+                 in->job.repository_id ? in->job.repository_id : in->job.endpoint,
+                 in->job.plugin_id ? " " : "", in->job.plugin_id ? in->job.plugin_id : "",
+                 res.err.message);
+    inflight_unlink(f, in);
+    deliver_all(in->waiters, &res);
+    json_decref(value);
+    inflight_free(in);
+}
+
+static void on_http_done(const httpc_response *resp, void *arg)
+{
+    inflight *in = arg;
+    rd_error err = {RD_OK, ""};
+    json_t *body = NULL, *value = NULL;
+    int count = -1;
+    rd_status rc;
+
+    if (resp->result != HTTPC_OK) {
+        rc = transport_failure(in, resp, &err);
+    } else {
+        body = json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, NULL);
+        if (resp->status != 200)
+            rc = http_failure(in, resp->status, body, &err);
+        else if (!json_is_object(body))
+            rc = bad_shape(in, "not a JSON object", &err);
+        else
+            rc = apply_answer(in, body, &value, &count, &err);
+        if (rc == RD_ERR_NOT_FOUND && in->job.kind == FETCH_PLUGIN) {
+            rd_error e2;
+            remote_negative_put(in->f->a->st, in->job.repository_id, in->job.plugin_id,
+                                util_now_ms(), &e2);
+        }
+    }
+    json_decref(body);
+    complete(in, rc, &err, value, count, 1);
+}
+
+/* ---- starting a job ------------------------------------------------------- */
+
+static const char *job_key(const job_copy *j, char *buf, size_t size)
+{
+    snprintf(buf, size, "%d|%s|%s|%s", (int)j->kind, j->repository_id ? j->repository_id : "",
+             j->plugin_id ? j->plugin_id : "", j->kind == FETCH_PROBE ? j->endpoint : "");
+    return buf;
+}
+
+/* Fills in the request of in from the repository record (or the probe job). */
+static rd_status prepare(inflight *in, rd_error *err)
+{
+    fetcher *f = in->f;
+    json_t *rec = NULL, *body = NULL;
+    const char *endpoint, *token = NULL, *path = NULL;
+    rd_status rc = RD_OK;
+
+    remote_cache_settings(NULL, &f->a->conf->remote_defaults, &in->cs);
+    if (in->job.kind == FETCH_PROBE) {
+        endpoint = in->job.endpoint;
+        token = in->job.token;
+        if (in->job.timeout_ms > 0)
+            in->cs.timeout_ms = in->job.timeout_ms;
+        path = "/repository/v1/repository/list";
+        body = json_pack("{s:s}", "repository_type", "local");
+    } else {
+        json_t *cfg;
+        rc = remote_get(f->a->st, in->job.repository_id, &rec, err);
+        if (rc == RD_ERR_NOT_FOUND)
+            rc = rd_fail(err, RD_ERR_NOT_FOUND, "Value not found. (repository_id = %s)",
+                         in->job.repository_id);
+        if (rc != RD_OK)
+            goto done;
+        remote_cache_settings(rec, &f->a->conf->remote_defaults, &in->cs);
+        endpoint = json_string_value(json_object_get(rec, "endpoint"));
+        cfg = json_object_get(rec, "upstream_config");
+        token = json_string_value(json_object_get(cfg, "token"));
+        free(in->job.ca_file);
+        in->job.ca_file = dup_opt(json_string_value(json_object_get(cfg, "ca_file")));
+        in->job.verify = !json_is_false(json_object_get(cfg, "verify"));
+        if (in->job.kind == FETCH_CATALOG) {
+            path = "/repository/v1/plugin/list";
+            body = json_pack("{s:s}", "repository_id", in->job.repository_id);
+        } else {
+            path = in->job.kind == FETCH_PLUGIN ? "/repository/v1/plugin/get"
+                                                : "/repository/v1/plugin/get-versions";
+            body = json_pack("{s:s, s:s}", "plugin_id", in->job.plugin_id, "repository_id",
+                             in->job.repository_id);
+        }
+    }
+    if (endpoint == NULL || body == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = incomplete repository)");
+        goto done;
+    }
+    snprintf(in->url, sizeof(in->url), "%s%s", endpoint, path);
+    in->body = json_dumps(body, JSON_COMPACT);
+    in->headers[0] = "Content-Type";
+    in->headers[1] = "application/json";
+    in->headers[2] = NULL;
+    if (token != NULL && token[0] != '\0') {
+        snprintf(in->auth, sizeof(in->auth), "Bearer %s", token);
+        in->headers[2] = "Authorization";
+        in->headers[3] = in->auth;
+        in->headers[4] = NULL;
+    }
+done:
+    json_decref(rec);
+    json_decref(body);
+    return rc;
+}
+
+static void start_job(fetcher *f, queued *q)
+{
+    char key[600];
+    inflight *in;
+    rd_error err = {RD_OK, ""};
+    int64_t wait_ms = 0;
+    httpc_request_opts o;
+
+    job_key(&q->job, key, sizeof(key));
+    for (in = f->inflight; in != NULL; in = in->next) {
+        if (strcmp(in->key, key) == 0) { /* coalesce */
+            q->w->next = in->waiters;
+            in->waiters = q->w;
+            job_copy_free(&q->job);
+            free(q);
+            return;
+        }
+    }
+    in = calloc(1, sizeof(*in));
+    if (in == NULL) {
+        fetch_result res = {RD_ERR_INTERNAL, {RD_ERR_INTERNAL, "Internal error."}, NULL};
+        deliver_all(q->w, &res);
+        job_copy_free(&q->job);
+        free(q);
+        return;
+    }
+    in->f = f;
+    snprintf(in->key, sizeof(in->key), "%s", key);
+    in->job = q->job;
+    in->waiters = q->w;
+    free(q);
+    in->next = f->inflight;
+    f->inflight = in;
+
+    if (prepare(in, &err) != RD_OK) {
+        complete(in, err.code, &err, NULL, -1, 0);
+        return;
+    }
+    if (in->job.repository_id != NULL &&
+        !breaker_admit(f, in->job.repository_id, in->job.force, &wait_ms)) {
+        rd_fail(&err, RD_ERR_UPSTREAM_UNAVAILABLE,
+                "Upstream unavailable. (repository = %s, reason = offline, next probe in %lld "
+                "ms)",
+                in->job.repository_id, (long long)wait_ms);
+        complete(in, err.code, &err, NULL, -1, 0);
+        return;
+    }
+    httpc_request_init(&o);
+    o.method = "POST";
+    o.url = in->url;
+    o.headers = in->headers;
+    o.body = in->body;
+    o.body_len = in->body != NULL ? strlen(in->body) : 0;
+    o.timeout_ms = (int)in->cs.timeout_ms;
+    o.max_response_bytes = (size_t)in->cs.max_response_bytes;
+    o.ca_file = in->job.ca_file;
+    o.verify = in->job.verify;
+    atomic_fetch_add(&f->sent, 1);
+    LOG_DEBUG("fetcher: %s %s", kind_name(in->job.kind), in->url);
+    httpc_request(f->http, &o, on_http_done, in);
+}
+
+/* Drains the submission queue (engine thread). */
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    fetcher *f = arg;
+    queued *q;
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&f->lock);
+    q = f->head;
+    f->head = f->tail = NULL;
+    pthread_mutex_unlock(&f->lock);
+    while (q != NULL) {
+        queued *next = q->next;
+        q->next = NULL;
+        start_job(f, q);
+        q = next;
+    }
+}
+
+static void *engine_main(void *arg)
+{
+    fetcher *f = arg;
+    event_base_dispatch(f->base);
+    return NULL;
+}
+
+rd_status fetcher_start(app *a, fetcher **out, rd_error *err)
+{
+    fetcher *f = calloc(1, sizeof(*f));
+    *out = NULL;
+    if (f == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    f->a = a;
+    pthread_mutex_init(&f->lock, NULL);
+    f->base = event_base_new();
+    f->http = f->base != NULL ? httpc_new(f->base) : NULL;
+    f->wake = f->base != NULL ? event_new(f->base, -1, EV_PERSIST, on_wake, f) : NULL;
+    if (f->http == NULL || f->wake == NULL || event_add(f->wake, NULL) != 0) {
+        fetcher_stop(f);
+        return rd_fail(err, RD_ERR_INTERNAL, "cannot start the upstream engine");
+    }
+    if (pthread_create(&f->thread, NULL, engine_main, f) != 0) {
+        fetcher_stop(f);
+        return rd_fail(err, RD_ERR_INTERNAL, "cannot start the upstream engine thread");
+    }
+    f->started = 1;
+    *out = f;
+    return RD_OK;
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    fetcher *f = arg;
+    (void)fd;
+    (void)what;
+    event_base_loopexit(f->base, NULL);
+}
+
+void fetcher_stop(fetcher *f)
+{
+    static const struct timeval now = {0, 0};
+    queued *q;
+    if (f == NULL)
+        return;
+    pthread_mutex_lock(&f->lock);
+    f->stopping = 1;
+    pthread_mutex_unlock(&f->lock);
+    if (f->started) {
+        event_base_once(f->base, -1, EV_TIMEOUT, stop_cb, f, &now);
+        pthread_join(f->thread, NULL);
+    }
+    /* The loop is gone: free the client (its pending requests complete with
+     * "cancelled" and reach their waiters), then anything still queued. */
+    if (f->http != NULL)
+        httpc_free(f->http);
+    q = f->head;
+    while (q != NULL) {
+        queued *next = q->next;
+        fetch_result res = {
+            RD_ERR_UPSTREAM_UNAVAILABLE,
+            {RD_ERR_UPSTREAM_UNAVAILABLE, "Upstream unavailable. (reason = shutting down)"},
+            NULL};
+        deliver_all(q->w, &res);
+        job_copy_free(&q->job);
+        free(q);
+        q = next;
+    }
+    if (f->wake != NULL)
+        event_free(f->wake);
+    if (f->base != NULL)
+        event_base_free(f->base);
+    free(f->breakers);
+    pthread_mutex_destroy(&f->lock);
+    free(f);
+}
+
+void fetcher_submit(fetcher *f, const fetch_job *job, struct event_base *reply_base, fetch_cb cb,
+                    void *arg)
+{
+    queued *q = calloc(1, sizeof(*q));
+    waiter *w = calloc(1, sizeof(*w));
+    int stopping;
+    if (q == NULL || w == NULL) {
+        free(q);
+        free(w);
+        LOG_ERROR("fetcher: out of memory");
+        return;
+    }
+    q->job.kind = job->kind;
+    q->job.repository_id = dup_opt(job->repository_id);
+    q->job.plugin_id = dup_opt(job->plugin_id);
+    q->job.endpoint = dup_opt(job->endpoint);
+    q->job.token = dup_opt(job->token);
+    q->job.ca_file = dup_opt(job->ca_file);
+    q->job.force = job->force;
+    q->job.verify = job->verify;
+    q->job.timeout_ms = job->timeout_ms;
+    w->base = reply_base;
+    w->cb = cb;
+    w->arg = arg;
+    q->w = w;
+    pthread_mutex_lock(&f->lock);
+    stopping = f->stopping;
+    if (!stopping) {
+        if (f->tail != NULL)
+            f->tail->next = q;
+        else
+            f->head = q;
+        f->tail = q;
+    }
+    pthread_mutex_unlock(&f->lock);
+    if (stopping) {
+        fetch_result res = {
+            RD_ERR_UPSTREAM_UNAVAILABLE,
+            {RD_ERR_UPSTREAM_UNAVAILABLE, "Upstream unavailable. (reason = shutting down)"},
+            NULL};
+        deliver_all(q->w, &res);
+        job_copy_free(&q->job);
+        free(q);
+        return;
+    }
+    event_active(f->wake, EV_READ, 0);
+}
+
+unsigned long long fetcher_requests_sent(fetcher *f)
+{
+    return atomic_load(&f->sent);
+}

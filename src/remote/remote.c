@@ -1,0 +1,468 @@
+/*
+ * remote.c - remote repository records and their mirrored data in the store.
+ */
+#include "remote.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "plugin.h"
+
+#define KEY_MAX 1024
+
+/* ---- records ------------------------------------------------------------ */
+
+static int is_remote(const json_t *rec)
+{
+    const char *type = json_string_value(json_object_get(rec, "repository_type"));
+    return type != NULL && strcmp(type, "remote") == 0;
+}
+
+static int collect_remote(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    json_t *rec = json_loadb(val, vlen, 0, NULL);
+    (void)key;
+    (void)klen;
+    if (rec != NULL && is_remote(rec))
+        json_array_append(ud, rec);
+    json_decref(rec);
+    return 0;
+}
+
+static int cmp_priority(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    json_int_t px = json_integer_value(json_object_get(x, "priority"));
+    json_int_t py = json_integer_value(json_object_get(y, "priority"));
+    const char *nx, *ny;
+    if (px != py)
+        return px < py ? -1 : 1;
+    nx = json_string_value(json_object_get(x, "name"));
+    ny = json_string_value(json_object_get(y, "name"));
+    return strcmp(nx ? nx : "", ny ? ny : "");
+}
+
+rd_status remote_list(store *st, json_t **out, rd_error *err)
+{
+    json_t *all = json_array(), *sorted = NULL;
+    json_t **items = NULL;
+    size_t n;
+    rd_status rc = store_scan(st, STORE_CF_REPOS, NULL, 0, collect_remote, all, err);
+    if (rc != RD_OK)
+        goto done;
+    n = json_array_size(all);
+    items = calloc(n ? n : 1, sizeof(*items));
+    sorted = json_array();
+    if (items == NULL || sorted == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        items[i] = json_array_get(all, i);
+    qsort(items, n, sizeof(*items), cmp_priority);
+    for (size_t i = 0; i < n; i++)
+        json_array_append(sorted, items[i]);
+    *out = sorted;
+    sorted = NULL;
+done:
+    free(items);
+    json_decref(all);
+    json_decref(sorted);
+    return rc;
+}
+
+rd_status remote_get(store *st, const char *repository_id, json_t **out, rd_error *err)
+{
+    json_t *rec = NULL;
+    rd_status rc =
+        store_get_json(st, STORE_CF_REPOS, repository_id, strlen(repository_id), &rec, err);
+    if (rc != RD_OK)
+        return rc;
+    if (!is_remote(rec)) {
+        json_decref(rec);
+        return RD_ERR_NOT_FOUND;
+    }
+    *out = rec;
+    return RD_OK;
+}
+
+rd_status remote_put(store *st, const json_t *record, rd_error *err)
+{
+    const char *id = json_string_value(json_object_get(record, "repository_id"));
+    store_batch *b = store_batch_new(st);
+    rd_status rc;
+    if (id == NULL || b == NULL) {
+        store_batch_free(b);
+        return rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = incomplete record)");
+    }
+    store_batch_put_json(b, STORE_CF_REPOS, id, strlen(id), record);
+    rc = store_write(st, b, err);
+    store_batch_free(b);
+    return rc;
+}
+
+typedef struct {
+    store_batch *b;
+} delete_state;
+
+static int queue_delete(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    delete_state *ds = ud;
+    (void)val;
+    (void)vlen;
+    store_batch_delete(ds->b, STORE_CF_CACHE, key, klen);
+    return 0;
+}
+
+/* Queues deletes of every cache key "<kind>\0<repo>\0..." and "<kind>\0<repo>". */
+static rd_status queue_cache_deletes(store *st, store_batch *b, const char *kind,
+                                     const char *repository_id, rd_error *err)
+{
+    char prefix[KEY_MAX];
+    delete_state ds = {b};
+    size_t plen = store_key(prefix, KEY_MAX, kind, repository_id, "", NULL);
+    if (plen == 0)
+        return RD_OK;
+    return store_scan(st, STORE_CF_CACHE, prefix, plen, queue_delete, &ds, err);
+}
+
+rd_status remote_delete(store *st, const char *repository_id, rd_error *err)
+{
+    static const char *const kinds[] = {"C", "V", "N"};
+    char key[KEY_MAX];
+    store_batch *b = store_batch_new(st);
+    rd_status rc = RD_OK;
+    size_t klen;
+    if (b == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    for (size_t i = 0; i < 3 && rc == RD_OK; i++)
+        rc = queue_cache_deletes(st, b, kinds[i], repository_id, err);
+    if (rc == RD_OK) {
+        klen = store_key(key, KEY_MAX, "M", repository_id, NULL);
+        store_batch_delete(b, STORE_CF_CACHE, key, klen);
+        klen = store_key(key, KEY_MAX, "S", repository_id, NULL);
+        store_batch_delete(b, STORE_CF_CACHE, key, klen);
+        store_batch_delete(b, STORE_CF_REPOS, repository_id, strlen(repository_id));
+        rc = store_write(st, b, err);
+    }
+    store_batch_free(b);
+    return rc;
+}
+
+json_t *remote_view(const json_t *record, const json_t *status)
+{
+    json_t *view = json_deep_copy(record);
+    json_t *st = status != NULL ? json_deep_copy(status)
+                                : json_pack("{s:s, s:n, s:n, s:i}", "state", "ok", "last_sync_at",
+                                            "last_error", "cached_plugins", 0);
+    if (st != NULL)
+        json_object_set_new(view, "upstream", st);
+    json_t *cfg = json_object_get(view, "upstream_config");
+    if (cfg != NULL) {
+        json_t *settings = json_pack(
+            "{s:O?, s:O?, s:b}", "ca_file", json_object_get(cfg, "ca_file"), "verify",
+            json_object_get(cfg, "verify"), "token_set", json_object_get(cfg, "token") != NULL);
+        json_object_del(view, "upstream_config");
+        if (settings != NULL)
+            json_object_set_new(view, "upstream_settings", settings);
+    }
+    return view;
+}
+
+json_t *remote_info(const json_t *record)
+{
+    return json_pack("{s:O, s:O, s:s}", "repository_id", json_object_get(record, "repository_id"),
+                     "name", json_object_get(record, "name"), "repository_type", "remote");
+}
+
+void remote_cache_settings(const json_t *record, const conf_cache *defaults, conf_cache *out)
+{
+    json_t *c = json_object_get(record, "cache");
+    json_t *v;
+    *out = *defaults;
+    if (!json_is_object(c))
+        return;
+    if (json_is_integer(v = json_object_get(c, "ttl_s")))
+        out->ttl_s = json_integer_value(v);
+    if (json_is_boolean(v = json_object_get(c, "stale_while_revalidate")))
+        out->stale_while_revalidate = json_is_true(v);
+    if (json_is_integer(v = json_object_get(c, "stale_if_error_s")))
+        out->stale_if_error_s = json_integer_value(v);
+    if (json_is_integer(v = json_object_get(c, "negative_ttl_s")))
+        out->negative_ttl_s = json_integer_value(v);
+    if (json_is_integer(v = json_object_get(c, "timeout_ms")))
+        out->timeout_ms = json_integer_value(v);
+    if (json_is_integer(v = json_object_get(c, "max_response_bytes")))
+        out->max_response_bytes = json_integer_value(v);
+}
+
+remote_freshness remote_freshness_of(const conf_cache *cs, int64_t fetched_at_ms, int64_t now_ms)
+{
+    int64_t age = now_ms - fetched_at_ms;
+    if (age < cs->ttl_s * 1000)
+        return REMOTE_FRESH;
+    if (age < (cs->ttl_s + cs->stale_if_error_s) * 1000)
+        return REMOTE_STALE;
+    return REMOTE_EXPIRED;
+}
+
+/* ---- mirrored catalog ----------------------------------------------------- */
+
+static int64_t fetched_at_of(const json_t *meta)
+{
+    return (int64_t)json_integer_value(json_object_get(meta, "fetched_at"));
+}
+
+rd_status remote_catalog_age(store *st, const char *repository_id, int64_t *fetched_at_ms,
+                             rd_error *err)
+{
+    char key[KEY_MAX];
+    json_t *meta = NULL;
+    size_t klen = store_key(key, KEY_MAX, "M", repository_id, NULL);
+    rd_status rc = store_get_json(st, STORE_CF_CACHE, key, klen, &meta, err);
+    if (rc == RD_OK)
+        *fetched_at_ms = fetched_at_of(meta);
+    json_decref(meta);
+    return rc;
+}
+
+typedef struct {
+    json_t *arr;
+} load_state;
+
+static int load_one(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    load_state *ls = ud;
+    json_t *rec = json_loadb(val, vlen, 0, NULL);
+    (void)key;
+    (void)klen;
+    if (rec != NULL)
+        json_array_append_new(ls->arr, rec);
+    else
+        LOG_WARN("remote: skipping a corrupt cached plugin");
+    return 0;
+}
+
+rd_status remote_catalog_load(store *st, const char *repository_id, json_t *arr,
+                              int64_t *fetched_at_ms, rd_error *err)
+{
+    char prefix[KEY_MAX];
+    load_state ls = {arr};
+    size_t plen;
+    int64_t at = 0;
+    rd_status rc = remote_catalog_age(st, repository_id, &at, err);
+    if (rc != RD_OK)
+        return rc;
+    plen = store_key(prefix, KEY_MAX, "C", repository_id, "", NULL);
+    rc = store_scan(st, STORE_CF_CACHE, prefix, plen, load_one, &ls, err);
+    if (rc == RD_OK && fetched_at_ms != NULL)
+        *fetched_at_ms = at;
+    return rc;
+}
+
+rd_status remote_catalog_replace(store *st, const char *repository_id, const json_t *plugins,
+                                 int64_t now_ms, rd_error *err)
+{
+    char key[KEY_MAX];
+    store_batch *b = store_batch_new(st);
+    json_t *meta = NULL;
+    size_t i, klen;
+    json_t *p;
+    rd_status rc;
+
+    if (b == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    rc = queue_cache_deletes(st, b, "C", repository_id, err);
+    if (rc != RD_OK)
+        goto done;
+    json_array_foreach(plugins, i, p)
+    {
+        const char *pid = json_string_value(json_object_get(p, "plugin_id"));
+        klen = store_key(key, KEY_MAX, "C", repository_id, pid, NULL);
+        if (pid == NULL || klen == 0)
+            continue;
+        store_batch_put_json(b, STORE_CF_CACHE, key, klen, p);
+        klen = store_key(key, KEY_MAX, "N", repository_id, pid, NULL);
+        store_batch_delete(b, STORE_CF_CACHE, key, klen);
+    }
+    meta = json_pack("{s:I, s:I}", "fetched_at", (json_int_t)now_ms, "count",
+                     (json_int_t)json_array_size(plugins));
+    klen = store_key(key, KEY_MAX, "M", repository_id, NULL);
+    store_batch_put_json(b, STORE_CF_CACHE, key, klen, meta);
+    rc = store_write(st, b, err);
+done:
+    json_decref(meta);
+    store_batch_free(b);
+    return rc;
+}
+
+rd_status remote_plugin_get(store *st, const char *repository_id, const char *plugin_id,
+                            json_t **out, rd_error *err)
+{
+    char key[KEY_MAX];
+    size_t klen = store_key(key, KEY_MAX, "C", repository_id, plugin_id, NULL);
+    if (klen == 0)
+        return RD_ERR_NOT_FOUND;
+    return store_get_json(st, STORE_CF_CACHE, key, klen, out, err);
+}
+
+rd_status remote_plugin_put(store *st, const char *repository_id, const json_t *plugin,
+                            rd_error *err)
+{
+    char key[KEY_MAX];
+    const char *pid = json_string_value(json_object_get(plugin, "plugin_id"));
+    store_batch *b;
+    size_t klen;
+    rd_status rc;
+    if (pid == NULL || (klen = store_key(key, KEY_MAX, "C", repository_id, pid, NULL)) == 0)
+        return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE, "Bad upstream response.");
+    b = store_batch_new(st);
+    if (b == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    store_batch_put_json(b, STORE_CF_CACHE, key, klen, plugin);
+    klen = store_key(key, KEY_MAX, "N", repository_id, pid, NULL);
+    store_batch_delete(b, STORE_CF_CACHE, key, klen);
+    rc = store_write(st, b, err);
+    store_batch_free(b);
+    return rc;
+}
+
+rd_status remote_negative_get(store *st, const char *repository_id, const char *plugin_id,
+                              int64_t *fetched_at_ms, rd_error *err)
+{
+    char key[KEY_MAX];
+    json_t *v = NULL;
+    size_t klen = store_key(key, KEY_MAX, "N", repository_id, plugin_id, NULL);
+    rd_status rc;
+    if (klen == 0)
+        return RD_ERR_NOT_FOUND;
+    rc = store_get_json(st, STORE_CF_CACHE, key, klen, &v, err);
+    if (rc == RD_OK)
+        *fetched_at_ms = fetched_at_of(v);
+    json_decref(v);
+    return rc;
+}
+
+/* Writes one small JSON value under "<kind>\0<repo>\0<plugin>". */
+static rd_status put_small(store *st, const char *kind, const char *repository_id,
+                           const char *plugin_id, json_t *val, rd_error *err)
+{
+    char key[KEY_MAX];
+    size_t klen = store_key(key, KEY_MAX, kind, repository_id, plugin_id, NULL);
+    store_batch *b = store_batch_new(st);
+    rd_status rc;
+    if (klen == 0 || b == NULL || val == NULL) {
+        store_batch_free(b);
+        json_decref(val);
+        return rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = cannot cache)");
+    }
+    store_batch_put_json(b, STORE_CF_CACHE, key, klen, val);
+    rc = store_write(st, b, err);
+    store_batch_free(b);
+    json_decref(val);
+    return rc;
+}
+
+rd_status remote_negative_put(store *st, const char *repository_id, const char *plugin_id,
+                              int64_t now_ms, rd_error *err)
+{
+    return put_small(st, "N", repository_id, plugin_id,
+                     json_pack("{s:I}", "fetched_at", (json_int_t)now_ms), err);
+}
+
+rd_status remote_versions_get(store *st, const char *repository_id, const char *plugin_id,
+                              json_t **versions, int64_t *fetched_at_ms, rd_error *err)
+{
+    char key[KEY_MAX];
+    json_t *v = NULL;
+    size_t klen = store_key(key, KEY_MAX, "V", repository_id, plugin_id, NULL);
+    rd_status rc;
+    if (klen == 0)
+        return RD_ERR_NOT_FOUND;
+    rc = store_get_json(st, STORE_CF_CACHE, key, klen, &v, err);
+    if (rc == RD_OK) {
+        *fetched_at_ms = fetched_at_of(v);
+        *versions = json_incref(json_object_get(v, "versions"));
+        if (*versions == NULL)
+            *versions = json_array();
+    }
+    json_decref(v);
+    return rc;
+}
+
+rd_status remote_versions_put(store *st, const char *repository_id, const char *plugin_id,
+                              const json_t *versions, int64_t now_ms, rd_error *err)
+{
+    return put_small(
+        st, "V", repository_id, plugin_id,
+        json_pack("{s:O, s:I}", "versions", versions, "fetched_at", (json_int_t)now_ms), err);
+}
+
+/* ---- validation of upstream data ---------------------------------------- */
+
+rd_status remote_check_plugin(const json_t *p, rd_error *err)
+{
+    static const char *const strings[] = {"plugin_id", "name", "image", "state", NULL};
+    static const char *const objects[] = {"capability", "template", "tags", "registry_config",
+                                          NULL};
+    const char *pid, *image;
+    char expect[PLUGIN_IMAGE_MAX + 1];
+    rd_error sub;
+
+    if (!json_is_object(p))
+        return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                       "Bad upstream response. (reason = a plugin is not an object)");
+    for (size_t i = 0; strings[i] != NULL; i++) {
+        json_t *v = json_object_get(p, strings[i]);
+        if (!json_is_string(v) || json_string_length(v) == 0)
+            return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                           "Bad upstream response. (reason = plugin without %s)", strings[i]);
+    }
+    for (size_t i = 0; objects[i] != NULL; i++) {
+        json_t *v = json_object_get(p, objects[i]);
+        if (v != NULL && !json_is_object(v))
+            return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                           "Bad upstream response. (reason = plugin %s is not an object)",
+                           objects[i]);
+    }
+    if (json_object_get(p, "labels") != NULL && !json_is_array(json_object_get(p, "labels")))
+        return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                       "Bad upstream response. (reason = plugin labels is not a list)");
+    if (!json_is_string(json_object_get(p, "resource_type")) &&
+        !json_is_string(json_object_get(p, "service_type")))
+        return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                       "Bad upstream response. (reason = plugin without resource_type)");
+    pid = json_string_value(json_object_get(p, "plugin_id"));
+    image = json_string_value(json_object_get(p, "image"));
+    if (plugin_check_image(image, &sub) != RD_OK)
+        return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                       "Bad upstream response. (reason = plugin with an invalid image)");
+    plugin_id_from_image(image, expect, sizeof(expect));
+    if (strcmp(expect, pid) != 0)
+        return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                       "Bad upstream response. (reason = plugin_id does not match image)");
+    return RD_OK;
+}
+
+rd_status remote_status_get(store *st, const char *repository_id, json_t **out, rd_error *err)
+{
+    char key[KEY_MAX];
+    size_t klen = store_key(key, KEY_MAX, "S", repository_id, NULL);
+    return store_get_json(st, STORE_CF_CACHE, key, klen, out, err);
+}
+
+rd_status remote_status_put(store *st, const char *repository_id, const json_t *status,
+                            rd_error *err)
+{
+    char key[KEY_MAX];
+    size_t klen = store_key(key, KEY_MAX, "S", repository_id, NULL);
+    store_batch *b = store_batch_new(st);
+    rd_status rc;
+    if (b == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    store_batch_put_json(b, STORE_CF_CACHE, key, klen, status);
+    rc = store_write(st, b, err);
+    store_batch_free(b);
+    return rc;
+}
