@@ -237,7 +237,7 @@ rd_status store_scan(store *st, store_cf cf, const void *prefix, size_t plen, st
         size_t klen = 0, vlen = 0;
         const char *k = rocksdb_iter_key(it, &klen);
         const char *v = rocksdb_iter_value(it, &vlen);
-        if (klen < plen || memcmp(k, prefix, plen) != 0)
+        if (plen > 0 && (klen < plen || memcmp(k, prefix, plen) != 0))
             break;
         if (fn(ud, k, klen, v, vlen) != 0)
             break;
