@@ -139,4 +139,8 @@ rd_status plugin_check_id_request(const json_t *req, int allow_repo, rd_error *e
  * runs out. */
 json_t *plugin_view(const json_t *record, const json_t *repository_info);
 
+/* qsort comparator over json_t * plugin documents: the default order of a
+ * repository's plugins (name, then plugin_id, then domain_id). */
+int plugin_cmp_default_order(const void *a, const void *b);
+
 #endif

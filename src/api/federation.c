@@ -22,6 +22,7 @@
 
 #include "fetcher.h"
 #include "log.h"
+#include "plugin.h"
 #include "remote.h"
 #include "util.h"
 
@@ -45,19 +46,6 @@ json_t *federation_plugin_view(const json_t *cached, const json_t *repo_record)
     return doc;
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-    const char *nx = json_string_value(json_object_get(x, "name"));
-    const char *ny = json_string_value(json_object_get(y, "name"));
-    int c = strcmp(nx ? nx : "", ny ? ny : "");
-    if (c != 0)
-        return c;
-    nx = json_string_value(json_object_get(x, "plugin_id"));
-    ny = json_string_value(json_object_get(y, "plugin_id"));
-    return strcmp(nx ? nx : "", ny ? ny : "");
-}
-
 /* Appends the views of a repository's cached catalog to docs, by name. */
 static rd_status append_catalog(store *st, const json_t *rec, json_t *docs, rd_error *err)
 {
@@ -78,7 +66,7 @@ static rd_status append_catalog(store *st, const json_t *rec, json_t *docs, rd_e
     }
     for (size_t i = 0; i < n; i++)
         items[i] = json_array_get(cached, i);
-    qsort(items, n, sizeof(*items), cmp_name);
+    qsort(items, n, sizeof(*items), plugin_cmp_default_order);
     for (size_t i = 0; i < n; i++)
         json_array_append_new(docs, federation_plugin_view(items[i], rec));
 done:

@@ -289,24 +289,6 @@ rd_status api_plugin_get_versions(api_call *call, json_t **out, rd_error *err)
     return find_plugin(call, 1, out, err);
 }
 
-static int cmp_by_name(const void *a, const void *b)
-{
-    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-    const char *nx = json_string_value(json_object_get(x, "name"));
-    const char *ny = json_string_value(json_object_get(y, "name"));
-    int c = strcmp(nx ? nx : "", ny ? ny : "");
-    if (c != 0)
-        return c;
-    nx = json_string_value(json_object_get(x, "plugin_id"));
-    ny = json_string_value(json_object_get(y, "plugin_id"));
-    c = strcmp(nx ? nx : "", ny ? ny : "");
-    if (c != 0)
-        return c;
-    nx = json_string_value(json_object_get(x, "domain_id"));
-    ny = json_string_value(json_object_get(y, "domain_id"));
-    return strcmp(nx ? nx : "", ny ? ny : "");
-}
-
 /* Every plugin the caller can read in the repository named by repository_id
  * (NULL = all), as response views in default order (repository precedence,
  * then name).  *out is a new array. */
@@ -338,7 +320,7 @@ static rd_status collect_visible(api_call *call, const char *repository_id, cons
     }
     for (size_t i = 0; i < count; i++)
         sorted[i] = json_array_get(records, i);
-    qsort(sorted, count, sizeof(*sorted), cmp_by_name);
+    qsort(sorted, count, sizeof(*sorted), plugin_cmp_default_order);
     for (size_t i = 0; i < count; i++)
         json_array_append_new(docs, view(call, sorted[i]));
     *out = docs;

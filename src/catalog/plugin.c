@@ -895,3 +895,22 @@ fail:
     json_decref(view);
     return NULL;
 }
+
+/* Compares the string field key of two documents ("" when absent). */
+static int cmp_field(const json_t *x, const json_t *y, const char *key)
+{
+    const char *a = json_string_value(json_object_get(x, key));
+    const char *b = json_string_value(json_object_get(y, key));
+    return strcmp(a ? a : "", b ? b : "");
+}
+
+int plugin_cmp_default_order(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    int c = cmp_field(x, y, "name");
+    if (c == 0)
+        c = cmp_field(x, y, "plugin_id");
+    if (c == 0)
+        c = cmp_field(x, y, "domain_id");
+    return c;
+}
