@@ -10,6 +10,7 @@
  *   "M\0<repo>"               -> {"fetched_at": ms, "count": n}   (catalog)
  *   "V\0<repo>\0<plugin_id>" -> {"versions": [...], "fetched_at": ms}
  *   "N\0<repo>\0<plugin_id>" -> {"fetched_at": ms}   (upstream said 404)
+ *   "P\0<repo>\0<plugin_id>" -> {"fetched_at": ms}   (plugin fetched on its own)
  *   "S\0<repo>"               -> upstream status
  * Everything here is synchronous and thread-safe (it only uses the store).
  */
@@ -85,9 +86,14 @@ rd_status remote_catalog_replace(store *st, const char *repository_id, const jso
 rd_status remote_plugin_get(store *st, const char *repository_id, const char *plugin_id,
                             json_t **out, rd_error *err);
 
-/* Caches one plugin fetched on its own (and clears its negative entry). */
+/* Caches one plugin fetched on its own at now_ms (and clears its negative
+ * entry); it is then fresh for ttl_s from now_ms, whatever the catalog's age. */
 rd_status remote_plugin_put(store *st, const char *repository_id, const json_t *plugin,
-                            rd_error *err);
+                            int64_t now_ms, rd_error *err);
+
+/* When plugin_id was last fetched on its own; RD_ERR_NOT_FOUND if never. */
+rd_status remote_plugin_fetched_at(store *st, const char *repository_id, const char *plugin_id,
+                                   int64_t *fetched_at_ms, rd_error *err);
 
 /* The time of a cached "not found"; RD_ERR_NOT_FOUND when none. */
 rd_status remote_negative_get(store *st, const char *repository_id, const char *plugin_id,

@@ -407,7 +407,18 @@ static void plugin_step(plugin_state *p)
         remote_cache_settings(rec, &a->conf->remote_defaults, &cs);
         if (remote_plugin_get(a->st, id, p->plugin_id, &cached, &e2) == RD_OK) {
             json_t *view = federation_plugin_view(cached, rec);
+            int64_t own_at = 0;
             json_decref(cached);
+            /* fetched on its own more recently than the catalog: that age counts */
+            if (remote_plugin_fetched_at(a->st, id, p->plugin_id, &own_at, &e2) == RD_OK &&
+                (!have_cat || own_at > cat_at)) {
+                cat_at = own_at;
+                v = judge(a, rec, 1, own_at, &refresh);
+                if (refresh) {
+                    refresh = 0;
+                    refresh_in_background(a, FETCH_PLUGIN, id, p->plugin_id);
+                }
+            }
             if (v == USE_FRESH || v == USE_STALE) {
                 note_cache(p->call, v == USE_FRESH ? "HIT" : "STALE");
                 if (refresh)

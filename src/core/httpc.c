@@ -44,6 +44,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <strings.h>
 #include <sys/queue.h>
 
@@ -796,6 +799,19 @@ static int req_fill(const httpc_req *r, struct evhttp_request *ereq)
     return 0;
 }
 
+/* Requests are small and answered at once: without TCP_NODELAY, a request
+ * written as several TLS records waits for the peer's delayed ACK (~40 ms).
+ * The socket exists once evhttp starts connecting (for names, after the
+ * lookup: then the next request on the connection sets it). */
+static void set_nodelay(httpc_conn *conn)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(conn->evcon);
+    evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+    int one = 1;
+    if (fd >= 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 /* Sends r on a pooled connection (when may_reuse) or a new one.  Failures
  * finish r (delivered later).  evhttp never calls back synchronously from
  * here in practice, but on_done tolerates it. */
@@ -848,7 +864,9 @@ static void req_start(httpc_req *r, int may_reuse)
             req_finish(r, HTTPC_ERR_CONNECT, "cannot start a request to %s:%d", r->connect_host,
                        r->port);
         }
+        return;
     }
+    set_nodelay(conn);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)

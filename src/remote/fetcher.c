@@ -39,6 +39,7 @@ typedef struct {
     char *repository_id, *plugin_id, *endpoint, *token, *ca_file;
     int force, verify;
     int64_t timeout_ms;
+    int64_t submitted_ms; /* when a worker asked */
 } job_copy;
 
 typedef struct queued {
@@ -367,7 +368,7 @@ static rd_status apply_answer(inflight *in, json_t *body, json_t **value, int *c
             return rc;
         if (strcmp(json_string_value(json_object_get(body, "plugin_id")), in->job.plugin_id) != 0)
             return bad_shape(in, "another plugin was returned", err);
-        rc = remote_plugin_put(st, in->job.repository_id, body, err);
+        rc = remote_plugin_put(st, in->job.repository_id, body, now, err);
         if (rc == RD_OK)
             *value = json_incref(body);
         return rc;
@@ -541,6 +542,60 @@ done:
     return rc;
 }
 
+/* A miss judged by a worker just before a fetch of the same key completed
+ * reaches this thread after that fetch is gone from the in-flight list.
+ * When the cache was filled after the job was submitted, the job is answered
+ * from it, so identical misses still cost one upstream request.  Returns 1
+ * when q was answered (and freed). */
+static int answered_meanwhile(fetcher *f, queued *q)
+{
+    store *st = f->a->st;
+    job_copy *j = &q->job;
+    json_t *value = NULL;
+    int64_t at = 0;
+    rd_error e;
+    fetch_result res;
+
+    if (j->force || j->repository_id == NULL)
+        return 0;
+    memset(&res, 0, sizeof(res));
+    switch (j->kind) {
+    case FETCH_CATALOG:
+        if (remote_catalog_age(st, j->repository_id, &at, &e) != RD_OK || at < j->submitted_ms)
+            return 0;
+        value = json_object();
+        break;
+    case FETCH_PLUGIN:
+        if (remote_negative_get(st, j->repository_id, j->plugin_id, &at, &e) == RD_OK &&
+            at >= j->submitted_ms) {
+            res.rc = RD_ERR_NOT_FOUND;
+            break;
+        }
+        if (remote_plugin_fetched_at(st, j->repository_id, j->plugin_id, &at, &e) != RD_OK ||
+            at < j->submitted_ms ||
+            remote_plugin_get(st, j->repository_id, j->plugin_id, &value, &e) != RD_OK)
+            return 0;
+        break;
+    case FETCH_VERSIONS:
+        if (remote_versions_get(st, j->repository_id, j->plugin_id, &value, &at, &e) != RD_OK)
+            return 0;
+        if (at < j->submitted_ms) {
+            json_decref(value);
+            return 0;
+        }
+        break;
+    default:
+        return 0;
+    }
+    res.err.code = res.rc;
+    res.value = value;
+    deliver_all(q->w, &res);
+    json_decref(value);
+    job_copy_free(j);
+    free(q);
+    return 1;
+}
+
 static void start_job(fetcher *f, queued *q)
 {
     char key[600];
@@ -559,6 +614,8 @@ static void start_job(fetcher *f, queued *q)
             return;
         }
     }
+    if (answered_meanwhile(f, q))
+        return;
     in = calloc(1, sizeof(*in));
     if (in == NULL) {
         fetch_result res = {RD_ERR_INTERNAL, {RD_ERR_INTERNAL, "Internal error."}, NULL};
@@ -720,6 +777,7 @@ void fetcher_submit(fetcher *f, const fetch_job *job, struct event_base *reply_b
     q->job.force = job->force;
     q->job.verify = job->verify;
     q->job.timeout_ms = job->timeout_ms;
+    q->job.submitted_ms = util_now_ms();
     w->base = reply_base;
     w->cb = cb;
     w->arg = arg;

@@ -129,14 +129,14 @@ static rd_status queue_cache_deletes(store *st, store_batch *b, const char *kind
 
 rd_status remote_delete(store *st, const char *repository_id, rd_error *err)
 {
-    static const char *const kinds[] = {"C", "V", "N"};
+    static const char *const kinds[] = {"C", "V", "N", "P"};
     char key[KEY_MAX];
     store_batch *b = store_batch_new(st);
     rd_status rc = RD_OK;
     size_t klen;
     if (b == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-    for (size_t i = 0; i < 3 && rc == RD_OK; i++)
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && rc == RD_OK; i++)
         rc = queue_cache_deletes(st, b, kinds[i], repository_id, err);
     if (rc == RD_OK) {
         klen = store_key(key, KEY_MAX, "M", repository_id, NULL);
@@ -308,11 +308,12 @@ rd_status remote_plugin_get(store *st, const char *repository_id, const char *pl
 }
 
 rd_status remote_plugin_put(store *st, const char *repository_id, const json_t *plugin,
-                            rd_error *err)
+                            int64_t now_ms, rd_error *err)
 {
     char key[KEY_MAX];
     const char *pid = json_string_value(json_object_get(plugin, "plugin_id"));
     store_batch *b;
+    json_t *stamp;
     size_t klen;
     rd_status rc;
     if (pid == NULL || (klen = store_key(key, KEY_MAX, "C", repository_id, pid, NULL)) == 0)
@@ -323,8 +324,28 @@ rd_status remote_plugin_put(store *st, const char *repository_id, const json_t *
     store_batch_put_json(b, STORE_CF_CACHE, key, klen, plugin);
     klen = store_key(key, KEY_MAX, "N", repository_id, pid, NULL);
     store_batch_delete(b, STORE_CF_CACHE, key, klen);
+    stamp = json_pack("{s:I}", "fetched_at", (json_int_t)now_ms);
+    klen = store_key(key, KEY_MAX, "P", repository_id, pid, NULL);
+    store_batch_put_json(b, STORE_CF_CACHE, key, klen, stamp);
+    json_decref(stamp);
     rc = store_write(st, b, err);
     store_batch_free(b);
+    return rc;
+}
+
+rd_status remote_plugin_fetched_at(store *st, const char *repository_id, const char *plugin_id,
+                                   int64_t *fetched_at_ms, rd_error *err)
+{
+    char key[KEY_MAX];
+    json_t *v = NULL;
+    size_t klen = store_key(key, KEY_MAX, "P", repository_id, plugin_id, NULL);
+    rd_status rc;
+    if (klen == 0)
+        return RD_ERR_NOT_FOUND;
+    rc = store_get_json(st, STORE_CF_CACHE, key, klen, &v, err);
+    if (rc == RD_OK)
+        *fetched_at_ms = fetched_at_of(v);
+    json_decref(v);
     return rc;
 }
 

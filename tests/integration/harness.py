@@ -325,6 +325,48 @@ class Server:
             self.stop()
         return self.start()
 
+    def pin_port(self):
+        """Rewrites the config so that later starts listen on the port the
+        server has now (a restarted upstream keeps its endpoint)."""
+        if self.port is None:
+            raise ServerError("server has no port yet")
+        self.config["listen"] = "127.0.0.1:%d" % self.port
+        self.write_config()
+        return self.port
+
+    @property
+    def endpoint(self):
+        """https://127.0.0.1:PORT (what a mirror registers as endpoint)."""
+        if self.port is None:
+            raise ServerError("server has no port yet")
+        return "https://127.0.0.1:%d" % self.port
+
+    def access_count(self, path, status=None):
+        """How many access-log lines this server wrote (all runs) for
+        POST path ('plugin/get' shorthand or absolute), optionally only
+        those answered with status."""
+        if not path.startswith("/"):
+            path = API_PREFIX + path
+        pat = re.compile(r"\baccess POST %s (\d{3}|-) " % re.escape(path))
+        n = 0
+        for line in self.log().splitlines():
+            m = pat.search(line)
+            if m and (status is None or m.group(1) == str(status)):
+                n += 1
+        return n
+
+    def metric(self, name):
+        """The value of one unlabelled sample of GET /metrics (float), or None."""
+        r = self.request("/metrics", method="GET")
+        if r.status != 200:
+            raise ServerError("GET /metrics answered %d%s" % (r.status, self.describe()))
+        text = r.body.decode() if isinstance(r.body, bytes) else str(r.body)
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == name:
+                return float(parts[1])
+        return None
+
     def _join_reader(self):
         if self._reader is not None:
             self._reader.join(5)
@@ -525,6 +567,13 @@ def list_snapshot(server, token, body=None):
         raise ServerError("plugin list failed: %r%s" % ((r.status, r.body), server.describe()))
     res = sorted(r.body.get("results", []), key=lambda p: (p.get("domain_id", ""), p.get("plugin_id", "")))
     return {"total_count": r.body.get("total_count"), "results": res}
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on (just released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def tls_socket(port, context=None, server_hostname="127.0.0.1", timeout=REQUEST_TIMEOUT_S):
