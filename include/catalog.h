@@ -20,7 +20,10 @@
 typedef struct catalog catalog;
 
 /* Opens the catalog over st (borrowed; must outlive the catalog) and makes
- * sure the local repository exists, named local_name at creation. */
+ * sure the local repository exists, named local_name at creation.  A data
+ * dir written before the plugin indexes existed (or with an older index
+ * version) gets its indexes rebuilt here, before the catalog is returned;
+ * this reads every local plugin once. */
 rd_status catalog_open(store *st, const char *local_name, catalog **out, rd_error *err);
 void catalog_close(catalog *cat);
 
@@ -38,6 +41,16 @@ json_t *catalog_local_record(const catalog *cat);
  * plugin_id in the same domain -> RD_ERR_SAVE_UNIQUE_VALUES, nothing stored. */
 rd_status catalog_plugin_insert(catalog *cat, const json_t *record, rd_error *err);
 
+/* Bulk loader for tools and benchmarks (not for request handling: it holds
+ * the write lock while it checks and writes the whole array).  Stores every
+ * record of records (a JSON array of records, borrowed) as a new local
+ * plugin, with its index entries, in one atomic batch.  A plugin_id that is
+ * already stored in its domain, or that appears twice in the array for the
+ * same domain -> RD_ERR_SAVE_UNIQUE_VALUES; an incomplete record ->
+ * RD_ERR_INTERNAL; on any failure nothing is stored.  Keep arrays to about
+ * a thousand records. */
+rd_status catalog_plugin_insert_many(catalog *cat, const json_t *records, rd_error *err);
+
 /* Reads the record of (domain_id, plugin_id): *out new reference.
  * RD_ERR_NOT_FOUND when absent (err untouched). */
 rd_status catalog_plugin_get(catalog *cat, const char *domain_id, const char *plugin_id,
@@ -50,7 +63,8 @@ typedef rd_status (*catalog_modify_fn)(void *ud, const json_t *current, json_t *
 
 /* Reads, changes and writes one record atomically with respect to other
  * writers.  *out (optional) receives the stored new record (new reference).
- * RD_ERR_NOT_FOUND when absent. */
+ * RD_ERR_NOT_FOUND when absent.  The new record must keep domain_id and
+ * plugin_id (RD_ERR_INTERNAL otherwise, nothing written). */
 rd_status catalog_plugin_modify(catalog *cat, const char *domain_id, const char *plugin_id,
                                 catalog_modify_fn fn, void *ud, json_t **out, rd_error *err);
 
@@ -67,9 +81,27 @@ struct query;
 /* Like catalog_plugin_collect, but may use secondary indexes to skip
  * records that cannot match q (borrowed; NULL = no hint): what it appends is
  * a superset of the matches of q in the domain, in plugin_id order.  When
- * decoded is not NULL it is increased by the number of records decoded. */
+ * decoded is not NULL it is increased by the number of records decoded.
+ *
+ * q is matched against records here, while the API matches plugin_view()s
+ * of them; the hints only use fields the view copies unchanged (plugin_id,
+ * name, state, resource_type, provider, registry_type).  The index is used
+ * when q's AND part confines one of them to a set of strings
+ * (query_index_values); among several, the field with the fewest index
+ * entries for its values wins.  Otherwise every record is decoded. */
 rd_status catalog_plugin_collect_query(catalog *cat, const char *domain_id, const struct query *q,
                                        json_t *arr, size_t *decoded, rd_error *err);
+
+/* Counts the local plugins of domain_id that match q (borrowed; NULL =
+ * all) from keys alone, decoding no record, when that is possible: then
+ * *exact = 1 and *count is set.  Possible when q has no filter_or and no
+ * keyword and each of its conditions is a positive eq / in over strings on
+ * plugin_id, name, state, resource_type, provider or registry_type
+ * (query_index_only) - e.g. a count_only list with top-level filters only
+ * (sort, page and projection do not change a count).  Otherwise *exact = 0
+ * and the caller counts the usual way. */
+rd_status catalog_plugin_count_query(catalog *cat, const char *domain_id, const struct query *q,
+                                     size_t *count, int *exact, rd_error *err);
 
 /* Number of local plugins in all domains (for repository deregister checks). */
 rd_status catalog_plugin_count_all(catalog *cat, size_t *count, rd_error *err);

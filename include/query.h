@@ -64,6 +64,32 @@ rd_status query_run(const query *q, const json_t *docs, json_t **out, rd_error *
 rd_status query_stat(const json_t *stat_query, const query_schema *schema, const json_t *docs,
                      json_t **out, rd_error *err);
 
+/* Index hints: what the AND part of q (top-level eq_filters and `filter`)
+ * says about the top-level key `field` (a dotted field gives 0; keys compare
+ * as text: "provider" is not "provider.0").  A condition counts when it is a positive `eq` or `in`
+ * (never `not` / `not_in`) on exactly that key and every operand is a string
+ * without a NUL byte; several such conditions intersect.  Conditions in
+ * filter_or, keyword words and any other operator are ignored (they only
+ * narrow the matches further).
+ *
+ * Returns 1 and sets *values to a new array of the distinct allowed strings,
+ * sorted bytewise (possibly empty: nothing can match), when at least one
+ * condition counts; the guarantee is then that every document matching q
+ * whose value at field is a string holds one of those strings.  (A document
+ * whose value is an array may still match through an element; numbers,
+ * booleans, null, objects and missing values cannot.)  Returns 0 with
+ * *values NULL when no condition counts, -1 with *values NULL when memory
+ * runs out. */
+int query_index_values(const query *q, const char *field, json_t **values);
+
+/* 1 when matching q depends on nothing but the keys in fields (a
+ * NULL-terminated list) through the sets query_index_values reports: no
+ * filter_or, no keyword, and every AND condition counts in the sense above
+ * for one of the fields.  Then a document matches exactly when, for every
+ * field with a set, its value there (or an element of it, if an array) is
+ * one of the set's strings.  0 otherwise. */
+int query_index_only(const query *q, const char *const *fields);
+
 /* Looks up a dotted key ("tags.description", "labels") in doc; returns a
  * borrowed value or NULL when missing.  Through arrays of objects the key
  * reaches every element: the result is then a new array owned by the caller

@@ -2,8 +2,13 @@
  * catalog.c - the local repository record and local plugins in the store.
  *
  * Keys in STORE_CF_PLUGINS: "L\0<domain_id>\0<plugin_id>" -> plugin record.
- * Keys in STORE_CF_META: "local_repository_id" -> id.
+ * Keys in STORE_CF_INDEX: the plugins' secondary indexes (index.h).
+ * Keys in STORE_CF_META: "local_repository_id" -> id;
+ *   "plugin_index_version" (index.h).
  * Keys in STORE_CF_REPOS: "<repository_id>" -> RepositoryInfo record.
+ *
+ * Every plugin write queues the record and its index changes in one batch,
+ * under the write lock, so the index always describes the stored records.
  */
 #include "catalog.h"
 
@@ -11,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "index.h"
 #include "log.h"
+#include "query.h"
 #include "util.h"
 
 #define KEY_MAX 1024
@@ -28,7 +35,7 @@ static const char META_LOCAL_ID[] = "local_repository_id";
 
 static size_t plugin_key(char *buf, const char *domain_id, const char *plugin_id)
 {
-    return store_key(buf, KEY_MAX, "L", domain_id, plugin_id, NULL);
+    return pindex_record_key(buf, KEY_MAX, domain_id, plugin_id);
 }
 
 /* Loads the local repository, creating it on first start. */
@@ -96,6 +103,8 @@ rd_status catalog_open(store *st, const char *local_name, catalog **out, rd_erro
     cat->st = st;
     pthread_mutex_init(&cat->write_lock, NULL);
     rc = ensure_local(cat, local_name, err);
+    if (rc == RD_OK)
+        rc = pindex_ensure(st, err);
     if (rc != RD_OK) {
         catalog_close(cat);
         return rc;
@@ -159,11 +168,89 @@ rd_status catalog_plugin_insert(catalog *cat, const json_t *record, rd_error *er
         goto done;
     }
     store_batch_put_json(b, STORE_CF_PLUGINS, key, klen, record);
+    pindex_put_changes(b, domain_id, plugin_id, NULL, record);
     rc = store_write(cat->st, b, err);
 done:
     pthread_mutex_unlock(&cat->write_lock);
     free(old);
     store_batch_free(b);
+    return rc;
+}
+
+typedef struct {
+    const char *domain_id;
+    const char *plugin_id;
+} plugin_ref;
+
+static int cmp_refs(const void *a, const void *b)
+{
+    const plugin_ref *x = a, *y = b;
+    int c = strcmp(x->domain_id, y->domain_id);
+    return c != 0 ? c : strcmp(x->plugin_id, y->plugin_id);
+}
+
+rd_status catalog_plugin_insert_many(catalog *cat, const json_t *records, rd_error *err)
+{
+    char key[KEY_MAX];
+    size_t n = json_array_size(records), klen;
+    plugin_ref *refs = calloc(n ? n : 1, sizeof(*refs));
+    store_batch *b = store_batch_new(cat->st);
+    char *old = NULL;
+    rd_status rc = RD_OK;
+    int locked = 0;
+
+    if (refs == NULL || b == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *rec = json_array_get(records, i);
+        refs[i].domain_id = json_string_value(json_object_get(rec, "domain_id"));
+        refs[i].plugin_id = json_string_value(json_object_get(rec, "plugin_id"));
+        if (refs[i].domain_id == NULL || refs[i].plugin_id == NULL) {
+            rc = rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = incomplete record)");
+            goto done;
+        }
+        if (plugin_key(key, refs[i].domain_id, refs[i].plugin_id) == 0) {
+            rc = rd_fail(err, RD_ERR_INVALID_PARAMETER, "Invalid parameter. (key = plugin_id)");
+            goto done;
+        }
+    }
+    qsort(refs, n, sizeof(*refs), cmp_refs);
+    for (size_t i = 1; i < n; i++) {
+        if (cmp_refs(&refs[i - 1], &refs[i]) == 0) {
+            rc = rd_fail(err, RD_ERR_SAVE_UNIQUE_VALUES,
+                         "Duplicated value. (key = plugin_id, value = %s)", refs[i].plugin_id);
+            goto done;
+        }
+    }
+    pthread_mutex_lock(&cat->write_lock);
+    locked = 1;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *rec = json_array_get(records, i);
+        const char *domain_id = json_string_value(json_object_get(rec, "domain_id"));
+        const char *plugin_id = json_string_value(json_object_get(rec, "plugin_id"));
+        klen = plugin_key(key, domain_id, plugin_id);
+        rc = store_get(cat->st, STORE_CF_PLUGINS, key, klen, &old, NULL, err);
+        free(old);
+        old = NULL;
+        if (rc == RD_OK) {
+            rc = rd_fail(err, RD_ERR_SAVE_UNIQUE_VALUES,
+                         "Duplicated value. (key = plugin_id, value = %s)", plugin_id);
+            goto done;
+        }
+        if (rc != RD_ERR_NOT_FOUND)
+            goto done;
+        rc = RD_OK;
+        store_batch_put_json(b, STORE_CF_PLUGINS, key, klen, rec);
+        pindex_put_changes(b, domain_id, plugin_id, NULL, rec);
+    }
+    rc = store_write(cat->st, b, err);
+done:
+    if (locked)
+        pthread_mutex_unlock(&cat->write_lock);
+    store_batch_free(b);
+    free(refs);
     return rc;
 }
 
@@ -175,6 +262,14 @@ rd_status catalog_plugin_get(catalog *cat, const char *domain_id, const char *pl
     if (klen == 0)
         return RD_ERR_NOT_FOUND;
     return store_get_json(cat->st, STORE_CF_PLUGINS, key, klen, out, err);
+}
+
+/* 1 when rec's field is absent or the string s: a record keeps the identity
+ * of its key (the plugin_id index path reads records by key). */
+static int same_string(const json_t *rec, const char *field, const char *s)
+{
+    const json_t *v = json_object_get(rec, field);
+    return v == NULL || (json_is_string(v) && strcmp(json_string_value(v), s) == 0);
 }
 
 rd_status catalog_plugin_modify(catalog *cat, const char *domain_id, const char *plugin_id,
@@ -195,12 +290,17 @@ rd_status catalog_plugin_modify(catalog *cat, const char *domain_id, const char 
     rc = fn(ud, cur, &next, err);
     if (rc != RD_OK)
         goto done;
+    if (!same_string(next, "domain_id", domain_id) || !same_string(next, "plugin_id", plugin_id)) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = plugin identity changed)");
+        goto done;
+    }
     b = store_batch_new(cat->st);
     if (b == NULL) {
         rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
         goto done;
     }
     store_batch_put_json(b, STORE_CF_PLUGINS, key, klen, next);
+    pindex_put_changes(b, domain_id, plugin_id, cur, next);
     rc = store_write(cat->st, b, err);
     if (rc == RD_OK && out != NULL) {
         *out = next;
@@ -219,6 +319,9 @@ rd_status catalog_plugin_delete(catalog *cat, const char *domain_id, const char 
 {
     char key[KEY_MAX];
     char *old = NULL;
+    size_t oldlen = 0;
+    json_t *rec = NULL;
+    json_error_t jerr;
     store_batch *b = NULL;
     size_t klen = plugin_key(key, domain_id, plugin_id);
     rd_status rc;
@@ -226,7 +329,7 @@ rd_status catalog_plugin_delete(catalog *cat, const char *domain_id, const char 
     if (klen == 0)
         return RD_ERR_NOT_FOUND;
     pthread_mutex_lock(&cat->write_lock);
-    rc = store_get(cat->st, STORE_CF_PLUGINS, key, klen, &old, NULL, err);
+    rc = store_get(cat->st, STORE_CF_PLUGINS, key, klen, &old, &oldlen, err);
     if (rc != RD_OK)
         goto done;
     b = store_batch_new(cat->st);
@@ -234,10 +337,16 @@ rd_status catalog_plugin_delete(catalog *cat, const char *domain_id, const char 
         rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
         goto done;
     }
+    rec = json_loadb(old, oldlen, 0, &jerr);
+    if (rec == NULL) /* its entries stay behind: they only cost a wasted read */
+        LOG_WARN("catalog: deleting corrupt plugin record %s/%s: %s", domain_id, plugin_id,
+                 jerr.text);
     store_batch_delete(b, STORE_CF_PLUGINS, key, klen);
+    pindex_put_changes(b, domain_id, plugin_id, rec, NULL);
     rc = store_write(cat->st, b, err);
 done:
     pthread_mutex_unlock(&cat->write_lock);
+    json_decref(rec);
     free(old);
     store_batch_free(b);
     return rc;
@@ -295,11 +404,55 @@ rd_status catalog_plugin_count_all(catalog *cat, size_t *count, rd_error *err)
 rd_status catalog_plugin_collect_query(catalog *cat, const char *domain_id, const struct query *q,
                                        json_t *arr, size_t *decoded, rd_error *err)
 {
-    size_t before = json_array_size(arr);
-    rd_status rc;
-    (void)q;
-    rc = catalog_plugin_collect(cat, domain_id, arr, err);
+    char key[KEY_MAX];
+    pindex_ids ids = {0};
+    size_t before = json_array_size(arr), n = 0;
+    int used = 0;
+    rd_status rc = pindex_candidates(cat->st, domain_id, q, &ids, &used, err);
+
+    if (rc != RD_OK)
+        goto done;
+    if (!used) {
+        rc = catalog_plugin_collect(cat, domain_id, arr, err);
+        n = json_array_size(arr) - before;
+        goto done;
+    }
+    /* The candidates are sorted, so the records come in plugin_id order. */
+    for (size_t i = 0; i < ids.n; i++) {
+        char *val = NULL;
+        size_t vlen = 0, klen = plugin_key(key, domain_id, ids.ids[i]);
+        json_error_t jerr;
+        json_t *rec;
+        if (klen == 0)
+            continue;
+        rc = store_get(cat->st, STORE_CF_PLUGINS, key, klen, &val, &vlen, err);
+        if (rc == RD_ERR_NOT_FOUND) { /* deleted meanwhile, or a named id */
+            rc = RD_OK;
+            continue;
+        }
+        if (rc != RD_OK)
+            goto done;
+        rec = json_loadb(val, vlen, 0, &jerr);
+        free(val);
+        n++;
+        if (rec == NULL) {
+            LOG_ERROR("catalog: skipping corrupt plugin record: %s", jerr.text);
+            continue;
+        }
+        if (json_array_append_new(arr, rec) != 0) {
+            rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+            goto done;
+        }
+    }
+done:
     if (decoded != NULL)
-        *decoded += json_array_size(arr) - before;
+        *decoded += n;
+    pindex_ids_free(&ids);
     return rc;
+}
+
+rd_status catalog_plugin_count_query(catalog *cat, const char *domain_id, const struct query *q,
+                                     size_t *count, int *exact, rd_error *err)
+{
+    return pindex_count(cat->st, domain_id, q, count, exact, err);
 }
