@@ -45,6 +45,14 @@ rd_status federation_find_plugin(api_call *call, const char *plugin_id, const ch
                                  int want_versions, federation_plugin_fn done, void *ud,
                                  rd_error *err);
 
+/* The VersionsInfo of a local plugin (record borrowed): its image's tags
+ * from its registry, cached like a remote version list (remote_defaults):
+ * fresh -> HIT; stale -> STALE with a background refresh; otherwise read now
+ * (MISS), falling back to a copy within stale_if_error_s.  Returns
+ * RD_PENDING (done is always called) or an error (done is not called). */
+rd_status federation_local_versions(api_call *call, const json_t *record, federation_plugin_fn done,
+                                    void *ud, rd_error *err);
+
 /* Looks for plugin_id in the mirrored catalogs only (no upstream): *record
  * receives the repository record that holds it.  RD_ERR_NOT_FOUND if none. */
 rd_status federation_find_cached(app *a, const char *plugin_id, json_t **record, rd_error *err);

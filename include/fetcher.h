@@ -23,14 +23,19 @@ typedef enum {
     FETCH_CATALOG,  /* refresh the mirrored catalog of repository_id */
     FETCH_PLUGIN,   /* fetch one plugin of repository_id */
     FETCH_VERSIONS, /* fetch the version list of one plugin */
-    FETCH_PROBE     /* ask endpoint for its local repository (register) */
+    FETCH_PROBE,    /* ask endpoint for its local repository (register) */
+    FETCH_TAGS      /* read the tags of a local plugin's image from its registry */
 } fetch_kind;
 
 typedef struct {
     fetch_kind kind;
     const char *repository_id; /* CATALOG, PLUGIN, VERSIONS */
-    const char *plugin_id;     /* PLUGIN, VERSIONS */
+    const char *plugin_id;     /* PLUGIN, VERSIONS, TAGS */
+    const char *domain_id;     /* TAGS: the local plugin's domain */
+    const json_t *plugin;      /* TAGS: the local plugin record (copied) */
     int force;                 /* go to the upstream even when the breaker is open */
+    int64_t seen_at_ms;        /* when the caller found the cache wanting (0 = now): an
+                                * answer cached since then is used without asking again */
     /* PROBE only: where and how to connect (no record exists yet). */
     const char *endpoint;
     const char *token;
@@ -45,7 +50,7 @@ typedef struct {
     rd_error err;  /* message when rc is an error */
     json_t *value; /* borrowed, valid during the callback: PROBE -> the
                     * upstream's local RepositoryInfo; CATALOG -> {"plugins": n};
-                    * PLUGIN -> the plugin record; VERSIONS -> the list */
+                    * PLUGIN -> the plugin record; VERSIONS, TAGS -> the list */
 } fetch_result;
 
 typedef void (*fetch_cb)(const fetch_result *res, void *arg);

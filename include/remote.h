@@ -107,6 +107,13 @@ rd_status remote_versions_get(store *st, const char *repository_id, const char *
 rd_status remote_versions_put(store *st, const char *repository_id, const char *plugin_id,
                               const json_t *versions, int64_t now_ms, rd_error *err);
 
+/* Version lists of LOCAL plugins read from their registries, cached under
+ * "T\0<domain_id>\0<plugin_id>" like the remote ones. */
+rd_status remote_tags_get(store *st, const char *domain_id, const char *plugin_id,
+                          json_t **versions, int64_t *fetched_at_ms, rd_error *err);
+rd_status remote_tags_put(store *st, const char *domain_id, const char *plugin_id,
+                          const json_t *versions, int64_t now_ms, rd_error *err);
+
 /* Validates a plugin record received from an upstream: the fields a
  * mirror relies on are present with the right types and the image and
  * plugin_id are well formed.  RD_ERR_UPSTREAM_BAD_RESPONSE naming the

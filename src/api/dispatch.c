@@ -75,7 +75,7 @@ static void reply_error(const api_edge *edge, rd_status code, const char *messag
 void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_error *err)
 {
     const char *headers[3] = {NULL, NULL, NULL};
-    if (call->x_cache != NULL) {
+    if (call->x_cache != NULL && rc == RD_OK) { /* errors are not cache answers */
         headers[0] = "X-Cache";
         headers[1] = call->x_cache;
     }

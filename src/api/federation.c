@@ -157,6 +157,7 @@ typedef struct {
     size_t n;
     size_t pending;
     int restricted; /* one repository was asked for */
+    int64_t seen_at_ms;
 } gather_state;
 
 static void gather_finish(gather_state *g)
@@ -249,6 +250,7 @@ rd_status federation_gather(api_call *call, const char *repository_id, federatio
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
     }
     g->call = call;
+    g->seen_at_ms = util_now_ms();
     g->done = done;
     g->ud = ud;
     g->restricted = repository_id != NULL;
@@ -287,6 +289,7 @@ rd_status federation_gather(api_call *call, const char *repository_id, federatio
         g->pending++;
         memset(&job, 0, sizeof(job));
         job.kind = FETCH_CATALOG;
+        job.seen_at_ms = g->seen_at_ms;
         job.repository_id = json_string_value(json_object_get(g->repos[i].rec, "repository_id"));
         fetcher_submit(a->fetcher, &job, call->edge.base, gather_ticket_done, t);
     }
@@ -303,10 +306,11 @@ typedef struct {
     void *ud;
     char plugin_id[256];
     int want_versions;
-    json_t *recs;  /* remote records to search, in order */
-    size_t idx;    /* the one being searched */
-    json_t *doc;   /* the plugin found (view) */
-    json_t *stale; /* a stale copy kept while its refresh is tried */
+    json_t *recs;       /* remote records to search, in order */
+    size_t idx;         /* the one being searched */
+    json_t *doc;        /* the plugin found (view) */
+    json_t *stale;      /* a stale copy kept while its refresh is tried */
+    int64_t seen_at_ms; /* when the current repository's cache was read */
     rd_status err_rc;
     rd_error err; /* the last upstream failure, reported when nothing is found */
 } plugin_state;
@@ -383,6 +387,7 @@ static void fetch_plugin(plugin_state *p)
 {
     fetch_job job;
     memset(&job, 0, sizeof(job));
+    job.seen_at_ms = p->seen_at_ms;
     job.kind = FETCH_PLUGIN;
     job.repository_id = current_id(p);
     job.plugin_id = p->plugin_id;
@@ -395,6 +400,7 @@ static void plugin_step(plugin_state *p)
     app *a = p->call->app;
     for (; p->idx < json_array_size(p->recs); p->idx++) {
         const json_t *rec = current_rec(p);
+        p->seen_at_ms = util_now_ms(); /* before the cache is read */
         const char *id = current_id(p);
         json_t *cached = NULL;
         int64_t cat_at = 0, neg_at = 0;
@@ -504,6 +510,7 @@ static void versions_step(plugin_state *p)
     int64_t at = 0;
     int refresh = 0;
     rd_error e2;
+    int64_t seen_at = util_now_ms();
     int have = remote_versions_get(a->st, id, p->plugin_id, &list, &at, &e2) == RD_OK;
     verdict v = judge(a, rec, have, at, &refresh);
     fetch_job job;
@@ -531,6 +538,7 @@ static void versions_step(plugin_state *p)
     if (p->stale == NULL)
         json_decref(list);
     memset(&job, 0, sizeof(job));
+    job.seen_at_ms = seen_at;
     job.kind = FETCH_VERSIONS;
     job.repository_id = id;
     job.plugin_id = p->plugin_id;
@@ -596,4 +604,89 @@ rd_status federation_find_cached(app *a, const char *plugin_id, json_t **record,
     }
     json_decref(recs);
     return rc;
+}
+
+/* ---- versions of a local plugin (its registry) ------------------------------ */
+
+typedef struct {
+    api_call *call;
+    federation_plugin_fn done;
+    void *ud;
+    json_t *stale; /* a cached list still within stale_if_error_s */
+} tags_state;
+
+static void tags_end(tags_state *t, json_t *value, rd_status rc, const rd_error *err)
+{
+    t->done(t->call, t->ud, value, rc, err);
+    json_decref(value);
+    json_decref(t->stale);
+    free(t);
+}
+
+static void tags_fetched(const fetch_result *res, void *arg)
+{
+    tags_state *t = arg;
+    if (res->rc == RD_OK && res->value != NULL) {
+        note_cache(t->call, "MISS");
+        tags_end(t, versions_answer(res->value), RD_OK, NULL);
+    } else if (t->stale != NULL && res->rc != RD_ERR_NO_IMAGE_IN_REGISTRY) {
+        note_cache(t->call, "STALE");
+        tags_end(t, versions_answer(t->stale), RD_OK, NULL);
+    } else {
+        tags_end(t, NULL, res->rc, &res->err);
+    }
+}
+
+rd_status federation_local_versions(api_call *call, const json_t *record, federation_plugin_fn done,
+                                    void *ud, rd_error *err)
+{
+    app *a = call->app;
+    const char *domain_id = json_string_value(json_object_get(record, "domain_id"));
+    const char *plugin_id = json_string_value(json_object_get(record, "plugin_id"));
+    const conf_cache *cs = &a->conf->remote_defaults;
+    json_t *list = NULL;
+    int64_t at = 0;
+    rd_error e2;
+    tags_state *t;
+    fetch_job job;
+    remote_freshness fr = REMOTE_EXPIRED;
+
+    int64_t seen_at = util_now_ms();
+    if (remote_tags_get(a->st, domain_id, plugin_id, &list, &at, &e2) == RD_OK)
+        fr = remote_freshness_of(cs, at, util_now_ms());
+    if (fr == REMOTE_FRESH || (fr == REMOTE_STALE && cs->stale_while_revalidate)) {
+        json_t *answer = versions_answer(list);
+        note_cache(call, fr == REMOTE_FRESH ? "HIT" : "STALE");
+        if (fr == REMOTE_STALE) {
+            memset(&job, 0, sizeof(job));
+            job.kind = FETCH_TAGS;
+            job.domain_id = domain_id;
+            job.plugin_id = plugin_id;
+            job.plugin = record;
+            fetcher_submit(a->fetcher, &job, NULL, NULL, NULL);
+        }
+        done(call, ud, answer, RD_OK, NULL);
+        json_decref(answer);
+        json_decref(list);
+        return RD_PENDING;
+    }
+    t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        json_decref(list);
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    }
+    t->call = call;
+    t->done = done;
+    t->ud = ud;
+    t->stale = fr == REMOTE_STALE ? list : NULL;
+    if (t->stale == NULL)
+        json_decref(list);
+    memset(&job, 0, sizeof(job));
+    job.seen_at_ms = seen_at;
+    job.kind = FETCH_TAGS;
+    job.domain_id = domain_id;
+    job.plugin_id = plugin_id;
+    job.plugin = record;
+    fetcher_submit(a->fetcher, &job, call->edge.base, tags_fetched, t);
+    return RD_PENDING;
 }

@@ -12,6 +12,7 @@
 #include "api.h"
 #include "plugin.h"
 #include "federation.h"
+#include "fetcher.h"
 #include "query.h"
 #include "util.h"
 
@@ -76,10 +77,30 @@ static rd_status write_target_missing(api_call *call, const char *plugin_id, rd_
     return rd_fail(err, RD_ERR_NOT_FOUND, "Value not found. (plugin_id = %s)", plugin_id);
 }
 
+/* registry.verify_on_register: the image's tags have been read. */
+static void register_verified(const fetch_result *res, void *arg)
+{
+    api_call *call = arg;
+    json_t *record = call->pending_ctx, *out = NULL;
+    rd_error err = res->err;
+    rd_status rc = res->rc;
+    call->pending_ctx = NULL;
+    if (rc == RD_OK && json_array_size(res->value) == 0)
+        rc = rd_fail(&err, RD_ERR_NO_IMAGE_IN_REGISTRY,
+                     "No image in the registry. (image = %s, reason = it has no tags)",
+                     json_string_value(json_object_get(record, "image")));
+    if (rc == RD_OK)
+        rc = catalog_plugin_insert(call->app->cat, record, &err);
+    if (rc == RD_OK)
+        out = view(call, record);
+    json_decref(record);
+    api_call_finish(call, rc, out, &err);
+}
+
 rd_status api_plugin_register(api_call *call, json_t **out, rd_error *err)
 {
     char now[32];
-    json_t *record = NULL;
+    json_t *record = NULL, *existing = NULL;
     plugin_ctx ctx;
     rd_status rc;
 
@@ -88,6 +109,26 @@ rd_status api_plugin_register(api_call *call, json_t **out, rd_error *err)
     ctx.now = now;
     ctx.default_urls = call->app->conf->registry_default_urls;
     rc = plugin_build_record(call->body, &ctx, &record, err);
+    if (rc == RD_OK && call->app->conf->verify_on_register) {
+        /* Refuse a duplicate before asking the registry; the insert below
+         * checks again, atomically. */
+        const char *pid = json_string_value(json_object_get(record, "plugin_id"));
+        if (catalog_plugin_get(call->app->cat, call->domain_id, pid, &existing, err) == RD_OK) {
+            json_decref(existing);
+            json_decref(record);
+            return rd_fail(err, RD_ERR_SAVE_UNIQUE_VALUES,
+                           "Duplicated value. (key = plugin_id, value = %s)", pid);
+        }
+        fetch_job job;
+        memset(&job, 0, sizeof(job));
+        job.kind = FETCH_TAGS;
+        job.domain_id = call->domain_id;
+        job.plugin_id = pid;
+        job.plugin = record;
+        call->pending_ctx = record;
+        fetcher_submit(call->app->fetcher, &job, call->edge.base, register_verified, call);
+        return RD_PENDING;
+    }
     if (rc == RD_OK)
         rc = catalog_plugin_insert(call->app->cat, record, err);
     if (rc == RD_OK)
@@ -262,11 +303,9 @@ static rd_status find_plugin(api_call *call, int want_versions, json_t **out, rd
     if (rc != RD_OK)
         return rc;
     if (want_versions) {
+        rc = federation_local_versions(call, record, remote_versions_done, NULL, err);
         json_decref(record);
-        return rd_fail(err, RD_ERR_REGISTRY_UNAVAILABLE,
-                       "Registry unavailable. (plugin_id = %s, reason = this server reads no "
-                       "registries)",
-                       plugin_id);
+        return rc;
     }
     doc = view(call, record);
     json_decref(record);

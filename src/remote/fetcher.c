@@ -19,6 +19,7 @@
 
 #include "httpc.h"
 #include "log.h"
+#include "registry.h"
 #include "remote.h"
 #include "util.h"
 
@@ -36,7 +37,8 @@ typedef struct waiter {
 /* A job with owned copies of its strings. */
 typedef struct {
     fetch_kind kind;
-    char *repository_id, *plugin_id, *endpoint, *token, *ca_file;
+    char *repository_id, *plugin_id, *endpoint, *token, *ca_file, *domain_id;
+    json_t *plugin; /* TAGS */
     int force, verify;
     int64_t timeout_ms;
     int64_t submitted_ms; /* when a worker asked */
@@ -61,6 +63,15 @@ typedef struct inflight {
     struct inflight *next;
 } inflight;
 
+/* The outcome of a finished job, kept for coalescing late duplicates. */
+#define RECENT_MAX 64
+typedef struct {
+    char key[600];
+    int64_t completed_ms; /* after its cache write */
+    rd_status rc;
+    rd_error err;
+} recent_outcome;
+
 typedef struct {
     char repository_id[64];
     int failures;
@@ -74,13 +85,16 @@ struct fetcher {
     int started;
     struct event_base *base;
     httpc *http;
+    registry_client *registry; /* local plugins' versions (TAGS jobs) */
     struct event *wake;
     pthread_mutex_t lock; /* queue, stopping, breakers */
     queued *head, *tail;
     int stopping;
     breaker *breakers;
     size_t nbreakers, capbreakers;
-    inflight *inflight; /* engine thread only */
+    inflight *inflight;                /* engine thread only */
+    recent_outcome recent[RECENT_MAX]; /* engine thread only; a ring */
+    size_t recent_next;
     atomic_ullong sent;
 };
 
@@ -96,6 +110,8 @@ static void job_copy_free(job_copy *j)
     free(j->endpoint);
     free(j->token);
     free(j->ca_file);
+    free(j->domain_id);
+    json_decref(j->plugin);
 }
 
 /* ---- breaker (under f->lock) --------------------------------------------- */
@@ -268,9 +284,21 @@ static const char *kind_name(fetch_kind k)
         return "plugin";
     case FETCH_VERSIONS:
         return "versions";
+    case FETCH_TAGS:
+        return "tags";
     default:
         return "probe";
     }
+}
+
+/* What a job is about, for log lines. */
+static const char *job_subject(const job_copy *j)
+{
+    if (j->repository_id != NULL)
+        return j->repository_id;
+    if (j->endpoint != NULL)
+        return j->endpoint;
+    return j->domain_id != NULL ? j->domain_id : "-";
 }
 
 /* Maps a transport failure to the API status. */
@@ -309,6 +337,17 @@ static rd_status http_failure(const inflight *in, int status, json_t *body, rd_e
         (strcmp(code, "ERROR_NO_PLUGIN") == 0 || strcmp(code, "ERROR_NOT_FOUND") == 0) &&
         (in->job.kind == FETCH_PLUGIN || in->job.kind == FETCH_VERSIONS))
         return RD_ERR_NOT_FOUND;
+    if (code != NULL && in->job.kind == FETCH_VERSIONS) {
+        /* The upstream answered for its registry: relay that, it is not down. */
+        static const rd_status relayed[] = {RD_ERR_REGISTRY_UNAVAILABLE, RD_ERR_REGISTRY_TIMEOUT,
+                                            RD_ERR_REGISTRY_BAD_RESPONSE,
+                                            RD_ERR_NO_IMAGE_IN_REGISTRY};
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(body, "detail"), "message"));
+        for (size_t i = 0; i < sizeof(relayed) / sizeof(relayed[0]); i++)
+            if (strcmp(code, rd_status_name(relayed[i])) == 0)
+                return rd_fail(err, relayed[i], "%s (repository = %s)", msg ? msg : code, what);
+    }
     if (status == 503)
         return rd_fail(err, RD_ERR_UPSTREAM_UNAVAILABLE,
                        "Upstream unavailable. (repository = %s, status = 503, code = %s)", what,
@@ -427,17 +466,27 @@ static void complete(inflight *in, rd_status rc, const rd_error *err, json_t *va
     res.err.code = rc;
     res.value = value;
     if (upstream_asked && in->job.repository_id != NULL) {
-        int success = rc == RD_OK || rc == RD_ERR_NOT_FOUND || rc == RD_ERR_INTERNAL;
+        /* an answer about one plugin's registry means the upstream is up */
+        int success = rc == RD_OK || rc == RD_ERR_NOT_FOUND || rc == RD_ERR_INTERNAL ||
+                      rc == RD_ERR_REGISTRY_UNAVAILABLE || rc == RD_ERR_REGISTRY_TIMEOUT ||
+                      rc == RD_ERR_REGISTRY_BAD_RESPONSE || rc == RD_ERR_NO_IMAGE_IN_REGISTRY;
         const char *state = breaker_record(f, in->job.repository_id, success);
         record_status(f, in->job.repository_id, state, success ? NULL : &res.err,
                       rc == RD_OK && in->job.kind == FETCH_CATALOG ? count : -1);
     }
     if (rc != RD_OK && rc != RD_ERR_NOT_FOUND)
-        LOG_WARN("fetcher: %s %s%s%s: %s", kind_name(in->job.kind),
-                 in->job.repository_id ? in->job.repository_id : in->job.endpoint,
+        LOG_WARN("fetcher: %s %s%s%s: %s", kind_name(in->job.kind), job_subject(&in->job),
                  in->job.plugin_id ? " " : "", in->job.plugin_id ? in->job.plugin_id : "",
                  res.err.message);
     inflight_unlink(f, in);
+    if (in->job.kind != FETCH_PROBE) {
+        recent_outcome *r = &f->recent[f->recent_next];
+        f->recent_next = (f->recent_next + 1) % RECENT_MAX;
+        snprintf(r->key, sizeof(r->key), "%s", in->key);
+        r->completed_ms = util_now_ms();
+        r->rc = rc;
+        r->err = res.err;
+    }
     deliver_all(in->waiters, &res);
     json_decref(value);
     inflight_free(in);
@@ -471,12 +520,33 @@ static void on_http_done(const httpc_response *resp, void *arg)
     complete(in, rc, &err, value, count, 1);
 }
 
+static void on_tags_done(rd_status rc, const rd_error *err, json_t *tags, void *arg)
+{
+    inflight *in = arg;
+    rd_error e2 = {RD_OK, ""};
+    if (rc == RD_OK && remote_tags_put(in->f->a->st, in->job.domain_id, in->job.plugin_id, tags,
+                                       util_now_ms(), &e2) != RD_OK)
+        LOG_WARN("fetcher: cannot cache the versions of %s: %s", in->job.plugin_id, e2.message);
+    complete(in, rc, err, rc == RD_OK ? json_incref(tags) : NULL, -1, 0);
+}
+
+/* Reads the tags of a local plugin's image from its registry. */
+static void start_tags(fetcher *f, inflight *in)
+{
+    const json_t *p = in->job.plugin;
+    registry_list_tags(f->registry, json_string_value(json_object_get(p, "registry_type")),
+                       json_string_value(json_object_get(p, "registry_url")),
+                       json_object_get(p, "registry_config"),
+                       json_string_value(json_object_get(p, "image")), on_tags_done, in);
+}
+
 /* ---- starting a job ------------------------------------------------------- */
 
 static const char *job_key(const job_copy *j, char *buf, size_t size)
 {
-    snprintf(buf, size, "%d|%s|%s|%s", (int)j->kind, j->repository_id ? j->repository_id : "",
-             j->plugin_id ? j->plugin_id : "", j->kind == FETCH_PROBE ? j->endpoint : "");
+    snprintf(buf, size, "%d|%s|%s|%s|%s", (int)j->kind, j->repository_id ? j->repository_id : "",
+             j->plugin_id ? j->plugin_id : "", j->kind == FETCH_PROBE ? j->endpoint : "",
+             j->domain_id ? j->domain_id : "");
     return buf;
 }
 
@@ -543,51 +613,58 @@ done:
 }
 
 /* A miss judged by a worker just before a fetch of the same key completed
- * reaches this thread after that fetch is gone from the in-flight list.
- * When the cache was filled after the job was submitted, the job is answered
- * from it, so identical misses still cost one upstream request.  Returns 1
- * when q was answered (and freed). */
+ * reaches this thread after that fetch has left the in-flight list.  Every
+ * completion is remembered for a while (after its cache write), so such a
+ * job gets that outcome instead of a second upstream request: identical
+ * misses cost one request, failures included.  Returns 1 when q was
+ * answered (and freed). */
 static int answered_meanwhile(fetcher *f, queued *q)
 {
     store *st = f->a->st;
     job_copy *j = &q->job;
+    const recent_outcome *r = NULL;
     json_t *value = NULL;
     int64_t at = 0;
+    char key[600];
     rd_error e;
     fetch_result res;
 
-    if (j->force || j->repository_id == NULL)
+    if (j->force || j->kind == FETCH_PROBE)
+        return 0;
+    job_key(j, key, sizeof(key));
+    for (size_t i = 0; i < RECENT_MAX; i++) {
+        if (f->recent[i].completed_ms >= j->submitted_ms && strcmp(f->recent[i].key, key) == 0)
+            r = &f->recent[i];
+    }
+    if (r == NULL)
         return 0;
     memset(&res, 0, sizeof(res));
-    switch (j->kind) {
-    case FETCH_CATALOG:
-        if (remote_catalog_age(st, j->repository_id, &at, &e) != RD_OK || at < j->submitted_ms)
-            return 0;
-        value = json_object();
-        break;
-    case FETCH_PLUGIN:
-        if (remote_negative_get(st, j->repository_id, j->plugin_id, &at, &e) == RD_OK &&
-            at >= j->submitted_ms) {
-            res.rc = RD_ERR_NOT_FOUND;
+    res.rc = r->rc;
+    res.err = r->err;
+    if (r->rc == RD_OK) {
+        rd_status rc = RD_ERR_NOT_FOUND;
+        switch (j->kind) {
+        case FETCH_CATALOG:
+            rc = remote_catalog_age(st, j->repository_id, &at, &e);
+            value = json_object();
+            break;
+        case FETCH_PLUGIN:
+            rc = remote_plugin_get(st, j->repository_id, j->plugin_id, &value, &e);
+            break;
+        case FETCH_TAGS:
+            rc = remote_tags_get(st, j->domain_id, j->plugin_id, &value, &at, &e);
+            break;
+        case FETCH_VERSIONS:
+            rc = remote_versions_get(st, j->repository_id, j->plugin_id, &value, &at, &e);
+            break;
+        default:
             break;
         }
-        if (remote_plugin_fetched_at(st, j->repository_id, j->plugin_id, &at, &e) != RD_OK ||
-            at < j->submitted_ms ||
-            remote_plugin_get(st, j->repository_id, j->plugin_id, &value, &e) != RD_OK)
-            return 0;
-        break;
-    case FETCH_VERSIONS:
-        if (remote_versions_get(st, j->repository_id, j->plugin_id, &value, &at, &e) != RD_OK)
-            return 0;
-        if (at < j->submitted_ms) {
+        if (rc != RD_OK) { /* gone meanwhile (e.g. deregistered): ask again */
             json_decref(value);
             return 0;
         }
-        break;
-    default:
-        return 0;
     }
-    res.err.code = res.rc;
     res.value = value;
     deliver_all(q->w, &res);
     json_decref(value);
@@ -632,6 +709,11 @@ static void start_job(fetcher *f, queued *q)
     in->next = f->inflight;
     f->inflight = in;
 
+    if (in->job.kind == FETCH_TAGS) {
+        atomic_fetch_add(&f->sent, 1);
+        start_tags(f, in);
+        return;
+    }
     if (prepare(in, &err) != RD_OK) {
         complete(in, err.code, &err, NULL, -1, 0);
         return;
@@ -696,8 +778,9 @@ rd_status fetcher_start(app *a, fetcher **out, rd_error *err)
     pthread_mutex_init(&f->lock, NULL);
     f->base = event_base_new();
     f->http = f->base != NULL ? httpc_new(f->base) : NULL;
+    f->registry = f->http != NULL ? registry_client_new(f->http, a->conf) : NULL;
     f->wake = f->base != NULL ? event_new(f->base, -1, EV_PERSIST, on_wake, f) : NULL;
-    if (f->http == NULL || f->wake == NULL || event_add(f->wake, NULL) != 0) {
+    if (f->registry == NULL || f->wake == NULL || event_add(f->wake, NULL) != 0) {
         fetcher_stop(f);
         return rd_fail(err, RD_ERR_INTERNAL, "cannot start the upstream engine");
     }
@@ -733,6 +816,8 @@ void fetcher_stop(fetcher *f)
     }
     /* The loop is gone: free the client (its pending requests complete with
      * "cancelled" and reach their waiters), then anything still queued. */
+    if (f->registry != NULL)
+        registry_client_free(f->registry);
     if (f->http != NULL)
         httpc_free(f->http);
     q = f->head;
@@ -777,7 +862,9 @@ void fetcher_submit(fetcher *f, const fetch_job *job, struct event_base *reply_b
     q->job.force = job->force;
     q->job.verify = job->verify;
     q->job.timeout_ms = job->timeout_ms;
-    q->job.submitted_ms = util_now_ms();
+    q->job.domain_id = dup_opt(job->domain_id);
+    q->job.plugin = job->plugin != NULL ? json_deep_copy(job->plugin) : NULL;
+    q->job.submitted_ms = job->seen_at_ms > 0 ? job->seen_at_ms : util_now_ms();
     w->base = reply_base;
     w->cb = cb;
     w->arg = arg;

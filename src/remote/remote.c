@@ -392,12 +392,13 @@ rd_status remote_negative_put(store *st, const char *repository_id, const char *
                      json_pack("{s:I}", "fetched_at", (json_int_t)now_ms), err);
 }
 
-rd_status remote_versions_get(store *st, const char *repository_id, const char *plugin_id,
+/* Reads a {versions, fetched_at} entry of kind ("V" or "T"). */
+static rd_status versions_get(store *st, const char *kind, const char *owner, const char *plugin_id,
                               json_t **versions, int64_t *fetched_at_ms, rd_error *err)
 {
     char key[KEY_MAX];
     json_t *v = NULL;
-    size_t klen = store_key(key, KEY_MAX, "V", repository_id, plugin_id, NULL);
+    size_t klen = store_key(key, KEY_MAX, kind, owner, plugin_id, NULL);
     rd_status rc;
     if (klen == 0)
         return RD_ERR_NOT_FOUND;
@@ -412,12 +413,37 @@ rd_status remote_versions_get(store *st, const char *repository_id, const char *
     return rc;
 }
 
-rd_status remote_versions_put(store *st, const char *repository_id, const char *plugin_id,
+/* Writes a {versions, fetched_at} entry of kind ("V" or "T"). */
+static rd_status versions_put(store *st, const char *kind, const char *owner, const char *plugin_id,
                               const json_t *versions, int64_t now_ms, rd_error *err)
 {
     return put_small(
-        st, "V", repository_id, plugin_id,
+        st, kind, owner, plugin_id,
         json_pack("{s:O, s:I}", "versions", versions, "fetched_at", (json_int_t)now_ms), err);
+}
+
+rd_status remote_versions_get(store *st, const char *repository_id, const char *plugin_id,
+                              json_t **versions, int64_t *fetched_at_ms, rd_error *err)
+{
+    return versions_get(st, "V", repository_id, plugin_id, versions, fetched_at_ms, err);
+}
+
+rd_status remote_versions_put(store *st, const char *repository_id, const char *plugin_id,
+                              const json_t *versions, int64_t now_ms, rd_error *err)
+{
+    return versions_put(st, "V", repository_id, plugin_id, versions, now_ms, err);
+}
+
+rd_status remote_tags_get(store *st, const char *domain_id, const char *plugin_id,
+                          json_t **versions, int64_t *fetched_at_ms, rd_error *err)
+{
+    return versions_get(st, "T", domain_id, plugin_id, versions, fetched_at_ms, err);
+}
+
+rd_status remote_tags_put(store *st, const char *domain_id, const char *plugin_id,
+                          const json_t *versions, int64_t now_ms, rd_error *err)
+{
+    return versions_put(st, "T", domain_id, plugin_id, versions, now_ms, err);
 }
 
 /* ---- validation of upstream data ---------------------------------------- */
