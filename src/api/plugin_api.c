@@ -114,10 +114,11 @@ rd_status api_plugin_register(api_call *call, json_t **out, rd_error *err)
          * checks again, atomically. */
         const char *pid = json_string_value(json_object_get(record, "plugin_id"));
         if (catalog_plugin_get(call->app->cat, call->domain_id, pid, &existing, err) == RD_OK) {
+            rc = rd_fail(err, RD_ERR_SAVE_UNIQUE_VALUES,
+                         "Duplicated value. (key = plugin_id, value = %s)", pid);
             json_decref(existing);
-            json_decref(record);
-            return rd_fail(err, RD_ERR_SAVE_UNIQUE_VALUES,
-                           "Duplicated value. (key = plugin_id, value = %s)", pid);
+            json_decref(record); /* pid points into record */
+            return rc;
         }
         fetch_job job;
         memset(&job, 0, sizeof(job));

@@ -745,11 +745,6 @@ class FederationTest(RepodTestCase):
                   token=m.system)
         self.assertError(r, 400, "ERROR_INVALID_PARAMETER", contains="priority")
 
-    @unittest.skip("plugin get-versions of a remote plugin needs the upstream to read its "
-                   "registry, which repod cannot do yet (SPEC 9 not implemented upstream)")
-    def test_remote_get_versions(self):
-        pass
-
 
 def ids_of_repos(body):
     return [x.get("repository_id") for x in body.get("results", [])]
