@@ -103,6 +103,15 @@ rd_status catalog_plugin_collect_query(catalog *cat, const char *domain_id, cons
 rd_status catalog_plugin_count_query(catalog *cat, const char *domain_id, const struct query *q,
                                      size_t *count, int *exact, rd_error *err);
 
+/* The local plugins of the given domains (n of them) that may match q
+ * (NULL = all), as response views (service_type, repository_info) in the
+ * default order: name, then plugin_id, then domain_id.  *out is a new array;
+ * decoded (optional) is increased by the records decoded.  This is the
+ * local half of every plugin list and stat. */
+rd_status catalog_collect_views(catalog *cat, const char *const *domains, size_t n,
+                                const struct query *q, json_t **out, size_t *decoded,
+                                rd_error *err);
+
 /* Number of local plugins in all domains (for repository deregister checks). */
 rd_status catalog_plugin_count_all(catalog *cat, size_t *count, rd_error *err);
 

@@ -58,9 +58,14 @@ typedef void (*fetch_cb)(const fetch_result *res, void *arg);
 /* Starts the engine thread.  a is borrowed and must outlive it. */
 rd_status fetcher_start(app *a, fetcher **out, rd_error *err);
 
-/* Stops the thread; pending jobs complete with RD_ERR_UPSTREAM_UNAVAILABLE
- * ("shutting down") before it returns.  NULL is a no-op. */
-void fetcher_stop(fetcher *f);
+/* Stops the engine: jobs queued or in flight complete with
+ * RD_ERR_UPSTREAM_UNAVAILABLE ("shutting down"), delivered to their loops
+ * (which should still run to answer them); later submits are answered the
+ * same way at once.  Idempotent; NULL is a no-op. */
+void fetcher_cancel(fetcher *f);
+
+/* fetcher_cancel, then frees f (after every submitter has stopped). */
+void fetcher_free(fetcher *f);
 
 /* Queues job (copied).  cb(res, arg) runs once on reply_base; with cb NULL
  * the job runs in the background (stale-while-revalidate refreshes). */

@@ -139,6 +139,12 @@ rd_status plugin_check_id_request(const json_t *req, int allow_repo, rd_error *e
  * runs out. */
 json_t *plugin_view(const json_t *record, const json_t *repository_info);
 
+/* Turns record (owned by the caller and not shared) into its response view
+ * in place: adds service_type and repository_info (the given object, shared
+ * by reference: use one private copy per request).  For bulk reads, where
+ * plugin_view's deep copy of every record would dominate. */
+void plugin_view_in_place(json_t *record, json_t *repository_info);
+
 /* qsort comparator over json_t * plugin documents: the default order of a
  * repository's plugins (name, then plugin_id, then domain_id). */
 int plugin_cmp_default_order(const void *a, const void *b);

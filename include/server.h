@@ -25,10 +25,13 @@ int server_metrics_port(const server *srv);
 /* Starts conf->workers threads that serve until server_stop(). */
 rd_status server_start(server *srv, rd_error *err);
 
-/* Graceful stop: every worker stops accepting, waits for in-flight requests
- * (at most limits.shutdown_timeout_s), closes its connections and exits;
- * returns when all threads have been joined.  Call from the main thread. */
-void server_stop(server *srv);
+/* Graceful stop: every worker stops accepting; requests in flight get up to
+ * limits.shutdown_timeout_s to finish.  If some are still waiting then,
+ * cancel_waits(arg) (may be NULL) is called to end their waits (the
+ * upstream engine answers them with errors) and they get 2 s more.  Then
+ * the loops end (closing idle connections) and the threads are joined.
+ * Call from the main thread. */
+void server_stop(server *srv, void (*cancel_waits)(void *), void *arg);
 
 /* Reloads the TLS certificate and key (SIGHUP); the old ones stay on failure. */
 rd_status server_reload_tls(server *srv, rd_error *err);

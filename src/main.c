@@ -91,6 +91,11 @@ static void warn_unverified_remotes(app *a)
     json_decref(recs);
 }
 
+static void cancel_upstream_waits(void *fetcher_ptr)
+{
+    fetcher_cancel(fetcher_ptr);
+}
+
 static int serve(const char *config_path)
 {
     app a;
@@ -148,7 +153,7 @@ static int serve(const char *config_path)
     fflush(stderr);
     event_base_dispatch(ms.base);
     atomic_store(&a.ready, 0);
-    server_stop(ms.srv);
+    server_stop(ms.srv, cancel_upstream_waits, a.fetcher);
     exit_code = 0;
 done:
     if (ev_term != NULL)
@@ -161,7 +166,7 @@ done:
         event_base_free(ms.base);
     /* Workers are joined: stop the upstream engine before their loops are
      * freed with the server. */
-    fetcher_stop(a.fetcher);
+    fetcher_free(a.fetcher);
     mirror_bootstrap_free();
     server_free(ms.srv);
     auth_close(a.auth);

@@ -160,53 +160,13 @@ static int load(catalog *cat, size_t n, rd_error *err)
 
 /* ---- the API path ------------------------------------------------------------ */
 
-/* As plugin_api.c: default order is name, then plugin_id, then domain. */
-static int cmp_by_name(const void *a, const void *b)
-{
-    static const char *const keys[] = {"name", "plugin_id", "domain_id"};
-    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-    for (size_t i = 0; i < 3; i++) {
-        const char *nx = json_string_value(json_object_get(x, keys[i]));
-        const char *ny = json_string_value(json_object_get(y, keys[i]));
-        int c = strcmp(nx ? nx : "", ny ? ny : "");
-        if (c != 0)
-            return c;
-    }
-    return 0;
-}
-
-/* collect_visible of plugin_api.c: the readable local plugins as views. */
+/* The local half of the API's list path: catalog_collect_views. */
 static rd_status collect_views(catalog *cat, const query *q, json_t **out, size_t *decoded,
                                int64_t *catalog_us, rd_error *err)
 {
-    json_t *records = json_array(), *docs = json_array();
-    json_t **sorted = NULL;
-    size_t count;
-    rd_status rc = RD_OK;
     int64_t t0 = util_monotonic_us();
-
-    for (size_t i = 0; i < NREADABLE && rc == RD_OK; i++)
-        rc = catalog_plugin_collect_query(cat, readable[i], q, records, decoded, err);
+    rd_status rc = catalog_collect_views(cat, readable, NREADABLE, q, out, decoded, err);
     *catalog_us = util_monotonic_us() - t0;
-    if (rc != RD_OK)
-        goto done;
-    count = json_array_size(records);
-    sorted = calloc(count ? count : 1, sizeof(*sorted));
-    if (sorted == NULL) {
-        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < count; i++)
-        sorted[i] = json_array_get(records, i);
-    qsort(sorted, count, sizeof(*sorted), cmp_by_name);
-    for (size_t i = 0; i < count; i++)
-        json_array_append_new(docs, plugin_view(sorted[i], catalog_local_info(cat)));
-    *out = docs;
-    docs = NULL;
-done:
-    free(sorted);
-    json_decref(records);
-    json_decref(docs);
     return rc;
 }
 
@@ -251,7 +211,7 @@ typedef struct {
     size_t decoded;
     size_t results;
     long long total;    /* -1 = none */
-    int64_t catalog_us; /* time spent in catalog_plugin_collect_query */
+    int64_t catalog_us; /* time in catalog_collect_views: decode, view, default sort */
 } run_out;
 
 static json_t *parse(const char *text)

@@ -50,7 +50,7 @@ json_t *federation_plugin_view(const json_t *cached, const json_t *repo_record)
 static rd_status append_catalog(store *st, const json_t *rec, json_t *docs, rd_error *err)
 {
     const char *id = json_string_value(json_object_get(rec, "repository_id"));
-    json_t *cached = json_array();
+    json_t *cached = json_array(), *info;
     json_t **items = NULL;
     size_t n;
     rd_status rc = remote_catalog_load(st, id, cached, NULL, err);
@@ -67,8 +67,12 @@ static rd_status append_catalog(store *st, const json_t *rec, json_t *docs, rd_e
     for (size_t i = 0; i < n; i++)
         items[i] = json_array_get(cached, i);
     qsort(items, n, sizeof(*items), plugin_cmp_default_order);
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(docs, federation_plugin_view(items[i], rec));
+    info = remote_info(rec); /* shared by this repository's documents */
+    for (size_t i = 0; i < n; i++) {
+        plugin_view_in_place(items[i], info);
+        json_array_append(docs, items[i]);
+    }
+    json_decref(info);
 done:
     free(items);
     json_decref(cached);

@@ -337,39 +337,9 @@ static rd_status collect_visible(api_call *call, const char *repository_id, cons
 {
     const char *domains[MAX_DOMAINS];
     size_t n = readable_domains(call, domains, MAX_DOMAINS);
-    json_t *records = json_array(), *docs = json_array();
-    json_t **sorted = NULL;
-    size_t count;
-    rd_status rc = RD_OK;
-
-    if (records == NULL || docs == NULL) {
-        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-        goto done;
-    }
-    if (repository_id == NULL || strcmp(repository_id, catalog_local_id(call->app->cat)) == 0) {
-        for (size_t i = 0; i < n && rc == RD_OK; i++)
-            rc = catalog_plugin_collect_query(call->app->cat, domains[i], q, records, NULL, err);
-        if (rc != RD_OK)
-            goto done;
-    }
-    count = json_array_size(records);
-    sorted = calloc(count ? count : 1, sizeof(*sorted));
-    if (sorted == NULL) {
-        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < count; i++)
-        sorted[i] = json_array_get(records, i);
-    qsort(sorted, count, sizeof(*sorted), plugin_cmp_default_order);
-    for (size_t i = 0; i < count; i++)
-        json_array_append_new(docs, view(call, sorted[i]));
-    *out = docs;
-    docs = NULL;
-done:
-    free(sorted);
-    json_decref(records);
-    json_decref(docs);
-    return rc;
+    if (repository_id != NULL && strcmp(repository_id, catalog_local_id(call->app->cat)) != 0)
+        n = 0; /* another repository was named: no local plugins */
+    return catalog_collect_views(call->app->cat, domains, n, q, out, NULL, err);
 }
 
 static const char *const list_keys[] = {

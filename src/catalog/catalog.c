@@ -18,6 +18,7 @@
 
 #include "index.h"
 #include "log.h"
+#include "plugin.h"
 #include "query.h"
 #include "util.h"
 
@@ -455,4 +456,45 @@ rd_status catalog_plugin_count_query(catalog *cat, const char *domain_id, const 
                                      size_t *count, int *exact, rd_error *err)
 {
     return pindex_count(cat->st, domain_id, q, count, exact, err);
+}
+
+rd_status catalog_collect_views(catalog *cat, const char *const *domains, size_t n,
+                                const struct query *q, json_t **out, size_t *decoded, rd_error *err)
+{
+    json_t *records = json_array(), *docs = json_array(), *info = NULL;
+    json_t **sorted = NULL;
+    size_t count;
+    rd_status rc = RD_OK;
+
+    if (records == NULL || docs == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n && rc == RD_OK; i++)
+        rc = catalog_plugin_collect_query(cat, domains[i], q, records, decoded, err);
+    if (rc != RD_OK)
+        goto done;
+    count = json_array_size(records);
+    sorted = calloc(count ? count : 1, sizeof(*sorted));
+    info = json_deep_copy(cat->local_info); /* one copy, shared by this answer's documents */
+    if (sorted == NULL || info == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < count; i++)
+        sorted[i] = json_array_get(records, i);
+    qsort(sorted, count, sizeof(*sorted), plugin_cmp_default_order);
+    /* the records were decoded for this call alone: view them in place */
+    for (size_t i = 0; i < count; i++) {
+        plugin_view_in_place(sorted[i], info);
+        json_array_append(docs, sorted[i]);
+    }
+    *out = docs;
+    docs = NULL;
+done:
+    free(sorted);
+    json_decref(info);
+    json_decref(records);
+    json_decref(docs);
+    return rc;
 }

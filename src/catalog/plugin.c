@@ -914,3 +914,15 @@ int plugin_cmp_default_order(const void *a, const void *b)
         c = cmp_field(x, y, "domain_id");
     return c;
 }
+
+void plugin_view_in_place(json_t *record, json_t *repository_info)
+{
+    json_t *rt = json_object_get(record, "resource_type");
+    if (rt == NULL)
+        rt = json_object_get(record, "service_type");
+    if (rt != NULL) {
+        json_object_set(record, "resource_type", rt);
+        json_object_set(record, "service_type", rt);
+    }
+    json_object_set(record, "repository_info", repository_info);
+}

@@ -57,9 +57,7 @@ struct worker {
     struct evhttp *ops_http; /* plain-HTTP metrics_listen (worker 0 only) */
     struct evhttp_bound_socket *ops_bound;
     struct event *stop_ev;
-    struct event *drain_ev;
-    int inflight;
-    int64_t drain_deadline_us;
+    atomic_int inflight; /* requests received and not yet answered */
 };
 
 /* Per-connection bookkeeping attached to the SSL object; freed with it, which
@@ -149,7 +147,7 @@ static void send_raw(edge_req *er, int status, const char *content_type, const c
         /* The connection closed while the answer was being prepared. */
         LOG_INFO("access %s %s - (client gone) %lldus domain=%s", er->method, er->path,
                  (long long)(util_monotonic_us() - er->start_us), er->domain[0] ? er->domain : "-");
-        er->w->inflight--;
+        atomic_fetch_sub(&er->w->inflight, 1);
         free(er);
         return;
     }
@@ -169,7 +167,7 @@ static void send_raw(edge_req *er, int status, const char *content_type, const c
     count_status(er->w->srv->app, status);
     LOG_INFO("access %s %s %d %zu %lldus domain=%s", er->method, er->path, status, len,
              (long long)(util_monotonic_us() - er->start_us), er->domain[0] ? er->domain : "-");
-    er->w->inflight--;
+    atomic_fetch_sub(&er->w->inflight, 1);
     free(er);
 }
 
@@ -276,7 +274,7 @@ static edge_req *edge_req_new(worker *w, struct evhttp_request *req)
     er->start_us = util_monotonic_us();
     snprintf(er->method, sizeof(er->method), "%s", method_name(evhttp_request_get_command(req)));
     snprintf(er->path, sizeof(er->path), "-");
-    w->inflight++;
+    atomic_fetch_add(&w->inflight, 1);
     return er;
 }
 
@@ -390,23 +388,11 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 
 /* ---- lifecycle -------------------------------------------------------- */
 
-static void drain_cb(evutil_socket_t fd, short what, void *arg)
-{
-    worker *w = arg;
-    (void)fd;
-    (void)what;
-    if (w->inflight <= 0 || util_monotonic_us() >= w->drain_deadline_us) {
-        if (w->inflight > 0)
-            LOG_WARN("worker %d: shutdown timeout with %d requests in flight", w->index,
-                     w->inflight);
-        event_base_loopexit(w->base, NULL);
-    }
-}
-
+/* Stops accepting: closes this worker's listening sockets.  Connections
+ * already open keep being served until server_stop() ends the loop. */
 static void stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     worker *w = arg;
-    struct timeval tick = {0, 20000};
     (void)fd;
     (void)what;
     if (w->bound != NULL) {
@@ -418,17 +404,15 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
         evhttp_del_accept_socket(w->ops_http, w->ops_bound);
         w->ops_bound = NULL;
     }
-    w->drain_deadline_us =
-        util_monotonic_us() + (int64_t)w->srv->app->conf->shutdown_timeout_s * 1000000;
-    w->drain_ev = event_new(w->base, -1, EV_PERSIST, drain_cb, w);
-    if (w->drain_ev == NULL || event_add(w->drain_ev, &tick) != 0)
-        event_base_loopexit(w->base, NULL);
 }
 
 static void *worker_main(void *arg)
 {
     worker *w = arg;
-    event_base_dispatch(w->base);
+    /* Keep running with nothing pending: after stop_cb closed the listener,
+     * requests waiting on the upstream engine have no event of their own
+     * until their answer is posted here.  server_stop() ends the loop. */
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
 
@@ -595,11 +579,45 @@ rd_status server_start(server *srv, rd_error *err)
     return RD_OK;
 }
 
-void server_stop(server *srv)
+static int inflight_total(server *srv)
 {
+    int n = 0;
+    for (int i = 0; i < srv->nworkers; i++)
+        n += atomic_load(&srv->workers[i].inflight);
+    return n;
+}
+
+/* Waits (polling) until no request is in flight or timeout_ms passed;
+ * returns what is still in flight. */
+static int wait_idle(server *srv, int64_t timeout_ms)
+{
+    int64_t deadline = util_monotonic_us() + timeout_ms * 1000;
+    int n;
+    while ((n = inflight_total(srv)) > 0 && util_monotonic_us() < deadline)
+        usleep(20000);
+    return n;
+}
+
+void server_stop(server *srv, void (*cancel_waits)(void *), void *arg)
+{
+    int left;
     for (int i = 0; i < srv->nworkers; i++)
         if (srv->workers[i].started)
             event_active(srv->workers[i].stop_ev, 0, 0);
+    left = wait_idle(srv, (int64_t)srv->app->conf->shutdown_timeout_s * 1000);
+    if (left > 0 && cancel_waits != NULL) {
+        /* Requests still waiting on upstreams or registries: end those waits
+         * so they are answered (503) while the loops still run. */
+        LOG_WARN("shutdown: %d requests still in flight after %llds; cancelling their waits", left,
+                 (long long)srv->app->conf->shutdown_timeout_s);
+        cancel_waits(arg);
+        left = wait_idle(srv, 2000);
+    }
+    if (left > 0)
+        LOG_WARN("shutdown: closing with %d requests unanswered", left);
+    for (int i = 0; i < srv->nworkers; i++)
+        if (srv->workers[i].started)
+            event_base_loopexit(srv->workers[i].base, NULL);
     for (int i = 0; i < srv->nworkers; i++) {
         if (srv->workers[i].started) {
             pthread_join(srv->workers[i].thread, NULL);
@@ -625,8 +643,6 @@ void server_free(server *srv)
             evhttp_free(w->http); /* closes bound sockets and connections */
         if (w->ops_http != NULL)
             evhttp_free(w->ops_http);
-        if (w->drain_ev != NULL)
-            event_free(w->drain_ev);
         if (w->stop_ev != NULL)
             event_free(w->stop_ev);
         if (w->base != NULL)

@@ -764,7 +764,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 static void *engine_main(void *arg)
 {
     fetcher *f = arg;
-    event_base_dispatch(f->base);
+    event_base_loop(f->base, EVLOOP_NO_EXIT_ON_EMPTY); /* until fetcher_cancel */
     return NULL;
 }
 
@@ -781,11 +781,11 @@ rd_status fetcher_start(app *a, fetcher **out, rd_error *err)
     f->registry = f->http != NULL ? registry_client_new(f->http, a->conf) : NULL;
     f->wake = f->base != NULL ? event_new(f->base, -1, EV_PERSIST, on_wake, f) : NULL;
     if (f->registry == NULL || f->wake == NULL || event_add(f->wake, NULL) != 0) {
-        fetcher_stop(f);
+        fetcher_free(f);
         return rd_fail(err, RD_ERR_INTERNAL, "cannot start the upstream engine");
     }
     if (pthread_create(&f->thread, NULL, engine_main, f) != 0) {
-        fetcher_stop(f);
+        fetcher_free(f);
         return rd_fail(err, RD_ERR_INTERNAL, "cannot start the upstream engine thread");
     }
     f->started = 1;
@@ -801,26 +801,36 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(f->base, NULL);
 }
 
-void fetcher_stop(fetcher *f)
+void fetcher_cancel(fetcher *f)
 {
     static const struct timeval now = {0, 0};
     queued *q;
+    int started;
     if (f == NULL)
         return;
     pthread_mutex_lock(&f->lock);
     f->stopping = 1;
+    q = f->head;
+    f->head = f->tail = NULL;
+    started = f->started;
+    f->started = 0;
     pthread_mutex_unlock(&f->lock);
-    if (f->started) {
+    if (started) {
         event_base_once(f->base, -1, EV_TIMEOUT, stop_cb, f, &now);
         pthread_join(f->thread, NULL);
     }
-    /* The loop is gone: free the client (its pending requests complete with
-     * "cancelled" and reach their waiters), then anything still queued. */
+    /* The loop is gone: free the clients (their pending requests complete
+     * with "cancelled" and reach their waiters), then whatever was queued. */
     if (f->registry != NULL)
         registry_client_free(f->registry);
+    f->registry = NULL;
     if (f->http != NULL)
         httpc_free(f->http);
-    q = f->head;
+    f->http = NULL;
+    /* Connections freed while a name lookup was pending are finalized by
+     * deferred callbacks: let them run. */
+    for (int i = 0; i < 3; i++)
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
     while (q != NULL) {
         queued *next = q->next;
         fetch_result res = {
@@ -832,6 +842,13 @@ void fetcher_stop(fetcher *f)
         free(q);
         q = next;
     }
+}
+
+void fetcher_free(fetcher *f)
+{
+    if (f == NULL)
+        return;
+    fetcher_cancel(f);
     if (f->wake != NULL)
         event_free(f->wake);
     if (f->base != NULL)
