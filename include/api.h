@@ -92,6 +92,10 @@ rd_status api_opt_string(const json_t *body, const char *key, const char **out, 
 /* Required non-empty string field -> RD_ERR_REQUIRED_PARAMETER / _TYPE. */
 rd_status api_req_string(const json_t *body, const char *key, const char **out, rd_error *err);
 
+/* Adds to eq every string field of body named in keys (NULL-terminated)
+ * as a top-level eq filter; a non-string -> RD_ERR_INVALID_PARAMETER_TYPE. */
+rd_status api_eq_filters(const json_t *body, const char *const *keys, json_t *eq, rd_error *err);
+
 /* 1 if the caller may read local plugins of domain_id: its own domain or a
  * public domain. */
 int api_can_read_domain(const api_call *call, const char *domain_id);

@@ -413,12 +413,8 @@ rd_status api_plugin_list(api_call *call, json_t **out, rd_error *err)
     query *q = NULL;
     rd_status rc = api_check_keys(call->body, list_keys, err);
 
-    for (size_t i = 0; rc == RD_OK && eq_keys[i] != NULL; i++) {
-        const char *v = NULL;
-        rc = api_opt_string(call->body, eq_keys[i], &v, err);
-        if (rc == RD_OK && v != NULL)
-            json_object_set_new(eq, eq_keys[i], json_string(v));
-    }
+    if (rc == RD_OK)
+        rc = api_eq_filters(call->body, eq_keys, eq, err);
     if (rc == RD_OK)
         rc = api_opt_string(call->body, "service_type", &service_type, err);
     if (rc == RD_OK && service_type != NULL && json_object_get(eq, "resource_type") == NULL)

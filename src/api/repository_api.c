@@ -323,12 +323,8 @@ rd_status api_repository_list(api_call *call, json_t **out, rd_error *err)
     json_t *eq = json_object(), *docs = NULL;
     query *q = NULL;
     rd_status rc = api_check_keys(call->body, keys, err);
-    for (size_t i = 1; rc == RD_OK && keys[i] != NULL; i++) {
-        const char *v = NULL;
-        rc = api_opt_string(call->body, keys[i], &v, err);
-        if (rc == RD_OK && v != NULL)
-            json_object_set_new(eq, keys[i], json_string(v));
-    }
+    if (rc == RD_OK)
+        rc = api_eq_filters(call->body, keys + 1, eq, err); /* all but "query" */
     if (rc == RD_OK)
         rc = query_compile(json_object_get(call->body, "query"), eq, &query_schema_repository, &q,
                            err);

@@ -43,6 +43,19 @@ rd_status api_req_string(const json_t *body, const char *key, const char **out, 
     return RD_OK;
 }
 
+rd_status api_eq_filters(const json_t *body, const char *const *keys, json_t *eq, rd_error *err)
+{
+    for (size_t i = 0; keys[i] != NULL; i++) {
+        const char *v = NULL;
+        rd_status rc = api_opt_string(body, keys[i], &v, err);
+        if (rc != RD_OK)
+            return rc;
+        if (v != NULL)
+            json_object_set_new(eq, keys[i], json_string(v));
+    }
+    return RD_OK;
+}
+
 int api_can_read_domain(const api_call *call, const char *domain_id)
 {
     const repod_conf *conf = call->app->conf;

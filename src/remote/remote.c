@@ -333,12 +333,13 @@ rd_status remote_plugin_put(store *st, const char *repository_id, const json_t *
     return rc;
 }
 
-rd_status remote_plugin_fetched_at(store *st, const char *repository_id, const char *plugin_id,
-                                   int64_t *fetched_at_ms, rd_error *err)
+/* Reads the fetched_at of a "<kind>\0<repo>\0<plugin>" stamp. */
+static rd_status stamp_get(store *st, const char *kind, const char *repository_id,
+                           const char *plugin_id, int64_t *fetched_at_ms, rd_error *err)
 {
     char key[KEY_MAX];
     json_t *v = NULL;
-    size_t klen = store_key(key, KEY_MAX, "P", repository_id, plugin_id, NULL);
+    size_t klen = store_key(key, KEY_MAX, kind, repository_id, plugin_id, NULL);
     rd_status rc;
     if (klen == 0)
         return RD_ERR_NOT_FOUND;
@@ -349,20 +350,16 @@ rd_status remote_plugin_fetched_at(store *st, const char *repository_id, const c
     return rc;
 }
 
+rd_status remote_plugin_fetched_at(store *st, const char *repository_id, const char *plugin_id,
+                                   int64_t *fetched_at_ms, rd_error *err)
+{
+    return stamp_get(st, "P", repository_id, plugin_id, fetched_at_ms, err);
+}
+
 rd_status remote_negative_get(store *st, const char *repository_id, const char *plugin_id,
                               int64_t *fetched_at_ms, rd_error *err)
 {
-    char key[KEY_MAX];
-    json_t *v = NULL;
-    size_t klen = store_key(key, KEY_MAX, "N", repository_id, plugin_id, NULL);
-    rd_status rc;
-    if (klen == 0)
-        return RD_ERR_NOT_FOUND;
-    rc = store_get_json(st, STORE_CF_CACHE, key, klen, &v, err);
-    if (rc == RD_OK)
-        *fetched_at_ms = fetched_at_of(v);
-    json_decref(v);
-    return rc;
+    return stamp_get(st, "N", repository_id, plugin_id, fetched_at_ms, err);
 }
 
 /* Writes one small JSON value under "<kind>\0<repo>\0<plugin>". */
