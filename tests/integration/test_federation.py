@@ -203,6 +203,30 @@ class FederationTest(RepodTestCase):
         m.start()
         return m
 
+    def test_config_remotes_registered_at_start(self):
+        remotes = [{"name": "FromConfig", "endpoint": self.up.endpoint, "priority": 5,
+                    "upstream": {"ca_file": self.mirror.ca_file}, "cache": {"ttl_s": 60}},
+                   {"name": "Broken", "endpoint": "ftp://nowhere"}]
+        m = self.new_mirror("fed-Mc", remotes=remotes)
+
+        def remote_names():
+            b = m.api("repository/list", {"repository_type": "remote"}).body
+            return sorted(r["name"] for r in b.get("results", []))
+
+        self.assertEqual(wait_until(lambda: remote_names() == ["FromConfig"], 10) and
+                         remote_names(), ["FromConfig"], m.describe())
+        r = self.assertOK(m.api("repository/get", {"repository_id": self.u_local_id}))
+        self.assertEqual((r["name"], r["priority"]), ("FromConfig", 5))
+        b = wait_until(lambda: self.assertOK(m.api("plugin/list", {})).get("total_count") ==
+                       len(self.MARKET_IDS), 10)
+        self.assertTrue(b, "the config remote's catalog was not mirrored%s" % m.describe())
+        self.assertIn("remotes[1]", m.log())
+        # a restart registers nothing twice
+        m.stop()
+        m.start()
+        time.sleep(0.5)
+        self.assertEqual(remote_names(), ["FromConfig"])
+
     def mlist(self, body=None, token="admin", server=None):
         tok = {"admin": self.m_admin, "viewer": self.m_viewer, "anon": None}.get(token, token)
         return (server or self.mirror).api("plugin/list", body or {}, token=tok)
