@@ -90,6 +90,9 @@ int query_index_values(const query *q, const char *field, json_t **values);
  * one of the set's strings.  0 otherwise. */
 int query_index_only(const query *q, const char *const *fields);
 
+/* 1 when q asks only for total_count (query.count_only). */
+int query_is_count_only(const query *q);
+
 /* Looks up a dotted key ("tags.description", "labels") in doc; returns a
  * borrowed value or NULL when missing.  Through arrays of objects the key
  * reaches every element: the result is then a new array owned by the caller

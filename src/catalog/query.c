@@ -2055,3 +2055,8 @@ done:
     free(matched);
     return rc;
 }
+
+int query_is_count_only(const query *q)
+{
+    return q != NULL && q->count_only;
+}
