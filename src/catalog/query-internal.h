@@ -1,16 +1,20 @@
 /*
- * query-internal.h - pieces of the query engine shared by query.c (list
- * queries) and stat.c (statistics): dotted paths and their MongoDB-like
- * traversal, the total order / equality / hash over JSON values, sort specs,
- * page specs, a stable index sort, a small hash index, and calendar helpers.
+ * query-internal.h - pieces of the query engine shared by the list query
+ * files (query.c, query_match.c, query_index.c, query_value.c,
+ * query_time.c, query_output.c) and stat.c (statistics): dotted paths and
+ * their MongoDB-like traversal, the total order / equality / hash over JSON
+ * values, sort specs, page specs, a stable index sort, a small hash index,
+ * and calendar helpers; last, the compiled list query itself (conditions,
+ * projection, struct query), which only the query*.c files use.
  *
- * Not part of the public API: only src/catalog/query.c and stat.c (and the
- * unit test) include it.  Everything here is reentrant; nothing keeps state
+ * Not part of the public API: only src/catalog/query*.c and stat.c include
+ * it.  Everything here is reentrant; nothing keeps state
  * between calls.
  */
 #ifndef REPOD_QUERY_INTERNAL_H
 #define REPOD_QUERY_INTERNAL_H
 
+#include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -147,5 +151,81 @@ void qcivil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 
 /* Floor division / modulo for possibly negative ms values. */
 int64_t qfloor_div(int64_t a, int64_t b);
+
+/* ---- compiled list queries (query*.c only) ----------------------------- */
+
+typedef enum { K_EQ, K_CMP, K_EXISTS, K_CONTAIN, K_REGEX, K_TIME } qkind;
+typedef enum { C_NONE, C_LT, C_LTE, C_GT, C_GTE } qcmp;
+
+/* One compiled condition. */
+typedef struct {
+    qpath path;
+    qkind kind;
+    qcmp cmp;
+    int negate;
+    json_t *value;       /* owned copy of the operand */
+    const json_t **vals; /* K_EQ / K_CMP: operands, borrowed from value */
+    size_t nvals;
+    int has_null;         /* K_EQ: a null operand (matches missing too) */
+    qhash vals_index;     /* K_EQ with many operands: hash of vals */
+    const char **needles; /* K_CONTAIN: borrowed from value */
+    size_t nneedles;
+    regex_t *re; /* K_REGEX */
+    size_t nre;
+    int exists;   /* K_EXISTS */
+    int64_t time; /* K_TIME: operand in ms */
+} qcond;
+
+/* `only` / `minimal` projection: a trie of dotted keys. */
+typedef struct qproj {
+    char *name;
+    int whole; /* the whole value is kept */
+    struct qproj *child;
+    size_t nchild;
+    size_t cap;
+} qproj;
+
+struct query {
+    qcond *and_conds;
+    size_t nand;
+    qcond *or_conds;
+    size_t nor;
+    char **words; /* keyword words (owned) */
+    size_t nwords;
+    qpath *kw_paths; /* schema keyword fields */
+    size_t nkw;
+    qsort_spec sort;
+    qpage page;
+    qproj *proj; /* NULL = whole documents */
+    int count_only;
+};
+
+/* query_match.c: compiles one {k, v, o} condition (cond, borrowed; `where`
+ * names it in messages; timediff operands are evaluated against now_ms) into
+ * c, which then owns copies of what it needs.  Errors: RD_ERR_DB_QUERY,
+ * RD_ERR_OPERATOR_*, RD_ERR_INTERNAL; on failure c is left empty. */
+rd_status qi_cond_compile(const json_t *cond, const char *where, int64_t now_ms, qcond *c,
+                          rd_error *err);
+
+/* Frees what c owns and leaves it empty (safe on an empty condition). */
+void qi_cond_free(qcond *c);
+
+/* 1 when s equals one of c's operands (a K_EQ condition; hashed when long). */
+int qi_cond_has_string(const qcond *c, const json_t *s);
+
+/* query_output.c: compiles `only` (a list of dotted keys, borrowed; NULL or
+ * empty = none) or, when only is empty and minimal is set, the schema's
+ * minimal fields into q->proj.  Errors: RD_ERR_INVALID_PARAMETER_TYPE (an
+ * item not a string), RD_ERR_DB_QUERY (bad key), RD_ERR_INTERNAL; q->proj
+ * may then be partly built (query_free releases it). */
+rd_status qi_proj_compile(query *q, const json_t *only, int minimal, const query_schema *schema,
+                          rd_error *err);
+
+/* Frees a projection trie (NULL is fine). */
+void qi_proj_free(qproj *p);
+
+/* A new object holding the fields of obj (borrowed) that node keeps; NULL on
+ * allocation failure. */
+json_t *qi_proj_object(const json_t *obj, const qproj *node);
 
 #endif
