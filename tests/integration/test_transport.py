@@ -164,6 +164,31 @@ class TransportTest(RepodTestCase):
         text = r.body.decode() if isinstance(r.body, bytes) else json.dumps(r.body)
         self.assertRegex(text, r"(?m)^# (TYPE|HELP) \w+", "not Prometheus text")
 
+    def test_metrics_listen_serves_only_operational_endpoints(self):
+        srv = Server({"metrics_listen": "127.0.0.1:0"}, name="metrics")
+        self.addCleanup(srv.close)
+        m = re.search(r"repod: metrics on http://127\.0\.0\.1:(\d+)/metrics", srv.log())
+        self.assertIsNotNone(m, srv.describe())
+        port = int(m.group(1))
+
+        def plain(method, path):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                c.request(method, path, body=b"{}" if method == "POST" else None)
+                r = c.getresponse()
+                return r.status, r.read()
+            finally:
+                c.close()
+
+        status, body = plain("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertRegex(body.decode(), r"(?m)^repod_http_requests_total\{class=\"2xx\"\} \d+$")
+        self.assertEqual(plain("GET", "/readyz")[0], 200)
+        status, body = plain("POST", "/repository/v1/plugin/list")
+        self.assertEqual(status, 404)  # the API is never served in plaintext
+        self.assertEqual(json.loads(body)["detail"]["code"], "ERROR_UNKNOWN_ROUTE")
+        srv.stop()
+
     def test_idle_connections_do_not_stall_the_server(self):
         idle = []
         try:
