@@ -113,6 +113,9 @@ rd_status remote_tags_get(store *st, const char *domain_id, const char *plugin_i
                           json_t **versions, int64_t *fetched_at_ms, rd_error *err);
 rd_status remote_tags_put(store *st, const char *domain_id, const char *plugin_id,
                           const json_t *versions, int64_t now_ms, rd_error *err);
+/* Drops the cached version list of a local plugin (it was deregistered). */
+rd_status remote_tags_forget(store *st, const char *domain_id, const char *plugin_id,
+                             rd_error *err);
 
 /* Validates a plugin record received from an upstream: the fields a
  * mirror relies on are present with the right types and the image and

@@ -156,6 +156,13 @@ static int serve(const char *config_path)
     server_stop(ms.srv, cancel_upstream_waits, a.fetcher);
     exit_code = 0;
 done:
+    /* Workers are joined.  Stop the upstream engine first: what it cancels
+     * may be delivered to the main loop (config remotes still being
+     * registered), which runs once more before anything is freed. */
+    fetcher_cancel(a.fetcher);
+    if (ms.base != NULL)
+        event_base_loop(ms.base, EVLOOP_NONBLOCK);
+    mirror_bootstrap_free();
     if (ev_term != NULL)
         event_free(ev_term);
     if (ev_int != NULL)
@@ -164,10 +171,7 @@ done:
         event_free(ev_hup);
     if (ms.base != NULL)
         event_base_free(ms.base);
-    /* Workers are joined: stop the upstream engine before their loops are
-     * freed with the server. */
     fetcher_free(a.fetcher);
-    mirror_bootstrap_free();
     server_free(ms.srv);
     auth_close(a.auth);
     catalog_close(a.cat);

@@ -445,6 +445,10 @@ static void plugin_step(plugin_state *p)
                 return;
             }
             json_decref(view); /* expired and offline */
+            p->err_rc = rd_fail(&p->err, RD_ERR_UPSTREAM_UNAVAILABLE,
+                                "Upstream unavailable. (repository_id = %s, reason = offline and "
+                                "the cached copy is too old)",
+                                id);
             continue;
         }
         if (have_cat && v == USE_FRESH)

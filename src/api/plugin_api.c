@@ -12,6 +12,7 @@
 #include "api.h"
 #include "plugin.h"
 #include "federation.h"
+#include "log.h"
 #include "fetcher.h"
 #include "query.h"
 #include "remote.h"
@@ -220,9 +221,13 @@ rd_status api_plugin_deregister(api_call *call, json_t **out, rd_error *err)
     rc = catalog_plugin_delete(call->app->cat, call->domain_id, plugin_id, err);
     if (rc == RD_ERR_NOT_FOUND)
         return write_target_missing(call, plugin_id, err);
-    if (rc == RD_OK)
-        *out = json_object();
-    return rc;
+    if (rc != RD_OK)
+        return rc;
+    /* a plugin registered later under this id may point at another image */
+    if (remote_tags_forget(call->app->st, call->domain_id, plugin_id, err) != RD_OK)
+        LOG_WARN("deregister %s: cannot drop its cached versions: %s", plugin_id, err->message);
+    *out = json_object();
+    return RD_OK;
 }
 
 /* Applies `only` (a list of keys, already validated) to one document. */

@@ -55,6 +55,8 @@ static rd_status make_ctx(const tls_server *t, SSL_CTX **out, rd_error *err)
     if (t->client_ca != NULL && t->client_ca[0] != '\0') {
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(t->client_ca);
         if (SSL_CTX_load_verify_locations(ctx, t->client_ca, NULL) != 1 || names == NULL) {
+            if (names != NULL)
+                sk_X509_NAME_pop_free(names, X509_NAME_free);
             log_openssl("client CA");
             rc = rd_fail(err, RD_ERR_INVALID_PARAMETER, "tls.client_ca: cannot load %s",
                          t->client_ca);

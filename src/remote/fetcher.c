@@ -385,6 +385,15 @@ static rd_status apply_answer(inflight *in, json_t *body, json_t **value, int *c
     json_t *p;
     rd_status rc;
 
+    if (in->job.kind != FETCH_PROBE) {
+        json_t *rec = NULL;
+        rd_status gone = remote_get(st, in->job.repository_id, &rec, err);
+        json_decref(rec);
+        if (gone != RD_OK) /* deregistered while the upstream answered: keep nothing */
+            return rd_fail(err, RD_ERR_UPSTREAM_UNAVAILABLE,
+                           "Upstream unavailable. (repository = %s, reason = deregistered)",
+                           in->job.repository_id);
+    }
     switch (in->job.kind) {
     case FETCH_CATALOG:
         if (!json_is_array(results))
@@ -544,9 +553,20 @@ static void start_tags(fetcher *f, inflight *in)
 
 static const char *job_key(const job_copy *j, char *buf, size_t size)
 {
-    snprintf(buf, size, "%d|%s|%s|%s|%s", (int)j->kind, j->repository_id ? j->repository_id : "",
-             j->plugin_id ? j->plugin_id : "", j->kind == FETCH_PROBE ? j->endpoint : "",
-             j->domain_id ? j->domain_id : "");
+    char digest[65] = "";
+    const char *image =
+        j->plugin != NULL ? json_string_value(json_object_get(j->plugin, "image")) : NULL;
+    if (j->kind == FETCH_PROBE) {
+        /* probes share an answer only when they would connect the same way */
+        char material[2048];
+        snprintf(material, sizeof(material), "%s|%s|%d|%lld", j->token ? j->token : "",
+                 j->ca_file ? j->ca_file : "", j->verify, (long long)j->timeout_ms);
+        util_sha256_hex(material, strlen(material), digest);
+    }
+    snprintf(buf, size, "%d|%s|%s|%s|%s|%s|%s", (int)j->kind,
+             j->repository_id ? j->repository_id : "", j->plugin_id ? j->plugin_id : "",
+             j->kind == FETCH_PROBE ? j->endpoint : "", j->domain_id ? j->domain_id : "",
+             image ? image : "", digest);
     return buf;
 }
 

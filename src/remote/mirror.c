@@ -4,6 +4,7 @@
 #include "mirror.h"
 
 #include <event2/event.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,7 +33,22 @@ int mirror_name_taken(app *a, const char *name, const char *except_id)
     return taken;
 }
 
+/* Serialises the check-then-store of adoptions (API workers and the
+ * config bootstrap on the main thread). */
+static pthread_mutex_t adopt_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static rd_status adopt_locked(app *a, json_t *record, const json_t *probe, rd_error *err);
+
 rd_status mirror_adopt(app *a, json_t *record, const json_t *probe, rd_error *err)
+{
+    rd_status rc;
+    pthread_mutex_lock(&adopt_lock);
+    rc = adopt_locked(a, record, probe, err);
+    pthread_mutex_unlock(&adopt_lock);
+    return rc;
+}
+
+static rd_status adopt_locked(app *a, json_t *record, const json_t *probe, rd_error *err)
 {
     const char *id = json_string_value(json_object_get(probe, "repository_id"));
     const char *name = json_string_value(json_object_get(record, "name"));

@@ -510,3 +510,20 @@ rd_status remote_status_put(store *st, const char *repository_id, const json_t *
     store_batch_free(b);
     return rc;
 }
+
+rd_status remote_tags_forget(store *st, const char *domain_id, const char *plugin_id, rd_error *err)
+{
+    char key[KEY_MAX];
+    size_t klen = store_key(key, KEY_MAX, "T", domain_id, plugin_id, NULL);
+    store_batch *b;
+    rd_status rc;
+    if (klen == 0)
+        return RD_OK;
+    b = store_batch_new(st);
+    if (b == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    store_batch_delete(b, STORE_CF_CACHE, key, klen);
+    rc = store_write(st, b, err);
+    store_batch_free(b);
+    return rc;
+}

@@ -84,6 +84,9 @@ rd_status remote_check_upstream(const json_t *up, rd_error *err)
         if (strcmp(key, "token") != 0 && strcmp(key, "ca_file") != 0 && !is_bool)
             return rd_fail(err, RD_ERR_INVALID_PARAMETER, "Invalid parameter. (key = upstream.%s)",
                            key);
+        if (!is_bool && json_is_string(v) && json_string_length(v) > 512)
+            return rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                           "Invalid parameter. (key = upstream.%s, reason = longer than 512)", key);
         if (is_bool ? !json_is_boolean(v) : !json_is_string(v))
             return rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
                            "Invalid parameter type. (key = upstream.%s, type = %s)", key,

@@ -266,6 +266,20 @@ class GetVersionsTest(VersionsMixin, RepodTestCase):
         self.assertError(r, 502, "ERROR_REGISTRY_BAD_RESPONSE")
         self.assertNotIn(BAD_PASSWORD, self.server.log(), "password in the server log")
 
+    def test_deregister_forgets_cached_versions(self):
+        # a plugin_id registered again for another image must not be answered
+        # with the old image's cached tags
+        s, host = self.server, R["open"].host
+        tok = s.make_token("reuse", "admin")
+        must(s.api("plugin/register", harbor_plugin(ALPHA_IMAGE, host), token=tok), "register", s)
+        self.assertVersions(s.api("plugin/get-versions", {"plugin_id": "plugin-alpha"}, token=tok),
+                            ALPHA_EXPECTED)
+        must(s.api("plugin/deregister", {"plugin_id": "plugin-alpha"}, token=tok), "deregister", s)
+        must(s.api("plugin/register", harbor_plugin("other/plugin-alpha", host), token=tok),
+             "register again", s)
+        r = s.api("plugin/get-versions", {"plugin_id": "plugin-alpha"}, token=tok)
+        self.assertError(r, 404, "ERROR_NO_IMAGE_IN_REGISTRY")
+
     # 3 ------------------------------------------------------------------------
 
     def test_unknown_image_404(self):
