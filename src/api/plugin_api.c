@@ -357,12 +357,14 @@ static const char *const list_keys[] = {
 typedef struct {
     query *q;             /* list */
     const json_t *stat_q; /* stat (borrowed from the call's body) */
+    query *hint;          /* stat: its filters alone, to narrow the local read */
     json_t *docs;         /* local views, then the remote ones appended */
 } merged_read;
 
 static void merged_read_free(merged_read *m)
 {
     query_free(m->q);
+    query_free(m->hint);
     json_decref(m->docs);
     free(m);
 }
@@ -432,7 +434,7 @@ static rd_status merged_read_start(api_call *call, merged_read *m, const char *r
         merged_read_free(m);
         return RD_OK;
     }
-    rc = collect_visible(call, repository_id, m->q, &m->docs, err);
+    rc = collect_visible(call, repository_id, m->q != NULL ? m->q : m->hint, &m->docs, err);
     if (rc == RD_OK && local_only)
         rc = merged_run(m, out, err);
     if (rc != RD_OK || local_only) {
@@ -499,5 +501,18 @@ rd_status api_plugin_stat(api_call *call, json_t **out, rd_error *err)
     if (m == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
     m->stat_q = qv;
+    {
+        /* The stat's own filters let the indexes narrow what is read; a bad
+         * filter is left for query_stat to report. */
+        static const char *const filter_keys[] = {"filter", "filter_or", "keyword", NULL};
+        json_t *f = json_object();
+        rd_error ignored;
+        for (size_t i = 0; filter_keys[i] != NULL; i++)
+            if (json_object_get(qv, filter_keys[i]) != NULL)
+                json_object_set(f, filter_keys[i], json_object_get(qv, filter_keys[i]));
+        if (query_compile(f, NULL, &query_schema_plugin, &m->hint, &ignored) != RD_OK)
+            m->hint = NULL;
+        json_decref(f);
+    }
     return merged_read_start(call, m, repository_id, out, err);
 }
