@@ -40,6 +40,9 @@ char *util_read_file(const char *path, size_t *len);
  * with the given mode; 0 on success, -1 on error (errno set). */
 int util_write_file_atomic(const char *path, const void *data, size_t len, int mode);
 
+/* A new malloc'd string formatted like printf; NULL when out of memory. */
+char *util_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Creates dir and its parents (mode 0750); 0 on success or if it exists. */
 int util_mkdir_p(const char *dir);
 

@@ -127,28 +127,33 @@ static json_t *repository_doc(app *a, const json_t *rec)
     return doc;
 }
 
-/* Finds repository_id: *out gets its answer document (new reference);
- * *remote_rec (optional) the stored remote record. */
-static rd_status find_repository(api_call *call, const char *repository_id, json_t **out,
-                                 json_t **remote_rec, rd_error *err)
+/* Finds the repository a write names: RD_OK with *remote_rec the stored
+ * record of a remote one (new reference), or NULL for the local one;
+ * RD_ERR_NOT_FOUND when neither. */
+static rd_status find_target(api_call *call, const char *repository_id, json_t **remote_rec,
+                             rd_error *err)
 {
-    json_t *rec = NULL;
     rd_status rc;
-    if (strcmp(repository_id, catalog_local_id(call->app->cat)) == 0) {
-        *out = catalog_local_record(call->app->cat);
+    *remote_rec = NULL;
+    if (strcmp(repository_id, catalog_local_id(call->app->cat)) == 0)
         return RD_OK;
-    }
-    rc = remote_get(call->app->st, repository_id, &rec, err);
+    rc = remote_get(call->app->st, repository_id, remote_rec, err);
     if (rc == RD_ERR_NOT_FOUND)
         return rd_fail(err, RD_ERR_NOT_FOUND, "Value not found. (repository_id = %s)",
                        repository_id);
+    return rc;
+}
+
+/* Finds repository_id: *out gets its answer document (new reference). */
+static rd_status find_repository(api_call *call, const char *repository_id, json_t **out,
+                                 rd_error *err)
+{
+    json_t *rec = NULL;
+    rd_status rc = find_target(call, repository_id, &rec, err);
     if (rc != RD_OK)
         return rc;
-    *out = repository_doc(call->app, rec);
-    if (remote_rec != NULL)
-        *remote_rec = rec;
-    else
-        json_decref(rec);
+    *out = rec != NULL ? repository_doc(call->app, rec) : catalog_local_record(call->app->cat);
+    json_decref(rec);
     return RD_OK;
 }
 
@@ -161,7 +166,7 @@ rd_status api_repository_update(api_call *call, json_t **out, rd_error *err)
     static const char *const update_keys[] = {"repository_id", "name",     "priority",
                                               "cache",         "upstream", NULL};
     const char *repository_id = NULL, *name = NULL;
-    json_t *doc = NULL, *rec = NULL, *v;
+    json_t *rec = NULL, *v;
     json_int_t priority = 0;
     rd_status rc = api_check_keys(call->body, update_keys, err);
     if (rc == RD_OK)
@@ -175,10 +180,9 @@ rd_status api_repository_update(api_call *call, json_t **out, rd_error *err)
     if (rc == RD_OK && !json_is_null(v = json_object_get(call->body, "cache")))
         rc = remote_check_cache(v, err);
     if (rc == RD_OK)
-        rc = find_repository(call, repository_id, &doc, &rec, err);
+        rc = find_target(call, repository_id, &rec, err);
     if (rc != RD_OK)
         return rc;
-    json_decref(doc);
     if (rec == NULL)
         return rd_fail(err, RD_ERR_INVALID_PARAMETER,
                        "Invalid parameter. (repository_id = %s, reason = the local repository is "
@@ -208,16 +212,15 @@ rd_status api_repository_update(api_call *call, json_t **out, rd_error *err)
 rd_status api_repository_deregister(api_call *call, json_t **out, rd_error *err)
 {
     const char *repository_id = NULL;
-    json_t *doc = NULL, *rec = NULL;
+    json_t *rec = NULL;
     size_t count = 0;
     rd_status rc = api_check_keys(call->body, id_keys, err);
     if (rc == RD_OK)
         rc = api_req_string(call->body, "repository_id", &repository_id, err);
     if (rc == RD_OK)
-        rc = find_repository(call, repository_id, &doc, &rec, err);
+        rc = find_target(call, repository_id, &rec, err);
     if (rc != RD_OK)
         return rc;
-    json_decref(doc);
     if (rec != NULL) {
         json_decref(rec);
         rc = remote_delete(call->app->st, repository_id, err);
@@ -255,17 +258,16 @@ static void sync_done(const fetch_result *res, void *arg)
 rd_status api_repository_sync(api_call *call, json_t **out, rd_error *err)
 {
     const char *repository_id = NULL;
-    json_t *doc = NULL, *rec = NULL;
+    json_t *rec = NULL;
     fetch_job job;
     rd_status rc = api_check_keys(call->body, id_keys, err);
     (void)out;
     if (rc == RD_OK)
         rc = api_req_string(call->body, "repository_id", &repository_id, err);
     if (rc == RD_OK)
-        rc = find_repository(call, repository_id, &doc, &rec, err);
+        rc = find_target(call, repository_id, &rec, err);
     if (rc != RD_OK)
         return rc;
-    json_decref(doc);
     if (rec == NULL)
         return rd_fail(err, RD_ERR_INVALID_PARAMETER,
                        "Invalid parameter. (repository_id = %s, reason = only remote "
@@ -313,7 +315,7 @@ rd_status api_repository_get(api_call *call, json_t **out, rd_error *err)
     if (rc == RD_OK)
         rc = api_req_string(call->body, "repository_id", &repository_id, err);
     if (rc == RD_OK)
-        rc = find_repository(call, repository_id, out, NULL, err);
+        rc = find_repository(call, repository_id, out, err);
     return rc;
 }
 

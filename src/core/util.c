@@ -8,6 +8,7 @@
 #include <libgen.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,4 +202,15 @@ int util_mkdir_p(const char *dir)
     if (mkdir(buf, 0750) != 0 && errno != EEXIST)
         return -1;
     return 0;
+}
+
+char *util_strdup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    char *out = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&out, fmt, ap) < 0)
+        out = NULL;
+    va_end(ap);
+    return out;
 }

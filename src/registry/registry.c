@@ -110,18 +110,6 @@ struct lookup {
 
 /* ---- small helpers --------------------------------------------------------------- */
 
-static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *str_printf(const char *fmt, ...)
-{
-    va_list ap;
-    char *out = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&out, fmt, ap) < 0)
-        out = NULL;
-    va_end(ap);
-    return out;
-}
-
 static void secret_free(char *s)
 {
     if (s != NULL) {
@@ -236,7 +224,7 @@ static void cred_free(cred_entry *e)
 
 static char *cred_key(const char *host, const char *scope)
 {
-    return str_printf("%s|%s", host, scope != NULL ? scope : "");
+    return util_strdup_printf("%s|%s", host, scope != NULL ? scope : "");
 }
 
 /* The cached value for (host, scope), or NULL; drops expired entries. */
@@ -480,14 +468,14 @@ static char *basic_header(const lookup *lk)
     char *pair, *b64, *out;
     if (lk->username == NULL || lk->password == NULL)
         return NULL;
-    pair = str_printf("%s:%s", lk->username, lk->password);
+    pair = util_strdup_printf("%s:%s", lk->username, lk->password);
     if (pair == NULL)
         return NULL;
     b64 = registry_base64_encode(pair, strlen(pair));
     secret_free(pair);
     if (b64 == NULL)
         return NULL;
-    out = str_printf("Basic %s", b64);
+    out = util_strdup_printf("Basic %s", b64);
     secret_free(b64);
     return out;
 }
@@ -508,7 +496,8 @@ static void send_token(lookup *lk, const registry_challenge *ch, const char *sco
     lk->token_scope = strdup(scope);
     url = strdup(ch->realm);
     if (url != NULL && ch->service != NULL && (svc = query_escape(ch->service)) != NULL) {
-        grown = str_printf("%s%cservice=%s", url, strchr(url, '?') != NULL ? '&' : '?', svc);
+        grown =
+            util_strdup_printf("%s%cservice=%s", url, strchr(url, '?') != NULL ? '&' : '?', svc);
         free(url);
         url = grown;
     }
@@ -516,9 +505,9 @@ static void send_token(lookup *lk, const registry_challenge *ch, const char *sco
     for (tok = copy != NULL ? strtok_r(copy, " ", &save) : NULL; url != NULL && tok != NULL;
          tok = strtok_r(NULL, " ", &save)) {
         char *esc = query_escape(tok);
-        grown = esc != NULL
-                    ? str_printf("%s%cscope=%s", url, strchr(url, '?') != NULL ? '&' : '?', esc)
-                    : NULL;
+        grown = esc != NULL ? util_strdup_printf("%s%cscope=%s", url,
+                                                 strchr(url, '?') != NULL ? '&' : '?', esc)
+                            : NULL;
         free(esc);
         free(url);
         url = grown;
@@ -598,7 +587,7 @@ static int ecr_url_parts(lookup *lk)
         goto done;
     port = evhttp_uri_get_port(uri);
     def = strcasecmp(scheme, "http") == 0 ? 80 : 443;
-    lk->ecr_host = port == -1 || port == def ? strdup(h) : str_printf("%s:%d", h, port);
+    lk->ecr_host = port == -1 || port == def ? strdup(h) : util_strdup_printf("%s:%d", h, port);
     path = evhttp_uri_get_path(uri);
     lk->ecr_path = strdup(path != NULL && path[0] != '\0' ? path : "/");
     query = evhttp_uri_get_query(uri);
@@ -839,7 +828,7 @@ static void on_tags(lookup *lk, const httpc_response *resp)
     if (!same_origin(next, lk->url)) {
         /* Credentials never go to another host: a registry behind a proxy
          * that advertises its own name is read through the proxy. */
-        rebased = str_printf("%s%s", lk->t.api_url, url_path_part(next));
+        rebased = util_strdup_printf("%s%s", lk->t.api_url, url_path_part(next));
         free(next);
         next = rebased;
     }
@@ -894,7 +883,7 @@ static void on_token(lookup *lk, const httpc_response *resp)
         ttl = json_integer_value(exp);
     else if (json_is_real(exp) && json_real_value(exp) >= 1)
         ttl = (json_int_t)json_real_value(exp);
-    lk->auth = str_printf("Bearer %s", json_string_value(tok));
+    lk->auth = util_strdup_printf("Bearer %s", json_string_value(tok));
     if (lk->auth == NULL) {
         lookup_fail(lk, RD_ERR_INTERNAL, "Out of memory.");
         goto done;
@@ -1051,9 +1040,9 @@ static rd_status lookup_prepare(lookup *lk, const char *type, const char *url, c
                            lk->t.host);
         }
     }
-    lk->scope = str_printf("repository:%s:pull", lk->t.repository);
-    lk->url = str_printf("%s/v2/%s/tags/list?n=%d", lk->t.api_url, lk->t.repository,
-                         lk->rc->opts.page_size);
+    lk->scope = util_strdup_printf("repository:%s:pull", lk->t.repository);
+    lk->url = util_strdup_printf("%s/v2/%s/tags/list?n=%d", lk->t.api_url, lk->t.repository,
+                                 lk->rc->opts.page_size);
     lk->tags = json_array();
     lk->seen = json_object();
     if (lk->scope == NULL || lk->url == NULL || lk->tags == NULL || lk->seen == NULL ||

@@ -5,6 +5,7 @@
  * (ECR) the region and GetAuthorizationToken endpoint.  See registry.h.
  */
 #include "registry.h"
+#include "util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,18 +20,6 @@
 static const char *const docker_hub_aliases[] = {DOCKER_HUB_HOST,   "docker.io",
                                                  "index.docker.io", "registry-1.docker.io",
                                                  "hub.docker.com",  NULL};
-
-static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *str_printf(const char *fmt, ...)
-{
-    va_list ap;
-    char *out = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&out, fmt, ap) < 0)
-        out = NULL;
-    va_end(ap);
-    return out;
-}
 
 static int is_lower_alnum(char c)
 {
@@ -175,13 +164,13 @@ static rd_status resolve_ecr(const repod_conf *conf, const json_t *entry,
             strcasecmp(out->host + strlen(out->host) - strlen(".amazonaws.com.cn"),
                        ".amazonaws.com.cn") == 0;
     out->ecr_api_host =
-        str_printf("api.ecr.%s.amazonaws.com%s", out->ecr_region, china ? ".cn" : "");
+        util_strdup_printf("api.ecr.%s.amazonaws.com%s", out->ecr_region, china ? ".cn" : "");
     if (out->ecr_api_host == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
     api_entry = conf_entry(conf, out->ecr_api_host);
     api = entry_string(api_entry, "api_url");
     out->ecr_api_url =
-        api != NULL ? strip_slash_dup(api) : str_printf("https://%s", out->ecr_api_host);
+        api != NULL ? strip_slash_dup(api) : util_strdup_printf("https://%s", out->ecr_api_host);
     if (out->ecr_api_url == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
     return RD_OK;
@@ -252,7 +241,7 @@ rd_status registry_resolve_target(const repod_conf *conf, const char *registry_t
                          "Invalid parameter. (registry_config.region = %.64s)", region);
             goto done;
         }
-        out->host = str_printf("%s.dkr.ecr.%s.amazonaws.com", account, region);
+        out->host = util_strdup_printf("%s.dkr.ecr.%s.amazonaws.com", account, region);
     } else {
         rc = rd_fail(err, RD_ERR_INVALID_PARAMETER,
                      "Invalid parameter. (registry_url = (none): %s needs a registry_url)", type);
@@ -290,9 +279,9 @@ rd_status registry_resolve_target(const repod_conf *conf, const char *registry_t
         entry = conf_entry(conf, out->host);
     }
     if (prefix != NULL)
-        repo = str_printf("%s/%s", prefix, image);
+        repo = util_strdup_printf("%s/%s", prefix, image);
     else if (hub && strchr(image, '/') == NULL)
-        repo = str_printf("library/%s", image);
+        repo = util_strdup_printf("library/%s", image);
     else
         repo = strdup(image);
     if (repo == NULL) {
@@ -312,7 +301,7 @@ rd_status registry_resolve_target(const repod_conf *conf, const char *registry_t
     else if (hub)
         out->api_url = strdup(DOCKER_HUB_API_URL);
     else
-        out->api_url = str_printf("https://%s", out->host);
+        out->api_url = util_strdup_printf("https://%s", out->host);
     if (out->api_url == NULL) {
         rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
         goto done;
