@@ -34,6 +34,14 @@
 #include "tls.h"
 #include "util.h"
 
+/* Per-connection bookkeeping attached to the SSL object; freed with it, which
+ * is how closed connections are counted. */
+typedef struct {
+    app *app;
+    int over_limit;
+    int reject; /* no TLS object of its own could be made: dropped unanswered */
+} conn_info;
+
 typedef struct worker worker;
 
 struct server {
@@ -58,14 +66,9 @@ struct worker {
     struct evhttp_bound_socket *ops_bound;
     struct event *stop_ev;
     atomic_int inflight; /* requests received and not yet answered */
+    SSL *spare_ssl;      /* a TLS object kept for when none can be made */
+    conn_info *spare_ci;
 };
-
-/* Per-connection bookkeeping attached to the SSL object; freed with it, which
- * is how closed connections are counted. */
-typedef struct {
-    app *app;
-    int over_limit;
-} conn_info;
 
 static int conn_ex_index = -1;
 static pthread_once_t conn_ex_once = PTHREAD_ONCE_INIT;
@@ -323,6 +326,12 @@ static void on_request(struct evhttp_request *req, void *arg)
     cmd = evhttp_request_get_command(req);
     {
         conn_info *ci = conn_ex_index >= 0 ? SSL_get_ex_data(ssl, conn_ex_index) : NULL;
+        if (ci != NULL && ci->reject) {
+            atomic_fetch_sub(&w->inflight, 1);
+            free(er);
+            evhttp_connection_free(evcon);
+            return;
+        }
         if (ci != NULL && ci->over_limit) {
             static const char *const close_hdr[] = {"Connection", "close", NULL};
             reply_error(er, RD_ERR_TOO_MANY_REQUESTS,
@@ -355,20 +364,40 @@ static void on_request(struct evhttp_request *req, void *arg)
 }
 
 /* Makes the bufferevent of a new connection: always TLS (see file header). */
+/* Makes the worker's spare TLS object (see make_bev); 0 on success. */
+static int refill_spare(worker *w)
+{
+    if (w->spare_ssl != NULL)
+        return 0;
+    w->spare_ci = w->spare_ci != NULL ? w->spare_ci : calloc(1, sizeof(*w->spare_ci));
+    w->spare_ssl = w->spare_ci != NULL ? tls_server_new_ssl(w->srv->tls) : NULL;
+    return w->spare_ssl != NULL ? 0 : -1;
+}
+
+/* Makes the bufferevent of a new connection: always TLS (see file header).
+ * When no TLS object can be made for it, the worker's spare one is used and
+ * the connection is marked to be dropped: evhttp serves a connection whose
+ * bufferevent is not TLS as plaintext, even its own error pages. */
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
     worker *w = arg;
     app *a = w->srv->app;
     SSL *ssl = tls_server_new_ssl(w->srv->tls);
+    conn_info *ci = ssl != NULL ? calloc(1, sizeof(*ci)) : NULL;
     struct bufferevent *bev;
-    conn_info *ci;
 
-    if (ssl == NULL)
-        return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    ci = calloc(1, sizeof(*ci));
     if (ci == NULL) {
         SSL_free(ssl);
-        return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (w->spare_ssl == NULL) /* two allocation failures in a row */
+            return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        ssl = w->spare_ssl;
+        ci = w->spare_ci;
+        w->spare_ssl = NULL;
+        w->spare_ci = NULL;
+        memset(ci, 0, sizeof(*ci));
+        ci->reject = 1;
+    } else if (w->spare_ssl == NULL) {
+        refill_spare(w);
     }
     ci->app = a;
     atomic_fetch_add(&a->connections_total, 1);
@@ -381,7 +410,7 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
     /* The bufferevent owns ssl from here on, even when creation fails. */
     bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                          BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL)
+    if (bev == NULL) /* out of memory: evhttp itself would make a plain one */
         return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     return bev;
 }
@@ -484,6 +513,8 @@ static rd_status worker_init(worker *w, rd_error *err)
     evhttp_set_timeout(w->http, (int)conf->request_timeout_s);
     evhttp_set_flags(w->http, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_default_content_type(w->http, "application/json");
+    if (refill_spare(w) != 0)
+        return rd_fail(err, RD_ERR_INTERNAL, "cannot create a TLS object for worker %d", w->index);
     evhttp_set_bevcb(w->http, make_bev, w);
     evhttp_set_gencb(w->http, on_request, w);
     w->bound = evhttp_accept_socket_with_handle(w->http, w->fd);
@@ -643,6 +674,8 @@ void server_free(server *srv)
             evhttp_free(w->http); /* closes bound sockets and connections */
         if (w->ops_http != NULL)
             evhttp_free(w->ops_http);
+        SSL_free(w->spare_ssl);
+        free(w->spare_ci);
         if (w->stop_ev != NULL)
             event_free(w->stop_ev);
         if (w->base != NULL)
