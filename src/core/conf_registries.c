@@ -1,0 +1,149 @@
+/*
+ * conf_registries.c - the free-form parts of the configuration:
+ * "registry.default_urls" (registry type -> URL), "registries" (host ->
+ * entry, checked against conf_registry_entry_rows[] with its paths
+ * resolved) and "remotes" (an array of objects).
+ */
+#include "conf-internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The keys of one "registries" entry (SPEC 9).  Checked only; the entry is
+ * stored as a JSON copy with its paths resolved. */
+#define ENTRY_ROW(k, t, lo, hi, dt, h)                                                             \
+    {                                                                                              \
+        .key = (k), .type = (t), .flags = CF_NONEMPTY, .min = (lo), .max = (hi), .off = CONF_NONE, \
+        .def_text = (dt), .help = (h)                                                              \
+    }
+
+const conf_row conf_registry_entry_rows[] = {
+    {.key = "api_url",
+     .type = CONF_STRING,
+     .flags = CF_NONEMPTY | CF_URL,
+     .off = CONF_NONE,
+     .def_text = "https://<host>",
+     .help = "Distribution API endpoint of this registry"},
+    ENTRY_ROW("ca_file", CONF_PATH, 0, 0, "(system trust store)",
+              "CA bundle that signs the registry's certificate"),
+    {.key = "verify",
+     .type = CONF_BOOL,
+     .def_int = 1,
+     .off = CONF_NONE,
+     .help = "verify the registry's TLS certificate (false: labs only, warns at start)"},
+    ENTRY_ROW("username", CONF_STRING, 0, 0, NULL, "basic-auth user (also for Bearer tokens)"),
+    ENTRY_ROW("password_file", CONF_PATH, 0, 0, NULL, "file holding the basic-auth password"),
+    ENTRY_ROW("aws_access_key_id", CONF_STRING, 0, 0, NULL, "ECR: access key id"),
+    ENTRY_ROW("aws_secret_access_key_file", CONF_PATH, 0, 0, NULL,
+              "ECR: file holding the secret access key"),
+    ENTRY_ROW("aws_region", CONF_STRING, 0, 0, NULL, "ECR: region, e.g. ap-northeast-2"),
+    ENTRY_ROW("timeout_ms", CONF_INT, 100, 600000, "remote_defaults.timeout_ms",
+              "timeout of one registry call"),
+};
+
+#define REGISTRY_ENTRY_ROW_COUNT                                                                   \
+    (sizeof(conf_registry_entry_rows) / sizeof(conf_registry_entry_rows[0]))
+
+const size_t conf_registry_entry_row_count = REGISTRY_ENTRY_ROW_COUNT;
+
+static const char *const registry_types[] = {"DOCKER_HUB", "AWS_PRIVATE_ECR", "HARBOR", NULL};
+
+/* ---------------------------------------------------------------------------
+ * Checks of the free-form parts
+ * ------------------------------------------------------------------------- */
+
+/* registry.default_urls: keys are registry types, values non-empty strings. */
+rd_status conf_check_default_urls(conf_ctx *ctx, const conf_row *row, json_t *copy)
+{
+    const char *type;
+    json_t *url;
+    char key[KEY_MAX], list[128];
+    rd_status rc = RD_OK;
+
+    json_object_foreach(copy, type, url)
+    {
+        snprintf(key, sizeof(key), "%s.%s", row->key, type);
+        if (!conf_choice_valid(registry_types, type)) {
+            conf_choices_format(registry_types, list, sizeof(list));
+            rc = conf_fail(ctx, key, "unknown registry type (expected one of %s)", list);
+            goto done;
+        }
+        if (!json_is_string(url) || json_string_value(url)[0] == '\0') {
+            rc = conf_fail(ctx, key, "expected a non-empty string");
+            goto done;
+        }
+    }
+done:
+    return rc;
+}
+
+/* registries: host -> entry; each entry's keys are checked against
+ * conf_registry_entry_rows[] and its paths resolved against the config folder. */
+rd_status conf_check_registries(conf_ctx *ctx, const conf_row *row, json_t *copy)
+{
+    const char *host, *name;
+    json_t *entry, *value;
+    char key[KEY_MAX], reason[REASON_MAX];
+    char *resolved = NULL;
+    rd_status rc = RD_OK;
+
+    json_object_foreach(copy, host, entry)
+    {
+        snprintf(key, sizeof(key), "%s.%s", row->key, host);
+        if (host[0] == '\0') {
+            rc = conf_fail(ctx, row->key, "host names must not be empty");
+            goto done;
+        }
+        if (!json_is_object(entry)) {
+            rc = conf_fail(ctx, key, "expected an object");
+            goto done;
+        }
+        json_object_foreach(entry, name, value)
+        {
+            const conf_row *sub =
+                conf_row_find(conf_registry_entry_rows, REGISTRY_ENTRY_ROW_COUNT, name);
+            snprintf(key, sizeof(key), "%s.%s.%s", row->key, host, name);
+            if (sub == NULL) {
+                rc = conf_fail(ctx, key, "unknown key");
+                goto done;
+            }
+            if (conf_value_check(sub, value, reason, sizeof(reason)) != 0) {
+                rc = conf_fail(ctx, key, "%s", reason);
+                goto done;
+            }
+            if (sub->type != CONF_PATH)
+                continue;
+            resolved = conf_path_join(ctx->base, json_string_value(value));
+            if (resolved == NULL || json_object_set_new(entry, name, json_string(resolved)) != 0) {
+                rc = conf_oom(ctx);
+                goto done;
+            }
+            free(resolved);
+            resolved = NULL;
+        }
+    }
+done:
+    free(resolved);
+    return rc;
+}
+
+/* remotes: an array of objects (their keys belong to the repository module). */
+rd_status conf_check_remotes(conf_ctx *ctx, const conf_row *row, json_t *copy)
+{
+    size_t i;
+    json_t *remote;
+    char key[KEY_MAX];
+    rd_status rc = RD_OK;
+
+    json_array_foreach(copy, i, remote)
+    {
+        if (!json_is_object(remote)) {
+            snprintf(key, sizeof(key), "%s[%zu]", row->key, i);
+            rc = conf_fail(ctx, key, "expected an object");
+            goto done;
+        }
+    }
+done:
+    return rc;
+}
