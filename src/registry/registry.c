@@ -17,13 +17,10 @@
  * pending lookup; each detached lookup is freed when its request's callback
  * arrives (httpc_free delivers those too).
  *
- * Credential cache: a list of (host "|" scope) -> Authorization value with
- * a monotonic expiry, host being the `registries` key (so two entries that
- * share an api_url but not their credentials never share a token); scope ""
- * holds per-registry basic credentials (configured or from ECR).  Values
- * are wiped when dropped.
+ * Credentials (the cache, the Bearer token flow, Basic credentials, ECR)
+ * are in auth.c; registry-internal.h holds what the two files share.
  */
-#include "registry.h"
+#include "registry-internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,95 +34,14 @@
 #include "log.h"
 #include "util.h"
 
-#define REGISTRY_PAGE_SIZE        1000
-#define REGISTRY_MAX_PAGES        100
-#define REGISTRY_MAX_BYTES        ((size_t)8 * 1024 * 1024)
-#define REGISTRY_TIMEOUT_MS       5000
-#define REGISTRY_TOKEN_TTL_S      60      /* bearer tokens without expires_in */
-#define REGISTRY_BASIC_TTL_MS     300000  /* configured basic credentials */
-#define REGISTRY_ECR_TTL_MS       3600000 /* ECR answers without expiresAt */
-#define REGISTRY_ECR_MARGIN_MS    60000   /* renew ECR credentials this early */
-#define REGISTRY_CACHE_MAX        256
-#define REGISTRY_MAX_UNAUTHORIZED 4 /* 401s answered in one lookup */
-#define REGISTRY_ECR_TARGET       "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"
-#define REGISTRY_ECR_CONTENT_TYPE "application/x-amz-json-1.1"
-#define REGISTRY_SIGV4_MAX        1024
-
-typedef struct cred_entry {
-    struct cred_entry *next;
-    char *key;          /* host "|" scope */
-    char *header;       /* Authorization value (secret) */
-    int64_t expires_ms; /* monotonic */
-} cred_entry;
-
-typedef struct lookup lookup;
-
-struct registry_client {
-    httpc *http;
-    const repod_conf *conf;
-    registry_client_options opts;
-    lookup *lookups; /* pending, doubly linked */
-    size_t pending;
-    cred_entry *cache;
-    size_t cache_count;
-    unsigned long credential_fetches;
-};
-
-typedef enum { STEP_DEFERRED, STEP_ECR, STEP_TOKEN, STEP_TAGS } lookup_step;
-
-/* Where and how one kind of request goes. */
-typedef struct {
-    char *ca_file; /* NULL = system trust store */
-    int verify;
-    int timeout_ms;
-    int plain; /* http:// permitted (configured api_url is http://) */
-} link_settings;
-
-struct lookup {
-    registry_client *rc; /* NULL once cancelled */
-    lookup *prev, *next;
-    registry_tags_cb cb;
-    void *arg;
-    char *image; /* as given, for messages */
-    registry_target t;
-    link_settings reg;                     /* the registry */
-    link_settings ecr;                     /* ECR's API endpoint */
-    link_settings realm;                   /* the token service of the current dance */
-    char *username, *password;             /* basic credentials (password secret) */
-    char *aws_key_id, *aws_secret;         /* ECR keys (secret) */
-    char *ecr_host, *ecr_path, *ecr_query; /* Host header, path and query of the ECR API URL */
-    lookup_step step;
-    char *url;        /* the tags page being read */
-    char *auth;       /* Authorization value for tags requests (secret) */
-    int auth_cached;  /* auth came from the cache */
-    int dance_done;   /* auth was obtained by this lookup */
-    int unauthorized; /* 401s seen */
-    int pages;
-    char *scope;       /* "repository:<name>:pull" */
-    char *token_scope; /* scope of the token being fetched */
-    char *realm_host;  /* for messages */
-    json_t *tags, *seen;
-    rd_error deferred; /* STEP_DEFERRED: what to report */
-};
-
 /* ---- small helpers --------------------------------------------------------------- */
 
-static void secret_free(char *s)
+void registry_secret_free(char *s)
 {
     if (s != NULL) {
         OPENSSL_cleanse(s, strlen(s));
         free(s);
     }
-}
-
-static int64_t now_ms(void)
-{
-    return util_monotonic_us() / 1000;
-}
-
-static char *dup_or_null(const char *s)
-{
-    return s != NULL ? strdup(s) : NULL;
 }
 
 /* Reads a secret file: the first line, trailing white space removed.  NULL
@@ -147,31 +63,9 @@ static char *secret_read(const char *path)
     return data;
 }
 
-/* Percent-encodes a query parameter value (unreserved characters kept). */
-static char *query_escape(const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    char *out = malloc(strlen(s) * 3 + 1), *o = out;
-    if (out == NULL)
-        return NULL;
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
-            *o++ = (char)c;
-        } else {
-            *o++ = '%';
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 /* Scheme, host (lower-case, as in the URL) and effective port of url; 0 or -1. */
-static int url_origin(const char *url, char *scheme, size_t ssize, char *host, size_t hsize,
-                      int *port)
+int registry_url_origin(const char *url, char *scheme, size_t ssize, char *host, size_t hsize,
+                        int *port)
 {
     struct evhttp_uri *uri = evhttp_uri_parse(url);
     const char *s, *h;
@@ -197,8 +91,8 @@ static int same_origin(const char *a, const char *b)
 {
     char sa[16], sb[16], ha[256], hb[256];
     int pa, pb;
-    if (url_origin(a, sa, sizeof(sa), ha, sizeof(ha), &pa) != 0 ||
-        url_origin(b, sb, sizeof(sb), hb, sizeof(hb), &pb) != 0)
+    if (registry_url_origin(a, sa, sizeof(sa), ha, sizeof(ha), &pa) != 0 ||
+        registry_url_origin(b, sb, sizeof(sb), hb, sizeof(hb), &pb) != 0)
         return 0;
     return strcasecmp(sa, sb) == 0 && strcasecmp(ha, hb) == 0 && pa == pb;
 }
@@ -213,101 +107,9 @@ static const char *url_path_part(const char *url)
     return p + strcspn(p, "/?#");
 }
 
-/* ---- the credential cache -------------------------------------------------------- */
-
-static void cred_free(cred_entry *e)
-{
-    free(e->key);
-    secret_free(e->header);
-    free(e);
-}
-
-static char *cred_key(const char *host, const char *scope)
-{
-    return util_strdup_printf("%s|%s", host, scope != NULL ? scope : "");
-}
-
-/* The cached value for (host, scope), or NULL; drops expired entries. */
-static const char *cache_find(registry_client *rc, const char *host, const char *scope)
-{
-    cred_entry **pp = &rc->cache, *e;
-    char *key = cred_key(host, scope);
-    const char *found = NULL;
-    int64_t now = now_ms();
-    if (key == NULL)
-        return NULL;
-    while ((e = *pp) != NULL) {
-        if (e->expires_ms <= now) {
-            *pp = e->next;
-            cred_free(e);
-            rc->cache_count--;
-            continue;
-        }
-        if (found == NULL && strcmp(e->key, key) == 0)
-            found = e->header;
-        pp = &e->next;
-    }
-    free(key);
-    return found;
-}
-
-static void cache_put(registry_client *rc, const char *host, const char *scope, const char *header,
-                      int64_t ttl_ms)
-{
-    cred_entry **pp, *e, **oldest;
-    char *key;
-    if (ttl_ms <= 0 || (key = cred_key(host, scope)) == NULL)
-        return;
-    for (pp = &rc->cache; (e = *pp) != NULL; pp = &e->next) {
-        if (strcmp(e->key, key) == 0) {
-            *pp = e->next;
-            cred_free(e);
-            rc->cache_count--;
-            break;
-        }
-    }
-    while (rc->cache_count >= REGISTRY_CACHE_MAX) {
-        oldest = &rc->cache;
-        for (pp = &rc->cache; *pp != NULL; pp = &(*pp)->next) {
-            if ((*pp)->expires_ms < (*oldest)->expires_ms)
-                oldest = pp;
-        }
-        e = *oldest;
-        *oldest = e->next;
-        cred_free(e);
-        rc->cache_count--;
-    }
-    e = calloc(1, sizeof(*e));
-    if (e == NULL || (e->header = strdup(header)) == NULL) {
-        free(e);
-        free(key);
-        return;
-    }
-    e->key = key;
-    e->expires_ms = now_ms() + ttl_ms;
-    e->next = rc->cache;
-    rc->cache = e;
-    rc->cache_count++;
-}
-
-/* Drops every entry whose value is header (it was just refused). */
-static void cache_drop_header(registry_client *rc, const char *header)
-{
-    cred_entry **pp = &rc->cache, *e;
-    while ((e = *pp) != NULL) {
-        if (strcmp(e->header, header) == 0) {
-            *pp = e->next;
-            cred_free(e);
-            rc->cache_count--;
-        } else {
-            pp = &e->next;
-        }
-    }
-}
-
 /* ---- lookups: life cycle --------------------------------------------------------- */
 
-static void settings_clear(link_settings *s)
+void registry_settings_clear(link_settings *s)
 {
     free(s->ca_file);
     memset(s, 0, sizeof(*s));
@@ -319,18 +121,18 @@ static void lookup_free(lookup *lk)
         return;
     free(lk->image);
     registry_target_clear(&lk->t);
-    settings_clear(&lk->reg);
-    settings_clear(&lk->ecr);
-    settings_clear(&lk->realm);
+    registry_settings_clear(&lk->reg);
+    registry_settings_clear(&lk->ecr);
+    registry_settings_clear(&lk->realm);
     free(lk->username);
-    secret_free(lk->password);
+    registry_secret_free(lk->password);
     free(lk->aws_key_id);
-    secret_free(lk->aws_secret);
+    registry_secret_free(lk->aws_secret);
     free(lk->ecr_host);
     free(lk->ecr_path);
     free(lk->ecr_query);
     free(lk->url);
-    secret_free(lk->auth);
+    registry_secret_free(lk->auth);
     free(lk->scope);
     free(lk->token_scope);
     free(lk->realm_host);
@@ -373,9 +175,7 @@ static void lookup_finish(lookup *lk, rd_status code, const rd_error *err)
     lookup_free(lk);
 }
 
-static void lookup_fail(lookup *lk, rd_status code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void lookup_fail(lookup *lk, rd_status code, const char *fmt, ...)
+void registry_lookup_fail(lookup *lk, rd_status code, const char *fmt, ...)
 {
     rd_error err;
     va_list ap;
@@ -393,8 +193,8 @@ static void on_http(const httpc_response *resp, void *arg);
 
 /* Sends one request for lk; the answer comes to on_http.  When httpc
  * refuses it at once the callback still comes (httpc's contract). */
-static void lookup_send(lookup *lk, const char *method, const char *url, const char *const *headers,
-                        const char *body, const link_settings *s)
+void registry_lookup_send(lookup *lk, const char *method, const char *url,
+                          const char *const *headers, const char *body, const link_settings *s)
 {
     httpc_request_opts o;
     httpc_request_init(&o);
@@ -412,7 +212,7 @@ static void lookup_send(lookup *lk, const char *method, const char *url, const c
         LOG_DEBUG("registry: request to %s refused at once", lk->t.host);
 }
 
-static void send_tags(lookup *lk)
+void registry_send_tags(lookup *lk)
 {
     const char *headers[5] = {"Accept", "application/json", NULL, NULL, NULL};
     if (lk->auth != NULL) {
@@ -420,331 +220,72 @@ static void send_tags(lookup *lk)
         headers[3] = lk->auth;
     }
     lk->step = STEP_TAGS;
-    lookup_send(lk, "GET", lk->url, headers, NULL, &lk->reg);
-}
-
-/* Settings of the token realm: the registry's own when the realm is on the
- * registry's host, else those of a `registries` entry for the realm's
- * host[:port], else verified HTTPS with the system store. */
-static int realm_settings(lookup *lk, const char *realm)
-{
-    char rs[16], rh[256], as[16], ah[256], key[300];
-    int rp, ap;
-    const json_t *entry = NULL;
-    const char *ca;
-
-    settings_clear(&lk->realm);
-    if (url_origin(realm, rs, sizeof(rs), rh, sizeof(rh), &rp) != 0 ||
-        url_origin(lk->t.api_url, as, sizeof(as), ah, sizeof(ah), &ap) != 0)
-        return -1;
-    if (strcasecmp(rs, "https") != 0 && !(strcasecmp(rs, "http") == 0 && lk->reg.plain))
-        return -1; /* never send credentials in clear to a TLS registry's realm */
-    free(lk->realm_host);
-    lk->realm_host = strdup(rh);
-    if (strcasecmp(rh, ah) == 0) {
-        lk->realm.ca_file = dup_or_null(lk->reg.ca_file);
-        lk->realm.verify = lk->reg.verify;
-        lk->realm.timeout_ms = lk->reg.timeout_ms;
-        lk->realm.plain = lk->reg.plain;
-        return 0;
-    }
-    if (lk->rc->conf != NULL && json_is_object(lk->rc->conf->registries)) {
-        snprintf(key, sizeof(key), "%s:%d", rh, rp);
-        entry = json_object_get(lk->rc->conf->registries, key);
-        if (entry == NULL)
-            entry = json_object_get(lk->rc->conf->registries, rh);
-    }
-    ca = json_string_value(json_object_get(entry, "ca_file"));
-    lk->realm.ca_file = dup_or_null(ca);
-    lk->realm.verify = !json_is_false(json_object_get(entry, "verify"));
-    lk->realm.timeout_ms = lk->reg.timeout_ms;
-    lk->realm.plain = lk->reg.plain;
-    return 0;
-}
-
-/* Basic credentials of lk as an Authorization value, or NULL. */
-static char *basic_header(const lookup *lk)
-{
-    char *pair, *b64, *out;
-    if (lk->username == NULL || lk->password == NULL)
-        return NULL;
-    pair = util_strdup_printf("%s:%s", lk->username, lk->password);
-    if (pair == NULL)
-        return NULL;
-    b64 = registry_base64_encode(pair, strlen(pair));
-    secret_free(pair);
-    if (b64 == NULL)
-        return NULL;
-    out = util_strdup_printf("Basic %s", b64);
-    secret_free(b64);
-    return out;
-}
-
-/* GET realm?service=..&scope=.. (one scope= per space-separated scope). */
-static void send_token(lookup *lk, const registry_challenge *ch, const char *scope)
-{
-    const char *headers[5] = {"Accept", "application/json", NULL, NULL, NULL};
-    char *url = NULL, *svc = NULL, *basic = NULL, *grown, *copy = NULL, *tok, *save = NULL;
-
-    if (realm_settings(lk, ch->realm) != 0) {
-        lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
-                    "Registry sent an unusable token realm. (image = %s, registry = %s)", lk->image,
-                    lk->t.host);
-        return;
-    }
-    free(lk->token_scope);
-    lk->token_scope = strdup(scope);
-    url = strdup(ch->realm);
-    if (url != NULL && ch->service != NULL && (svc = query_escape(ch->service)) != NULL) {
-        grown =
-            util_strdup_printf("%s%cservice=%s", url, strchr(url, '?') != NULL ? '&' : '?', svc);
-        free(url);
-        url = grown;
-    }
-    copy = strdup(scope);
-    for (tok = copy != NULL ? strtok_r(copy, " ", &save) : NULL; url != NULL && tok != NULL;
-         tok = strtok_r(NULL, " ", &save)) {
-        char *esc = query_escape(tok);
-        grown = esc != NULL ? util_strdup_printf("%s%cscope=%s", url,
-                                                 strchr(url, '?') != NULL ? '&' : '?', esc)
-                            : NULL;
-        free(esc);
-        free(url);
-        url = grown;
-    }
-    if (url == NULL || lk->token_scope == NULL || copy == NULL) {
-        lookup_fail(lk, RD_ERR_INTERNAL, "Out of memory.");
-        goto done;
-    }
-    if ((basic = basic_header(lk)) != NULL) {
-        headers[2] = "Authorization";
-        headers[3] = basic;
-    }
-    lk->step = STEP_TOKEN;
-    lk->rc->credential_fetches++;
-    lookup_send(lk, "GET", url, headers, NULL, &lk->realm);
-done:
-    free(url);
-    free(svc);
-    free(copy);
-    secret_free(basic);
-}
-
-/* POST ECR GetAuthorizationToken, SigV4-signed. */
-static void send_ecr(lookup *lk)
-{
-    char amz_date[17], authz[REGISTRY_SIGV4_MAX];
-    registry_sigv4_request sr;
-    const char *signed_headers[] = {"Content-Type", REGISTRY_ECR_CONTENT_TYPE, "X-Amz-Target",
-                                    REGISTRY_ECR_TARGET, NULL};
-    const char *headers[] = {"Accept",
-                             "application/json",
-                             "Content-Type",
-                             REGISTRY_ECR_CONTENT_TYPE,
-                             "X-Amz-Target",
-                             REGISTRY_ECR_TARGET,
-                             "X-Amz-Date",
-                             amz_date,
-                             "Authorization",
-                             authz,
-                             NULL};
-
-    registry_sigv4_timestamp(util_now_ms(), amz_date);
-    memset(&sr, 0, sizeof(sr));
-    sr.method = "POST";
-    sr.host = lk->ecr_host;
-    sr.path = lk->ecr_path;
-    sr.query = lk->ecr_query;
-    sr.headers = signed_headers;
-    sr.body = "{}";
-    sr.body_len = 2;
-    sr.access_key_id = lk->aws_key_id;
-    sr.secret_access_key = lk->aws_secret;
-    sr.region = lk->t.ecr_region;
-    sr.service = "ecr";
-    sr.amz_date = amz_date;
-    if (registry_sigv4_authorization(&sr, authz, sizeof(authz)) != 0) {
-        lookup_fail(lk, RD_ERR_INTERNAL,
-                    "Internal error. (cannot sign the ECR request for registry %s)", lk->t.host);
-        return;
-    }
-    lk->step = STEP_ECR;
-    lk->rc->credential_fetches++;
-    lookup_send(lk, "POST", lk->t.ecr_api_url, headers, "{}", &lk->ecr);
-    OPENSSL_cleanse(authz, sizeof(authz));
-}
-
-/* Splits the ECR API URL into what SigV4 signs: the Host header as httpc
- * sends it (port only when not the scheme's default), path and query. */
-static int ecr_url_parts(lookup *lk)
-{
-    struct evhttp_uri *uri = evhttp_uri_parse(lk->t.ecr_api_url);
-    const char *h, *scheme, *path, *query;
-    int port, def, rc = -1;
-
-    if (uri == NULL || (h = evhttp_uri_get_host(uri)) == NULL || h[0] == '\0' ||
-        (scheme = evhttp_uri_get_scheme(uri)) == NULL)
-        goto done;
-    port = evhttp_uri_get_port(uri);
-    def = strcasecmp(scheme, "http") == 0 ? 80 : 443;
-    lk->ecr_host = port == -1 || port == def ? strdup(h) : util_strdup_printf("%s:%d", h, port);
-    path = evhttp_uri_get_path(uri);
-    lk->ecr_path = strdup(path != NULL && path[0] != '\0' ? path : "/");
-    query = evhttp_uri_get_query(uri);
-    lk->ecr_query = query != NULL ? strdup(query) : NULL;
-    if (lk->ecr_host != NULL && lk->ecr_path != NULL && (query == NULL || lk->ecr_query != NULL))
-        rc = 0;
-done:
-    if (uri != NULL)
-        evhttp_uri_free(uri);
-    return rc;
+    registry_lookup_send(lk, "GET", lk->url, headers, NULL, &lk->reg);
 }
 
 /* ---- answers ---------------------------------------------------------------------- */
 
 /* Maps a transport failure of a request to who (a host) into lk's result. */
-static void fail_transport(lookup *lk, const httpc_response *resp, const char *who)
+void registry_fail_transport(lookup *lk, const httpc_response *resp, const char *who)
 {
     const char *why = resp->error != NULL ? resp->error : "";
     if (resp->result != HTTPC_ERR_INTERNAL || strcmp(why, "cancelled") != 0)
         LOG_WARN("registry: %s (image %s): %s", who, lk->image, why);
     switch (resp->result) {
     case HTTPC_ERR_TIMEOUT:
-        lookup_fail(lk, RD_ERR_REGISTRY_TIMEOUT,
-                    "Registry timed out. (image = %s, registry = %s, timeout_ms = %d)", lk->image,
-                    who, lk->reg.timeout_ms);
+        registry_lookup_fail(lk, RD_ERR_REGISTRY_TIMEOUT,
+                             "Registry timed out. (image = %s, registry = %s, timeout_ms = %d)",
+                             lk->image, who, lk->reg.timeout_ms);
         break;
     case HTTPC_ERR_TOO_LARGE:
-        lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
-                    "Registry answer too large. (image = %s, registry = %s, limit = %zu bytes)",
-                    lk->image, who, lk->rc->opts.max_response_bytes);
+        registry_lookup_fail(
+            lk, RD_ERR_REGISTRY_BAD_RESPONSE,
+            "Registry answer too large. (image = %s, registry = %s, limit = %zu bytes)", lk->image,
+            who, lk->rc->opts.max_response_bytes);
         break;
     case HTTPC_ERR_PROTOCOL:
-        lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
-                    "Registry sent a malformed HTTP answer. (image = %s, registry = %s)", lk->image,
-                    who);
+        registry_lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
+                             "Registry sent a malformed HTTP answer. (image = %s, registry = %s)",
+                             lk->image, who);
         break;
     case HTTPC_ERR_TLS:
-        lookup_fail(lk, RD_ERR_REGISTRY_UNAVAILABLE,
-                    "Registry unavailable. (image = %s, registry = %s, reason = TLS handshake or "
-                    "certificate verification failed)",
-                    lk->image, who);
+        registry_lookup_fail(
+            lk, RD_ERR_REGISTRY_UNAVAILABLE,
+            "Registry unavailable. (image = %s, registry = %s, reason = TLS handshake or "
+            "certificate verification failed)",
+            lk->image, who);
         break;
     case HTTPC_ERR_CONNECT:
-        lookup_fail(lk, RD_ERR_REGISTRY_UNAVAILABLE,
-                    "Registry unavailable. (image = %s, registry = %s, reason = cannot connect)",
-                    lk->image, who);
+        registry_lookup_fail(
+            lk, RD_ERR_REGISTRY_UNAVAILABLE,
+            "Registry unavailable. (image = %s, registry = %s, reason = cannot connect)", lk->image,
+            who);
         break;
     default:
-        lookup_fail(lk, RD_ERR_REGISTRY_UNAVAILABLE,
-                    "Registry unavailable. (image = %s, registry = %s, reason = %s)", lk->image,
-                    who, strcmp(why, "cancelled") == 0 ? "cancelled" : "request failed");
+        registry_lookup_fail(lk, RD_ERR_REGISTRY_UNAVAILABLE,
+                             "Registry unavailable. (image = %s, registry = %s, reason = %s)",
+                             lk->image, who,
+                             strcmp(why, "cancelled") == 0 ? "cancelled" : "request failed");
         break;
     }
 }
 
 /* Maps an unexpected HTTP status. */
-static void fail_status(lookup *lk, int status, const char *who)
+void registry_fail_status(lookup *lk, int status, const char *who)
 {
     if (status == 502 || status == 503 || status == 429)
-        lookup_fail(lk, RD_ERR_REGISTRY_UNAVAILABLE,
-                    "Registry unavailable. (image = %s, registry = %s, status = %d)", lk->image,
-                    who, status);
+        registry_lookup_fail(lk, RD_ERR_REGISTRY_UNAVAILABLE,
+                             "Registry unavailable. (image = %s, registry = %s, status = %d)",
+                             lk->image, who, status);
     else if (status == 504)
-        lookup_fail(lk, RD_ERR_REGISTRY_TIMEOUT,
-                    "Registry timed out. (image = %s, registry = %s, status = 504)", lk->image,
-                    who);
+        registry_lookup_fail(lk, RD_ERR_REGISTRY_TIMEOUT,
+                             "Registry timed out. (image = %s, registry = %s, status = 504)",
+                             lk->image, who);
     else
-        lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
-                    "Registry answered an unexpected status. (image = %s, registry = %s, "
-                    "status = %d)",
-                    lk->image, who, status);
-}
-
-static void fail_refused(lookup *lk, const char *who)
-{
-    if (lk->username != NULL) {
-        /* the user name is for the operator's log, not for API clients */
-        LOG_WARN("registry: %s refused the credentials of user %s (registry %s)", who, lk->username,
-                 lk->t.host);
-        lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
-                    "Registry authentication was refused. (image = %s, registry = %s)", lk->image,
-                    who);
-    } else {
-        lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
-                    "Registry authentication was refused: the registry requires credentials and "
-                    "none are configured. (image = %s, registry = %s)",
-                    lk->image, who);
-    }
-}
-
-/* A 401 from the registry: find or fetch a credential, or give up. */
-static void on_unauthorized(lookup *lk, const httpc_response *resp)
-{
-    registry_challenge ch;
-    const char *scope, *cached;
-    char *basic;
-
-    memset(&ch, 0, sizeof(ch));
-    if (++lk->unauthorized > REGISTRY_MAX_UNAUTHORIZED || lk->dance_done) {
-        if (lk->dance_done && lk->username == NULL && lk->aws_key_id == NULL &&
-            lk->password == NULL)
-            /* anonymous token, still refused: Docker Hub's answer for an
-             * image that does not exist (or is private) */
-            lookup_fail(lk, RD_ERR_NO_IMAGE_IN_REGISTRY,
-                        "Image not found in registry (or not readable anonymously). (image = %s, "
-                        "registry = %s)",
-                        lk->image, lk->t.host);
-        else
-            fail_refused(lk, lk->t.host);
-        return;
-    }
-    if (lk->auth != NULL) {
-        if (lk->auth_cached)
-            cache_drop_header(lk->rc, lk->auth);
-        secret_free(lk->auth);
-        lk->auth = NULL;
-        lk->auth_cached = 0;
-    }
-    if (registry_parse_www_authenticate(httpc_response_header(resp, "WWW-Authenticate"), &ch) !=
-        0) {
-        fail_refused(lk, lk->t.host);
-        goto done;
-    }
-    if (ch.scheme == REGISTRY_AUTH_BEARER) {
-        if (ch.realm == NULL) {
-            lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
-                        "Registry sent a Bearer challenge without realm. (image = %s, registry = "
-                        "%s)",
-                        lk->image, lk->t.host);
-            goto done;
-        }
-        scope = ch.scope != NULL ? ch.scope : lk->scope;
-        cached = cache_find(lk->rc, lk->t.host, scope);
-        if (cached != NULL && (lk->auth = strdup(cached)) != NULL) {
-            lk->auth_cached = 1;
-            send_tags(lk);
-            goto done;
-        }
-        send_token(lk, &ch, scope);
-    } else if (ch.scheme == REGISTRY_AUTH_BASIC) {
-        if (lk->aws_key_id != NULL && lk->aws_secret != NULL) {
-            send_ecr(lk);
-            goto done;
-        }
-        if ((basic = basic_header(lk)) == NULL) {
-            fail_refused(lk, lk->t.host);
-            goto done;
-        }
-        lk->auth = basic;
-        lk->dance_done = 1;
-        cache_put(lk->rc, lk->t.host, "", basic, REGISTRY_BASIC_TTL_MS);
-        send_tags(lk);
-    } else {
-        fail_refused(lk, lk->t.host);
-    }
-done:
-    registry_challenge_clear(&ch);
+        registry_lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
+                             "Registry answered an unexpected status. (image = %s, registry = %s, "
+                             "status = %d)",
+                             lk->image, who, status);
 }
 
 /* Adds the tags of one page; 0, or -1 when the page is not a tag list. */
@@ -785,40 +326,40 @@ static void on_tags(lookup *lk, const httpc_response *resp)
     char *next = NULL, *rebased;
 
     if (resp->result != HTTPC_OK) {
-        fail_transport(lk, resp, lk->t.host);
+        registry_fail_transport(lk, resp, lk->t.host);
         return;
     }
     switch (resp->status) {
     case 200:
         break;
     case 401:
-        on_unauthorized(lk, resp);
+        registry_on_unauthorized(lk, resp);
         return;
     case 404:
-        lookup_fail(lk, RD_ERR_NO_IMAGE_IN_REGISTRY,
-                    "Image not found in registry. (image = %s, registry = %s)", lk->image,
-                    lk->t.host);
+        registry_lookup_fail(lk, RD_ERR_NO_IMAGE_IN_REGISTRY,
+                             "Image not found in registry. (image = %s, registry = %s)", lk->image,
+                             lk->t.host);
         return;
     case 403:
-        lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
-                    "Registry denied access to the image. (image = %s, registry = %s)", lk->image,
-                    lk->t.host);
+        registry_lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
+                             "Registry denied access to the image. (image = %s, registry = %s)",
+                             lk->image, lk->t.host);
         return;
     default:
-        fail_status(lk, resp->status, lk->t.host);
+        registry_fail_status(lk, resp->status, lk->t.host);
         return;
     }
     if (page_collect(lk, resp) != 0) {
-        lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
-                    "Registry sent an invalid tag list. (image = %s, registry = %s)", lk->image,
-                    lk->t.host);
+        registry_lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
+                             "Registry sent an invalid tag list. (image = %s, registry = %s)",
+                             lk->image, lk->t.host);
         return;
     }
     lk->pages++;
     if (registry_link_next(httpc_response_header(resp, "Link"), lk->url, &next) != 0) {
-        lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
-                    "Registry sent an invalid Link header. (image = %s, registry = %s)", lk->image,
-                    lk->t.host);
+        registry_lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
+                             "Registry sent an invalid Link header. (image = %s, registry = %s)",
+                             lk->image, lk->t.host);
         return;
     }
     if (next == NULL) {
@@ -833,115 +374,20 @@ static void on_tags(lookup *lk, const httpc_response *resp)
         next = rebased;
     }
     if (next == NULL) {
-        lookup_fail(lk, RD_ERR_INTERNAL, "Out of memory.");
+        registry_lookup_fail(lk, RD_ERR_INTERNAL, "Out of memory.");
         return;
     }
     if (strcmp(next, lk->url) == 0 || lk->pages >= lk->rc->opts.max_pages) {
         free(next);
-        lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
-                    "Registry pagination does not end. (image = %s, registry = %s, pages = %d)",
-                    lk->image, lk->t.host, lk->pages);
+        registry_lookup_fail(
+            lk, RD_ERR_REGISTRY_BAD_RESPONSE,
+            "Registry pagination does not end. (image = %s, registry = %s, pages = %d)", lk->image,
+            lk->t.host, lk->pages);
         return;
     }
     free(lk->url);
     lk->url = next;
-    send_tags(lk);
-}
-
-static void on_token(lookup *lk, const httpc_response *resp)
-{
-    const char *who = lk->realm_host != NULL ? lk->realm_host : lk->t.host;
-    json_t *root = NULL, *tok, *exp;
-    json_int_t ttl = REGISTRY_TOKEN_TTL_S;
-    int64_t ttl_ms;
-
-    if (resp->result != HTTPC_OK) {
-        fail_transport(lk, resp, who);
-        return;
-    }
-    if (resp->status == 401 || resp->status == 403) {
-        fail_refused(lk, who);
-        return;
-    }
-    if (resp->status != 200) {
-        fail_status(lk, resp->status, who);
-        return;
-    }
-    root = json_loadb(resp->body, resp->body_len, 0, NULL);
-    tok = json_object_get(root, "token");
-    if (!json_is_string(tok) || json_string_length(tok) == 0)
-        tok = json_object_get(root, "access_token");
-    if (!json_is_string(tok) || json_string_length(tok) == 0 ||
-        strpbrk(json_string_value(tok), "\r\n") != NULL) {
-        lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
-                    "Registry token service sent no token. (image = %s, registry = %s)", lk->image,
-                    who);
-        goto done;
-    }
-    exp = json_object_get(root, "expires_in");
-    if (json_is_integer(exp) && json_integer_value(exp) > 0)
-        ttl = json_integer_value(exp);
-    else if (json_is_real(exp) && json_real_value(exp) >= 1)
-        ttl = (json_int_t)json_real_value(exp);
-    lk->auth = util_strdup_printf("Bearer %s", json_string_value(tok));
-    if (lk->auth == NULL) {
-        lookup_fail(lk, RD_ERR_INTERNAL, "Out of memory.");
-        goto done;
-    }
-    ttl_ms = (int64_t)ttl * 1000;
-    if (ttl_ms >= 20000)
-        ttl_ms -= 5000; /* renew a little early */
-    cache_put(lk->rc, lk->t.host, lk->token_scope, lk->auth, ttl_ms);
-    if (strcmp(lk->token_scope, lk->scope) != 0)
-        cache_put(lk->rc, lk->t.host, lk->scope, lk->auth, ttl_ms);
-    lk->dance_done = 1;
-    send_tags(lk);
-done:
-    json_decref(root);
-}
-
-static void on_ecr(lookup *lk, const httpc_response *resp)
-{
-    const char *who = lk->t.ecr_api_host;
-    char *basic = NULL;
-    int64_t expires_at = 0, ttl;
-    json_t *root;
-    const char *type;
-
-    if (resp->result != HTTPC_OK) {
-        fail_transport(lk, resp, who);
-        return;
-    }
-    if (resp->status == 400 || resp->status == 401 || resp->status == 403) {
-        root = json_loadb(resp->body, resp->body_len, 0, NULL);
-        type = json_string_value(json_object_get(root, "__type"));
-        LOG_WARN("registry: ECR refused access key %s for registry %s: %.64s", lk->aws_key_id,
-                 lk->t.host, type != NULL ? type : "(no error type)");
-        lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
-                    "Registry authentication was refused: ECR did not accept the AWS credentials. "
-                    "(image = %s, registry = %s, error = %.64s)",
-                    lk->image, lk->t.host, type != NULL ? type : "(none)");
-        json_decref(root);
-        return;
-    }
-    if (resp->status != 200) {
-        fail_status(lk, resp->status, who);
-        return;
-    }
-    if (registry_ecr_parse_token(resp->body, resp->body_len, &basic, &expires_at) != 0) {
-        lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
-                    "ECR sent no authorization token. (image = %s, registry = %s)", lk->image,
-                    lk->t.host);
-        return;
-    }
-    ttl =
-        expires_at > 0 ? expires_at - util_now_ms() - REGISTRY_ECR_MARGIN_MS : REGISTRY_ECR_TTL_MS;
-    cache_put(lk->rc, lk->t.host, "", basic, ttl);
-    secret_free(lk->auth);
-    lk->auth = basic;
-    lk->auth_cached = 0;
-    lk->dance_done = 1;
-    send_tags(lk);
+    registry_send_tags(lk);
 }
 
 static void on_http(const httpc_response *resp, void *arg)
@@ -956,10 +402,10 @@ static void on_http(const httpc_response *resp, void *arg)
         lookup_finish(lk, lk->deferred.code, &lk->deferred);
         break;
     case STEP_ECR:
-        on_ecr(lk, resp);
+        registry_on_ecr(lk, resp);
         break;
     case STEP_TOKEN:
-        on_token(lk, resp);
+        registry_on_token(lk, resp);
         break;
     case STEP_TAGS:
         on_tags(lk, resp);
@@ -1027,7 +473,7 @@ static rd_status lookup_prepare(lookup *lk, const char *type, const char *url, c
             return rd_fail(err, RD_ERR_INTERNAL,
                            "Internal error. (the AWS access key id of registry %s is invalid)",
                            lk->t.host);
-        if (ecr_url_parts(lk) != 0)
+        if (registry_ecr_url_parts(lk) != 0)
             return rd_fail(err, RD_ERR_INTERNAL,
                            "Internal error. (the ECR API URL of registry %s is invalid)",
                            lk->t.host);
@@ -1093,21 +539,21 @@ void registry_list_tags(registry_client *rc, const char *registry_type, const ch
         return;
     }
     if (lk->t.ecr && lk->aws_key_id != NULL) {
-        cached = cache_find(rc, lk->t.host, "");
+        cached = registry_cache_find(rc, lk->t.host, "");
         if (cached == NULL) {
-            send_ecr(lk);
+            registry_send_ecr(lk);
             return;
         }
         lk->auth = strdup(cached);
     } else {
-        cached = cache_find(rc, lk->t.host, lk->scope);
+        cached = registry_cache_find(rc, lk->t.host, lk->scope);
         if (cached == NULL)
-            cached = cache_find(rc, lk->t.host, "");
+            cached = registry_cache_find(rc, lk->t.host, "");
         if (cached != NULL)
             lk->auth = strdup(cached);
     }
     lk->auth_cached = lk->auth != NULL;
-    send_tags(lk);
+    registry_send_tags(lk);
 }
 
 /* ---- the client ------------------------------------------------------------------- */
@@ -1169,7 +615,7 @@ void registry_client_free(registry_client *rc)
     }
     while ((e = rc->cache) != NULL) {
         rc->cache = e->next;
-        cred_free(e);
+        registry_cred_free(e);
     }
     free(rc);
 }

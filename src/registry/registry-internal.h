@@ -1,0 +1,162 @@
+/*
+ * registry-internal.h - what the registry client's files share: limits,
+ * the client and lookup structs, and the functions one file calls in the
+ * other.
+ *
+ *   registry.c  public API, the lookup state machine, tags pagination,
+ *               transport and status errors
+ *   auth.c      the credential cache, the 401 answer (Bearer token flow,
+ *               Basic credentials), the token service and ECR
+ *               GetAuthorizationToken
+ *
+ * Not part of the public API: only registry.c and auth.c include it.
+ * Everything here runs on the httpc's loop thread only.
+ */
+#ifndef REPOD_REGISTRY_INTERNAL_H
+#define REPOD_REGISTRY_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "httpc.h"
+#include "registry.h"
+
+#define REGISTRY_PAGE_SIZE        1000
+#define REGISTRY_MAX_PAGES        100
+#define REGISTRY_MAX_BYTES        ((size_t)8 * 1024 * 1024)
+#define REGISTRY_TIMEOUT_MS       5000
+#define REGISTRY_TOKEN_TTL_S      60      /* bearer tokens without expires_in */
+#define REGISTRY_BASIC_TTL_MS     300000  /* configured basic credentials */
+#define REGISTRY_ECR_TTL_MS       3600000 /* ECR answers without expiresAt */
+#define REGISTRY_ECR_MARGIN_MS    60000   /* renew ECR credentials this early */
+#define REGISTRY_CACHE_MAX        256
+#define REGISTRY_MAX_UNAUTHORIZED 4 /* 401s answered in one lookup */
+#define REGISTRY_ECR_TARGET       "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"
+#define REGISTRY_ECR_CONTENT_TYPE "application/x-amz-json-1.1"
+#define REGISTRY_SIGV4_MAX        1024
+
+typedef struct cred_entry {
+    struct cred_entry *next;
+    char *key;          /* host "|" scope */
+    char *header;       /* Authorization value (secret) */
+    int64_t expires_ms; /* monotonic */
+} cred_entry;
+
+typedef struct lookup lookup;
+
+struct registry_client {
+    httpc *http;
+    const repod_conf *conf;
+    registry_client_options opts;
+    lookup *lookups; /* pending, doubly linked */
+    size_t pending;
+    cred_entry *cache;
+    size_t cache_count;
+    unsigned long credential_fetches;
+};
+
+typedef enum { STEP_DEFERRED, STEP_ECR, STEP_TOKEN, STEP_TAGS } lookup_step;
+
+/* Where and how one kind of request goes. */
+typedef struct {
+    char *ca_file; /* NULL = system trust store */
+    int verify;
+    int timeout_ms;
+    int plain; /* http:// permitted (configured api_url is http://) */
+} link_settings;
+
+struct lookup {
+    registry_client *rc; /* NULL once cancelled */
+    lookup *prev, *next;
+    registry_tags_cb cb;
+    void *arg;
+    char *image; /* as given, for messages */
+    registry_target t;
+    link_settings reg;                     /* the registry */
+    link_settings ecr;                     /* ECR's API endpoint */
+    link_settings realm;                   /* the token service of the current dance */
+    char *username, *password;             /* basic credentials (password secret) */
+    char *aws_key_id, *aws_secret;         /* ECR keys (secret) */
+    char *ecr_host, *ecr_path, *ecr_query; /* Host header, path and query of the ECR API URL */
+    lookup_step step;
+    char *url;        /* the tags page being read */
+    char *auth;       /* Authorization value for tags requests (secret) */
+    int auth_cached;  /* auth came from the cache */
+    int dance_done;   /* auth was obtained by this lookup */
+    int unauthorized; /* 401s seen */
+    int pages;
+    char *scope;       /* "repository:<name>:pull" */
+    char *token_scope; /* scope of the token being fetched */
+    char *realm_host;  /* for messages */
+    json_t *tags, *seen;
+    rd_error deferred; /* STEP_DEFERRED: what to report */
+};
+
+/* ---- registry.c -------------------------------------------------------------------- */
+
+/* Wipes and frees a secret string; NULL is fine. */
+void registry_secret_free(char *s);
+
+/* Scheme, host (as in the URL) and effective port of url into the given
+ * buffers (truncated to ssize / hsize); 0, or -1 when url has no scheme or
+ * host. */
+int registry_url_origin(const char *url, char *scheme, size_t ssize, char *host, size_t hsize,
+                        int *port);
+
+/* Frees s's CA file and zeroes s. */
+void registry_settings_clear(link_settings *s);
+
+/* Reports a failure (code, message from fmt) to lk's caller and frees lk.
+ * Must be the last thing a handler does with lk. */
+void registry_lookup_fail(lookup *lk, rd_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Sends one request for lk with settings s (headers: NULL-terminated name,
+ * value pairs, borrowed for the call); the answer comes to the state
+ * machine's httpc callback, even when httpc refuses the request at once. */
+void registry_lookup_send(lookup *lk, const char *method, const char *url,
+                          const char *const *headers, const char *body, const link_settings *s);
+
+/* Requests lk->url (the current tags page) with lk->auth, if any; step
+ * becomes STEP_TAGS. */
+void registry_send_tags(lookup *lk);
+
+/* Fails lk for a transport failure (resp->result != HTTPC_OK) of a request
+ * to who (a host, for the message). */
+void registry_fail_transport(lookup *lk, const httpc_response *resp, const char *who);
+
+/* Fails lk for an unexpected HTTP status from who. */
+void registry_fail_status(lookup *lk, int status, const char *who);
+
+/* ---- auth.c ------------------------------------------------------------------------ */
+
+/* Frees one credential cache entry (its value wiped). */
+void registry_cred_free(cred_entry *e);
+
+/* The cached Authorization value for (host, scope), borrowed until the next
+ * cache change, or NULL; drops expired entries on the way.  Scope "" holds
+ * per-registry basic credentials. */
+const char *registry_cache_find(registry_client *rc, const char *host, const char *scope);
+
+/* Sends the SigV4-signed ECR GetAuthorizationToken request for lk (step
+ * STEP_ECR), or fails lk when it cannot be signed. */
+void registry_send_ecr(lookup *lk);
+
+/* Fills lk->ecr_host, ecr_path and ecr_query from lk->t.ecr_api_url: what
+ * SigV4 signs.  0, or -1 on a bad URL or allocation failure. */
+int registry_ecr_url_parts(lookup *lk);
+
+/* Handles a 401 from the registry: drops a refused cached credential, then
+ * retries with a cached one, starts the Bearer token flow, ECR or Basic
+ * credentials, or fails lk. */
+void registry_on_unauthorized(lookup *lk, const httpc_response *resp);
+
+/* Handles the token service's answer (STEP_TOKEN): caches the token and
+ * retries the tags page, or fails lk. */
+void registry_on_token(lookup *lk, const httpc_response *resp);
+
+/* Handles ECR's GetAuthorizationToken answer (STEP_ECR): caches the basic
+ * credential and retries the tags page, or fails lk. */
+void registry_on_ecr(lookup *lk, const httpc_response *resp);
+
+#endif /* REPOD_REGISTRY_INTERNAL_H */
