@@ -27,6 +27,7 @@ typedef struct {
     atomic_ullong requests_total;
     atomic_ullong requests_by_class[6]; /* index = status / 100 */
     atomic_ullong connections_total;
+    atomic_ullong cache_answers[3]; /* answers with X-Cache HIT, MISS, STALE */
     atomic_llong connections_open;
 } app;
 

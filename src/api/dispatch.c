@@ -76,8 +76,12 @@ void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_erro
 {
     const char *headers[3] = {NULL, NULL, NULL};
     if (call->x_cache != NULL && rc == RD_OK) { /* errors are not cache answers */
+        static const char *const kinds[] = {"HIT", "MISS", "STALE"};
         headers[0] = "X-Cache";
         headers[1] = call->x_cache;
+        for (int i = 0; i < 3; i++)
+            if (strcmp(call->x_cache, kinds[i]) == 0)
+                atomic_fetch_add(&call->app->cache_answers[i], 1);
     }
     if (rc == RD_OK) {
         call->edge.reply(call->edge.edge_ctx, 200, result != NULL ? result : json_object(),

@@ -201,7 +201,7 @@ static void reply_error(edge_req *er, rd_status code, const char *message,
 static void serve_metrics(edge_req *er)
 {
     app *a = er->w->srv->app;
-    char body[2048];
+    char body[4096];
     int n = snprintf(
         body, sizeof(body),
         "# HELP repod_http_requests_total HTTP requests answered, by status class.\n"
@@ -218,6 +218,12 @@ static void serve_metrics(edge_req *er)
         "# HELP repod_upstream_requests_total Requests sent to upstream repositories.\n"
         "# TYPE repod_upstream_requests_total counter\n"
         "repod_upstream_requests_total %llu\n"
+        "# HELP repod_cache_answers_total Answers that involved a remote tier or a registry, "
+        "by X-Cache.\n"
+        "# TYPE repod_cache_answers_total counter\n"
+        "repod_cache_answers_total{result=\"HIT\"} %llu\n"
+        "repod_cache_answers_total{result=\"MISS\"} %llu\n"
+        "repod_cache_answers_total{result=\"STALE\"} %llu\n"
         "# HELP repod_ready 1 while the server is serving.\n"
         "# TYPE repod_ready gauge\n"
         "repod_ready %d\n",
@@ -226,7 +232,10 @@ static void serve_metrics(edge_req *er)
         (unsigned long long)atomic_load(&a->requests_by_class[5]),
         (unsigned long long)atomic_load(&a->connections_total),
         (long long)atomic_load(&a->connections_open),
-        a->fetcher != NULL ? fetcher_requests_sent(a->fetcher) : 0ULL, atomic_load(&a->ready));
+        a->fetcher != NULL ? fetcher_requests_sent(a->fetcher) : 0ULL,
+        (unsigned long long)atomic_load(&a->cache_answers[0]),
+        (unsigned long long)atomic_load(&a->cache_answers[1]),
+        (unsigned long long)atomic_load(&a->cache_answers[2]), atomic_load(&a->ready));
     send_raw(er, 200, "text/plain; version=0.0.4", body, (size_t)n, NULL);
 }
 

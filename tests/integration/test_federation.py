@@ -594,6 +594,9 @@ class FederationTest(RepodTestCase):
                          "50 concurrent identical misses must cause exactly one upstream "
                          "plugin/get%s" % self.up.describe())
         self.assertEqual(m3.metric("repod_upstream_requests_total") - sent_before, 1)
+        answered = sum(m3.metric('repod_cache_answers_total{result="%s"}' % k)
+                       for k in ("HIT", "MISS"))
+        self.assertGreaterEqual(answered, 50, "cache answers counted in /metrics")
 
     # -- 4: a change upstream reaches the mirror after the ttl ---------------------------
 
