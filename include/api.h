@@ -14,6 +14,7 @@
 
 #include "app.h"
 #include "auth.h"
+#include "query.h"
 #include "status.h"
 
 typedef struct api_call api_call;
@@ -95,6 +96,12 @@ rd_status api_req_string(const json_t *body, const char *key, const char **out, 
 /* Adds to eq every string field of body named in keys (NULL-terminated)
  * as a top-level eq filter; a non-string -> RD_ERR_INVALID_PARAMETER_TYPE. */
 rd_status api_eq_filters(const json_t *body, const char *const *keys, json_t *eq, rd_error *err);
+
+/* Applies a request's `only` (a list of dotted keys; NULL or null = no
+ * projection) to *doc, replacing it by the projected document.  A value
+ * that is not a list of strings -> RD_ERR_INVALID_PARAMETER_TYPE. */
+rd_status api_project_only(const json_t *only, const query_schema *schema, json_t **doc,
+                           rd_error *err);
 
 /* 1 if the caller may read local plugins of domain_id: its own domain or a
  * public domain. */

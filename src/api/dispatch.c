@@ -62,8 +62,18 @@ static const api_route *route_find(const char *path)
 
 json_t *api_error_body(rd_status code, const char *message)
 {
-    return json_pack("{s:{s:s, s:s}}", "detail", "code", rd_status_name(code), "message",
-                     message != NULL ? message : "");
+    json_t *body = json_pack("{s:{s:s, s:s}}", "detail", "code", rd_status_name(code), "message",
+                             message != NULL ? message : "");
+    if (body == NULL && message != NULL) {
+        /* not valid UTF-8: keep the ASCII of it rather than lose the answer */
+        char safe[RD_ERROR_MESSAGE_MAX];
+        size_t i;
+        for (i = 0; message[i] != '\0' && i < sizeof(safe) - 1; i++)
+            safe[i] = (unsigned char)message[i] < 0x80 ? message[i] : '?';
+        safe[i] = '\0';
+        body = json_pack("{s:{s:s, s:s}}", "detail", "code", rd_status_name(code), "message", safe);
+    }
+    return body;
 }
 
 static void reply_error(const api_edge *edge, rd_status code, const char *message,

@@ -230,34 +230,6 @@ rd_status api_plugin_deregister(api_call *call, json_t **out, rd_error *err)
     return RD_OK;
 }
 
-/* Applies `only` (a list of keys, already validated) to one document. */
-static rd_status project_only(json_t *only, json_t **doc, rd_error *err)
-{
-    json_t *qobj = NULL, *docs = NULL, *res = NULL;
-    query *q = NULL;
-    rd_status rc;
-
-    if (only == NULL || json_is_null(only))
-        return RD_OK;
-    qobj = json_pack("{s:O}", "only", only);
-    docs = json_pack("[O]", *doc);
-    rc = query_compile(qobj, NULL, &query_schema_plugin, &q, err);
-    if (rc == RD_OK)
-        rc = query_run(q, docs, &res, err);
-    if (rc == RD_OK) {
-        json_t *first = json_array_get(json_object_get(res, "results"), 0);
-        if (first != NULL) {
-            json_decref(*doc);
-            *doc = json_incref(first);
-        }
-    }
-    query_free(q);
-    json_decref(qobj);
-    json_decref(docs);
-    json_decref(res);
-    return rc;
-}
-
 static void remote_get_done(api_call *call, void *ud, json_t *value, rd_status rc,
                             const rd_error *err)
 {
@@ -266,7 +238,7 @@ static void remote_get_done(api_call *call, void *ud, json_t *value, rd_status r
     (void)ud;
     if (rc == RD_OK) {
         doc = json_incref(value);
-        rc = project_only(json_object_get(call->body, "only"), &doc, &e);
+        rc = api_project_only(json_object_get(call->body, "only"), &query_schema_plugin, &doc, &e);
         err = &e;
         if (rc != RD_OK) {
             json_decref(doc);
@@ -316,7 +288,7 @@ static rd_status find_plugin(api_call *call, int want_versions, json_t **out, rd
     }
     doc = view(call, record);
     json_decref(record);
-    rc = project_only(json_object_get(call->body, "only"), &doc, err);
+    rc = api_project_only(json_object_get(call->body, "only"), &query_schema_plugin, &doc, err);
     if (rc != RD_OK) {
         json_decref(doc);
         return rc;

@@ -114,16 +114,19 @@ static void register_probed(const fetch_result *res, void *arg)
 
 /* ---- lookups --------------------------------------------------------------- */
 
-/* A repository document as answered: the local record, or a remote view with
- * its upstream status (new reference). */
-static json_t *repository_doc(app *a, const json_t *rec)
+/* A remote repository's document as answered to call's caller: the view
+ * with its upstream status; the connection settings (server file paths)
+ * only for system callers (new reference). */
+static json_t *repository_doc(const api_call *call, const json_t *rec)
 {
     json_t *status = NULL, *doc;
     rd_error e;
     const char *id = json_string_value(json_object_get(rec, "repository_id"));
-    remote_status_get(a->st, id, &status, &e);
+    remote_status_get(call->app->st, id, &status, &e);
     doc = remote_view(rec, status);
     json_decref(status);
+    if (doc != NULL && call->who.role != AUTH_ROLE_SYSTEM)
+        json_object_del(doc, "upstream_settings");
     return doc;
 }
 
@@ -152,7 +155,7 @@ static rd_status find_repository(api_call *call, const char *repository_id, json
     rd_status rc = find_target(call, repository_id, &rec, err);
     if (rc != RD_OK)
         return rc;
-    *out = rec != NULL ? repository_doc(call->app, rec) : catalog_local_record(call->app->cat);
+    *out = rec != NULL ? repository_doc(call, rec) : catalog_local_record(call->app->cat);
     json_decref(rec);
     return RD_OK;
 }
@@ -204,7 +207,7 @@ rd_status api_repository_update(api_call *call, json_t **out, rd_error *err)
         json_object_update(json_object_get(rec, "upstream_config"), v);
     rc = remote_put(call->app->st, rec, err);
     if (rc == RD_OK)
-        *out = repository_doc(call->app, rec);
+        *out = repository_doc(call, rec);
     json_decref(rec);
     return rc;
 }
@@ -301,7 +304,7 @@ static rd_status all_repositories(api_call *call, json_t **out, rd_error *err)
     json_array_append_new(docs, catalog_local_record(call->app->cat));
     json_array_foreach(recs, i, rec)
     {
-        json_array_append_new(docs, repository_doc(call->app, rec));
+        json_array_append_new(docs, repository_doc(call, rec));
     }
     json_decref(recs);
     *out = docs;
@@ -316,6 +319,14 @@ rd_status api_repository_get(api_call *call, json_t **out, rd_error *err)
         rc = api_req_string(call->body, "repository_id", &repository_id, err);
     if (rc == RD_OK)
         rc = find_repository(call, repository_id, out, err);
+    if (rc == RD_OK) {
+        rc = api_project_only(json_object_get(call->body, "only"), &query_schema_repository, out,
+                              err);
+        if (rc != RD_OK) {
+            json_decref(*out);
+            *out = NULL;
+        }
+    }
     return rc;
 }
 

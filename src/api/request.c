@@ -66,3 +66,41 @@ int api_can_read_domain(const api_call *call, const char *domain_id)
             return 1;
     return 0;
 }
+
+rd_status api_project_only(const json_t *only, const query_schema *schema, json_t **doc,
+                           rd_error *err)
+{
+    json_t *qobj = NULL, *docs = NULL, *res = NULL, *v;
+    query *q = NULL;
+    size_t i;
+    rd_status rc;
+
+    if (only == NULL || json_is_null(only))
+        return RD_OK;
+    if (!json_is_array(only))
+        return rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
+                       "Invalid parameter type. (key = only, type = array of strings)");
+    json_array_foreach(only, i, v)
+    {
+        if (!json_is_string(v))
+            return rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
+                           "Invalid parameter type. (key = only, type = array of strings)");
+    }
+    qobj = json_pack("{s:O}", "only", only);
+    docs = json_pack("[O]", *doc);
+    rc = query_compile(qobj, NULL, schema, &q, err);
+    if (rc == RD_OK)
+        rc = query_run(q, docs, &res, err);
+    if (rc == RD_OK) {
+        json_t *first = json_array_get(json_object_get(res, "results"), 0);
+        if (first != NULL) {
+            json_decref(*doc);
+            *doc = json_incref(first);
+        }
+    }
+    query_free(q);
+    json_decref(qobj);
+    json_decref(docs);
+    json_decref(res);
+    return rc;
+}

@@ -188,7 +188,7 @@ void qmerge_sort(size_t *idx, size_t *tmp, size_t n, qidx_cmp_fn cmp, const void
         src = dst;
         dst = t;
     }
-    if (src != idx)
+    if (src != idx && n > 0)
         memcpy(idx, src, n * sizeof(*idx));
 }
 

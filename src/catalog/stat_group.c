@@ -229,8 +229,10 @@ rd_status stat_run_group(const stage *s, rowset *rows, rd_error *err)
                     goto oom_probe;
             if (qhash_insert(&index, h, ngroups - 1) != 0)
                 goto oom_probe;
-            memcpy(g->keys, probe, s->nkeys * sizeof(*probe));
-            memset(probe, 0, s->nkeys * sizeof(*probe));
+            if (s->nkeys > 0) { /* a group by no key has no key buffers */
+                memcpy(g->keys, probe, s->nkeys * sizeof(*probe));
+                memset(probe, 0, s->nkeys * sizeof(*probe));
+            }
             gi = ngroups - 1;
         } else {
             for (size_t k = 0; k < s->nkeys; k++) {

@@ -106,7 +106,8 @@ static rd_status run_sort(const stage *s, rowset *rows, rd_error *err)
     if (rc == RD_OK) {
         for (size_t i = 0; i < rows->n; i++)
             sorted[i] = rows->v[order[i]];
-        memcpy(rows->v, sorted, rows->n * sizeof(*sorted));
+        if (rows->n > 0) /* rows->v may be NULL when there are no rows */
+            memcpy(rows->v, sorted, rows->n * sizeof(*sorted));
     }
     free(order);
     free(sorted);
@@ -138,7 +139,8 @@ rd_status stat_run_stage(const stage *s, const stage **last_group, rowset *rows,
         size_t skip = s->n < rows->n ? s->n : rows->n;
         for (size_t i = 0; i < skip; i++)
             json_decref(rows->v[i]);
-        memmove(rows->v, rows->v + skip, (rows->n - skip) * sizeof(*rows->v));
+        if (skip > 0) /* rows->v may be NULL when there are no rows */
+            memmove(rows->v, rows->v + skip, (rows->n - skip) * sizeof(*rows->v));
         rows->n -= skip;
         return RD_OK;
     }

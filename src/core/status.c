@@ -46,14 +46,36 @@ static const struct {
     [RD_ERR_REGISTRY_TIMEOUT] = {"ERROR_REGISTRY_TIMEOUT", 504},
 };
 
+/* Cuts a UTF-8 sequence left incomplete at the end of s (a message
+ * truncated by its buffer), so the message stays valid JSON text. */
+static void trim_partial_utf8(char *s)
+{
+    size_t n = strlen(s), i = n, cont = 0;
+    while (i > 0 && cont < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+        i--;
+        cont++;
+    }
+    if (i == 0)
+        return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0;
+    if (lead >= 0x80 && need != cont)
+        s[i - 1] = '\0';
+    else if (lead < 0x80 && cont > 0)
+        s[i] = '\0';
+}
+
 rd_status rd_fail(rd_error *err, rd_status code, const char *fmt, ...)
 {
     if (err != NULL) {
         va_list ap;
+        int n;
         err->code = code;
         va_start(ap, fmt);
-        vsnprintf(err->message, sizeof(err->message), fmt, ap);
+        n = vsnprintf(err->message, sizeof(err->message), fmt, ap);
         va_end(ap);
+        if (n >= (int)sizeof(err->message))
+            trim_partial_utf8(err->message);
     }
     return code;
 }

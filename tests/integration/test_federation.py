@@ -274,11 +274,15 @@ class FederationTest(RepodTestCase):
                 self.assertRegex(st["last_sync_at"] or "", TIMESTAMP_RE)
                 self.assertIsNone(st["last_error"], g)
                 self.assertEqual(st["cached_plugins"], len(self.MARKET), g)
+                self.assertNotIn("upstream_config", g)
+                if who != "system":
+                    # connection settings (server file paths) are for operators only
+                    self.assertNotIn("upstream_settings", g)
+                    continue
                 us = g["upstream_settings"]
                 self.assertEqual(us.get("ca_file"), self.mirror.ca_file)
                 self.assertIs(us.get("token_set"), False)
                 self.assertNotIn("token", us)
-                self.assertNotIn("upstream_config", g)
 
         r = self.mirror.api("repository/list", {}, token=self.m_viewer)
         b = self.assertOK(r)

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "log.h"
 #include "status.h"
 
@@ -221,6 +223,36 @@ static void test_rd_fail_truncates(void **state)
     assert_memory_equal(err.message, big, RD_ERROR_MESSAGE_MAX - 1);
 }
 
+/* A message cut by the buffer inside a multibyte character must not end in
+ * half a character (it becomes a JSON string in the answer). */
+static void test_rd_fail_truncates_on_utf8_boundary(void **state)
+{
+    char big[RD_ERROR_MESSAGE_MAX * 3];
+    rd_error err;
+    (void)state;
+    for (int shift = 0; shift < 4; shift++) {
+        size_t n = 0;
+        memset(big, 'x', (size_t)shift);
+        n = (size_t)shift;
+        while (n + 3 < sizeof(big)) { /* "é" (2 bytes) and "€" (3 bytes), alternating */
+            if ((n / 5) % 2 == 0) {
+                big[n++] = (char)0xC3;
+                big[n++] = (char)0xA9;
+            } else {
+                big[n++] = (char)0xE2;
+                big[n++] = (char)0x82;
+                big[n++] = (char)0xAC;
+            }
+        }
+        big[n] = '\0';
+        rd_fail(&err, RD_ERR_INVALID_PARAMETER, "Invalid parameter. (key = %s)", big);
+        json_t *str = json_string(err.message); /* NULL when not valid UTF-8 */
+        assert_non_null(str);
+        assert_true(strlen(err.message) >= RD_ERROR_MESSAGE_MAX - 4);
+        json_decref(str);
+    }
+}
+
 static void test_rd_fail_null_err(void **state)
 {
     (void)state;
@@ -302,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_http_reason),
         cmocka_unit_test(test_rd_fail_formats),
         cmocka_unit_test(test_rd_fail_truncates),
+        cmocka_unit_test(test_rd_fail_truncates_on_utf8_boundary),
         cmocka_unit_test(test_rd_fail_null_err),
         cmocka_unit_test(test_rd_error_clear),
         cmocka_unit_test(test_log_level_parse),
