@@ -189,6 +189,34 @@ class TransportTest(RepodTestCase):
         self.assertEqual(json.loads(body)["detail"]["code"], "ERROR_UNKNOWN_ROUTE")
         srv.stop()
 
+    def test_connection_limit_429(self):
+        srv = Server({"limits": {"max_connections": 2}, "workers": 1}, name="connlimit")
+        self.addCleanup(srv.close)
+        held = [harness.tls_socket(srv.port) for _ in range(2)]
+        try:
+            third = harness.tls_socket(srv.port)
+            try:
+                third.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                raw = harness.recv_all(third, timeout=5)
+            finally:
+                third.close()
+            head, _, body = raw.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 429"), raw[:200])
+            self.assertIn(b"connection: close", head.lower())
+            self.assertEqual(json.loads(body)["detail"]["code"], "ERROR_TOO_MANY_REQUESTS")
+        finally:
+            for s in held:
+                s.close()
+        # closed connections are counted out again
+        deadline = time.monotonic() + 5
+        while True:
+            r = srv.request("/healthz", method="GET")
+            if r.status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(r.status, 200)
+        srv.stop()
+
     def test_idle_connections_do_not_stall_the_server(self):
         idle = []
         try:
