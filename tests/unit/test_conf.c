@@ -187,7 +187,7 @@ static void test_full_file(void **state)
     conf_free(conf);
 }
 
-/* The exact message formats of the brief. */
+/* The exact message formats documented in include/conf.h. */
 static void test_message_formats(void **state)
 {
     (void)state;
