@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include <arpa/inet.h>
 #include <ftw.h>
 #include <signal.h>
@@ -57,38 +59,10 @@ static char g_dir[64];
 static char g_ca1[128], g_cert1[128], g_key1[128];
 static char g_ca2[128], g_cert2[128], g_key2[128];
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static const char *find_cert_script(void)
-{
-    static char path[512];
-    static const char *const rel[] = {"certs/gen-dev-certs.sh", "../certs/gen-dev-certs.sh",
-                                      "../../certs/gen-dev-certs.sh",
-                                      "../../../certs/gen-dev-certs.sh", NULL};
-    const char *src = getenv("REPOD_SOURCE_DIR");
-    size_t i;
-    if (src != NULL && src[0] != '\0') {
-        snprintf(path, sizeof(path), "%s/certs/gen-dev-certs.sh", src);
-        if (access(path, R_OK) == 0)
-            return path;
-    }
-    for (i = 0; rel[i] != NULL; i++) {
-        if (access(rel[i], R_OK) == 0)
-            return rel[i];
-    }
-    return NULL;
-}
-
 static int group_setup(void **state)
 {
     char cmd[2048];
-    const char *script = find_cert_script();
+    const char *script = testkit_cert_script();
     (void)state;
     if (script == NULL) {
         fprintf(stderr, "test_httpc: certs/gen-dev-certs.sh not found (set REPOD_SOURCE_DIR)\n");
@@ -118,7 +92,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     if (g_dir[0] != '\0')
-        nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        testkit_rm_tree(g_dir);
     return 0;
 }
 

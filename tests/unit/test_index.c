@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,14 +34,6 @@ typedef struct {
     store *st;
     catalog *cat;
 } fixture;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void open_all(fixture *fx)
 {
@@ -73,7 +67,7 @@ static int teardown(void **state)
 {
     fixture *fx = *state;
     close_all(fx);
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testkit_rm_tree(fx->dir);
     free(fx);
     return 0;
 }

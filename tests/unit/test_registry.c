@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include <arpa/inet.h>
 #include <ftw.h>
 #include <netinet/in.h>
@@ -826,41 +828,6 @@ static char g_pw_good[128], g_pw_bad[128], g_aws_secret[128];
 #define ECR_SECRET   "fake/ecr+secret"
 #define ECR_PASSWORD "ecr-pw-1"
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static const char *find_cert_script(void)
-{
-    static char path[1024];
-    static const char *const rel[] = {"certs/gen-dev-certs.sh", "../certs/gen-dev-certs.sh",
-                                      "../../certs/gen-dev-certs.sh", NULL};
-    const char *src = getenv("REPOD_SOURCE_DIR");
-    size_t i;
-    if (src != NULL && src[0] != '\0') {
-        snprintf(path, sizeof(path), "%s/certs/gen-dev-certs.sh", src);
-        if (access(path, R_OK) == 0)
-            return path;
-    }
-    for (i = 0; rel[i] != NULL; i++) {
-        if (access(rel[i], R_OK) == 0)
-            return rel[i];
-    }
-    return NULL;
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* ---- the fake server ----------------------------------------------------------- */
 
 typedef struct {
@@ -1280,7 +1247,7 @@ static int group_setup(void **state)
 {
     char cmd[2048], *json = NULL;
     json_t *regs, *root;
-    const char *script = find_cert_script();
+    const char *script = testkit_cert_script();
     rd_error err = {0};
     int down;
     (void)state;
@@ -1302,9 +1269,9 @@ static int group_setup(void **state)
     snprintf(g_pw_good, sizeof(g_pw_good), "%s/good.pw", g_dir);
     snprintf(g_pw_bad, sizeof(g_pw_bad), "%s/bad.pw", g_dir);
     snprintf(g_aws_secret, sizeof(g_aws_secret), "%s/aws.key", g_dir);
-    write_text(g_pw_good, "s3cret\n");
-    write_text(g_pw_bad, "WRONG-pass-xyzzy\r\n");
-    write_text(g_aws_secret, ECR_SECRET "\n");
+    testkit_write_text(g_pw_good, "s3cret\n");
+    testkit_write_text(g_pw_bad, "WRONG-pass-xyzzy\r\n");
+    testkit_write_text(g_aws_secret, ECR_SECRET "\n");
 
     g_base = event_base_new();
     g_http = httpc_new(g_base);
@@ -1359,7 +1326,7 @@ static int group_teardown(void **state)
     if (g_base != NULL)
         event_base_free(g_base);
     if (g_dir[0] != '\0')
-        nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        testkit_rm_tree(g_dir);
     return 0;
 }
 
@@ -1711,9 +1678,9 @@ static void test_client_ecr(void **state)
     result_clear(&r);
     /* a pre-fetched password (user AWS) */
     json_object_set_new(cfg, "account_id", json_string("999999999999"));
-    write_text(g_pw_good, ECR_PASSWORD "\n");
+    testkit_write_text(g_pw_good, ECR_PASSWORD "\n");
     lookup(*state, "AWS_PRIVATE_ECR", NULL, cfg, "ecr/app", &r);
-    write_text(g_pw_good, "s3cret\n");
+    testkit_write_text(g_pw_good, "s3cret\n");
     if (r.rc != RD_OK)
         fail_msg("%s", r.err.message);
     result_clear(&r);

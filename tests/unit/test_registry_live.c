@@ -29,6 +29,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -97,41 +99,6 @@ static int find_exe(const char *name, char *out, size_t size)
     if (!found && snprintf(out, size, "/usr/bin/%s", name) > 0 && access(out, X_OK) == 0)
         found = 1;
     return found;
-}
-
-static const char *find_cert_script(void)
-{
-    static char path[1024];
-    static const char *const rel[] = {"certs/gen-dev-certs.sh", "../certs/gen-dev-certs.sh",
-                                      "../../certs/gen-dev-certs.sh", NULL};
-    const char *src = getenv("REPOD_SOURCE_DIR");
-    size_t i;
-    if (src != NULL && src[0] != '\0') {
-        snprintf(path, sizeof(path), "%s/certs/gen-dev-certs.sh", src);
-        if (access(path, R_OK) == 0)
-            return path;
-    }
-    for (i = 0; rel[i] != NULL; i++) {
-        if (access(rel[i], R_OK) == 0)
-            return rel[i];
-    }
-    return NULL;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
 }
 
 static int socket_port(int fd)
@@ -223,7 +190,7 @@ static int registry_start(registry_proc *p, int token_port)
              "  tls:\n    certificate: %s\n    key: %s\n"
              "%s",
              g_dir, p->port, p->mode, g_cert, g_key, auth);
-    write_text(cfg, text);
+    testkit_write_text(cfg, text);
     p->pid = fork();
     if (p->pid < 0)
         return -1;
@@ -676,7 +643,7 @@ static int group_setup(void **state)
     static const char *const busybox_tags[] = {"1.36", "latest", "1.35.0", NULL};
     static const char *const ecr_tags[] = {"2.0", "1.0", NULL};
     char cmd[4096], pw_good[128], pw_bad[128], aws_key[128], *json;
-    const char *script = find_cert_script();
+    const char *script = testkit_cert_script();
     json_t *regs, *root;
     rd_error err = {0};
     (void)state;
@@ -703,9 +670,9 @@ static int group_setup(void **state)
     snprintf(pw_good, sizeof(pw_good), "%s/good.pw", g_dir);
     snprintf(pw_bad, sizeof(pw_bad), "%s/bad.pw", g_dir);
     snprintf(aws_key, sizeof(aws_key), "%s/aws.key", g_dir);
-    write_text(pw_good, "s3cret\n");
-    write_text(pw_bad, "WRONG-live-pass\n");
-    write_text(aws_key, ECR_SECRET "\n");
+    testkit_write_text(pw_good, "s3cret\n");
+    testkit_write_text(pw_bad, "WRONG-live-pass\n");
+    testkit_write_text(aws_key, ECR_SECRET "\n");
 
     g_base = event_base_new();
     g_http = httpc_new(g_base);
@@ -766,7 +733,7 @@ static int group_teardown(void **state)
     if (g_base != NULL)
         event_base_free(g_base);
     if (g_dir[0] != '\0')
-        nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        testkit_rm_tree(g_dir);
     return 0;
 }
 

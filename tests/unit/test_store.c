@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -28,14 +30,6 @@ typedef struct {
     char db[320];
     store *st;
 } fixture;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -57,7 +51,7 @@ static int teardown(void **state)
 {
     fixture *fx = *state;
     store_close(fx->st);
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testkit_rm_tree(fx->dir);
     free(fx);
     return 0;
 }

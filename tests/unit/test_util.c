@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
@@ -30,14 +32,6 @@ typedef struct {
     mode_t old_umask;
 } fixture;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     fixture *fx = calloc(1, sizeof(*fx));
@@ -53,7 +47,7 @@ static int teardown(void **state)
 {
     fixture *fx = *state;
     umask(fx->old_umask);
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testkit_rm_tree(fx->dir);
     free(fx);
     return 0;
 }
