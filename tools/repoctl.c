@@ -859,7 +859,10 @@ static int run_plugin_get(ctl *c)
     return rc;
 }
 
-static int run_plugin_list(ctl *c)
+/* A list command: filters, sort, page and keyword from the flags into the
+ * query; repository_id narrows plugin lists only. */
+static int run_list(ctl *c, const char *route, int by_repository, const column *cols, size_t ncols,
+                    const char *noun)
 {
     json_t *body = json_object(), *q = json_object(), *answer = NULL;
     int rc = add_filters(c, q);
@@ -869,19 +872,23 @@ static int run_plugin_list(ctl *c)
         goto done;
     if (json_object_size(q) > 0)
         json_object_set(body, "query", q);
-    if (c->a.repository_id != NULL)
+    if (by_repository && c->a.repository_id != NULL)
         json_object_set_new(body, "repository_id", json_string(c->a.repository_id));
-    rc = api(c, "plugin/list", body, &answer);
+    rc = api(c, route, body, &answer);
     if (rc == TK_EXIT_OK && !maybe_json(c, answer)) {
-        rc = print_rows(c, plugin_columns, NCOLS(plugin_columns),
-                        json_object_get(answer, "results"));
-        print_count_note(answer, "plugins");
+        rc = print_rows(c, cols, ncols, json_object_get(answer, "results"));
+        print_count_note(answer, noun);
     }
 done:
     json_decref(answer);
     json_decref(q);
     json_decref(body);
     return rc;
+}
+
+static int run_plugin_list(ctl *c)
+{
+    return run_list(c, "plugin/list", 1, plugin_columns, NCOLS(plugin_columns), "plugins");
 }
 
 static int run_plugin_update(ctl *c)
@@ -1028,25 +1035,8 @@ done:
 
 static int run_repository_list(ctl *c)
 {
-    json_t *body = json_object(), *q = json_object(), *answer = NULL;
-    int rc = add_filters(c, q);
-    if (rc == TK_EXIT_OK)
-        rc = add_sort_page_keyword(c, q);
-    if (rc != TK_EXIT_OK)
-        goto done;
-    if (json_object_size(q) > 0)
-        json_object_set(body, "query", q);
-    rc = api(c, "repository/list", body, &answer);
-    if (rc == TK_EXIT_OK && !maybe_json(c, answer)) {
-        rc = print_rows(c, repository_columns, NCOLS(repository_columns),
-                        json_object_get(answer, "results"));
-        print_count_note(answer, "repositories");
-    }
-done:
-    json_decref(answer);
-    json_decref(q);
-    json_decref(body);
-    return rc;
+    return run_list(c, "repository/list", 0, repository_columns, NCOLS(repository_columns),
+                    "repositories");
 }
 
 static int run_repository_get(ctl *c)
