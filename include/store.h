@@ -64,6 +64,12 @@ void store_batch_delete(store_batch *b, store_cf cf, const void *key, size_t kle
  * the caller. */
 rd_status store_write(store *st, store_batch *b, rd_error *err);
 
+/* One synced write of one key: put val (borrowed, serialised compactly) /
+ * delete key.  Shorthands for a batch of one. */
+rd_status store_put_json(store *st, store_cf cf, const void *key, size_t klen, const json_t *val,
+                         rd_error *err);
+rd_status store_delete(store *st, store_cf cf, const void *key, size_t klen, rd_error *err);
+
 /* Called for each key with the prefix in order; return non-zero to stop. */
 typedef int (*store_scan_fn)(void *ud, const char *key, size_t klen, const char *val, size_t vlen);
 

@@ -821,6 +821,18 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(f->base, NULL);
 }
 
+/* Answers a job that will never run (the engine is stopping) and frees it. */
+static void answer_shutting_down(queued *q)
+{
+    fetch_result res = {
+        RD_ERR_UPSTREAM_UNAVAILABLE,
+        {RD_ERR_UPSTREAM_UNAVAILABLE, "Upstream unavailable. (reason = shutting down)"},
+        NULL};
+    deliver_all(q->w, &res);
+    job_copy_free(&q->job);
+    free(q);
+}
+
 void fetcher_cancel(fetcher *f)
 {
     static const struct timeval now = {0, 0};
@@ -853,13 +865,7 @@ void fetcher_cancel(fetcher *f)
         event_base_loop(f->base, EVLOOP_NONBLOCK);
     while (q != NULL) {
         queued *next = q->next;
-        fetch_result res = {
-            RD_ERR_UPSTREAM_UNAVAILABLE,
-            {RD_ERR_UPSTREAM_UNAVAILABLE, "Upstream unavailable. (reason = shutting down)"},
-            NULL};
-        deliver_all(q->w, &res);
-        job_copy_free(&q->job);
-        free(q);
+        answer_shutting_down(q);
         q = next;
     }
 }
@@ -917,13 +923,7 @@ void fetcher_submit(fetcher *f, const fetch_job *job, struct event_base *reply_b
     }
     pthread_mutex_unlock(&f->lock);
     if (stopping) {
-        fetch_result res = {
-            RD_ERR_UPSTREAM_UNAVAILABLE,
-            {RD_ERR_UPSTREAM_UNAVAILABLE, "Upstream unavailable. (reason = shutting down)"},
-            NULL};
-        deliver_all(q->w, &res);
-        job_copy_free(&q->job);
-        free(q);
+        answer_shutting_down(q);
         return;
     }
     event_active(f->wake, EV_READ, 0);

@@ -90,16 +90,9 @@ rd_status remote_get(store *st, const char *repository_id, json_t **out, rd_erro
 rd_status remote_put(store *st, const json_t *record, rd_error *err)
 {
     const char *id = json_string_value(json_object_get(record, "repository_id"));
-    store_batch *b = store_batch_new(st);
-    rd_status rc;
-    if (id == NULL || b == NULL) {
-        store_batch_free(b);
+    if (id == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = incomplete record)");
-    }
-    store_batch_put_json(b, STORE_CF_REPOS, id, strlen(id), record);
-    rc = store_write(st, b, err);
-    store_batch_free(b);
-    return rc;
+    return store_put_json(st, STORE_CF_REPOS, id, strlen(id), record, err);
 }
 
 typedef struct {
@@ -214,17 +207,28 @@ static int64_t fetched_at_of(const json_t *meta)
     return (int64_t)json_integer_value(json_object_get(meta, "fetched_at"));
 }
 
+/* Reads the fetched_at of a "<kind>\0<repo>\0<plugin>" stamp ("<kind>\0<repo>"
+ * when plugin_id is NULL). */
+static rd_status stamp_get(store *st, const char *kind, const char *repository_id,
+                           const char *plugin_id, int64_t *fetched_at_ms, rd_error *err)
+{
+    char key[KEY_MAX];
+    json_t *v = NULL;
+    size_t klen = store_key(key, KEY_MAX, kind, repository_id, plugin_id, NULL);
+    rd_status rc;
+    if (klen == 0)
+        return RD_ERR_NOT_FOUND;
+    rc = store_get_json(st, STORE_CF_CACHE, key, klen, &v, err);
+    if (rc == RD_OK)
+        *fetched_at_ms = fetched_at_of(v);
+    json_decref(v);
+    return rc;
+}
+
 rd_status remote_catalog_age(store *st, const char *repository_id, int64_t *fetched_at_ms,
                              rd_error *err)
 {
-    char key[KEY_MAX];
-    json_t *meta = NULL;
-    size_t klen = store_key(key, KEY_MAX, "M", repository_id, NULL);
-    rd_status rc = store_get_json(st, STORE_CF_CACHE, key, klen, &meta, err);
-    if (rc == RD_OK)
-        *fetched_at_ms = fetched_at_of(meta);
-    json_decref(meta);
-    return rc;
+    return stamp_get(st, "M", repository_id, NULL, fetched_at_ms, err); /* "M\0<repo>" */
 }
 
 typedef struct {
@@ -333,23 +337,6 @@ rd_status remote_plugin_put(store *st, const char *repository_id, const json_t *
     return rc;
 }
 
-/* Reads the fetched_at of a "<kind>\0<repo>\0<plugin>" stamp. */
-static rd_status stamp_get(store *st, const char *kind, const char *repository_id,
-                           const char *plugin_id, int64_t *fetched_at_ms, rd_error *err)
-{
-    char key[KEY_MAX];
-    json_t *v = NULL;
-    size_t klen = store_key(key, KEY_MAX, kind, repository_id, plugin_id, NULL);
-    rd_status rc;
-    if (klen == 0)
-        return RD_ERR_NOT_FOUND;
-    rc = store_get_json(st, STORE_CF_CACHE, key, klen, &v, err);
-    if (rc == RD_OK)
-        *fetched_at_ms = fetched_at_of(v);
-    json_decref(v);
-    return rc;
-}
-
 rd_status remote_plugin_fetched_at(store *st, const char *repository_id, const char *plugin_id,
                                    int64_t *fetched_at_ms, rd_error *err)
 {
@@ -368,16 +355,11 @@ static rd_status put_small(store *st, const char *kind, const char *repository_i
 {
     char key[KEY_MAX];
     size_t klen = store_key(key, KEY_MAX, kind, repository_id, plugin_id, NULL);
-    store_batch *b = store_batch_new(st);
     rd_status rc;
-    if (klen == 0 || b == NULL || val == NULL) {
-        store_batch_free(b);
-        json_decref(val);
-        return rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = cannot cache)");
-    }
-    store_batch_put_json(b, STORE_CF_CACHE, key, klen, val);
-    rc = store_write(st, b, err);
-    store_batch_free(b);
+    if (klen == 0 || val == NULL)
+        rc = rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = cannot cache)");
+    else
+        rc = store_put_json(st, STORE_CF_CACHE, key, klen, val, err);
     json_decref(val);
     return rc;
 }
@@ -501,29 +483,14 @@ rd_status remote_status_put(store *st, const char *repository_id, const json_t *
 {
     char key[KEY_MAX];
     size_t klen = store_key(key, KEY_MAX, "S", repository_id, NULL);
-    store_batch *b = store_batch_new(st);
-    rd_status rc;
-    if (b == NULL)
-        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-    store_batch_put_json(b, STORE_CF_CACHE, key, klen, status);
-    rc = store_write(st, b, err);
-    store_batch_free(b);
-    return rc;
+    return store_put_json(st, STORE_CF_CACHE, key, klen, status, err);
 }
 
 rd_status remote_tags_forget(store *st, const char *domain_id, const char *plugin_id, rd_error *err)
 {
     char key[KEY_MAX];
     size_t klen = store_key(key, KEY_MAX, "T", domain_id, plugin_id, NULL);
-    store_batch *b;
-    rd_status rc;
     if (klen == 0)
         return RD_OK;
-    b = store_batch_new(st);
-    if (b == NULL)
-        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-    store_batch_delete(b, STORE_CF_CACHE, key, klen);
-    rc = store_write(st, b, err);
-    store_batch_free(b);
-    return rc;
+    return store_delete(st, STORE_CF_CACHE, key, klen, err);
 }

@@ -201,6 +201,31 @@ rd_status store_write(store *st, store_batch *b, rd_error *err)
     return RD_OK;
 }
 
+rd_status store_put_json(store *st, store_cf cf, const void *key, size_t klen, const json_t *val,
+                         rd_error *err)
+{
+    store_batch *b = store_batch_new(st);
+    rd_status rc;
+    if (b == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    store_batch_put_json(b, cf, key, klen, val);
+    rc = store_write(st, b, err);
+    store_batch_free(b);
+    return rc;
+}
+
+rd_status store_delete(store *st, store_cf cf, const void *key, size_t klen, rd_error *err)
+{
+    store_batch *b = store_batch_new(st);
+    rd_status rc;
+    if (b == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    store_batch_delete(b, cf, key, klen);
+    rc = store_write(st, b, err);
+    store_batch_free(b);
+    return rc;
+}
+
 rd_status store_scan(store *st, store_cf cf, const void *prefix, size_t plen, store_scan_fn fn,
                      void *ud, rd_error *err)
 {
