@@ -78,6 +78,10 @@ typedef int (*store_scan_fn)(void *ud, const char *key, size_t klen, const char 
 rd_status store_scan(store *st, store_cf cf, const void *prefix, size_t plen, store_scan_fn fn,
                      void *ud, rd_error *err);
 
+/* Counts the keys starting with prefix (plen 0 = whole family) into *count. */
+rd_status store_count(store *st, store_cf cf, const void *prefix, size_t plen, size_t *count,
+                      rd_error *err);
+
 /* Builds a composite key "part1\0part2\0...": writes at most size bytes into
  * buf and returns the key length (without a trailing NUL), or 0 if it does
  * not fit.  The list of parts ends with NULL. */

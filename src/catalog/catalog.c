@@ -139,12 +139,25 @@ json_t *catalog_local_record(const catalog *cat)
     return json_deep_copy(cat->local_record);
 }
 
+/* RD_OK when no plugin is stored under key; RD_ERR_SAVE_UNIQUE_VALUES
+ * naming plugin_id when one is.  Called under the write lock. */
+static rd_status check_absent(catalog *cat, const char *key, size_t klen, const char *plugin_id,
+                              rd_error *err)
+{
+    char *old = NULL;
+    rd_status rc = store_get(cat->st, STORE_CF_PLUGINS, key, klen, &old, NULL, err);
+    free(old);
+    if (rc == RD_OK)
+        return rd_fail(err, RD_ERR_SAVE_UNIQUE_VALUES,
+                       "Duplicated value. (key = plugin_id, value = %s)", plugin_id);
+    return rc == RD_ERR_NOT_FOUND ? RD_OK : rc;
+}
+
 rd_status catalog_plugin_insert(catalog *cat, const json_t *record, rd_error *err)
 {
     char key[KEY_MAX];
     const char *domain_id = json_string_value(json_object_get(record, "domain_id"));
     const char *plugin_id = json_string_value(json_object_get(record, "plugin_id"));
-    char *old = NULL;
     store_batch *b = NULL;
     size_t klen;
     rd_status rc;
@@ -155,13 +168,8 @@ rd_status catalog_plugin_insert(catalog *cat, const json_t *record, rd_error *er
     if (klen == 0)
         return rd_fail(err, RD_ERR_INVALID_PARAMETER, "Invalid parameter. (key = plugin_id)");
     pthread_mutex_lock(&cat->write_lock);
-    rc = store_get(cat->st, STORE_CF_PLUGINS, key, klen, &old, NULL, err);
-    if (rc == RD_OK) {
-        rc = rd_fail(err, RD_ERR_SAVE_UNIQUE_VALUES,
-                     "Duplicated value. (key = plugin_id, value = %s)", plugin_id);
-        goto done;
-    }
-    if (rc != RD_ERR_NOT_FOUND)
+    rc = check_absent(cat, key, klen, plugin_id, err);
+    if (rc != RD_OK)
         goto done;
     b = store_batch_new(cat->st);
     if (b == NULL) {
@@ -173,7 +181,6 @@ rd_status catalog_plugin_insert(catalog *cat, const json_t *record, rd_error *er
     rc = store_write(cat->st, b, err);
 done:
     pthread_mutex_unlock(&cat->write_lock);
-    free(old);
     store_batch_free(b);
     return rc;
 }
@@ -196,7 +203,6 @@ rd_status catalog_plugin_insert_many(catalog *cat, const json_t *records, rd_err
     size_t n = json_array_size(records), klen;
     plugin_ref *refs = calloc(n ? n : 1, sizeof(*refs));
     store_batch *b = store_batch_new(cat->st);
-    char *old = NULL;
     rd_status rc = RD_OK;
     int locked = 0;
 
@@ -232,17 +238,9 @@ rd_status catalog_plugin_insert_many(catalog *cat, const json_t *records, rd_err
         const char *domain_id = json_string_value(json_object_get(rec, "domain_id"));
         const char *plugin_id = json_string_value(json_object_get(rec, "plugin_id"));
         klen = plugin_key(key, domain_id, plugin_id);
-        rc = store_get(cat->st, STORE_CF_PLUGINS, key, klen, &old, NULL, err);
-        free(old);
-        old = NULL;
-        if (rc == RD_OK) {
-            rc = rd_fail(err, RD_ERR_SAVE_UNIQUE_VALUES,
-                         "Duplicated value. (key = plugin_id, value = %s)", plugin_id);
+        rc = check_absent(cat, key, klen, plugin_id, err);
+        if (rc != RD_OK)
             goto done;
-        }
-        if (rc != RD_ERR_NOT_FOUND)
-            goto done;
-        rc = RD_OK;
         store_batch_put_json(b, STORE_CF_PLUGINS, key, klen, rec);
         pindex_put_changes(b, domain_id, plugin_id, NULL, rec);
     }
@@ -385,21 +383,10 @@ rd_status catalog_plugin_collect(catalog *cat, const char *domain_id, json_t *ar
     return store_scan(cat->st, STORE_CF_PLUGINS, prefix, plen, collect_one, &cs, err);
 }
 
-static int count_one(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
-{
-    (void)key;
-    (void)klen;
-    (void)val;
-    (void)vlen;
-    (*(size_t *)ud)++;
-    return 0;
-}
-
 rd_status catalog_plugin_count_all(catalog *cat, size_t *count, rd_error *err)
 {
     char prefix[2] = {'L', '\0'};
-    *count = 0;
-    return store_scan(cat->st, STORE_CF_PLUGINS, prefix, 2, count_one, count, err);
+    return store_count(cat->st, STORE_CF_PLUGINS, prefix, 2, count, err);
 }
 
 rd_status catalog_plugin_collect_query(catalog *cat, const char *domain_id, const struct query *q,

@@ -364,16 +364,6 @@ done:
     return rc;
 }
 
-static int count_key(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
-{
-    (void)key;
-    (void)klen;
-    (void)val;
-    (void)vlen;
-    (*(size_t *)ud)++;
-    return 0;
-}
-
 rd_status pindex_count(store *st, const char *domain_id, const query *q, size_t *count, int *exact,
                        rd_error *err)
 {
@@ -435,7 +425,7 @@ rd_status pindex_count(store *st, const char *domain_id, const query *q, size_t 
     if (nlists == 0) {
         size_t plen = pindex_record_key(key, sizeof(key), domain_id, "");
         if (plen > 0)
-            rc = store_scan(st, STORE_CF_PLUGINS, key, plen, count_key, &n, err);
+            rc = store_count(st, STORE_CF_PLUGINS, key, plen, &n, err);
     } else {
         for (size_t l = 1; l < nlists; l++)
             if (lists[l].n < lists[smallest].n)

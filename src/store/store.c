@@ -278,6 +278,23 @@ done:
     return rc;
 }
 
+static int count_key(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    (void)key;
+    (void)klen;
+    (void)val;
+    (void)vlen;
+    (*(size_t *)ud)++;
+    return 0;
+}
+
+rd_status store_count(store *st, store_cf cf, const void *prefix, size_t plen, size_t *count,
+                      rd_error *err)
+{
+    *count = 0;
+    return store_scan(st, cf, prefix, plen, count_key, count, err);
+}
+
 size_t store_key(char *buf, size_t size, ...)
 {
     va_list ap;
