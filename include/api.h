@@ -38,6 +38,9 @@ struct api_call {
     json_t *body;                  /* the request object (owned by the call) */
     const char *x_cache;           /* "HIT" | "MISS" | "STALE" | NULL: sent as X-Cache */
     void *pending_ctx;             /* a waiting handler's own state (it frees it) */
+    const char *resource;          /* "plugin" | "repository" (static) */
+    const char *verb;              /* "register", ... (static) */
+    const char *id_key;            /* a write's id field ("plugin_id", ...); NULL for reads */
 };
 
 /* Handles one API request.  path is the URL path (no query string);
@@ -49,7 +52,9 @@ void api_dispatch(app *a, const api_edge *edge, const char *method, const char *
                   const char *authorization, const char *body, size_t len, char *domain_out);
 
 /* Ends a call with rc/result: RD_OK sends result (stolen) with 200; anything
- * else sends the JSON error made from err.  Frees the call. */
+ * else sends the JSON error made from err.  A write (a route with an id_key)
+ * also logs one audit line: verb, id, domain, the token's name and role, and
+ * the outcome; never the token itself.  Frees the call. */
 void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_error *err);
 
 /* Builds {"detail": {"code": ..., "message": ...}} (new reference). */

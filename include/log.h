@@ -9,7 +9,15 @@
 #ifndef REPOD_LOG_H
 #define REPOD_LOG_H
 
-typedef enum { LOG_LVL_DEBUG = 0, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR } log_level;
+/* LOG_LVL_AUDIT is not a level an operator sets: audit lines (one per write,
+ * token changes) are written whatever log_level says. */
+typedef enum {
+    LOG_LVL_DEBUG = 0,
+    LOG_LVL_INFO,
+    LOG_LVL_WARN,
+    LOG_LVL_ERROR,
+    LOG_LVL_AUDIT
+} log_level;
 
 /* Parses "debug", "info", "warn"/"warning", "error"; returns -1 if unknown. */
 int log_level_parse(const char *name);
@@ -36,5 +44,6 @@ void log_capture_libevent(void);
     } while (0)
 #define LOG_WARN(...)  log_msg(LOG_LVL_WARN, __VA_ARGS__)
 #define LOG_ERROR(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+#define LOG_AUDIT(...) log_msg(LOG_LVL_AUDIT, __VA_ARGS__)
 
 #endif

@@ -19,25 +19,26 @@ typedef struct {
     api_handler_fn fn;
     auth_role min_role; /* least role a token needs */
     int anonymous;      /* callable without a token when auth.anonymous_read */
+    const char *id_key; /* writes: the field naming what changed (audit line); NULL for reads */
 } api_route;
 
 static const api_route routes[] = {
-    {"plugin", "register", api_plugin_register, AUTH_ROLE_ADMIN, 0},
-    {"plugin", "update", api_plugin_update, AUTH_ROLE_ADMIN, 0},
-    {"plugin", "deregister", api_plugin_deregister, AUTH_ROLE_ADMIN, 0},
-    {"plugin", "enable", api_plugin_enable, AUTH_ROLE_ADMIN, 0},
-    {"plugin", "disable", api_plugin_disable, AUTH_ROLE_ADMIN, 0},
-    {"plugin", "get", api_plugin_get, AUTH_ROLE_VIEWER, 1},
-    {"plugin", "get-versions", api_plugin_get_versions, AUTH_ROLE_VIEWER, 1},
-    {"plugin", "list", api_plugin_list, AUTH_ROLE_VIEWER, 1},
-    {"plugin", "stat", api_plugin_stat, AUTH_ROLE_VIEWER, 1},
-    {"repository", "register", api_repository_register, AUTH_ROLE_SYSTEM, 0},
-    {"repository", "update", api_repository_update, AUTH_ROLE_SYSTEM, 0},
-    {"repository", "deregister", api_repository_deregister, AUTH_ROLE_SYSTEM, 0},
-    {"repository", "get", api_repository_get, AUTH_ROLE_VIEWER, 1},
-    {"repository", "list", api_repository_list, AUTH_ROLE_VIEWER, 1},
-    {"repository", "stat", api_repository_stat, AUTH_ROLE_VIEWER, 1},
-    {"repository", "sync", api_repository_sync, AUTH_ROLE_SYSTEM, 0},
+    {"plugin", "register", api_plugin_register, AUTH_ROLE_ADMIN, 0, "plugin_id"},
+    {"plugin", "update", api_plugin_update, AUTH_ROLE_ADMIN, 0, "plugin_id"},
+    {"plugin", "deregister", api_plugin_deregister, AUTH_ROLE_ADMIN, 0, "plugin_id"},
+    {"plugin", "enable", api_plugin_enable, AUTH_ROLE_ADMIN, 0, "plugin_id"},
+    {"plugin", "disable", api_plugin_disable, AUTH_ROLE_ADMIN, 0, "plugin_id"},
+    {"plugin", "get", api_plugin_get, AUTH_ROLE_VIEWER, 1, NULL},
+    {"plugin", "get-versions", api_plugin_get_versions, AUTH_ROLE_VIEWER, 1, NULL},
+    {"plugin", "list", api_plugin_list, AUTH_ROLE_VIEWER, 1, NULL},
+    {"plugin", "stat", api_plugin_stat, AUTH_ROLE_VIEWER, 1, NULL},
+    {"repository", "register", api_repository_register, AUTH_ROLE_SYSTEM, 0, "repository_id"},
+    {"repository", "update", api_repository_update, AUTH_ROLE_SYSTEM, 0, "repository_id"},
+    {"repository", "deregister", api_repository_deregister, AUTH_ROLE_SYSTEM, 0, "repository_id"},
+    {"repository", "get", api_repository_get, AUTH_ROLE_VIEWER, 1, NULL},
+    {"repository", "list", api_repository_list, AUTH_ROLE_VIEWER, 1, NULL},
+    {"repository", "stat", api_repository_stat, AUTH_ROLE_VIEWER, 1, NULL},
+    {"repository", "sync", api_repository_sync, AUTH_ROLE_SYSTEM, 0, "repository_id"},
 };
 
 /* Finds the route of path; NULL when the path is not an API route. */
@@ -82,9 +83,42 @@ static void reply_error(const api_edge *edge, rd_status code, const char *messag
     edge->reply(edge->edge_ctx, rd_status_http(code), api_error_body(code, message), headers);
 }
 
+/* Copies s into buf[0..n) with every byte outside printable ASCII, and
+ * spaces, replaced by '?', so a value from a request cannot forge a field
+ * or a line of the log; "-" when s is NULL or "". */
+static void audit_text(const char *s, char *buf, size_t n)
+{
+    size_t i = 0;
+    if (s == NULL || s[0] == '\0')
+        s = "-";
+    for (; s[i] != '\0' && i + 1 < n; i++)
+        buf[i] = (s[i] > ' ' && s[i] < 0x7f) ? s[i] : '?';
+    buf[i] = '\0';
+}
+
+/* One audit line per write (SPEC 12): the verb, the id it names (from the
+ * request, else from the answer: register makes it; "-" for a call refused
+ * before its body was read), the domain, the token's name and role, and how
+ * it ended.  Never the token itself. */
+static void audit_write(const api_call *call, rd_status rc, const json_t *result)
+{
+    char id[256], domain[AUTH_NAME_MAX];
+    const char *raw = json_string_value(json_object_get(call->body, call->id_key));
+    if (raw == NULL && rc == RD_OK)
+        raw = json_string_value(json_object_get(result, call->id_key));
+    audit_text(raw, id, sizeof(id));
+    audit_text(call->domain_id, domain, sizeof(domain));
+    LOG_AUDIT("%s.%s id=%s domain=%s token=%s role=%s status=%d code=%s", call->resource,
+              call->verb, id, domain, call->who.name[0] != '\0' ? call->who.name : "-",
+              auth_role_name(call->who.role), rc == RD_OK ? 200 : rd_status_http(rc),
+              rc == RD_OK ? "OK" : rd_status_name(rc));
+}
+
 void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_error *err)
 {
     const char *headers[3] = {NULL, NULL, NULL};
+    if (call->id_key != NULL)
+        audit_write(call, rc, result);
     if (call->x_cache != NULL && rc == RD_OK) { /* errors are not cache answers */
         static const char *const kinds[] = {"HIT", "MISS", "STALE"};
         headers[0] = "X-Cache";
@@ -157,9 +191,13 @@ void api_dispatch(app *a, const api_edge *edge, const char *method, const char *
     }
     call->app = a;
     call->edge = *edge;
+    call->resource = route->resource;
+    call->verb = route->verb;
+    call->id_key = route->id_key;
     rc = auth_authenticate(a->auth, authorization, &call->who, &err);
     if (rc != RD_OK)
         goto done;
+    snprintf(call->domain_id, sizeof(call->domain_id), "%s", call->who.domain_id);
     if (call->who.role == AUTH_ROLE_ANONYMOUS) {
         if (!route->anonymous || !a->conf->anonymous_read) {
             rc = rd_fail(&err, RD_ERR_AUTHENTICATE_FAILURE,
@@ -174,7 +212,6 @@ void api_dispatch(app *a, const api_edge *edge, const char *method, const char *
     rc = parse_body(body, len, &call->body, &err);
     if (rc != RD_OK)
         goto done;
-    snprintf(call->domain_id, sizeof(call->domain_id), "%s", call->who.domain_id);
     if (call->who.role == AUTH_ROLE_SYSTEM) {
         /* Only system callers may act for another domain. */
         json_t *d = json_object_get(call->body, "domain_id");

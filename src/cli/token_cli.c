@@ -23,6 +23,7 @@
  * holds the tokens file, so two creates cannot lose each other's entry.
  */
 #include "auth.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -281,6 +282,8 @@ static int cmd_create(const cli_args *a)
         fprintf(stderr, "repod token create: %s\n", err.message);
         goto done;
     }
+    LOG_AUDIT("token.create name=%s domain=%s role=%s file=%s uid=%ld", name, a->domain,
+              auth_role_name((auth_role)role), path, (long)getuid());
     printf("Created token.\n"
            "name:       %s\n"
            "domain_id:  %s\n"
@@ -347,8 +350,8 @@ done:
 static int cmd_revoke(const cli_args *a)
 {
     int rc = CLI_FAIL, lock_fd = -1;
-    char *path = NULL;
-    json_t *doc = NULL;
+    char *path = NULL, domain[AUTH_NAME_MAX], role[16];
+    json_t *doc = NULL, *e;
     rd_error err;
     const char *name = a->positional[0];
     long idx;
@@ -374,12 +377,17 @@ static int cmd_revoke(const cli_args *a)
         fprintf(stderr, "repod token revoke: no token named '%s' in %s\n", name, path);
         goto done;
     }
+    e = json_array_get(json_object_get(doc, "tokens"), (size_t)idx);
+    snprintf(domain, sizeof(domain), "%s", json_string_value(json_object_get(e, "domain_id")));
+    snprintf(role, sizeof(role), "%s", json_string_value(json_object_get(e, "role")));
     if (json_array_remove(json_object_get(doc, "tokens"), (size_t)idx) != 0 ||
         auth_file_save(path, doc, &err) != RD_OK) {
         fprintf(stderr, "repod token revoke: %s\n",
                 err.code != RD_OK ? err.message : "cannot remove the entry");
         goto done;
     }
+    LOG_AUDIT("token.revoke name=%s domain=%s role=%s file=%s uid=%ld", name, domain, role, path,
+              (long)getuid());
     printf("Revoked token '%s'.\n%s\n", name, SIGHUP_NOTE);
     rc = CLI_OK;
 done:

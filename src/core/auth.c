@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
 #include "util.h"
 
 #define AUTH_DIGEST_LEN  32
@@ -429,6 +430,22 @@ done:
     return rc;
 }
 
+/* Logs one audit line per token that is in `now` and not in `before`
+ * (verb "added") -- same hash, name, domain and role -- so both directions
+ * of a reload are told by calling it twice. */
+static void table_audit_missing(const auth_table *now, const auth_table *before, const char *verb)
+{
+    for (size_t i = 0; i < now->count; i++) {
+        const auth_entry *en = &now->entries[i];
+        const auth_entry *was = table_find(before, en->digest);
+        if (was != NULL && was->role == en->role && strcmp(was->name, en->name) == 0 &&
+            strcmp(was->domain_id, en->domain_id) == 0)
+            continue;
+        LOG_AUDIT("token.%s name=%s domain=%s role=%s", verb, en->name, en->domain_id,
+                  auth_role_name(en->role));
+    }
+}
+
 rd_status auth_reload(auth_store *store, rd_error *err)
 {
     auth_table *fresh = NULL, *old;
@@ -443,6 +460,8 @@ rd_status auth_reload(auth_store *store, rd_error *err)
     old = store->table;
     store->table = fresh;
     pthread_rwlock_unlock(&store->lock);
+    table_audit_missing(fresh, old, "added");
+    table_audit_missing(old, fresh, "removed");
     table_free(old);
     return RD_OK;
 }

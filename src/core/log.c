@@ -15,13 +15,13 @@
 
 static _Atomic int current_level = LOG_LVL_INFO;
 
-static const char *level_names[] = {"debug", "info", "warn", "error"};
+static const char *level_names[] = {"debug", "info", "warn", "error", "audit"};
 
 int log_level_parse(const char *name)
 {
     if (name == NULL)
         return -1;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i <= LOG_LVL_ERROR; i++) /* "audit" is not a level to set */
         if (strcasecmp(name, level_names[i]) == 0)
             return i;
     if (strcasecmp(name, "warning") == 0)
@@ -31,7 +31,7 @@ int log_level_parse(const char *name)
 
 const char *log_level_name(log_level level)
 {
-    if ((int)level < 0 || level > LOG_LVL_ERROR)
+    if ((int)level < 0 || level > LOG_LVL_AUDIT)
         return "info";
     return level_names[level];
 }
