@@ -114,9 +114,28 @@ static void register_probed(const fetch_result *res, void *arg)
 
 /* ---- lookups --------------------------------------------------------------- */
 
+/* What an anonymous caller sees of a remote repository: who it is and its
+ * state, never where it lives or why it failed (new reference). */
+static json_t *anonymous_doc(const json_t *doc)
+{
+    static const char *const keys[] = {"repository_id", "name",       "repository_type",
+                                       "priority",      "created_at", NULL};
+    json_t *out = json_object();
+    json_t *state = json_object_get(json_object_get(doc, "upstream"), "state");
+    for (size_t i = 0; out != NULL && keys[i] != NULL; i++) {
+        json_t *v = json_object_get(doc, keys[i]);
+        if (v != NULL)
+            json_object_set(out, keys[i], v);
+    }
+    if (out != NULL && state != NULL)
+        json_object_set_new(out, "upstream", json_pack("{s:O}", "state", state));
+    return out;
+}
+
 /* A remote repository's document as answered to call's caller: the view
  * with its upstream status; the connection settings (server file paths)
- * only for system callers (new reference). */
+ * only for system callers; for anonymous callers only names, ids, type,
+ * priority and state (new reference). */
 static json_t *repository_doc(const api_call *call, const json_t *rec)
 {
     json_t *status = NULL, *doc;
@@ -125,8 +144,13 @@ static json_t *repository_doc(const api_call *call, const json_t *rec)
     remote_status_get(call->app->st, id, &status, &e);
     doc = remote_view(rec, status);
     json_decref(status);
-    if (doc != NULL && call->who.role != AUTH_ROLE_SYSTEM)
+    if (doc != NULL && call->who.role == AUTH_ROLE_ANONYMOUS) {
+        json_t *anon = anonymous_doc(doc);
+        json_decref(doc);
+        doc = anon;
+    } else if (doc != NULL && call->who.role != AUTH_ROLE_SYSTEM) {
         json_object_del(doc, "upstream_settings");
+    }
     return doc;
 }
 
