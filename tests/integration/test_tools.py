@@ -409,6 +409,8 @@ class FakeUpstream:
         self.plugins = plugins
         self.versions = versions
         self.fail_once = set(fail_once)
+        self.versions_delay_s = 0.0   # get-versions answers this late
+        self.versions_down = False    # get-versions answers 503 (upstream trouble)
         self.calls = collections.Counter()
         self.lock = threading.Lock()
         self.conns = []
@@ -458,6 +460,11 @@ class FakeUpstream:
             return 200, {"results": self.plugins, "total_count": len(self.plugins)}
         if verb == "plugin/get-versions":
             pid = body.get("plugin_id")
+            if self.versions_down:
+                return 503, {"detail": {"code": "ERROR_SERVICE_UNAVAILABLE",
+                                        "message": "Service unavailable."}}
+            if self.versions_delay_s:
+                time.sleep(self.versions_delay_s)
             with self.lock:
                 if pid in self.fail_once:
                     self.fail_once.discard(pid)
@@ -584,6 +591,133 @@ class WarmupVersionsTest(RepodTestCase):
                                  self.repo_id)
         finally:
             conn.close()
+
+
+class WarmupFreshnessTest(RepodTestCase):
+    """Exit 0 means fresh: a warm-up after the ttl has passed refreshes the
+    stale lists itself (not in the background) before it exits; and a
+    repository that cannot be reached is reported once, not per plugin."""
+
+    N = 6
+
+    @classmethod
+    def fake_plugins(cls, tag):
+        out = []
+        for i in range(cls.N):
+            out.append({"plugin_id": "fr-plugin-%d" % i, "name": "Fresh %d %s" % (i, tag),
+                        "image": "acme/fr-plugin-%d" % i, "registry_type": "DOCKER_HUB",
+                        "registry_url": "https://registry.hub.docker.com",
+                        "resource_type": "inventory.Collector", "provider": "aws",
+                        "state": "ENABLED", "labels": [], "tags": {}, "capability": {},
+                        "docs": {}, "metadata": {}, "domain_id": MARKET_DOMAIN,
+                        "created_at": "2026-01-01T00:00:00.000Z",
+                        "updated_at": "2026-01-01T00:00:00.000Z"})
+        return out
+
+    @classmethod
+    def setUpClass(cls):
+        need_binaries(WARMUP)
+        cls.tmp = tempfile.mkdtemp(prefix="repod-it-tools-fresh-")
+        cls.fake = cls.down = cls.server = None
+        try:
+            cls.fake = FakeUpstream(cls.fake_plugins("v1"),
+                                    {"fr-plugin-%d" % i: ["1.0.%d" % i] for i in range(cls.N)})
+            cls.down = FakeUpstream(cls.fake_plugins("d"),
+                                    {"fr-plugin-%d" % i: ["1.0.0"] for i in range(cls.N)})
+            cls.down.LOCAL_ID = "repo-fa4e00000002"
+            cls.server = Server(start=False, name="fresh-mirror")
+            cls.system = cls.server.make_token("ops", "system")
+            cls.server.start()
+            cls.repo_id = cls.register("Fresh", cls.fake)
+            cls.down_id = cls.register("Down", cls.down)
+        except BaseException:
+            cls._cleanup()
+            raise
+
+    @classmethod
+    def register(cls, name, fake):
+        r = cls.server.api("repository/register", {
+            "name": name, "repository_type": "remote", "endpoint": fake.endpoint,
+            "upstream": {"ca_file": cls.server.ca_file},
+            "cache": {"ttl_s": 1, "timeout_ms": 5000}}, token=cls.system)
+        if r.status != 200:
+            raise harness.ServerError("registering %s failed: %r%s" %
+                                      (name, (r.status, r.body), cls.server.describe()))
+        return r.body["repository_id"]
+
+    @classmethod
+    def _cleanup(cls):
+        for f in (cls.fake, cls.down):
+            if f is not None:
+                f.stop()
+        if cls.server is not None:
+            cls.server.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._cleanup()
+
+    def warmup(self, *args, endpoint=None):
+        return run_tool([WARMUP, "--endpoint", endpoint or self.server.endpoint,
+                         "--ca", self.server.ca_file, "--json", "--retries", "1"] + list(args),
+                        env=tool_env({"REPOD_TOKEN": self.system}, home=self.tmp))
+
+    def test_1_after_the_ttl_warmup_waits_for_fresh_data(self):
+        p = self.warmup("--repository-id", self.repo_id)
+        self.assertEqual(p.returncode, 0, describe_run(p))
+        time.sleep(1.2)  # ttl_s 1: every cached list is stale now
+        self.fake.plugins = self.fake_plugins("v2")
+        self.fake.versions = {"fr-plugin-%d" % i: ["2.0.%d" % i, "1.0.%d" % i]
+                              for i in range(self.N)}
+        self.fake.versions_delay_s = 1.0  # a background refresh would still be running
+        p = self.warmup("--repository-id", self.repo_id)
+        self.assertEqual(p.returncode, 0, describe_run(p))
+        s = json.loads(p.stdout)
+        self.assertEqual(s["versions_fetched"], self.N, s)
+        self.assertEqual(s["versions_refreshed"], self.N, s)
+        self.fake.stop()
+        for i in range(self.N):
+            pid = "fr-plugin-%d" % i
+            r = self.server.api("plugin/get-versions", {"plugin_id": pid,
+                                                        "repository_id": self.repo_id})
+            self.assertEqual(self.assertOK(r)["results"], ["2.0.%d" % i, "1.0.%d" % i])
+            r = self.server.api("plugin/get", {"plugin_id": pid, "repository_id": self.repo_id})
+            self.assertEqual(self.assertOK(r)["name"], "Fresh %d v2" % i)
+
+    def test_2_failing_repository_is_reported_once(self):
+        self.down.versions_down = True
+        p = self.warmup("--repository-id", self.down_id, "--concurrency", "2")
+        self.assertEqual(p.returncode, 1, describe_run(p))
+        s = json.loads(p.stdout)
+        self.assertEqual(len(s["failures"]), 1, s["failures"])
+        (f,) = s["failures"]
+        self.assertEqual((f["stage"], f["repository_id"], f["plugin_id"]),
+                         ("get-versions", self.down_id, None), f)
+        self.assertEqual(f["code"], "ERROR_UPSTREAM_UNAVAILABLE", f)
+        self.assertGreaterEqual(s["versions_not_tried"], 1, s)
+        self.assertEqual(p.stderr.count("version lists of"), 1, p.stderr)
+
+        # the upstream gone: the sync fails, once
+        self.down.stop()
+        p = self.warmup("--repository-id", self.down_id)
+        self.assertEqual(p.returncode, 1, describe_run(p))
+        s = json.loads(p.stdout)
+        self.assertEqual([(f["stage"], f["repository_id"]) for f in s["failures"]],
+                         [("sync", self.down_id)], s)
+
+    def test_3_dead_mirror_one_failure_per_repository(self):
+        dead = "https://127.0.0.1:%d" % free_port()
+        p = self.warmup("--repository-id", self.repo_id, "--repository-id", self.down_id,
+                        endpoint=dead)
+        self.assertEqual(p.returncode, 1, describe_run(p))
+        s = json.loads(p.stdout)
+        self.assertEqual(sorted((f["stage"], f["repository_id"]) for f in s["failures"]),
+                         sorted([("sync", self.repo_id), ("sync", self.down_id)]), s)
+        p = self.warmup(endpoint=dead)
+        self.assertEqual(p.returncode, 1, describe_run(p))
+        s = json.loads(p.stdout)
+        self.assertEqual([f["stage"] for f in s["failures"]], ["list-repositories"], s)
 
 
 # --------------------------------------------------------------------------
