@@ -706,6 +706,18 @@ class WarmupFreshnessTest(RepodTestCase):
         self.assertEqual([(f["stage"], f["repository_id"]) for f in s["failures"]],
                          [("sync", self.down_id)], s)
 
+        # repoctl shows the state in its STATE column
+        need_binaries(REPOCTL)
+        p = run_tool([REPOCTL, "--endpoint", self.server.endpoint, "--ca", self.server.ca_file,
+                      "--token", self.system, "repository", "list"],
+                     env=tool_env(home=self.tmp))
+        self.assertEqual(p.returncode, 0, describe_run(p))
+        lines = p.stdout.splitlines()
+        header = lines[0].split()
+        self.assertIn("STATE", header, p.stdout)
+        (row,) = [ln for ln in lines if ln.startswith(self.down_id)]
+        self.assertIn("offline", row.split(), p.stdout)
+
     def test_3_dead_mirror_one_failure_per_repository(self):
         dead = "https://127.0.0.1:%d" % free_port()
         p = self.warmup("--repository-id", self.repo_id, "--repository-id", self.down_id,
@@ -1030,6 +1042,10 @@ class RepoctlTest(RepodTestCase):
         self.assertEqual(p.returncode, 0, describe_run(p))
         self.assertTrue(p.stdout.startswith("usage: repoctl plugin list"), p.stdout)
         self.assertIn("key~=text", p.stdout)
+        p = run_tool([REPOCTL, "repository", "list", "--help"], env=tool_env(home=self.tmp))
+        self.assertEqual(p.returncode, 0, describe_run(p))
+        for state in ("ok ", "degraded ", "offline "):  # what STATE means
+            self.assertIn("\n  " + state, p.stdout)
         p = run_tool([REPOCTL, "help", "repository"], env=tool_env(home=self.tmp))
         self.assertEqual(p.returncode, 0, describe_run(p))
         self.assertIn("repoctl repository register -f FILE", p.stdout)
