@@ -1034,6 +1034,20 @@ class IdleRecoveryTest(RepodTestCase):
             self.assertGreater(self.up.access_count("plugin/list"), served)
             self.assertEqual(self.assertOK(self.get())["upstream"], {"state": "ok"})
 
+        with self.subTest("restarted while offline: probes resume on their own"):
+            self.up.stop()
+            for _ in range(3):
+                self.mirror.api("repository/sync", {"repository_id": self.u_local_id},
+                                token=self.system)
+            self.assertEqual(self.state(), "offline")
+            self.mirror.restart()
+            self.assertEqual(self.state(), "offline")
+            self.up.start()
+            ok = wait_until(lambda: self.state() == "ok", 30.0, 0.25)
+            self.assertTrue(ok, "still %r 30 s after the upstream came back%s" %
+                            (self.assertOK(self.get(self.system))["upstream"],
+                             self.mirror.describe()))
+
 # --------------------------------------------------------------------------
 # 6: a misbehaving upstream
 

@@ -663,6 +663,26 @@ class WarmupFreshnessTest(RepodTestCase):
                          "--ca", self.server.ca_file, "--json", "--retries", "1"] + list(args),
                         env=tool_env({"REPOD_TOKEN": self.system}, home=self.tmp))
 
+    def test_0_sync_of_one_version_list(self):
+        sync = lambda body, token=self.system: self.server.api("repository/sync", body,
+                                                               token=token)
+        r = sync({"repository_id": self.repo_id, "plugin_id": "fr-plugin-1"})
+        self.assertEqual(self.assertOK(r), {"repository_id": self.repo_id,
+                                            "plugin_id": "fr-plugin-1", "versions": 1})
+        r = self.server.api("plugin/get-versions", {"plugin_id": "fr-plugin-1",
+                                                    "repository_id": self.repo_id})
+        self.assertEqual(self.assertOK(r)["results"], ["1.0.1"])
+        self.assertEqual(r.headers.get("X-Cache"), "HIT")
+        self.assertError(sync({"repository_id": self.repo_id, "plugin_id": "fr-nope"}), 404,
+                         "ERROR_NO_PLUGIN")
+        self.assertError(sync({"repository_id": self.repo_id, "plugin_id": ""}), 400,
+                         "ERROR_INVALID_PARAMETER")
+        self.assertError(sync({"repository_id": self.repo_id, "plugin_id": 7}), 400,
+                         "ERROR_INVALID_PARAMETER_TYPE")
+        self.assertError(sync({"repository_id": self.repo_id, "plugin": "x"}), 400)
+        self.assertError(sync({"repository_id": self.repo_id, "plugin_id": "fr-plugin-1"},
+                              token=None), 401)
+
     def test_1_after_the_ttl_warmup_waits_for_fresh_data(self):
         p = self.warmup("--repository-id", self.repo_id)
         self.assertEqual(p.returncode, 0, describe_run(p))
