@@ -463,11 +463,12 @@ static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* 1 when a failure is not about one plugin: the mirror or the repository's
- * upstream cannot be reached, so the other plugins would fail the same way. */
+ * upstream cannot be reached (or the repository is offline), so the other
+ * plugins would fail the same way.  A timeout may be one slow plugin; three
+ * in a row make the repository offline, which then counts. */
 static int repository_wide(const tk_reply *reply)
 {
-    return reply->transport_error || strcmp(reply->code, "ERROR_UPSTREAM_UNAVAILABLE") == 0 ||
-           strcmp(reply->code, "ERROR_UPSTREAM_TIMEOUT") == 0;
+    return reply->transport_error || strcmp(reply->code, "ERROR_UPSTREAM_UNAVAILABLE") == 0;
 }
 
 /* Records the failure of job (once per repository when it is repository-wide). */
@@ -495,7 +496,8 @@ static void on_versions(const tk_reply *reply, void *arg)
     wu_job *job = arg;
     warmup *w = job->w;
 
-    if (reply->code[0] == '\0' && !job->refresh && strcmp(reply->x_cache, "STALE") == 0) {
+    if (reply->code[0] == '\0' && !job->refresh && strcmp(reply->x_cache, "STALE") == 0 &&
+        !w->repos[job->repo].failed) {
         /* served from a stale copy: refresh it now and wait for that */
         job->refresh = 1;
         job->attempts = 0;

@@ -226,20 +226,30 @@ class WarmupTest(RepodTestCase):
 
     def test_2_version_failures_are_reported(self):
         # The upstream has no container registry, so get-versions fails there
-        # for every plugin: a non-zero exit with every failure listed.
+        # for every plugin: a non-zero exit with every failure listed.  When
+        # the upstream is slow to say so (timeouts), the mirror's breaker may
+        # open: the repository is then reported once and its remaining
+        # plugins are not tried, so every plugin is either listed or counted
+        # as not tried.
         p = self.warmup("--retries", "1", "--concurrency", "16")
         self.assertEqual(p.returncode, 1, describe_run(p))
         self.assertIn("repositories synced  1/1", p.stdout, describe_run(p))
         self.assertIn("plugins              %d" % MARKET_PLUGINS, p.stdout)
         self.assertIn("version lists        0/%d fetched" % MARKET_PLUGINS, p.stdout)
-        self.assertIn("failures             %d" % MARKET_PLUGINS, p.stdout)
         listed = [ln for ln in p.stdout.splitlines() if ln.startswith("  get-versions plugin ")]
-        self.assertEqual(len(listed), MARKET_PLUGINS, describe_run(p))
+        whole = [ln for ln in p.stdout.splitlines()
+                 if ln.startswith("  get-versions repository ")]
+        self.assertLessEqual(len(whole), 1, describe_run(p))
+        self.assertIn("failures             %d" % (len(listed) + len(whole)), p.stdout)
+        not_tried = int(p.stdout.split(" not tried after")[0].rsplit(", ", 1)[1])
+        self.assertEqual(len(listed) + len(whole) + not_tried, MARKET_PLUGINS, describe_run(p))
+        if not whole:
+            self.assertEqual(len(listed), MARKET_PLUGINS, describe_run(p))
         for ln in listed:
             self.assertRegex(ln, r"^  get-versions plugin mk-plugin-\d{3} in repository "
                                  r"repo-[0-9a-f]{12}: ERROR_[A-Z_]+: .+"
                                  r"\(HTTP 5\d\d, \d attempts?\)$")
-        self.assertIn("in repository %s" % self.repo_id, listed[0])
+        self.assertIn(self.repo_id, (listed + whole)[0])
         # 503s are transient: each got one retry.
         self.assertIn("(HTTP 503, 2 attempts)", p.stdout)
         # Plain progress lines (stderr is not a terminal).
@@ -258,9 +268,12 @@ class WarmupTest(RepodTestCase):
         self.assertFalse(s["versions_skipped"])
         self.assertEqual(s["versions_fetched"], 0)
         self.assertEqual(s["versions_failed"], MARKET_PLUGINS)
-        self.assertEqual(s["failure_count"], MARKET_PLUGINS)
-        self.assertEqual(len(s["failures"]), MARKET_PLUGINS)
-        self.assertEqual(sorted(f["plugin_id"] for f in s["failures"]), self.all_ids())
+        self.assertEqual(s["failure_count"], len(s["failures"]))
+        per_plugin = [f["plugin_id"] for f in s["failures"] if f["plugin_id"] is not None]
+        self.assertLessEqual(len(s["failures"]) - len(per_plugin), 1, s["failures"])
+        self.assertEqual(len(s["failures"]) + s["versions_not_tried"], MARKET_PLUGINS)
+        self.assertLessEqual(set(per_plugin), set(self.all_ids()))
+        self.assertEqual(len(set(per_plugin)), len(per_plugin))
         for f in s["failures"]:
             self.assertEqual(f["stage"], "get-versions")
             self.assertEqual(f["repository_id"], self.repo_id)
@@ -278,7 +291,8 @@ class WarmupTest(RepodTestCase):
         self.assertEqual(s["repositories_total"], 1)
         self.assertEqual(s["repositories_synced"], 1)
         self.assertEqual(s["repositories"], [{"repository_id": self.repo_id, "name": "Market",
-                                              "synced": True, "plugins": MARKET_PLUGINS}])
+                                              "synced": True, "failed": False,
+                                              "plugins": MARKET_PLUGINS}])
         self.assertEqual(s["plugins"], MARKET_PLUGINS)
         self.assertTrue(s["versions_skipped"])
         self.assertEqual(s["failures"], [])
@@ -345,7 +359,8 @@ class WarmupTest(RepodTestCase):
         self.assertIn("%d/%d" % (MARKET_PLUGINS, MARKET_PLUGINS), tty)
         self.assertIn("ETA", tty)
         self.assertIn("/s", tty)
-        self.assertEqual(json.loads(out)["failure_count"], MARKET_PLUGINS)
+        s = json.loads(out)
+        self.assertEqual(s["failure_count"] + s["versions_not_tried"], MARKET_PLUGINS)
 
     def test_9_mirror_serves_everything_after_the_upstream_is_gone(self):
         p = self.warmup("--no-versions")
