@@ -6,6 +6,12 @@
  * Worker threads submit jobs; each job's callback runs later on the event
  * loop the submitter named, never inside fetcher_submit().  Concurrent jobs
  * with the same key (kind, repository, plugin) share one upstream request.
+ *
+ * A repository whose last upstream call failed (degraded or offline) is
+ * probed on a timer by the engine itself, with a catalog sync, so it returns
+ * to ok without client traffic (back-off and states: docs/federation.md).
+ * Breakers of repositories recorded as degraded or offline are restored at
+ * fetcher_start().
  */
 #ifndef REPOD_FETCHER_H
 #define REPOD_FETCHER_H

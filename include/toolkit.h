@@ -78,6 +78,7 @@ typedef struct {
     char code[TK_CODE_MAX]; /* "" on success */
     char message[TK_MESSAGE_MAX];
     int retry_after_ms; /* from a Retry-After header (seconds), -1 if none */
+    char x_cache[8];    /* the X-Cache header (HIT, MISS, STALE) or "" */
 } tk_reply;
 
 typedef void (*tk_reply_cb)(const tk_reply *reply, void *arg);

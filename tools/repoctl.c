@@ -183,9 +183,19 @@ static const ctl_cmd commands[] = {
      "--filter and --keyword then belong in the file).\n"},
     {"repository", "list", NULL, O_FILTER | O_SORT | O_PAGE | O_LIMIT, run_repository_list,
      "repository list [--filter EXPR ...] [--sort KEY[:desc]]\n[--page N --limit M]",
-     "Lists the repositories: the local one and every remote one.\n"},
+     "Lists the repositories: the local one and every remote one.  STATE is a remote\n"
+     "repository's upstream state (empty for the local one):\n"
+     "  ok        the last upstream call succeeded (or none was made yet)\n"
+     "  degraded  the last one or two calls failed; requests still go upstream and a\n"
+     "            probe follows after 1 s\n"
+     "  offline   three calls in a row failed; cached data is served, nothing waits\n"
+     "            on the upstream, and a probe (a catalog sync) goes out after 1 s,\n"
+     "            2 s, 4 s ... at most 60 s, without client traffic\n"
+     "One success (a probe, a read or a repository sync) makes it ok again.  ENDPOINT\n"
+     "and the last error need a token.\n"},
     {"repository", "get", "ID", 0, run_repository_get, "repository get ID",
-     "Shows one repository, with the upstream state of a remote one.\n"},
+     "Shows one repository, with the upstream state of a remote one (see repository\n"
+     "list --help for the states).\n"},
     {"repository", "register", NULL, O_FILE, run_repository_register, "repository register -f FILE",
      "Registers the repository described by FILE, e.g.\n"
      "  {\"name\": \"Market\", \"repository_type\": \"remote\",\n"

@@ -12,11 +12,17 @@
  *   3. plugin list of each synced repository (only plugin_id, sorted by
  *      plugin_id, in pages of --page-size, default 1000);
  *   4. plugin get-versions for every plugin, at most --concurrency in
- *      flight (skipped with --no-versions).
+ *      flight (skipped with --no-versions).  An answer from a fresh cache
+ *      (X-Cache: HIT) or just fetched (MISS) is done; a STALE one is
+ *      refreshed at once with repository sync {repository_id, plugin_id},
+ *      which waits for the upstream, so exit 0 means every catalog and
+ *      version list is fresh in the mirror's cache.
  * Every call retries transient failures (transport errors, 429, 502, 503,
  * 504) with exponential back-off (200 ms x 2^k, or the server's
  * Retry-After).  A retry keeps its concurrency slot while it waits.  A
- * repository whose sync fails is reported and not walked further.
+ * repository whose sync fails is reported once and not walked further; so
+ * is one whose version fetch fails for the whole repository (the mirror
+ * or its upstream unreachable): its remaining plugins are not tried.
  *
  * Output: progress on stderr (a bar redrawn in place on a terminal, a plain
  * line every 2 s otherwise), then a summary on stdout (text, or one JSON
@@ -45,6 +51,7 @@ typedef struct {
     char *repository_id;
     char *name; /* NULL when ids were given on the command line */
     int synced;
+    int failed;     /* a repository-wide failure was reported: stop its work */
     size_t plugins; /* plugin ids listed */
 } wu_repo;
 
@@ -65,6 +72,7 @@ typedef struct {
     size_t repo;
     char *plugin_id;
     int attempts;
+    int refresh;         /* the cached list was stale: repository sync it */
     struct event *timer; /* back-off timer while waiting to retry */
 } wu_job;
 
@@ -82,6 +90,8 @@ typedef struct warmup {
     size_t nrepos;
     wu_job *jobs;
     size_t njobs, jobs_cap, next, in_flight, done, fetched;
+    size_t refreshed; /* stale version lists refreshed through repository sync */
+    size_t not_tried; /* plugins of a repository that had failed */
     wu_failure *failures;
     size_t nfailures, failures_cap;
     long retries_done;
@@ -420,13 +430,21 @@ static void start_job(wu_job *job)
     warmup *w = job->w;
     json_t *body = json_pack("{s:s, s:s}", "plugin_id", job->plugin_id, "repository_id",
                              w->repos[job->repo].repository_id);
+    const char *path = job->refresh ? "repository/sync" : "plugin/get-versions";
     job->attempts++;
-    if (body == NULL ||
-        tk_call_async(w->client, "plugin/get-versions", body, on_versions, job) != 0) {
+    if (body == NULL || tk_call_async(w->client, path, body, on_versions, job) != 0) {
         fprintf(stderr, "repod-warmup: out of memory\n");
         exit(TK_EXIT_FAIL);
     }
     json_decref(body);
+}
+
+/* A job is over: frees its slot and starts the next ones. */
+static void job_done(warmup *w)
+{
+    w->in_flight--;
+    w->done++;
+    pump(w);
 }
 
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
@@ -436,7 +454,41 @@ static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     event_free(job->timer);
     job->timer = NULL;
+    if (job->w->repos[job->repo].failed) { /* reported already */
+        job->w->not_tried++;
+        job_done(job->w);
+        return;
+    }
     start_job(job);
+}
+
+/* 1 when a failure is not about one plugin: the mirror or the repository's
+ * upstream cannot be reached (or the repository is offline), so the other
+ * plugins would fail the same way.  A timeout may be one slow plugin; three
+ * in a row make the repository offline, which then counts. */
+static int repository_wide(const tk_reply *reply)
+{
+    return reply->transport_error || strcmp(reply->code, "ERROR_UPSTREAM_UNAVAILABLE") == 0;
+}
+
+/* Records the failure of job (once per repository when it is repository-wide). */
+static void job_failed(wu_job *job, const tk_reply *reply)
+{
+    warmup *w = job->w;
+    wu_repo *repo = &w->repos[job->repo];
+    char label[300];
+    if (repo->failed) {
+        w->not_tried++;
+        return;
+    }
+    if (!repository_wide(reply)) {
+        add_failure(w, "get-versions", repo->repository_id, job->plugin_id, reply, job->attempts);
+        return;
+    }
+    repo->failed = 1;
+    add_failure(w, "get-versions", repo->repository_id, NULL, reply, job->attempts);
+    note(w, "version lists of %s stopped at %s: %s: %s", repo_label(repo, label, sizeof(label)),
+         job->plugin_id, reply->code, reply->message);
 }
 
 static void on_versions(const tk_reply *reply, void *arg)
@@ -444,8 +496,19 @@ static void on_versions(const tk_reply *reply, void *arg)
     wu_job *job = arg;
     warmup *w = job->w;
 
-    if (reply->code[0] == '\0') {
+    if (reply->code[0] == '\0' && !job->refresh && strcmp(reply->x_cache, "STALE") == 0 &&
+        !w->repos[job->repo].failed) {
+        /* served from a stale copy: refresh it now and wait for that */
+        job->refresh = 1;
+        job->attempts = 0;
+        start_job(job);
+        return;
+    }
+    if (w->repos[job->repo].failed && reply->code[0] != '\0') {
+        w->not_tried++; /* its repository failed meanwhile: reported already */
+    } else if (reply->code[0] == '\0') {
         w->fetched++;
+        w->refreshed += job->refresh != 0;
     } else if (tk_reply_is_transient(reply) && job->attempts <= w->retries) {
         int ms = tk_backoff_ms(reply, WU_BACKOFF_BASE_MS, job->attempts - 1);
         struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -457,23 +520,26 @@ static void on_versions(const tk_reply *reply, void *arg)
         if (job->timer != NULL)
             event_free(job->timer);
         job->timer = NULL;
-        add_failure(w, "get-versions", w->repos[job->repo].repository_id, job->plugin_id, reply,
-                    job->attempts);
+        job_failed(job, reply);
     } else {
-        add_failure(w, "get-versions", w->repos[job->repo].repository_id, job->plugin_id, reply,
-                    job->attempts);
+        job_failed(job, reply);
     }
-    w->in_flight--;
-    w->done++;
-    pump(w);
+    job_done(w);
 }
 
-/* Starts jobs up to the concurrency limit; stops the loop when all are done. */
+/* Starts jobs up to the concurrency limit (those of a failed repository are
+ * not tried); stops the loop when all are done. */
 static void pump(warmup *w)
 {
     while (w->in_flight < (size_t)w->concurrency && w->next < w->njobs) {
+        wu_job *job = &w->jobs[w->next++];
+        if (w->repos[job->repo].failed) {
+            w->not_tried++;
+            w->done++;
+            continue;
+        }
         w->in_flight++;
-        start_job(&w->jobs[w->next++]);
+        start_job(job);
     }
     if (w->done == w->njobs)
         event_base_loopbreak(tk_client_base(w->client));
@@ -545,9 +611,10 @@ static void print_json_summary(warmup *w, double secs)
     for (size_t i = 0; i < w->nrepos; i++) {
         wu_repo *r = &w->repos[i];
         plugins += r->plugins;
-        json_array_append_new(repos, json_pack("{s:s, s:s?, s:b, s:I}", "repository_id",
+        json_array_append_new(repos, json_pack("{s:s, s:s?, s:b, s:b, s:I}", "repository_id",
                                                r->repository_id, "name", r->name, "synced",
-                                               r->synced, "plugins", (json_int_t)r->plugins));
+                                               r->synced, "failed", r->failed || !r->synced,
+                                               "plugins", (json_int_t)r->plugins));
     }
     for (size_t i = 0; i < w->nfailures; i++) {
         wu_failure *f = &w->failures[i];
@@ -566,6 +633,8 @@ static void print_json_summary(warmup *w, double secs)
     json_object_set_new(out, "versions_skipped", json_boolean(w->no_versions));
     json_object_set_new(out, "versions_fetched", json_integer((json_int_t)w->fetched));
     json_object_set_new(out, "versions_failed", json_integer((json_int_t)(w->done - w->fetched)));
+    json_object_set_new(out, "versions_refreshed", json_integer((json_int_t)w->refreshed));
+    json_object_set_new(out, "versions_not_tried", json_integer((json_int_t)w->not_tried));
     json_object_set_new(out, "retries", json_integer((json_int_t)w->retries_done));
     json_object_set_new(out, "failure_count", json_integer((json_int_t)w->nfailures));
     json_object_set_new(out, "failures", fails);
@@ -586,7 +655,9 @@ static void print_text_summary(warmup *w, double secs)
     if (w->no_versions)
         printf("  version lists        skipped (--no-versions)\n");
     else
-        printf("  version lists        %zu/%zu fetched\n", w->fetched, w->njobs);
+        printf("  version lists        %zu/%zu fetched (%zu stale ones refreshed, %zu not tried "
+               "after their repository failed)\n",
+               w->fetched, w->njobs, w->refreshed, w->not_tried);
     printf("  retries              %ld\n", w->retries_done);
     printf("  failures             %zu\n", w->nfailures);
     printf("  seconds              %.1f\n", secs);

@@ -114,9 +114,28 @@ static void register_probed(const fetch_result *res, void *arg)
 
 /* ---- lookups --------------------------------------------------------------- */
 
+/* What an anonymous caller sees of a remote repository: who it is and its
+ * state, never where it lives or why it failed (new reference). */
+static json_t *anonymous_doc(const json_t *doc)
+{
+    static const char *const keys[] = {"repository_id", "name",       "repository_type",
+                                       "priority",      "created_at", NULL};
+    json_t *out = json_object();
+    json_t *state = json_object_get(json_object_get(doc, "upstream"), "state");
+    for (size_t i = 0; out != NULL && keys[i] != NULL; i++) {
+        json_t *v = json_object_get(doc, keys[i]);
+        if (v != NULL)
+            json_object_set(out, keys[i], v);
+    }
+    if (out != NULL && state != NULL)
+        json_object_set_new(out, "upstream", json_pack("{s:O}", "state", state));
+    return out;
+}
+
 /* A remote repository's document as answered to call's caller: the view
  * with its upstream status; the connection settings (server file paths)
- * only for system callers (new reference). */
+ * only for system callers; for anonymous callers only names, ids, type,
+ * priority and state (new reference). */
 static json_t *repository_doc(const api_call *call, const json_t *rec)
 {
     json_t *status = NULL, *doc;
@@ -125,8 +144,13 @@ static json_t *repository_doc(const api_call *call, const json_t *rec)
     remote_status_get(call->app->st, id, &status, &e);
     doc = remote_view(rec, status);
     json_decref(status);
-    if (doc != NULL && call->who.role != AUTH_ROLE_SYSTEM)
+    if (doc != NULL && call->who.role == AUTH_ROLE_ANONYMOUS) {
+        json_t *anon = anonymous_doc(doc);
+        json_decref(doc);
+        doc = anon;
+    } else if (doc != NULL && call->who.role != AUTH_ROLE_SYSTEM) {
         json_object_del(doc, "upstream_settings");
+    }
     return doc;
 }
 
@@ -246,27 +270,45 @@ rd_status api_repository_deregister(api_call *call, json_t **out, rd_error *err)
                    repository_id);
 }
 
+/* What a sync is about: {repository_id, plugin_id?}. */
 static void sync_done(const fetch_result *res, void *arg)
 {
     api_call *call = arg;
-    json_t *answer = NULL;
-    if (res->rc == RD_OK)
-        answer = json_pack("{s:s, s:O}", "repository_id", (const char *)call->pending_ctx,
+    json_t *what = call->pending_ctx, *answer = NULL;
+    const char *plugin_id = json_string_value(json_object_get(what, "plugin_id"));
+    rd_status rc = res->rc;
+    rd_error err = res->err;
+    if (rc == RD_OK && plugin_id == NULL)
+        answer = json_pack("{s:O, s:O}", "repository_id", json_object_get(what, "repository_id"),
                            "plugins", json_object_get(res->value, "plugins"));
-    free(call->pending_ctx);
+    else if (rc == RD_OK)
+        answer =
+            json_pack("{s:O, s:s, s:I}", "repository_id", json_object_get(what, "repository_id"),
+                      "plugin_id", plugin_id, "versions", (json_int_t)json_array_size(res->value));
+    else if (rc == RD_ERR_NOT_FOUND)
+        rc = rd_fail(&err, RD_ERR_NO_PLUGIN, "Plugin not found. (plugin_id = %s)", plugin_id);
+    json_decref(what);
     call->pending_ctx = NULL;
-    api_call_finish(call, res->rc, answer, &res->err);
+    api_call_finish(call, rc, answer, &err);
 }
 
+/* repository sync {repository_id}: the catalog now; with plugin_id: that
+ * plugin's version list now.  Both go to the upstream even when the
+ * repository is offline or the cached copy is fresh. */
 rd_status api_repository_sync(api_call *call, json_t **out, rd_error *err)
 {
-    const char *repository_id = NULL;
+    static const char *const sync_keys[] = {"repository_id", "plugin_id", NULL};
+    const char *repository_id = NULL, *plugin_id = NULL;
     json_t *rec = NULL;
     fetch_job job;
-    rd_status rc = api_check_keys(call->body, id_keys, err);
+    rd_status rc = api_check_keys(call->body, sync_keys, err);
     (void)out;
     if (rc == RD_OK)
         rc = api_req_string(call->body, "repository_id", &repository_id, err);
+    if (rc == RD_OK)
+        rc = api_opt_string(call->body, "plugin_id", &plugin_id, err);
+    if (rc == RD_OK && plugin_id != NULL && plugin_id[0] == '\0')
+        rc = rd_fail(err, RD_ERR_INVALID_PARAMETER, "Invalid parameter. (key = plugin_id)");
     if (rc == RD_OK)
         rc = find_target(call, repository_id, &rec, err);
     if (rc != RD_OK)
@@ -277,12 +319,14 @@ rd_status api_repository_sync(api_call *call, json_t **out, rd_error *err)
                        "repositories are synced)",
                        repository_id);
     json_decref(rec);
-    call->pending_ctx = strdup(repository_id);
+    call->pending_ctx =
+        json_pack("{s:s, s:s?}", "repository_id", repository_id, "plugin_id", plugin_id);
     if (call->pending_ctx == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
     memset(&job, 0, sizeof(job));
-    job.kind = FETCH_CATALOG;
+    job.kind = plugin_id != NULL ? FETCH_VERSIONS : FETCH_CATALOG;
     job.repository_id = repository_id;
+    job.plugin_id = plugin_id;
     job.force = 1; /* an operator asked: try even when the breaker is open */
     fetcher_submit(call->app->fetcher, &job, call->edge.base, sync_done, call);
     return RD_PENDING;

@@ -310,8 +310,11 @@ static void decode_response(const httpc_response *resp, tk_reply *out)
     {
         const char *ra = httpc_response_header(resp, "Retry-After");
         long secs;
+        const char *xc = httpc_response_header(resp, "X-Cache");
         if (ra != NULL && tk_parse_long(ra, 0, 3600, &secs) == 0)
             out->retry_after_ms = (int)secs * 1000;
+        if (xc != NULL)
+            snprintf(out->x_cache, sizeof(out->x_cache), "%s", xc);
     }
     if (resp->status >= 200 && resp->status < 300) {
         if (!json_is_object(out->body)) {

@@ -7,6 +7,13 @@
  * repository decides whether the upstream may be asked at all; answers are
  * validated whole, written to the cache, and every waiter's callback is
  * posted to its own event loop with event_base_once().
+ *
+ * A repository whose last upstream call failed is probed on a timer, not
+ * only when a client asks: a tick looks for breakers whose probe is due
+ * and sends each a catalog sync (a real upstream call that also refreshes
+ * the mirrored catalog).  Success closes the breaker; failure pushes the
+ * next probe out (1 s while degraded, then 1 s, 2 s, 4 s ... at most 60 s
+ * once offline, each shortened by up to 20 % at random).
  */
 #include "fetcher.h"
 
@@ -26,6 +33,8 @@
 #define BREAKER_THRESHOLD 3
 #define BACKOFF_FIRST_MS  1000
 #define BACKOFF_MAX_MS    60000
+#define PROBE_TICK_MS     200 /* how often due probes are looked for */
+#define JITTER_PERCENT    20  /* a delay is shortened by up to this, at random */
 
 typedef struct waiter {
     struct event_base *base;
@@ -87,7 +96,8 @@ struct fetcher {
     httpc *http;
     registry_client *registry; /* local plugins' versions (TAGS jobs) */
     struct event *wake;
-    pthread_mutex_t lock; /* queue, stopping, breakers */
+    struct event *probe_tick; /* looks for due probes every PROBE_TICK_MS */
+    pthread_mutex_t lock;     /* queue, stopping, breakers */
     queued *head, *tail;
     int stopping;
     breaker *breakers;
@@ -115,6 +125,16 @@ static void job_copy_free(job_copy *j)
 }
 
 /* ---- breaker (under f->lock) --------------------------------------------- */
+
+/* delay_ms shortened by up to JITTER_PERCENT at random, so mirrors that
+ * lost the same upstream do not probe it in step. */
+static int64_t jittered(int64_t delay_ms)
+{
+    uint32_t r = 0;
+    if (util_random_bytes(&r, sizeof(r)) != 0)
+        return delay_ms;
+    return delay_ms - (int64_t)(r % (uint32_t)(delay_ms * JITTER_PERCENT / 100 + 1));
+}
 
 static breaker *breaker_find(fetcher *f, const char *repository_id, int create)
 {
@@ -161,7 +181,7 @@ static int breaker_admit(fetcher *f, const char *repository_id, int force, int64
             ok = 0;
             *wait_ms = b->next_probe_ms - now;
         } else {
-            b->next_probe_ms = now + b->backoff_ms; /* this request is the probe */
+            b->next_probe_ms = now + jittered(b->backoff_ms); /* this request is the probe */
         }
     }
     pthread_mutex_unlock(&f->lock);
@@ -180,6 +200,7 @@ static const char *breaker_record(fetcher *f, const char *repository_id, int suc
                 LOG_INFO("upstream of %s is back", repository_id);
             b->failures = 0;
             b->backoff_ms = 0;
+            b->next_probe_ms = 0;
         } else {
             b->failures++;
             if (b->failures == BREAKER_THRESHOLD) {
@@ -189,8 +210,10 @@ static const char *breaker_record(fetcher *f, const char *repository_id, int suc
                 b->backoff_ms =
                     b->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b->backoff_ms * 2;
             }
-            if (b->failures >= BREAKER_THRESHOLD)
-                b->next_probe_ms = util_now_ms() + b->backoff_ms;
+            /* the timed probe after this failure */
+            b->next_probe_ms =
+                util_now_ms() +
+                jittered(b->failures >= BREAKER_THRESHOLD ? b->backoff_ms : BACKOFF_FIRST_MS);
             state = b->failures >= BREAKER_THRESHOLD ? "offline" : "degraded";
         }
     }
@@ -781,6 +804,95 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* ---- timed probes ---------------------------------------------------------- */
+
+/* Sends a catalog sync to the upstream of repository_id as its probe. */
+static void send_probe(fetcher *f, const char *repository_id)
+{
+    queued *q = calloc(1, sizeof(*q));
+    waiter *w = calloc(1, sizeof(*w));
+    if (q == NULL || w == NULL || (q->job.repository_id = strdup(repository_id)) == NULL) {
+        free(q);
+        free(w);
+        return;
+    }
+    q->job.kind = FETCH_CATALOG;
+    q->job.force = 1; /* the tick already judged the probe due */
+    q->job.submitted_ms = util_now_ms();
+    q->w = w; /* no callback: the outcome goes to the breaker and the status */
+    LOG_DEBUG("fetcher: probing the upstream of %s", repository_id);
+    start_job(f, q);
+}
+
+/* Looks for breakers whose probe is due and probes them (engine thread).
+ * A breaker of a repository deregistered meanwhile is dropped. */
+static void on_probe_tick(evutil_socket_t fd, short what, void *arg)
+{
+    fetcher *f = arg;
+    int64_t now = util_now_ms();
+    char due[16][64];
+    size_t ndue = 0;
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&f->lock);
+    for (size_t i = 0; i < f->nbreakers && ndue < sizeof(due) / sizeof(due[0]); i++) {
+        breaker *b = &f->breakers[i];
+        if (b->failures == 0 || now < b->next_probe_ms)
+            continue;
+        /* until this probe answers (bounded by timeout_ms); a later tick
+         * that finds it still in flight joins it */
+        b->next_probe_ms = now + (b->backoff_ms > 0 ? b->backoff_ms : BACKOFF_FIRST_MS);
+        snprintf(due[ndue++], sizeof(due[0]), "%s", b->repository_id);
+    }
+    pthread_mutex_unlock(&f->lock);
+    for (size_t i = 0; i < ndue; i++) {
+        json_t *rec = NULL;
+        rd_error e;
+        rd_status rc = remote_get(f->a->st, due[i], &rec, &e);
+        json_decref(rec);
+        if (rc == RD_OK) {
+            send_probe(f, due[i]);
+        } else if (rc == RD_ERR_NOT_FOUND) {
+            pthread_mutex_lock(&f->lock);
+            breaker *b = breaker_find(f, due[i], 0);
+            if (b != NULL)
+                *b = f->breakers[--f->nbreakers];
+            pthread_mutex_unlock(&f->lock);
+        }
+    }
+}
+
+/* Restores the breakers of repositories that were degraded or offline when
+ * the server stopped, so their probes run without client traffic. */
+static void seed_breakers(fetcher *f)
+{
+    json_t *recs = NULL, *rec;
+    size_t i;
+    rd_error e;
+    if (remote_list(f->a->st, &recs, &e) != RD_OK)
+        return;
+    json_array_foreach(recs, i, rec)
+    {
+        const char *id = json_string_value(json_object_get(rec, "repository_id"));
+        json_t *status = NULL;
+        const char *state;
+        if (id == NULL || remote_status_get(f->a->st, id, &status, &e) != RD_OK)
+            continue;
+        state = json_string_value(json_object_get(status, "state"));
+        if (state != NULL && (strcmp(state, "offline") == 0 || strcmp(state, "degraded") == 0)) {
+            breaker *b = breaker_find(f, id, 1);
+            if (b != NULL) {
+                int offline = strcmp(state, "offline") == 0;
+                b->failures = offline ? BREAKER_THRESHOLD : 1;
+                b->backoff_ms = offline ? BACKOFF_FIRST_MS : 0;
+                b->next_probe_ms = util_now_ms() + jittered(BACKOFF_FIRST_MS);
+            }
+        }
+        json_decref(status);
+    }
+    json_decref(recs);
+}
+
 static void *engine_main(void *arg)
 {
     fetcher *f = arg;
@@ -790,6 +902,7 @@ static void *engine_main(void *arg)
 
 rd_status fetcher_start(app *a, fetcher **out, rd_error *err)
 {
+    static const struct timeval tick = {0, PROBE_TICK_MS * 1000};
     fetcher *f = calloc(1, sizeof(*f));
     *out = NULL;
     if (f == NULL)
@@ -800,10 +913,13 @@ rd_status fetcher_start(app *a, fetcher **out, rd_error *err)
     f->http = f->base != NULL ? httpc_new(f->base) : NULL;
     f->registry = f->http != NULL ? registry_client_new(f->http, a->conf) : NULL;
     f->wake = f->base != NULL ? event_new(f->base, -1, EV_PERSIST, on_wake, f) : NULL;
-    if (f->registry == NULL || f->wake == NULL || event_add(f->wake, NULL) != 0) {
+    f->probe_tick = f->base != NULL ? event_new(f->base, -1, EV_PERSIST, on_probe_tick, f) : NULL;
+    if (f->registry == NULL || f->wake == NULL || f->probe_tick == NULL ||
+        event_add(f->wake, NULL) != 0 || event_add(f->probe_tick, &tick) != 0) {
         fetcher_free(f);
         return rd_fail(err, RD_ERR_INTERNAL, "cannot start the upstream engine");
     }
+    seed_breakers(f);
     if (pthread_create(&f->thread, NULL, engine_main, f) != 0) {
         fetcher_free(f);
         return rd_fail(err, RD_ERR_INTERNAL, "cannot start the upstream engine thread");
@@ -851,6 +967,8 @@ void fetcher_cancel(fetcher *f)
         event_base_once(f->base, -1, EV_TIMEOUT, stop_cb, f, &now);
         pthread_join(f->thread, NULL);
     }
+    if (f->probe_tick != NULL)
+        event_del(f->probe_tick); /* no probe starts on the loops below */
     /* The loop is gone: free the clients (their pending requests complete
      * with "cancelled" and reach their waiters), then whatever was queued. */
     if (f->registry != NULL)
@@ -877,6 +995,8 @@ void fetcher_free(fetcher *f)
     fetcher_cancel(f);
     if (f->wake != NULL)
         event_free(f->wake);
+    if (f->probe_tick != NULL)
+        event_free(f->probe_tick);
     if (f->base != NULL)
         event_base_free(f->base);
     free(f->breakers);

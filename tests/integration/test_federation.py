@@ -267,6 +267,11 @@ class FederationTest(RepodTestCase):
                 g = self.assertOK(r)
                 self.assertEqual(g["repository_id"], self.u_local_id)
                 self.assertEqual(g["repository_type"], "remote")
+                if who == "anonymous":
+                    # names, ids, type, priority and state only (IdleRecoveryTest)
+                    self.assertNotIn("endpoint", g)
+                    self.assertEqual(g["upstream"], {"state": "ok"}, g)
+                    continue
                 self.assertEqual(g["endpoint"], self.up.endpoint)
                 st = g["upstream"]
                 self.assertEqual(set(st), UPSTREAM_STATUS_KEYS, g)
@@ -915,6 +920,133 @@ class UpstreamOutageTest(RepodTestCase):
             self.assertIsNone(st["last_error"])
             self.assertServesCache(("HIT",))
 
+
+# --------------------------------------------------------------------------
+# 5b: an idle mirror recovers on its own; what anonymous callers see
+
+class IdleRecoveryTest(RepodTestCase):
+    """The breaker probes on a timer: with no client traffic but polling
+    `repository get` (which never calls the upstream), an offline repository
+    returns to ok once its upstream is back on the same port."""
+
+    PLUGINS = [("market/idle-a", "Idle A"), ("market/idle-b", "Idle B")]
+    ANON_KEYS = {"repository_id", "name", "repository_type", "priority", "created_at",
+                 "upstream"}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.up = Server(start=False, name="idle-U",
+                        overrides={"auth": {"public_domains": ["market"]}})
+        cls.server = cls.mirror = Server(start=False, name="idle-M")
+        try:
+            admin = cls.up.make_token("market", "admin")
+            cls.up.start()
+            cls.up.pin_port()
+            seed(cls.up, admin, cls.PLUGINS)
+            cls.u_local_id = local_repository_id(cls.up)
+            cls.system = cls.mirror.make_token("root", "system")
+            cls.viewer = cls.mirror.make_token("d1", "viewer")
+            cls.mirror.start()
+            must(register_remote(cls.mirror, cls.system, "Idle", cls.up,
+                                 cache={"ttl_s": 3600, "timeout_ms": 1000}),
+                 "register", cls.mirror)
+            must(cls.mirror.api("repository/sync", {"repository_id": cls.u_local_id},
+                                token=cls.system), "sync", cls.mirror)
+        except BaseException:
+            cls.mirror.close()
+            cls.up.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.mirror.close()
+        cls.up.close()
+
+    def get(self, token=None):
+        return self.mirror.api("repository/get", {"repository_id": self.u_local_id}, token=token)
+
+    def state(self):
+        return self.assertOK(self.get(self.system))["upstream"]["state"]
+
+    def assertAnonymousView(self, doc):
+        self.assertLessEqual(set(doc), self.ANON_KEYS, doc)
+        self.assertEqual(doc["repository_id"], self.u_local_id)
+        self.assertEqual(doc["name"], "Idle")
+        self.assertEqual(doc["repository_type"], "remote")
+        self.assertIsInstance(doc["priority"], int)
+        self.assertEqual(set(doc["upstream"]), {"state"}, doc)
+        self.assertNotIn(self.up.endpoint, json.dumps(doc))
+
+    def test_idle_mirror_recovers_and_anonymous_sees_no_endpoint(self):
+        with self.subTest("repository get never calls the upstream"):
+            self.assertEqual(self.state(), "ok")
+            before = self.mirror.metric("repod_upstream_requests_total")
+            for _ in range(10):
+                self.assertOK(self.get(self.system))
+                self.assertOK(self.get())
+            self.assertEqual(self.mirror.metric("repod_upstream_requests_total"), before)
+
+        self.up.stop()
+        with self.subTest("three failed syncs: offline"):
+            for _ in range(3):
+                r = self.mirror.api("repository/sync", {"repository_id": self.u_local_id},
+                                    token=self.system)
+                self.assertError(r, 503, "ERROR_UPSTREAM_UNAVAILABLE")
+            self.assertEqual(self.state(), "offline")
+
+        with self.subTest("anonymous view: names, ids, type, priority, state"):
+            doc = self.assertOK(self.get())
+            self.assertAnonymousView(doc)
+            self.assertEqual(doc["upstream"]["state"], "offline")
+            listed = self.assertOK(self.mirror.api("repository/list",
+                                                   {"repository_type": "remote"}))
+            (doc,) = listed["results"]
+            self.assertAnonymousView(doc)
+            # what it cannot see, it cannot filter on either
+            r = self.mirror.api("repository/list",
+                                {"query": {"filter": [{"key": "endpoint", "value": self.up.endpoint,
+                                                       "operator": "eq"}]}})
+            self.assertEqual(ids_of_repos(self.assertOK(r)), [])
+
+        with self.subTest("a token of any role sees endpoint and last_error"):
+            for token in (self.viewer, self.system):
+                doc = self.assertOK(self.get(token))
+                self.assertEqual(doc["endpoint"], self.up.endpoint)
+                self.assertIsInstance(doc["upstream"]["last_error"], str)
+                self.assertTrue(doc["upstream"]["last_error"])
+                self.assertEqual(doc["upstream"]["cached_plugins"], 2)
+            self.assertNotIn("upstream_settings", self.assertOK(self.get(self.viewer)))
+            self.assertIn("upstream_settings", self.assertOK(self.get(self.system)))
+
+        with self.subTest("upstream back on the same port: ok without client traffic"):
+            time.sleep(2.0)  # a few timed probes fail first
+            served = self.up.access_count("plugin/list")
+            self.up.start()
+            self.assertEqual(self.up.endpoint, "https://127.0.0.1:%d" % self.up.port)
+            # the back-off is at most 8 s (+ jitter) by now; polling only
+            ok = wait_until(lambda: self.state() == "ok", 30.0, 0.25)
+            self.assertTrue(ok, "still %r 30 s after the upstream came back%s" %
+                            (self.assertOK(self.get(self.system))["upstream"],
+                             self.mirror.describe()))
+            st = self.assertOK(self.get(self.system))["upstream"]
+            self.assertIsNone(st["last_error"])
+            # the probe was a catalog sync the upstream answered
+            self.assertGreater(self.up.access_count("plugin/list"), served)
+            self.assertEqual(self.assertOK(self.get())["upstream"], {"state": "ok"})
+
+        with self.subTest("restarted while offline: probes resume on their own"):
+            self.up.stop()
+            for _ in range(3):
+                self.mirror.api("repository/sync", {"repository_id": self.u_local_id},
+                                token=self.system)
+            self.assertEqual(self.state(), "offline")
+            self.mirror.restart()
+            self.assertEqual(self.state(), "offline")
+            self.up.start()
+            ok = wait_until(lambda: self.state() == "ok", 30.0, 0.25)
+            self.assertTrue(ok, "still %r 30 s after the upstream came back%s" %
+                            (self.assertOK(self.get(self.system))["upstream"],
+                             self.mirror.describe()))
 
 # --------------------------------------------------------------------------
 # 6: a misbehaving upstream
