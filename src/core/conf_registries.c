@@ -40,6 +40,11 @@ const conf_row conf_registry_entry_rows[] = {
     ENTRY_ROW("aws_region", CONF_STRING, 0, 0, NULL, "ECR: region, e.g. ap-northeast-2"),
     ENTRY_ROW("timeout_ms", CONF_INT, 100, 600000, "remote_defaults.timeout_ms",
               "timeout of one registry call"),
+    {.key = "token_realm_hosts",
+     .type = CONF_ARRAY,
+     .off = CONF_NONE,
+     .def_text = "[] (Docker Hub: [\"auth.docker.io\"])",
+     .help = "hosts (host[:port]) besides its own where its Bearer token realm may live"},
 };
 
 #define REGISTRY_ENTRY_ROW_COUNT                                                                   \

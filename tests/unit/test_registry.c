@@ -655,6 +655,20 @@ static repod_conf *load_conf(const char *json)
     return conf;
 }
 
+/* A config whose registry.allowed_hosts admits the hosts of the target
+ * tests (freed at exit by the group teardown). */
+static repod_conf *g_open;
+
+static repod_conf *open_conf(void)
+{
+    if (g_open == NULL)
+        g_open = load_conf("{\"tls\": {\"cert\": \"s.crt\", \"key\": \"s.key\"}, "
+                           "\"registry\": {\"allowed_hosts\": [\"harbor.example.com:8443\", "
+                           "\"harbor.example.com\", \"h.example\", \"q.io\", \"ecr.example.com\", "
+                           "\"*.dkr.ecr.*.amazonaws.com\", \"*.dkr.ecr.*.amazonaws.com.cn\"]}}");
+    return g_open;
+}
+
 static void test_target_docker_hub(void **state)
 {
     registry_target t;
@@ -668,7 +682,7 @@ static void test_target_docker_hub(void **state)
     assert_false(t.ecr);
     registry_target_clear(&t);
 
-    assert_int_equal(registry_resolve_target(NULL, "DOCKER_HUB", "registry.hub.docker.com", NULL,
+    assert_int_equal(registry_resolve_target(open_conf(), "DOCKER_HUB", "registry.hub.docker.com", NULL,
                                              "pyengine/plugin-jira", &t, &err),
                      RD_OK);
     assert_string_equal(t.repository, "pyengine/plugin-jira");
@@ -694,7 +708,7 @@ static void test_target_harbor_and_defaults(void **state)
     rd_error err;
     repod_conf *conf;
     (void)state;
-    assert_int_equal(registry_resolve_target(NULL, "HARBOR", "harbor.example.com:8443/spaceone/",
+    assert_int_equal(registry_resolve_target(open_conf(), "HARBOR", "harbor.example.com:8443/spaceone/",
                                              NULL, "plugin-x", &t, &err),
                      RD_OK);
     assert_string_equal(t.host, "harbor.example.com:8443");
@@ -702,13 +716,13 @@ static void test_target_harbor_and_defaults(void **state)
     assert_string_equal(t.repository, "spaceone/plugin-x"); /* no library/ outside Docker Hub */
     registry_target_clear(&t);
 
-    assert_int_equal(registry_resolve_target(NULL, "HARBOR", "https://harbor.example.com", NULL,
+    assert_int_equal(registry_resolve_target(open_conf(), "HARBOR", "https://harbor.example.com", NULL,
                                              "a/b", &t, &err),
                      RD_OK);
     assert_string_equal(t.host, "harbor.example.com");
     registry_target_clear(&t);
 
-    assert_int_equal(registry_resolve_target(NULL, "HARBOR", NULL, NULL, "a/b", &t, &err),
+    assert_int_equal(registry_resolve_target(open_conf(), "HARBOR", NULL, NULL, "a/b", &t, &err),
                      RD_ERR_INVALID_PARAMETER);
     assert_non_null(strstr(err.message, "registry_url"));
     assert_null(t.host);
@@ -732,7 +746,7 @@ static void test_target_ecr(void **state)
     json_t *cfg = json_pack("{s:s, s:s}", "account_id", "123456789012", "region", "ap-northeast-2");
     (void)state;
     assert_int_equal(
-        registry_resolve_target(NULL, "AWS_PRIVATE_ECR", NULL, cfg, "team/app", &t, &err), RD_OK);
+        registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", NULL, cfg, "team/app", &t, &err), RD_OK);
     assert_string_equal(t.host, "123456789012.dkr.ecr.ap-northeast-2.amazonaws.com");
     assert_string_equal(t.api_url, "https://123456789012.dkr.ecr.ap-northeast-2.amazonaws.com");
     assert_string_equal(t.repository, "team/app");
@@ -743,7 +757,7 @@ static void test_target_ecr(void **state)
     registry_target_clear(&t);
 
     /* from registry_url alone: region from the host name */
-    assert_int_equal(registry_resolve_target(NULL, "AWS_PRIVATE_ECR",
+    assert_int_equal(registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR",
                                              "1.dkr.ecr.eu-west-1.amazonaws.com", NULL, "app", &t,
                                              &err),
                      RD_OK);
@@ -751,7 +765,7 @@ static void test_target_ecr(void **state)
     assert_string_equal(t.repository, "app");
     registry_target_clear(&t);
 
-    assert_int_equal(registry_resolve_target(NULL, "AWS_PRIVATE_ECR",
+    assert_int_equal(registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR",
                                              "1.dkr.ecr.cn-north-1.amazonaws.com.cn", NULL, "app",
                                              &t, &err),
                      RD_OK);
@@ -772,13 +786,13 @@ static void test_target_ecr(void **state)
     registry_target_clear(&t);
     conf_free(conf);
 
-    assert_int_equal(registry_resolve_target(NULL, "AWS_PRIVATE_ECR", NULL, NULL, "app", &t, &err),
+    assert_int_equal(registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", NULL, NULL, "app", &t, &err),
                      RD_ERR_INVALID_PARAMETER);
     assert_int_equal(
-        registry_resolve_target(NULL, "AWS_PRIVATE_ECR", "ecr.example.com", NULL, "app", &t, &err),
+        registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", "ecr.example.com", NULL, "app", &t, &err),
         RD_ERR_INVALID_PARAMETER); /* no region anywhere */
     json_object_set_new(cfg, "region", json_string("bad region"));
-    assert_int_equal(registry_resolve_target(NULL, "AWS_PRIVATE_ECR", NULL, cfg, "app", &t, &err),
+    assert_int_equal(registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", NULL, cfg, "app", &t, &err),
                      RD_ERR_INVALID_PARAMETER);
     json_decref(cfg);
 }
@@ -794,26 +808,26 @@ static void test_target_refusals(void **state)
     rd_error err;
     size_t i;
     (void)state;
-    assert_int_equal(registry_resolve_target(NULL, "QUAY", "q.io", NULL, "a", &t, &err),
+    assert_int_equal(registry_resolve_target(open_conf(), "QUAY", "q.io", NULL, "a", &t, &err),
                      RD_ERR_INVALID_REGISTRY_TYPE);
     assert_non_null(strstr(err.message, "QUAY"));
-    assert_int_equal(registry_resolve_target(NULL, "HARBOR", "h.example", NULL, NULL, &t, &err),
+    assert_int_equal(registry_resolve_target(open_conf(), "HARBOR", "h.example", NULL, NULL, &t, &err),
                      RD_ERR_REQUIRED_PARAMETER);
     for (i = 0; bad_images[i] != NULL; i++) {
-        if (registry_resolve_target(NULL, "HARBOR", "h.example", NULL, bad_images[i], &t, &err) !=
+        if (registry_resolve_target(open_conf(), "HARBOR", "h.example", NULL, bad_images[i], &t, &err) !=
             RD_ERR_INVALID_IMAGE_FORMAT)
             fail_msg("accepted image %s", bad_images[i]);
     }
     for (i = 0; good_images[i] != NULL; i++) {
-        if (registry_resolve_target(NULL, "HARBOR", "h.example", NULL, good_images[i], &t, &err) !=
+        if (registry_resolve_target(open_conf(), "HARBOR", "h.example", NULL, good_images[i], &t, &err) !=
             RD_OK)
             fail_msg("refused image %s: %s", good_images[i], err.message);
         registry_target_clear(&t);
     }
-    assert_int_equal(registry_resolve_target(NULL, "HARBOR", "h.example/Bad", NULL, "a", &t, &err),
+    assert_int_equal(registry_resolve_target(open_conf(), "HARBOR", "h.example/Bad", NULL, "a", &t, &err),
                      RD_ERR_INVALID_PARAMETER);
     assert_int_equal(
-        registry_resolve_target(NULL, "HARBOR", "us er@h.example", NULL, "a", &t, &err),
+        registry_resolve_target(open_conf(), "HARBOR", "us er@h.example", NULL, "a", &t, &err),
         RD_ERR_INVALID_PARAMETER);
 }
 
@@ -1320,6 +1334,8 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
+    conf_free(g_open);
+    g_open = NULL;
     conf_free(g_conf);
     fake_stop(&g_fake);
     httpc_free(g_http);
