@@ -196,6 +196,25 @@ rd_status registry_resolve_target(const repod_conf *conf, const char *registry_t
         rc = rd_fail(err, RD_ERR_REQUIRED_PARAMETER, "Required parameter. (key = image)");
         goto done;
     }
+    if (ecr) {
+        /* checked before any host name is built from them */
+        const char *account = entry_string(registry_config, "account_id");
+        const char *region = entry_string(registry_config, "region");
+        if (account != NULL && !registry_ecr_account_valid(account)) {
+            rc = rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                         "Invalid parameter. (registry_config.account_id = %.64s: expected 12 "
+                         "digits)",
+                         account);
+            goto done;
+        }
+        if (region != NULL && !region_valid(region)) {
+            rc = rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                         "Invalid parameter. (registry_config.region = %.64s: expected an AWS "
+                         "region such as us-east-1)",
+                         region);
+            goto done;
+        }
+    }
     if (url == NULL || url[0] == '\0') {
         url = NULL;
         if (conf != NULL && json_is_object(conf->registry_default_urls))
