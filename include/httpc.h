@@ -104,6 +104,12 @@ int httpc_request(httpc *c, const httpc_request_opts *opts, httpc_cb cb, void *a
 /* Looks up a header of resp (convenience wrapper); NULL when absent. */
 const char *httpc_response_header(const httpc_response *resp, const char *name);
 
+/* 1 when sa (AF_INET / AF_INET6) is loopback, link-local, unspecified or
+ * multicast (IPv4-mapped IPv6 judged as IPv4): what refuse_special_addresses
+ * refuses.  Other families count as special. */
+struct sockaddr;
+int httpc_address_is_special(const struct sockaddr *sa);
+
 /* Addition, for tests and metrics: how many connections c has opened so far
  * (a reused keep-alive connection is not counted again). */
 unsigned long httpc_connections_opened(const httpc *c);

@@ -154,10 +154,6 @@ size_t httpc_idle_count(const httpc *c, const char *key);
 
 /* ---- httpc_addr.c ------------------------------------------------------ */
 
-/* 1 when the address is loopback, link-local, unspecified or multicast
- * (IPv4-mapped IPv6 addresses judged as IPv4). */
-int httpc_addr_special(const struct sockaddr *sa);
-
 /* Resolves r->connect_host (r->refuse_special set) and checks every
  * address, then calls done(r, HTTPC_OK, "") with r->connect_host replaced
  * by the numeric address to connect to, or done(r, HTTPC_ERR_REFUSED or

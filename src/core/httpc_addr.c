@@ -21,7 +21,7 @@
 #include "log.h"
 
 
-int httpc_addr_special(const struct sockaddr *sa)
+int httpc_address_is_special(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET) {
         uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
@@ -36,7 +36,7 @@ int httpc_addr_special(const struct sockaddr *sa)
             v4.sin_family = AF_INET;
             memcpy(&v4.sin_addr, &a->s6_addr[12], 4);
             if (IN6_IS_ADDR_V4MAPPED(a) || memcmp(&v4.sin_addr, "\0\0\0\0", 4) != 0)
-                return httpc_addr_special((const struct sockaddr *)&v4);
+                return httpc_address_is_special((const struct sockaddr *)&v4);
         }
         return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LINKLOCAL(a) ||
                IN6_IS_ADDR_MULTICAST(a);
@@ -65,7 +65,7 @@ static void addr_judge(httpc_req *r, httpc_addr_done done, int result,
         return;
     }
     for (ai = res; ai != NULL; ai = ai->ai_next) {
-        if (httpc_addr_special(ai->ai_addr)) {
+        if (httpc_address_is_special(ai->ai_addr)) {
             bytes = ai->ai_family == AF_INET
                         ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
                         : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;

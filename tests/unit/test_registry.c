@@ -797,6 +797,90 @@ static void test_target_ecr(void **state)
     json_decref(cfg);
 }
 
+/* The outbound allow-list: patterns, rules, realm hosts, ECR shapes. */
+static void test_allow_list_rules(void **state)
+{
+    repod_conf *conf;
+    (void)state;
+    /* '*' is exactly one DNS label; the port is part of the match */
+    assert_true(registry_host_pattern_match("*.example.com", "a.example.com"));
+    assert_true(registry_host_pattern_match("*.example.com", "A.Example.COM:443"));
+    assert_false(registry_host_pattern_match("*.example.com", "a.b.example.com"));
+    assert_false(registry_host_pattern_match("*.example.com", "example.com"));
+    assert_false(registry_host_pattern_match("*.example.com", ".example.com"));
+    assert_false(registry_host_pattern_match("*.example.com", "a.example.com:5000"));
+    assert_false(registry_host_pattern_match("*.example.com", "a.example.com.evil.org"));
+    assert_true(registry_host_pattern_match("*.example.com:5000", "a.example.com:5000"));
+    assert_false(registry_host_pattern_match("*.example.com:5000", "a.example.com"));
+    assert_true(registry_host_pattern_match("*.dkr.ecr.*.amazonaws.com",
+                                            "123456789012.dkr.ecr.us-east-1.amazonaws.com"));
+    assert_false(registry_host_pattern_match("*.dkr.ecr.*.amazonaws.com",
+                                             "1.dkr.ecr.us-east-1.amazonaws.com.evil.org"));
+    assert_false(registry_host_pattern_match("*.dkr.ecr.*.amazonaws.com",
+                                             "x.dkr.ecr.a.b.amazonaws.com"));
+
+    conf = load_conf(
+        "{\"tls\": {\"cert\": \"s.crt\", \"key\": \"s.key\"}, "
+        "\"registry\": {\"allowed_hosts\": [\"*.corp.example\", \"exact.example:5000\"], "
+        "\"default_urls\": {\"HARBOR\": \"harbor.default.example/base\"}}, "
+        "\"registries\": {\"Harbor.Example.com\": {\"api_url\": \"https://10.1.2.3:9443\", "
+        "\"token_realm_hosts\": [\"sso.example.com\"]}}}");
+    assert_int_equal(registry_host_rule_of(conf, "harbor.example.com"), REGISTRY_HOST_NAMED);
+    assert_int_equal(registry_host_rule_of(conf, "harbor.example.com:443"), REGISTRY_HOST_NAMED);
+    assert_int_equal(registry_host_rule_of(conf, "harbor.example.com:444"),
+                     REGISTRY_HOST_REFUSED);
+    assert_int_equal(registry_host_rule_of(conf, "https://10.1.2.3:9443"), REGISTRY_HOST_NAMED);
+    assert_int_equal(registry_host_rule_of(conf, "harbor.default.example"), REGISTRY_HOST_NAMED);
+    assert_int_equal(registry_host_rule_of(conf, "exact.example:5000"), REGISTRY_HOST_NAMED);
+    assert_int_equal(registry_host_rule_of(conf, "exact.example"), REGISTRY_HOST_REFUSED);
+    assert_int_equal(registry_host_rule_of(conf, "r.corp.example"), REGISTRY_HOST_ALLOWED);
+    assert_int_equal(registry_host_rule_of(conf, "registry.hub.docker.com"),
+                     REGISTRY_HOST_ALLOWED);
+    assert_int_equal(registry_host_rule_of(conf, "registry-1.docker.io"), REGISTRY_HOST_ALLOWED);
+    assert_int_equal(registry_host_rule_of(conf, "169.254.169.254"), REGISTRY_HOST_REFUSED);
+    assert_int_equal(registry_host_rule_of(NULL, "harbor.example.com"), REGISTRY_HOST_REFUSED);
+    assert_int_equal(registry_host_rule_of(NULL, "registry.hub.docker.com"),
+                     REGISTRY_HOST_ALLOWED);
+
+    /* realms: own host, token_realm_hosts, Docker Hub's default; nothing else */
+    assert_int_equal(registry_realm_rule_of(conf, "harbor.example.com", "https://10.1.2.3:9443",
+                                            "10.1.2.3:9443"),
+                     REGISTRY_HOST_NAMED);
+    assert_int_equal(registry_realm_rule_of(conf, "harbor.example.com", "https://10.1.2.3:9443",
+                                            "sso.example.com"),
+                     REGISTRY_HOST_NAMED);
+    assert_int_equal(registry_realm_rule_of(conf, "harbor.example.com", "https://10.1.2.3:9443",
+                                            "evil.example.com"),
+                     REGISTRY_HOST_REFUSED);
+    assert_int_equal(registry_realm_rule_of(conf, "harbor.example.com", "https://10.1.2.3:9443",
+                                            "10.1.2.3:9444"),
+                     REGISTRY_HOST_REFUSED);
+    assert_int_equal(registry_realm_rule_of(NULL, "registry.hub.docker.com",
+                                            "https://registry-1.docker.io", "auth.docker.io:443"),
+                     REGISTRY_HOST_ALLOWED);
+    assert_int_equal(registry_realm_rule_of(NULL, "r.corp.example", "https://r.corp.example",
+                                            "auth.docker.io"),
+                     REGISTRY_HOST_REFUSED);
+    conf_free(conf);
+
+    /* ECR shapes */
+    assert_true(registry_ecr_account_valid("123456789012"));
+    assert_false(registry_ecr_account_valid("12345678901"));
+    assert_false(registry_ecr_account_valid("1234567890123"));
+    assert_false(registry_ecr_account_valid("12345678901a"));
+    assert_false(registry_ecr_account_valid(NULL));
+    assert_true(registry_ecr_region_valid("us-east-1"));
+    assert_true(registry_ecr_region_valid("ap-northeast-2"));
+    assert_true(registry_ecr_region_valid("us-gov-west-1"));
+    assert_true(registry_ecr_region_valid("cn-north-1"));
+    assert_false(registry_ecr_region_valid("us-east"));
+    assert_false(registry_ecr_region_valid("x.evil.com"));
+    assert_false(registry_ecr_region_valid("US-EAST-1"));
+    assert_false(registry_ecr_region_valid("u-east-1"));
+    assert_false(registry_ecr_region_valid("us--1"));
+    assert_false(registry_ecr_region_valid("us-east-1a"));
+}
+
 static void test_target_refusals(void **state)
 {
     static const char *const bad_images[] = {"Foo/bar", "a//b", "-a",    "a-", "a?b",
@@ -1839,6 +1923,7 @@ int main(void)
         cmocka_unit_test(test_target_harbor_and_defaults),
         cmocka_unit_test(test_target_ecr),
         cmocka_unit_test(test_target_refusals),
+        cmocka_unit_test(test_allow_list_rules),
         cmocka_unit_test_setup_teardown(test_client_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_default_page_size_one_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_cross_origin_link_rebased, setup, teardown),
