@@ -80,7 +80,7 @@ typedef struct httpc_req {
     char *key;
     int refuse_special;                        /* check addresses before connecting */
     struct evdns_getaddrinfo_request *dns_req; /* that check's lookup in flight */
-    char **headers; /* NULL-terminated name, value pairs */
+    char **headers;                            /* NULL-terminated name, value pairs */
     char *body;
     size_t body_len;
 

@@ -20,7 +20,6 @@
 
 #include "log.h"
 
-
 int httpc_address_is_special(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET) {
@@ -50,8 +49,7 @@ typedef struct {
 } addr_job;
 
 /* Checks the answer and pins r; calls done. */
-static void addr_judge(httpc_req *r, httpc_addr_done done, int result,
-                       struct evutil_addrinfo *res)
+static void addr_judge(httpc_req *r, httpc_addr_done done, int result, struct evutil_addrinfo *res)
 {
     struct evutil_addrinfo *ai;
     char text[INET6_ADDRSTRLEN], why[HTTPC_ERROR_LEN];
@@ -83,8 +81,8 @@ static void addr_judge(httpc_req *r, httpc_addr_done done, int result,
     bytes = ai->ai_family == AF_INET
                 ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
                 : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
-    pinned = evutil_inet_ntop(ai->ai_family, bytes, text, sizeof(text)) != NULL ? strdup(text)
-                                                                                : NULL;
+    pinned =
+        evutil_inet_ntop(ai->ai_family, bytes, text, sizeof(text)) != NULL ? strdup(text) : NULL;
     if (pinned == NULL) {
         done(r, HTTPC_ERR_INTERNAL, "out of memory");
         return;

@@ -82,8 +82,8 @@ int registry_gate_admit(lookup *lk)
     rd_error err;
 
     if (h == NULL) {
-        if (registry_url_origin(lk->t.api_url, scheme, sizeof(scheme), host, sizeof(host),
-                                &port) != 0)
+        if (registry_url_origin(lk->t.api_url, scheme, sizeof(scheme), host, sizeof(host), &port) !=
+            0)
             return 1; /* the request itself will fail */
         /* per config entry too: two entries on one origin may differ in
          * their TLS settings */
@@ -96,8 +96,7 @@ int registry_gate_admit(lookup *lk)
         rd_fail(&err, RD_ERR_REGISTRY_UNAVAILABLE,
                 "Registry unavailable. (image = %s, registry = %s, reason = cannot connect, "
                 "failed %lld ms ago)",
-                lk->image, lk->t.host,
-                (long long)(down_ms(lk->rc) - (h->down_until_ms - now)));
+                lk->image, lk->t.host, (long long)(down_ms(lk->rc) - (h->down_until_ms - now)));
         registry_lookup_defer(lk, &err);
         return 0;
     }
@@ -148,8 +147,8 @@ void registry_gate_answer(lookup *lk, const httpc_response *resp)
         if (h->probe == lk) {
             h->probe = NULL;
             if (h->parked_count > 0)
-                LOG_WARN("registry: %s unreachable: %zu waiting lookups fail at once",
-                         h->origin, h->parked_count);
+                LOG_WARN("registry: %s unreachable: %zu waiting lookups fail at once", h->origin,
+                         h->parked_count);
             rd_fail(&err, RD_ERR_REGISTRY_UNAVAILABLE, "cannot connect");
             gate_release(h, &err);
         }

@@ -341,8 +341,7 @@ static rd_status http_failure(const inflight *in, int status, json_t *body, rd_e
         /* The upstream answered for its registry: relay that, it is not down. */
         static const rd_status relayed[] = {RD_ERR_REGISTRY_UNAVAILABLE, RD_ERR_REGISTRY_TIMEOUT,
                                             RD_ERR_REGISTRY_BAD_RESPONSE,
-                                            RD_ERR_NO_IMAGE_IN_REGISTRY,
-                                            RD_ERR_INVALID_PARAMETER};
+                                            RD_ERR_NO_IMAGE_IN_REGISTRY, RD_ERR_INVALID_PARAMETER};
         const char *msg =
             json_string_value(json_object_get(json_object_get(body, "detail"), "message"));
         for (size_t i = 0; i < sizeof(relayed) / sizeof(relayed[0]); i++)

@@ -1080,29 +1080,35 @@ static void test_special_addresses_refused(void **state)
 /* The address classes refused by refuse_special_addresses. */
 static void test_special_address_classes(void **state)
 {
-    static const char *const special[] = {"127.0.0.1", "127.255.0.9", "169.254.169.254",
-                                          "0.0.0.0",   "224.0.0.1",   "239.1.2.3",
-                                          "::1",       "::",          "fe80::1",
-                                          "ff02::1",   "::ffff:127.0.0.1", "::ffff:169.254.1.1",
+    static const char *const special[] = {"127.0.0.1",
+                                          "127.255.0.9",
+                                          "169.254.169.254",
+                                          "0.0.0.0",
+                                          "224.0.0.1",
+                                          "239.1.2.3",
+                                          "::1",
+                                          "::",
+                                          "fe80::1",
+                                          "ff02::1",
+                                          "::ffff:127.0.0.1",
+                                          "::ffff:169.254.1.1",
                                           NULL};
-    static const char *const ordinary[] = {"10.0.0.1", "192.168.1.1", "8.8.8.8", "172.16.0.1",
+    static const char *const ordinary[] = {"10.0.0.1",    "192.168.1.1",    "8.8.8.8", "172.16.0.1",
                                            "2001:db8::1", "::ffff:8.8.8.8", NULL};
     struct sockaddr_storage ss;
     size_t i;
     (void)state;
     for (i = 0; special[i] != NULL; i++) {
         memset(&ss, 0, sizeof(ss));
-        assert_int_equal(evutil_parse_sockaddr_port(special[i], (struct sockaddr *)&ss,
-                                                    &(int){sizeof(ss)}),
-                         0);
+        assert_int_equal(
+            evutil_parse_sockaddr_port(special[i], (struct sockaddr *)&ss, &(int){sizeof(ss)}), 0);
         if (!httpc_address_is_special((struct sockaddr *)&ss))
             fail_msg("%s not refused", special[i]);
     }
     for (i = 0; ordinary[i] != NULL; i++) {
         memset(&ss, 0, sizeof(ss));
-        assert_int_equal(evutil_parse_sockaddr_port(ordinary[i], (struct sockaddr *)&ss,
-                                                    &(int){sizeof(ss)}),
-                         0);
+        assert_int_equal(
+            evutil_parse_sockaddr_port(ordinary[i], (struct sockaddr *)&ss, &(int){sizeof(ss)}), 0);
         if (httpc_address_is_special((struct sockaddr *)&ss))
             fail_msg("%s refused", ordinary[i]);
     }

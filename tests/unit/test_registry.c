@@ -682,8 +682,8 @@ static void test_target_docker_hub(void **state)
     assert_false(t.ecr);
     registry_target_clear(&t);
 
-    assert_int_equal(registry_resolve_target(open_conf(), "DOCKER_HUB", "registry.hub.docker.com", NULL,
-                                             "pyengine/plugin-jira", &t, &err),
+    assert_int_equal(registry_resolve_target(open_conf(), "DOCKER_HUB", "registry.hub.docker.com",
+                                             NULL, "pyengine/plugin-jira", &t, &err),
                      RD_OK);
     assert_string_equal(t.repository, "pyengine/plugin-jira");
     assert_string_equal(t.api_url, "https://registry-1.docker.io");
@@ -708,16 +708,17 @@ static void test_target_harbor_and_defaults(void **state)
     rd_error err;
     repod_conf *conf;
     (void)state;
-    assert_int_equal(registry_resolve_target(open_conf(), "HARBOR", "harbor.example.com:8443/spaceone/",
-                                             NULL, "plugin-x", &t, &err),
+    assert_int_equal(registry_resolve_target(open_conf(), "HARBOR",
+                                             "harbor.example.com:8443/spaceone/", NULL, "plugin-x",
+                                             &t, &err),
                      RD_OK);
     assert_string_equal(t.host, "harbor.example.com:8443");
     assert_string_equal(t.api_url, "https://harbor.example.com:8443");
     assert_string_equal(t.repository, "spaceone/plugin-x"); /* no library/ outside Docker Hub */
     registry_target_clear(&t);
 
-    assert_int_equal(registry_resolve_target(open_conf(), "HARBOR", "https://harbor.example.com", NULL,
-                                             "a/b", &t, &err),
+    assert_int_equal(registry_resolve_target(open_conf(), "HARBOR", "https://harbor.example.com",
+                                             NULL, "a/b", &t, &err),
                      RD_OK);
     assert_string_equal(t.host, "harbor.example.com");
     registry_target_clear(&t);
@@ -746,7 +747,8 @@ static void test_target_ecr(void **state)
     json_t *cfg = json_pack("{s:s, s:s}", "account_id", "123456789012", "region", "ap-northeast-2");
     (void)state;
     assert_int_equal(
-        registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", NULL, cfg, "team/app", &t, &err), RD_OK);
+        registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", NULL, cfg, "team/app", &t, &err),
+        RD_OK);
     assert_string_equal(t.host, "123456789012.dkr.ecr.ap-northeast-2.amazonaws.com");
     assert_string_equal(t.api_url, "https://123456789012.dkr.ecr.ap-northeast-2.amazonaws.com");
     assert_string_equal(t.repository, "team/app");
@@ -786,14 +788,16 @@ static void test_target_ecr(void **state)
     registry_target_clear(&t);
     conf_free(conf);
 
-    assert_int_equal(registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", NULL, NULL, "app", &t, &err),
-                     RD_ERR_INVALID_PARAMETER);
     assert_int_equal(
-        registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", "ecr.example.com", NULL, "app", &t, &err),
-        RD_ERR_INVALID_PARAMETER); /* no region anywhere */
+        registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", NULL, NULL, "app", &t, &err),
+        RD_ERR_INVALID_PARAMETER);
+    assert_int_equal(registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", "ecr.example.com",
+                                             NULL, "app", &t, &err),
+                     RD_ERR_INVALID_PARAMETER); /* no region anywhere */
     json_object_set_new(cfg, "region", json_string("bad region"));
-    assert_int_equal(registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", NULL, cfg, "app", &t, &err),
-                     RD_ERR_INVALID_PARAMETER);
+    assert_int_equal(
+        registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", NULL, cfg, "app", &t, &err),
+        RD_ERR_INVALID_PARAMETER);
     json_decref(cfg);
 }
 
@@ -816,8 +820,8 @@ static void test_allow_list_rules(void **state)
                                             "123456789012.dkr.ecr.us-east-1.amazonaws.com"));
     assert_false(registry_host_pattern_match("*.dkr.ecr.*.amazonaws.com",
                                              "1.dkr.ecr.us-east-1.amazonaws.com.evil.org"));
-    assert_false(registry_host_pattern_match("*.dkr.ecr.*.amazonaws.com",
-                                             "x.dkr.ecr.a.b.amazonaws.com"));
+    assert_false(
+        registry_host_pattern_match("*.dkr.ecr.*.amazonaws.com", "x.dkr.ecr.a.b.amazonaws.com"));
 
     conf = load_conf(
         "{\"tls\": {\"cert\": \"s.crt\", \"key\": \"s.key\"}, "
@@ -827,20 +831,17 @@ static void test_allow_list_rules(void **state)
         "\"token_realm_hosts\": [\"sso.example.com\"]}}}");
     assert_int_equal(registry_host_rule_of(conf, "harbor.example.com"), REGISTRY_HOST_NAMED);
     assert_int_equal(registry_host_rule_of(conf, "harbor.example.com:443"), REGISTRY_HOST_NAMED);
-    assert_int_equal(registry_host_rule_of(conf, "harbor.example.com:444"),
-                     REGISTRY_HOST_REFUSED);
+    assert_int_equal(registry_host_rule_of(conf, "harbor.example.com:444"), REGISTRY_HOST_REFUSED);
     assert_int_equal(registry_host_rule_of(conf, "https://10.1.2.3:9443"), REGISTRY_HOST_NAMED);
     assert_int_equal(registry_host_rule_of(conf, "harbor.default.example"), REGISTRY_HOST_NAMED);
     assert_int_equal(registry_host_rule_of(conf, "exact.example:5000"), REGISTRY_HOST_NAMED);
     assert_int_equal(registry_host_rule_of(conf, "exact.example"), REGISTRY_HOST_REFUSED);
     assert_int_equal(registry_host_rule_of(conf, "r.corp.example"), REGISTRY_HOST_ALLOWED);
-    assert_int_equal(registry_host_rule_of(conf, "registry.hub.docker.com"),
-                     REGISTRY_HOST_ALLOWED);
+    assert_int_equal(registry_host_rule_of(conf, "registry.hub.docker.com"), REGISTRY_HOST_ALLOWED);
     assert_int_equal(registry_host_rule_of(conf, "registry-1.docker.io"), REGISTRY_HOST_ALLOWED);
     assert_int_equal(registry_host_rule_of(conf, "169.254.169.254"), REGISTRY_HOST_REFUSED);
     assert_int_equal(registry_host_rule_of(NULL, "harbor.example.com"), REGISTRY_HOST_REFUSED);
-    assert_int_equal(registry_host_rule_of(NULL, "registry.hub.docker.com"),
-                     REGISTRY_HOST_ALLOWED);
+    assert_int_equal(registry_host_rule_of(NULL, "registry.hub.docker.com"), REGISTRY_HOST_ALLOWED);
 
     /* realms: own host, token_realm_hosts, Docker Hub's default; nothing else */
     assert_int_equal(registry_realm_rule_of(conf, "harbor.example.com", "https://10.1.2.3:9443",
@@ -858,9 +859,9 @@ static void test_allow_list_rules(void **state)
     assert_int_equal(registry_realm_rule_of(NULL, "registry.hub.docker.com",
                                             "https://registry-1.docker.io", "auth.docker.io:443"),
                      REGISTRY_HOST_ALLOWED);
-    assert_int_equal(registry_realm_rule_of(NULL, "r.corp.example", "https://r.corp.example",
-                                            "auth.docker.io"),
-                     REGISTRY_HOST_REFUSED);
+    assert_int_equal(
+        registry_realm_rule_of(NULL, "r.corp.example", "https://r.corp.example", "auth.docker.io"),
+        REGISTRY_HOST_REFUSED);
     conf_free(conf);
 
     /* ECR shapes */
@@ -895,21 +896,23 @@ static void test_target_refusals(void **state)
     assert_int_equal(registry_resolve_target(open_conf(), "QUAY", "q.io", NULL, "a", &t, &err),
                      RD_ERR_INVALID_REGISTRY_TYPE);
     assert_non_null(strstr(err.message, "QUAY"));
-    assert_int_equal(registry_resolve_target(open_conf(), "HARBOR", "h.example", NULL, NULL, &t, &err),
-                     RD_ERR_REQUIRED_PARAMETER);
+    assert_int_equal(
+        registry_resolve_target(open_conf(), "HARBOR", "h.example", NULL, NULL, &t, &err),
+        RD_ERR_REQUIRED_PARAMETER);
     for (i = 0; bad_images[i] != NULL; i++) {
-        if (registry_resolve_target(open_conf(), "HARBOR", "h.example", NULL, bad_images[i], &t, &err) !=
-            RD_ERR_INVALID_IMAGE_FORMAT)
+        if (registry_resolve_target(open_conf(), "HARBOR", "h.example", NULL, bad_images[i], &t,
+                                    &err) != RD_ERR_INVALID_IMAGE_FORMAT)
             fail_msg("accepted image %s", bad_images[i]);
     }
     for (i = 0; good_images[i] != NULL; i++) {
-        if (registry_resolve_target(open_conf(), "HARBOR", "h.example", NULL, good_images[i], &t, &err) !=
-            RD_OK)
+        if (registry_resolve_target(open_conf(), "HARBOR", "h.example", NULL, good_images[i], &t,
+                                    &err) != RD_OK)
             fail_msg("refused image %s: %s", good_images[i], err.message);
         registry_target_clear(&t);
     }
-    assert_int_equal(registry_resolve_target(open_conf(), "HARBOR", "h.example/Bad", NULL, "a", &t, &err),
-                     RD_ERR_INVALID_PARAMETER);
+    assert_int_equal(
+        registry_resolve_target(open_conf(), "HARBOR", "h.example/Bad", NULL, "a", &t, &err),
+        RD_ERR_INVALID_PARAMETER);
     assert_int_equal(
         registry_resolve_target(open_conf(), "HARBOR", "us er@h.example", NULL, "a", &t, &err),
         RD_ERR_INVALID_PARAMETER);
