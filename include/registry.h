@@ -16,6 +16,14 @@
  *     401 + WWW-Authenticate: Basic -> retry with the configured credentials
  *     200 -> accumulate "tags"; follow `Link: <...>; rel="next"`
  *
+ * Only hosts in the outbound allow-list are connected (allow.c, below);
+ * hosts allowed only by a pattern may not resolve to special addresses
+ * (httpc's refuse_special_addresses).  A Bearer realm must be https and on
+ * the registry's host or its token_realm_hosts.  Per registry origin one
+ * lookup connects while the origin is not known to answer, and after a
+ * failed connect lookups fail at once for registry.negative_cache_ms
+ * (gate.c, docs/registries.md).
+ *
  * AWS_PRIVATE_ECR with aws_access_key_id + aws_secret_access_key_file first
  * asks ECR's GetAuthorizationToken (a SigV4-signed POST) for a basic
  * credential; with password_file alone it uses user "AWS" (or username).
@@ -96,8 +104,10 @@ typedef void (*registry_tags_cb)(rd_status rc, const rd_error *err, json_t *tags
  * DNS, TLS failure, 502/503, 429 -> RD_ERR_REGISTRY_UNAVAILABLE; deadline ->
  * RD_ERR_REGISTRY_TIMEOUT (also 504); malformed answers, other 5xx, bodies
  * over max_response_bytes, too many pages, credentials refused ->
- * RD_ERR_REGISTRY_BAD_RESPONSE; bad arguments -> RD_ERR_INVALID_REGISTRY_TYPE,
- * RD_ERR_INVALID_IMAGE_FORMAT or RD_ERR_INVALID_PARAMETER. */
+ * RD_ERR_REGISTRY_BAD_RESPONSE (also a token realm that is not allowed);
+ * bad arguments -> RD_ERR_INVALID_REGISTRY_TYPE, RD_ERR_INVALID_IMAGE_FORMAT
+ * or RD_ERR_INVALID_PARAMETER (also: host outside the allow-list, or
+ * resolving to a special address; nothing connected). */
 void registry_list_tags(registry_client *rc, const char *registry_type, const char *registry_url,
                         const json_t *registry_config, const char *image, registry_tags_cb cb,
                         void *arg);
