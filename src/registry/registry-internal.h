@@ -8,8 +8,9 @@
  *   auth.c      the credential cache, the 401 answer (Bearer token flow,
  *               Basic credentials), the token service and ECR
  *               GetAuthorizationToken
+ *   gate.c      fail fast per registry origin (one probe, negative cache)
  *
- * Not part of the public API: only registry.c and auth.c include it.
+ * Not part of the public API: only registry.c, auth.c and gate.c include it.
  * Everything here runs on the httpc's loop thread only.
  */
 #ifndef REPOD_REGISTRY_INTERNAL_H

@@ -10,15 +10,17 @@
  *     | 401 Bearer -> token realm -> retry      401 Basic -> retry
  *     | 200, no next -> sort, callback
  *
- * Invariant: a pending lookup always has exactly one httpc request in
- * flight (arguments refused at once are reported through a request that
- * httpc fails asynchronously, so the callback still comes "later").  That is
- * what makes registry_client_free simple: it calls back and detaches every
+ * Invariant: a pending lookup has exactly one httpc request in flight
+ * (arguments refused at once are reported through a request that httpc
+ * fails asynchronously, so the callback still comes "later"), unless it is
+ * parked by gate.c waiting for its registry origin's probe.  That is what
+ * makes registry_client_free simple: it calls back and detaches every
  * pending lookup; each detached lookup is freed when its request's callback
- * arrives (httpc_free delivers those too).
+ * arrives (httpc_free delivers those too), a parked one at once.
  *
  * Credentials (the cache, the Bearer token flow, Basic credentials, ECR)
- * are in auth.c; registry-internal.h holds what the two files share.
+ * are in auth.c, the per-origin gate in gate.c, the allow-list in allow.c;
+ * registry-internal.h holds what they share.
  */
 #include "registry-internal.h"
 
