@@ -1152,6 +1152,14 @@ static void fake_tags(fake_server *srv, struct evhttp_request *req, const char *
             return;
         }
         reply_paged(srv, req, name, two, 0);
+    } else if (strcmp(name, "foreign/app") == 0) {
+        /* a realm on another host name (the same server, so token_hits
+         * shows whether it was asked) */
+        snprintf(challenge, sizeof(challenge),
+                 "Bearer realm=\"https://localhost:%d/token\",service=\"fake-registry\","
+                 "scope=\"repository:%s:pull\"",
+                 srv->port, name);
+        reply_unauthorized(srv, req, challenge);
     } else if (strcmp(name, "odd-challenge/app") == 0) {
         reply_unauthorized(srv, req, "Negotiate");
     } else {
@@ -1394,6 +1402,14 @@ static int group_setup(void **state)
     add_entry(regs, "fast.test", g_fake.port, NULL, NULL);
     json_object_set_new(json_object_get(regs, "fast.test"), "timeout_ms", json_integer(300));
     add_entry(regs, "registry.hub.docker.com", g_fake.port, NULL, NULL);
+    add_entry(regs, "realm.test", g_fake.port, "password_file", g_pw_good);
+    json_object_set_new(json_object_get(regs, "realm.test"), "username", json_string("alice"));
+    {
+        char realm[64];
+        snprintf(realm, sizeof(realm), "localhost:%d", g_fake.port);
+        json_object_set_new(json_object_get(regs, "realm.test"), "token_realm_hosts",
+                            json_pack("[s]", realm));
+    }
     add_entry(regs, "123456789012.dkr.ecr.us-east-1.amazonaws.com", g_fake.port,
               "aws_secret_access_key_file", g_aws_secret);
     json_object_set_new(json_object_get(regs, "123456789012.dkr.ecr.us-east-1.amazonaws.com"),
@@ -1886,6 +1902,55 @@ static void test_client_httpc_free_cancels(void **state)
     result_clear(&a);
 }
 
+/* A realm on a host that is neither the registry's nor one of its
+ * token_realm_hosts gets no request (and so no credential). */
+static void test_client_foreign_realm_refused(void **state)
+{
+    result r;
+    char realm[64];
+    snprintf(realm, sizeof(realm), "localhost:%d", g_fake.port);
+    lookup(*state, "HARBOR", "auth.test", NULL, "foreign/app", &r);
+    expect_error(&r, RD_ERR_REGISTRY_BAD_RESPONSE, realm);
+    assert_non_null(strstr(r.err.message, "not allowed"));
+    assert_int_equal(g_fake.token_hits, 0);
+    assert_int_equal(registry_client_credential_fetches(*state), 0);
+    result_clear(&r);
+    /* listed in token_realm_hosts: asked */
+    lookup(*state, "HARBOR", "realm.test", NULL, "foreign/app", &r);
+    assert_int_equal(g_fake.token_hits, 1);
+    assert_int_equal(g_fake.token_with_auth, 1);
+    result_clear(&r);
+}
+
+/* An unreachable registry: concurrent lookups cost one connection attempt,
+ * and later ones fail at once (negative cache); another origin is not
+ * affected. */
+static void test_client_unreachable_fails_fast(void **state)
+{
+    result r[10], again;
+    unsigned long before = httpc_connections_opened(g_http);
+    char image[32];
+    int i;
+    memset(r, 0, sizeof(r));
+    for (i = 0; i < 10; i++) {
+        snprintf(image, sizeof(image), "team/app-%d", i);
+        registry_list_tags(*state, "HARBOR", "down.test", NULL, image, on_result, &r[i]);
+    }
+    for (i = 0; i < 10; i++) {
+        run_until_called(&r[i], 10000);
+        expect_error(&r[i], RD_ERR_REGISTRY_UNAVAILABLE, "cannot connect");
+        result_clear(&r[i]);
+    }
+    assert_int_equal(httpc_connections_opened(g_http) - before, 1);
+    lookup(*state, "HARBOR", "down.test", NULL, "team/later", &again);
+    expect_error(&again, RD_ERR_REGISTRY_UNAVAILABLE, "ms ago");
+    result_clear(&again);
+    assert_int_equal(httpc_connections_opened(g_http) - before, 1);
+    lookup(*state, "HARBOR", "fake.test", NULL, "paged/app", &again);
+    assert_int_equal(again.rc, RD_OK);
+    result_clear(&again);
+}
+
 static void test_client_concurrent(void **state)
 {
     result r[6];
@@ -1945,6 +2010,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_free_from_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_httpc_free_cancels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_foreign_realm_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_unreachable_fails_fast, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (getenv("TEST_FILTER") != NULL)
