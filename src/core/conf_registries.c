@@ -174,6 +174,18 @@ rd_status conf_check_registries(conf_ctx *ctx, const conf_row *row, json_t *copy
                 rc = conf_fail(ctx, key, "%s", reason);
                 goto done;
             }
+            if (strcmp(name, "token_realm_hosts") == 0) {
+                size_t i;
+                json_t *h;
+                json_array_foreach(value, i, h)
+                {
+                    const char *t = json_string_value(h);
+                    if (t == NULL || t[0] == '\0' || strpbrk(t, "/?#*@ ") != NULL) {
+                        rc = conf_fail(ctx, key, "expected host names (\"host\" or \"host:port\")");
+                        goto done;
+                    }
+                }
+            }
             if (sub->type != CONF_PATH)
                 continue;
             resolved = conf_path_join(ctx->base, json_string_value(value));
