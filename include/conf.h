@@ -52,6 +52,9 @@ typedef struct {
     int verify_on_register;        /* registry.verify_on_register, default 0 */
     json_t *registry_default_urls; /* registry.default_urls: {"HARBOR": "harbor.example.com", ...}
                                       (owned); {} */
+    char **registry_allowed_hosts; /* registry.allowed_hosts, NULL-terminated; [] */
+    size_t registry_allowed_hosts_count;
+    int64_t registry_negative_cache_ms; /* registry.negative_cache_ms, default 5000 */
     conf_cache remote_defaults;
     json_t *registries; /* "registries" object as given (owned); {} by default */
     json_t *remotes;    /* "remotes": array of remote repositories to ensure (owned); [] */

@@ -26,6 +26,7 @@ typedef enum {
     HTTPC_ERR_TIMEOUT,   /* deadline passed */
     HTTPC_ERR_TOO_LARGE, /* response body over max_response_bytes */
     HTTPC_ERR_PROTOCOL,  /* malformed HTTP */
+    HTTPC_ERR_REFUSED,   /* refuse_special_addresses: a special address, nothing connected */
     HTTPC_ERR_INTERNAL   /* out of memory, bad URL, ... */
 } httpc_result;
 
@@ -53,6 +54,12 @@ typedef struct {
      * the Host header still use the URL's host (like curl --connect-to).
      * Borrowed.  Used by tests; also useful to pin an upstream address. */
     const char *connect_host;
+    /* 1 = resolve the connect host first and refuse (HTTPC_ERR_REFUSED,
+     * nothing connected) when any of its addresses is loopback, link-local
+     * (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0, ::) or multicast;
+     * otherwise connect to exactly the address checked (no second lookup,
+     * so DNS rebinding cannot swap it).  0 (default) = no check. */
+    int refuse_special_addresses;
 } httpc_request_opts;
 
 typedef struct {
@@ -96,6 +103,12 @@ int httpc_request(httpc *c, const httpc_request_opts *opts, httpc_cb cb, void *a
 
 /* Looks up a header of resp (convenience wrapper); NULL when absent. */
 const char *httpc_response_header(const httpc_response *resp, const char *name);
+
+/* 1 when sa (AF_INET / AF_INET6) is loopback, link-local, unspecified or
+ * multicast (IPv4-mapped IPv6 judged as IPv4): what refuse_special_addresses
+ * refuses.  Other families count as special. */
+struct sockaddr;
+int httpc_address_is_special(const struct sockaddr *sa);
 
 /* Addition, for tests and metrics: how many connections c has opened so far
  * (a reused keep-alive connection is not counted again). */

@@ -16,6 +16,14 @@
  *     401 + WWW-Authenticate: Basic -> retry with the configured credentials
  *     200 -> accumulate "tags"; follow `Link: <...>; rel="next"`
  *
+ * Only hosts in the outbound allow-list are connected (allow.c, below);
+ * hosts allowed only by a pattern may not resolve to special addresses
+ * (httpc's refuse_special_addresses).  A Bearer realm must be https and on
+ * the registry's host or its token_realm_hosts.  Per registry origin one
+ * lookup connects while the origin is not known to answer, and after a
+ * failed connect lookups fail at once for registry.negative_cache_ms
+ * (gate.c, docs/registries.md).
+ *
  * AWS_PRIVATE_ECR with aws_access_key_id + aws_secret_access_key_file first
  * asks ECR's GetAuthorizationToken (a SigV4-signed POST) for a basic
  * credential; with password_file alone it uses user "AWS" (or username).
@@ -96,11 +104,30 @@ typedef void (*registry_tags_cb)(rd_status rc, const rd_error *err, json_t *tags
  * DNS, TLS failure, 502/503, 429 -> RD_ERR_REGISTRY_UNAVAILABLE; deadline ->
  * RD_ERR_REGISTRY_TIMEOUT (also 504); malformed answers, other 5xx, bodies
  * over max_response_bytes, too many pages, credentials refused ->
- * RD_ERR_REGISTRY_BAD_RESPONSE; bad arguments -> RD_ERR_INVALID_REGISTRY_TYPE,
- * RD_ERR_INVALID_IMAGE_FORMAT or RD_ERR_INVALID_PARAMETER. */
+ * RD_ERR_REGISTRY_BAD_RESPONSE (also a token realm that is not allowed);
+ * bad arguments -> RD_ERR_INVALID_REGISTRY_TYPE, RD_ERR_INVALID_IMAGE_FORMAT
+ * or RD_ERR_INVALID_PARAMETER (also: host outside the allow-list, or
+ * resolving to a special address; nothing connected). */
 void registry_list_tags(registry_client *rc, const char *registry_type, const char *registry_url,
                         const json_t *registry_config, const char *image, registry_tags_cb cb,
                         void *arg);
+
+/* Lookup outcomes, counted over all clients of the process (metrics:
+ * repod_registry_requests_total{outcome}).  "refused" covers lookups
+ * refused before any connection (allow-list, bad arguments). */
+typedef enum {
+    REGISTRY_OUTCOME_OK = 0,
+    REGISTRY_OUTCOME_NOT_FOUND,
+    REGISTRY_OUTCOME_UNAVAILABLE,
+    REGISTRY_OUTCOME_TIMEOUT,
+    REGISTRY_OUTCOME_BAD_RESPONSE,
+    REGISTRY_OUTCOME_REFUSED,
+    REGISTRY_OUTCOME_COUNT
+} registry_outcome;
+
+/* The label of o ("ok", "not_found", ...) and how many lookups ended so. */
+const char *registry_outcome_name(registry_outcome o);
+unsigned long long registry_outcome_count(registry_outcome o);
 
 /* Number of lookups started but not yet called back (tests, metrics). */
 size_t registry_client_pending(const registry_client *rc);
@@ -214,20 +241,64 @@ typedef struct {
                            registries["api.ecr.<region>.amazonaws.com"] if set,
                            else https://api.ecr.<region>.amazonaws.com */
     char *ecr_api_host; /* ECR: "api.ecr.<region>.amazonaws.com" (config key) */
+    int named;          /* host named exactly in the config: special addresses allowed */
 } registry_target;
 
 /* Resolves registry_type/registry_url/registry_config/image (as for
  * registry_list_tags) against conf (may be NULL).  Returns RD_OK and fills
  * out, or an error (out cleared): RD_ERR_INVALID_REGISTRY_TYPE,
  * RD_ERR_INVALID_IMAGE_FORMAT (image or path prefix not a valid repository
- * path), RD_ERR_INVALID_PARAMETER (no registry_url for HARBOR, no
- * account_id/region for ECR), RD_ERR_INTERNAL (no memory). */
+ * path), RD_ERR_INVALID_PARAMETER (no registry_url for HARBOR, no or a
+ * malformed account_id/region for ECR, or a host outside the outbound
+ * allow-list: the message names registry_url or registry_config.account_id),
+ * RD_ERR_INTERNAL (no memory).  Nothing is connected. */
 rd_status registry_resolve_target(const repod_conf *conf, const char *registry_type,
                                   const char *registry_url, const json_t *registry_config,
                                   const char *image, registry_target *out, rd_error *err);
 
 /* Frees the strings of t and zeroes it. */
 void registry_target_clear(registry_target *t);
+
+/* ---- the outbound allow-list (allow.c) ---------------------------------------
+ *
+ * repod connects for registries only to: Docker Hub (registry.hub.docker.com,
+ * its API host registry-1.docker.io, its realm auth.docker.io); keys of the
+ * config's `registries` and their api_url hosts; registry.default_urls
+ * hosts; hosts matching registry.allowed_hosts.  Hosts are compared as
+ * "name[:port]", lower-cased, ":443" dropped.  In an allowed_hosts pattern
+ * '*' stands for exactly one whole DNS label (one or more of [a-z0-9-], no
+ * '.'), and the port is part of the match: "*.example.com" matches
+ * "a.example.com" (port 443) only, "*.example.com:5000" only port 5000. */
+
+typedef enum {
+    REGISTRY_HOST_REFUSED = 0, /* not in the allow-list */
+    REGISTRY_HOST_ALLOWED,     /* allowed; special addresses are refused */
+    REGISTRY_HOST_NAMED        /* named exactly by the operator: any address */
+} registry_host_rule;
+
+/* The rule for host (host[:port], or a URL whose host is taken). */
+registry_host_rule registry_host_rule_of(const repod_conf *conf, const char *host);
+
+/* The rule for a Bearer token realm on realm_host of the registry keyed
+ * registry_host (api_url its API base): its own host (the registry's rule),
+ * the entry's token_realm_hosts (named), auth.docker.io for Docker Hub when
+ * the entry sets no token_realm_hosts (allowed); else refused. */
+registry_host_rule registry_realm_rule_of(const repod_conf *conf, const char *registry_host,
+                                          const char *api_url, const char *realm_host);
+
+/* 1 when host matches pattern (rules above; a pattern without '*' must be
+ * equal). */
+int registry_host_pattern_match(const char *pattern, const char *host);
+
+/* host[:port] of s (URL or host[:port][/path]) normalised as above into out;
+ * 0, or -1 when empty or too long. */
+int registry_host_normalize(const char *s, char *out, size_t size);
+
+/* ECR shapes: an account id is exactly 12 digits; a region is two lower-case
+ * letters, one or more "-word" parts and "-<digits>" (us-east-1,
+ * us-gov-west-1).  1 when valid. */
+int registry_ecr_account_valid(const char *s);
+int registry_ecr_region_valid(const char *s);
 
 /* ---- AWS Signature Version 4 (sigv4.c) -------------------------------------- */
 

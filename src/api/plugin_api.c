@@ -15,6 +15,7 @@
 #include "log.h"
 #include "fetcher.h"
 #include "query.h"
+#include "registry.h"
 #include "remote.h"
 #include "util.h"
 
@@ -79,6 +80,22 @@ static rd_status write_target_missing(api_call *call, const char *plugin_id, rd_
     return rd_fail(err, RD_ERR_NOT_FOUND, "Value not found. (plugin_id = %s)", plugin_id);
 }
 
+/* The outbound allow-list (SPEC 9): a record whose registry host (from
+ * registry_url, or ECR's account_id and region) repod may not connect to,
+ * or whose ECR account_id / region is malformed, is refused with 400
+ * ERROR_INVALID_PARAMETER naming the key; nothing is connected. */
+static rd_status check_outbound(const api_call *call, const json_t *record, rd_error *err)
+{
+    registry_target t;
+    rd_status rc = registry_resolve_target(
+        call->app->conf, json_string_value(json_object_get(record, "registry_type")),
+        json_string_value(json_object_get(record, "registry_url")),
+        json_object_get(record, "registry_config"),
+        json_string_value(json_object_get(record, "image")), &t, err);
+    registry_target_clear(&t);
+    return rc == RD_ERR_INVALID_PARAMETER ? rc : RD_OK;
+}
+
 /* registry.verify_on_register: the image's tags have been read. */
 static void register_verified(const fetch_result *res, void *arg)
 {
@@ -111,6 +128,8 @@ rd_status api_plugin_register(api_call *call, json_t **out, rd_error *err)
     ctx.now = now;
     ctx.default_urls = call->app->conf->registry_default_urls;
     rc = plugin_build_record(call->body, &ctx, &record, err);
+    if (rc == RD_OK)
+        rc = check_outbound(call, record, err);
     if (rc == RD_OK && call->app->conf->verify_on_register) {
         /* Refuse a duplicate before asking the registry; the insert below
          * checks again, atomically. */
@@ -141,6 +160,7 @@ rd_status api_plugin_register(api_call *call, json_t **out, rd_error *err)
 }
 
 typedef struct {
+    const api_call *call;
     const json_t *req;
     const char *now;
     const char *state; /* for enable/disable */
@@ -149,7 +169,18 @@ typedef struct {
 static rd_status modify_update(void *ud, const json_t *current, json_t **updated, rd_error *err)
 {
     modify_args *m = ud;
-    return plugin_apply_update(current, m->req, m->now, updated, err);
+    rd_status rc = plugin_apply_update(current, m->req, m->now, updated, err);
+    if (rc == RD_OK && (json_object_get(m->req, "registry_url") != NULL ||
+                        json_object_get(m->req, "registry_type") != NULL ||
+                        json_object_get(m->req, "registry_config") != NULL ||
+                        json_object_get(m->req, "image") != NULL)) {
+        rc = check_outbound(m->call, *updated, err);
+        if (rc != RD_OK) {
+            json_decref(*updated);
+            *updated = NULL;
+        }
+    }
+    return rc;
 }
 
 static rd_status modify_state(void *ud, const json_t *current, json_t **updated, rd_error *err)
@@ -183,6 +214,7 @@ static rd_status modify_plugin(api_call *call, catalog_modify_fn fn, const char 
     if (rc != RD_OK)
         return rc;
     util_now_iso8601(now, sizeof(now));
+    m.call = call;
     m.req = call->body;
     m.now = now;
     m.state = state;

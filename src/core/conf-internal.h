@@ -143,6 +143,7 @@ rd_status conf_store_json(conf_ctx *ctx, const conf_row *row, const json_t *v);
 /* Checks of the free-form rows (conf_check_fn): validate, and may rewrite,
  * the owned copy; on failure fill ctx->err and return its code. */
 rd_status conf_check_default_urls(conf_ctx *ctx, const conf_row *row, json_t *copy);
+rd_status conf_check_allowed_hosts(conf_ctx *ctx, const conf_row *row, json_t *copy);
 rd_status conf_check_registries(conf_ctx *ctx, const conf_row *row, json_t *copy);
 rd_status conf_check_remotes(conf_ctx *ctx, const conf_row *row, json_t *copy);
 

@@ -131,6 +131,15 @@ static const conf_row conf_rows[] = {
     ROW_JSON("registry.default_urls", CONF_OBJECT, registry_default_urls, conf_check_default_urls,
              "registry_type -> registry_url used when a plugin gives none "
              "(keys DOCKER_HUB, AWS_PRIVATE_ECR, HARBOR)"),
+    {.key = "registry.allowed_hosts",
+     .type = CONF_STRLIST,
+     FIELD(registry_allowed_hosts),
+     .aux = FIELD_OFF(registry_allowed_hosts_count),
+     .check = conf_check_allowed_hosts,
+     .help = "registry hosts repod may connect to besides Docker Hub and `registries` keys: "
+             "host[:port] or patterns where '*' is one DNS label (docs/registries.md)"},
+    ROW_INT("registry.negative_cache_ms", registry_negative_cache_ms, 0, 5000, 0, 600000,
+            "after a failed connect, lookups of that registry host fail at once this long"),
     ROW_SECTION("remote_defaults", "cache settings of remote repositories (SPEC 6)"),
     ROW_INT("remote_defaults.ttl_s", remote_defaults.ttl_s, 0, 300, 0, 31536000,
             "age below which a cached catalog is served without asking upstream"),

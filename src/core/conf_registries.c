@@ -40,6 +40,11 @@ const conf_row conf_registry_entry_rows[] = {
     ENTRY_ROW("aws_region", CONF_STRING, 0, 0, NULL, "ECR: region, e.g. ap-northeast-2"),
     ENTRY_ROW("timeout_ms", CONF_INT, 100, 600000, "remote_defaults.timeout_ms",
               "timeout of one registry call"),
+    {.key = "token_realm_hosts",
+     .type = CONF_ARRAY,
+     .off = CONF_NONE,
+     .def_text = "[] (Docker Hub: [\"auth.docker.io\"])",
+     .help = "hosts (host[:port]) besides its own where its Bearer token realm may live"},
 };
 
 #define REGISTRY_ENTRY_ROW_COUNT                                                                   \
@@ -71,6 +76,63 @@ rd_status conf_check_default_urls(conf_ctx *ctx, const conf_row *row, json_t *co
         }
         if (!json_is_string(url) || json_string_value(url)[0] == '\0') {
             rc = conf_fail(ctx, key, "expected a non-empty string");
+            goto done;
+        }
+    }
+done:
+    return rc;
+}
+
+/* registry.allowed_hosts: each entry is "host" or "host:port" (letters,
+ * digits, '-', '.'; an IP literal; "[v6]"), where '*' may stand for whole
+ * DNS labels but not for the last one ("*.example.com", not "*" or
+ * "example.*"); the port is 1..65535. */
+rd_status conf_check_allowed_hosts(conf_ctx *ctx, const conf_row *row, json_t *copy)
+{
+    size_t i;
+    json_t *v;
+    char key[KEY_MAX];
+    rd_status rc = RD_OK;
+
+    json_array_foreach(copy, i, v)
+    {
+        const char *s = json_string_value(v), *p, *colon, *label;
+        snprintf(key, sizeof(key), "%s[%zu]", row->key, i);
+        if (s == NULL || s[0] == '\0' || strlen(s) > 255) {
+            rc = conf_fail(ctx, key, "expected a host name or pattern");
+            goto done;
+        }
+        colon = s[0] == '[' ? strstr(s, "]:") : strrchr(s, ':');
+        if (colon != NULL && s[0] == '[')
+            colon++;
+        if (colon != NULL) {
+            char *end = NULL;
+            long port = strtol(colon + 1, &end, 10);
+            if (end == colon + 1 || *end != '\0' || port < 1 || port > 65535) {
+                rc = conf_fail(ctx, key, "bad port (expected host or host:port, no scheme)");
+                goto done;
+            }
+        }
+        label = s;
+        for (p = s; p != (colon != NULL ? colon : s + strlen(s)); p++) {
+            if (*p == '.') {
+                label = p + 1;
+                continue;
+            }
+            if (*p == '*' && (p != label || (p[1] != '.' && p + 1 != colon && p[1] != '\0'))) {
+                rc = conf_fail(ctx, key, "'*' must be a whole DNS label");
+                goto done;
+            }
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9') || *p == '-' || *p == '*' || *p == '[' || *p == ']' ||
+                  (*p == ':' && s[0] == '['))) {
+                rc = conf_fail(ctx, key, "expected host or host:port (no scheme or path)");
+                goto done;
+            }
+        }
+        if (label[0] == '*' || label[0] == '\0' ||
+            label == s + (colon != NULL ? (size_t)(colon - s) : strlen(s))) {
+            rc = conf_fail(ctx, key, "the last DNS label must not be '*' or empty");
             goto done;
         }
     }
@@ -111,6 +173,18 @@ rd_status conf_check_registries(conf_ctx *ctx, const conf_row *row, json_t *copy
             if (conf_value_check(sub, value, reason, sizeof(reason)) != 0) {
                 rc = conf_fail(ctx, key, "%s", reason);
                 goto done;
+            }
+            if (strcmp(name, "token_realm_hosts") == 0) {
+                size_t i;
+                json_t *h;
+                json_array_foreach(value, i, h)
+                {
+                    const char *t = json_string_value(h);
+                    if (t == NULL || t[0] == '\0' || strpbrk(t, "/?#*@ ") != NULL) {
+                        rc = conf_fail(ctx, key, "expected host names (\"host\" or \"host:port\")");
+                        goto done;
+                    }
+                }
             }
             if (sub->type != CONF_PATH)
                 continue;

@@ -327,6 +327,13 @@ rd_status conf_store_strlist(conf_ctx *ctx, const conf_row *row, const json_t *v
         rc = conf_oom(ctx);
         goto done;
     }
+    if (row->check != NULL && v != NULL) {
+        json_t *copy = json_deep_copy(v);
+        rc = copy != NULL ? row->check(ctx, row, copy) : conf_oom(ctx);
+        json_decref(copy);
+        if (rc != RD_OK)
+            goto done;
+    }
     for (size_t i = 0; i < n; i++) {
         list[i] = strdup(json_string_value(json_array_get(v, i)));
         if (list[i] == NULL) {

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <event2/bufferevent.h>
 #include <event2/http.h>
@@ -77,7 +78,9 @@ typedef struct httpc_req {
     char *target; /* path?query */
     char *ca_file;
     char *key;
-    char **headers; /* NULL-terminated name, value pairs */
+    int refuse_special;                        /* check addresses before connecting */
+    struct evdns_getaddrinfo_request *dns_req; /* that check's lookup in flight */
+    char **headers;                            /* NULL-terminated name, value pairs */
     char *body;
     size_t body_len;
 
@@ -148,6 +151,19 @@ httpc_result httpc_conn_open(httpc *c, httpc_req *r, httpc_conn **out, char *err
 
 /* Idle connections in the pool for key, or in all when key is NULL. */
 size_t httpc_idle_count(const httpc *c, const char *key);
+
+/* ---- httpc_addr.c ------------------------------------------------------ */
+
+/* Resolves r->connect_host (r->refuse_special set) and checks every
+ * address, then calls done(r, HTTPC_OK, "") with r->connect_host replaced
+ * by the numeric address to connect to, or done(r, HTTPC_ERR_REFUSED or
+ * HTTPC_ERR_CONNECT, why).  done may run before this returns; it is not
+ * called after httpc_addr_cancel. */
+typedef void (*httpc_addr_done)(httpc_req *r, httpc_result rc, const char *why);
+void httpc_addr_check(httpc_req *r, httpc_addr_done done);
+
+/* Cancels r's lookup in flight, if any (its callback then does nothing). */
+void httpc_addr_cancel(httpc_req *r);
 
 /* ---- httpc_opts.c ------------------------------------------------------ */
 

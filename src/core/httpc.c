@@ -105,6 +105,7 @@ static void req_finish(httpc_req *r, httpc_result result, const char *fmt, ...)
 static void req_free(httpc_req *r)
 {
     size_t i;
+    httpc_addr_cancel(r);
     if (r->deadline != NULL)
         event_free(r->deadline);
     if (r->resp != NULL)
@@ -402,6 +403,15 @@ static void req_start(httpc_req *r, int may_reuse)
     set_nodelay(conn);
 }
 
+/* req_start once httpc_addr_check has pinned r to a checked address. */
+static void req_start_checked(httpc_req *r, httpc_result rc, const char *why)
+{
+    if (rc == HTTPC_OK)
+        req_start(r, 1);
+    else
+        req_finish(r, rc, "%s", why);
+}
+
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     httpc_req *r = arg;
@@ -409,6 +419,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (r->conn != NULL)
         httpc_conn_destroy(r->conn); /* the half-done exchange cannot be reused */
+    httpc_addr_cancel(r);
     req_finish(r, HTTPC_ERR_TIMEOUT, "no complete response from %s:%d within %d ms",
                r->connect_host, r->port, r->timeout_ms);
 }
@@ -491,6 +502,7 @@ void httpc_free(httpc *c)
         } else if ((r = TAILQ_FIRST(&c->running)) != NULL) {
             if (r->conn != NULL)
                 httpc_conn_destroy(r->conn);
+            httpc_addr_cancel(r);
             req_finish(r, HTTPC_ERR_INTERNAL, "cancelled");
         } else {
             break;
@@ -550,7 +562,10 @@ int httpc_request(httpc *c, const httpc_request_opts *opts, httpc_cb cb, void *a
     tv.tv_sec = r->timeout_ms / 1000;
     tv.tv_usec = (r->timeout_ms % 1000) * 1000;
     evtimer_add(r->deadline, &tv);
-    req_start(r, 1);
+    if (r->refuse_special)
+        httpc_addr_check(r, req_start_checked);
+    else
+        req_start(r, 1);
     return r->done && r->result != HTTPC_OK ? -1 : 0;
 }
 

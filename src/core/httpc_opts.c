@@ -148,6 +148,7 @@ httpc_result httpc_req_setup(httpc_req *r, const httpc_request_opts *opts, char 
         r->host_header = bracket ? httpc_printf("[%s]:%d", r->host, r->port)
                                  : httpc_printf("%s:%d", r->host, r->port);
     r->connect_host = httpc_strdup(opts->connect_host != NULL ? opts->connect_host : r->host);
+    r->refuse_special = opts->refuse_special_addresses != 0;
     if (r->target == NULL || r->host_header == NULL || r->connect_host == NULL) {
         snprintf(err, size, "out of memory");
         goto done;

@@ -31,6 +31,7 @@
 #include "api.h"
 #include "fetcher.h"
 #include "log.h"
+#include "registry.h"
 #include "tls.h"
 #include "util.h"
 
@@ -236,6 +237,24 @@ static void serve_metrics(edge_req *er)
         (unsigned long long)atomic_load(&a->cache_answers[0]),
         (unsigned long long)atomic_load(&a->cache_answers[1]),
         (unsigned long long)atomic_load(&a->cache_answers[2]), atomic_load(&a->ready));
+    if (n > 0 && (size_t)n < sizeof(body)) {
+        size_t used = (size_t)n;
+        int w = snprintf(body + used, sizeof(body) - used,
+                         "# HELP repod_registry_requests_total Container-registry lookups "
+                         "(versions of local plugins), by outcome.\n"
+                         "# TYPE repod_registry_requests_total counter\n");
+        for (int o = 0; w > 0 && (size_t)w < sizeof(body) - used && o < REGISTRY_OUTCOME_COUNT;
+             o++) {
+            used += (size_t)w;
+            w = snprintf(body + used, sizeof(body) - used,
+                         "repod_registry_requests_total{outcome=\"%s\"} %llu\n",
+                         registry_outcome_name((registry_outcome)o),
+                         registry_outcome_count((registry_outcome)o));
+        }
+        if (w > 0 && (size_t)w < sizeof(body) - used)
+            used += (size_t)w;
+        n = (int)used;
+    }
     send_raw(er, 200, "text/plain; version=0.0.4", body, (size_t)n, NULL);
 }
 

@@ -155,23 +155,32 @@ static void cache_drop_header(registry_client *rc, const char *header)
 
 /* Settings of the token realm: the registry's own when the realm is on the
  * registry's host, else those of a `registries` entry for the realm's
- * host[:port], else verified HTTPS with the system store. */
+ * host[:port], else verified HTTPS with the system store.  The realm must
+ * be https and on the registry's own host or one of its token_realm_hosts
+ * (registry_realm_rule_of): -1 (unusable) or -2 (not allowed, nothing is
+ * sent there; lk->realm_host names it). */
 static int realm_settings(lookup *lk, const char *realm)
 {
-    char rs[16], rh[256], as[16], ah[256], key[300];
+    char rs[16], rh[256], as[16], ah[256], key[300], hp[300];
     int rp, ap;
     const json_t *entry = NULL;
     const char *ca;
+    registry_host_rule rule;
 
     registry_settings_clear(&lk->realm);
     if (registry_url_origin(realm, rs, sizeof(rs), rh, sizeof(rh), &rp) != 0 ||
         registry_url_origin(lk->t.api_url, as, sizeof(as), ah, sizeof(ah), &ap) != 0)
         return -1;
-    if (strcasecmp(rs, "https") != 0 && !(strcasecmp(rs, "http") == 0 && lk->reg.plain))
-        return -1; /* never send credentials in clear to a TLS registry's realm */
     free(lk->realm_host);
-    lk->realm_host = strdup(rh);
-    if (strcasecmp(rh, ah) == 0) {
+    snprintf(hp, sizeof(hp), "%s:%d", rh, rp);
+    lk->realm_host = strdup(hp);
+    if (strcasecmp(rs, "https") != 0)
+        return -2; /* credentials never travel in clear */
+    rule = registry_realm_rule_of(lk->rc->conf, lk->t.host, lk->t.api_url, hp);
+    if (rule == REGISTRY_HOST_REFUSED)
+        return -2;
+    lk->realm.restricted = rule != REGISTRY_HOST_NAMED;
+    if (strcasecmp(rh, ah) == 0 && rp == ap) {
         lk->realm.ca_file = dup_or_null(lk->reg.ca_file);
         lk->realm.verify = lk->reg.verify;
         lk->realm.timeout_ms = lk->reg.timeout_ms;
@@ -184,9 +193,11 @@ static int realm_settings(lookup *lk, const char *realm)
         if (entry == NULL)
             entry = json_object_get(lk->rc->conf->registries, rh);
     }
+    /* a realm host without an entry of its own trusts what its registry trusts */
     ca = json_string_value(json_object_get(entry, "ca_file"));
-    lk->realm.ca_file = dup_or_null(ca);
-    lk->realm.verify = !json_is_false(json_object_get(entry, "verify"));
+    lk->realm.ca_file = entry != NULL ? dup_or_null(ca) : dup_or_null(lk->reg.ca_file);
+    lk->realm.verify =
+        entry != NULL ? !json_is_false(json_object_get(entry, "verify")) : lk->reg.verify;
     lk->realm.timeout_ms = lk->reg.timeout_ms;
     lk->realm.plain = lk->reg.plain;
     return 0;
@@ -216,7 +227,19 @@ static void send_token(lookup *lk, const registry_challenge *ch, const char *sco
     const char *headers[5] = {"Accept", "application/json", NULL, NULL, NULL};
     char *url = NULL, *svc = NULL, *basic = NULL, *grown, *copy = NULL, *tok, *save = NULL;
 
-    if (realm_settings(lk, ch->realm) != 0) {
+    int rs = realm_settings(lk, ch->realm);
+    if (rs == -2) {
+        LOG_WARN("registry: %s (image %s): token realm on %s refused: not https or not one of "
+                 "its token_realm_hosts",
+                 lk->t.host, lk->image, lk->realm_host != NULL ? lk->realm_host : "?");
+        registry_lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
+                             "Registry sent a token realm that is not allowed. (image = %s, "
+                             "registry = %s, realm_host = %s, reason = a realm must be https and "
+                             "on the registry's host or one of its token_realm_hosts)",
+                             lk->image, lk->t.host, lk->realm_host != NULL ? lk->realm_host : "?");
+        return;
+    }
+    if (rs != 0) {
         registry_lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
                              "Registry sent an unusable token realm. (image = %s, registry = %s)",
                              lk->image, lk->t.host);

@@ -8,8 +8,9 @@
  *   auth.c      the credential cache, the 401 answer (Bearer token flow,
  *               Basic credentials), the token service and ECR
  *               GetAuthorizationToken
+ *   gate.c      fail fast per registry origin (one probe, negative cache)
  *
- * Not part of the public API: only registry.c and auth.c include it.
+ * Not part of the public API: only registry.c, auth.c and gate.c include it.
  * Everything here runs on the httpc's loop thread only.
  */
 #ifndef REPOD_REGISTRY_INTERNAL_H
@@ -44,6 +45,17 @@ typedef struct cred_entry {
 
 typedef struct lookup lookup;
 
+/* What the client knows of one registry API origin (fail fast, gate.c). */
+typedef struct host_state {
+    struct host_state *next;
+    char *origin;          /* "scheme://host:port|<registries key>" of the api_url */
+    int64_t down_until_ms; /* monotonic; lookups fail at once before this */
+    int verified;          /* an HTTP answer came since the last connect failure */
+    lookup *probe;         /* the one lookup allowed to connect while unverified */
+    lookup *parked;        /* lookups waiting for the probe (via park_next) */
+    size_t parked_count;
+} host_state;
+
 struct registry_client {
     httpc *http;
     const repod_conf *conf;
@@ -53,6 +65,8 @@ struct registry_client {
     cred_entry *cache;
     size_t cache_count;
     unsigned long credential_fetches;
+    host_state *hosts;
+    size_t host_count;
 };
 
 typedef enum { STEP_DEFERRED, STEP_ECR, STEP_TOKEN, STEP_TAGS } lookup_step;
@@ -62,7 +76,8 @@ typedef struct {
     char *ca_file; /* NULL = system trust store */
     int verify;
     int timeout_ms;
-    int plain; /* http:// permitted (configured api_url is http://) */
+    int plain;      /* http:// permitted (configured api_url is http://) */
+    int restricted; /* refuse loopback, link-local, unspecified, multicast addresses */
 } link_settings;
 
 struct lookup {
@@ -90,6 +105,9 @@ struct lookup {
     char *realm_host;  /* for messages */
     json_t *tags, *seen;
     rd_error deferred; /* STEP_DEFERRED: what to report */
+    host_state *gate;  /* the registry origin's state (owned by rc) */
+    lookup *park_next; /* in gate->parked */
+    int parked;        /* waiting for gate->probe: no request in flight */
 };
 
 /* ---- registry.c -------------------------------------------------------------------- */
@@ -127,6 +145,30 @@ void registry_fail_transport(lookup *lk, const httpc_response *resp, const char 
 
 /* Fails lk for an unexpected HTTP status from who. */
 void registry_fail_status(lookup *lk, int status, const char *who);
+
+/* Reports err to lk's caller later, through a request that httpc fails
+ * asynchronously (the callback never runs inside the caller's call). */
+void registry_lookup_defer(lookup *lk, const rd_error *err);
+
+/* Starts lk's first request (ECR or tags) once its gate lets it. */
+void registry_lookup_begin(lookup *lk);
+
+/* ---- gate.c: fail fast per registry host -------------------------------------------- */
+
+/* Admits lk (prepared) to its registry origin: 1 when it may send now (it
+ * may have become the origin's probe), 0 when it was parked or failed at
+ * once because the origin failed to connect a moment ago. */
+int registry_gate_admit(lookup *lk);
+
+/* Called with every answer to a tags request of lk: records whether the
+ * origin is reachable, and releases or fails the parked lookups. */
+void registry_gate_answer(lookup *lk, const httpc_response *resp);
+
+/* lk ends: when it was its origin's probe, the parked lookups go on. */
+void registry_gate_leave(lookup *lk);
+
+/* Frees rc's host table; parked lookups must be gone already. */
+void registry_gate_free_all(registry_client *rc);
 
 /* ---- auth.c ------------------------------------------------------------------------ */
 

@@ -10,19 +10,22 @@
  *     | 401 Bearer -> token realm -> retry      401 Basic -> retry
  *     | 200, no next -> sort, callback
  *
- * Invariant: a pending lookup always has exactly one httpc request in
- * flight (arguments refused at once are reported through a request that
- * httpc fails asynchronously, so the callback still comes "later").  That is
- * what makes registry_client_free simple: it calls back and detaches every
+ * Invariant: a pending lookup has exactly one httpc request in flight
+ * (arguments refused at once are reported through a request that httpc
+ * fails asynchronously, so the callback still comes "later"), unless it is
+ * parked by gate.c waiting for its registry origin's probe.  That is what
+ * makes registry_client_free simple: it calls back and detaches every
  * pending lookup; each detached lookup is freed when its request's callback
- * arrives (httpc_free delivers those too).
+ * arrives (httpc_free delivers those too), a parked one at once.
  *
  * Credentials (the cache, the Bearer token flow, Basic credentials, ECR)
- * are in auth.c; registry-internal.h holds what the two files share.
+ * are in auth.c, the per-origin gate in gate.c, the allow-list in allow.c;
+ * registry-internal.h holds what they share.
  */
 #include "registry-internal.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +110,49 @@ static const char *url_path_part(const char *url)
     return p + strcspn(p, "/?#");
 }
 
+/* ---- metrics ---------------------------------------------------------------------- */
+
+static atomic_ullong g_outcomes[REGISTRY_OUTCOME_COUNT];
+
+static const char *const outcome_names[REGISTRY_OUTCOME_COUNT] = {
+    "ok", "not_found", "unavailable", "timeout", "bad_response", "refused"};
+
+const char *registry_outcome_name(registry_outcome o)
+{
+    return o < REGISTRY_OUTCOME_COUNT ? outcome_names[o] : "?";
+}
+
+unsigned long long registry_outcome_count(registry_outcome o)
+{
+    return o < REGISTRY_OUTCOME_COUNT ? atomic_load(&g_outcomes[o]) : 0;
+}
+
+static void count_outcome(rd_status code)
+{
+    registry_outcome o;
+    switch (code) {
+    case RD_OK:
+        o = REGISTRY_OUTCOME_OK;
+        break;
+    case RD_ERR_NO_IMAGE_IN_REGISTRY:
+        o = REGISTRY_OUTCOME_NOT_FOUND;
+        break;
+    case RD_ERR_REGISTRY_UNAVAILABLE:
+        o = REGISTRY_OUTCOME_UNAVAILABLE;
+        break;
+    case RD_ERR_REGISTRY_TIMEOUT:
+        o = REGISTRY_OUTCOME_TIMEOUT;
+        break;
+    case RD_ERR_REGISTRY_BAD_RESPONSE:
+        o = REGISTRY_OUTCOME_BAD_RESPONSE;
+        break;
+    default:
+        o = REGISTRY_OUTCOME_REFUSED;
+        break;
+    }
+    atomic_fetch_add(&g_outcomes[o], 1);
+}
+
 /* ---- lookups: life cycle --------------------------------------------------------- */
 
 void registry_settings_clear(link_settings *s)
@@ -162,6 +208,8 @@ static void lookup_finish(lookup *lk, rd_status code, const rd_error *err)
 {
     registry_tags_cb cb = lk->cb;
     void *arg = lk->arg;
+    count_outcome(code);
+    registry_gate_leave(lk);
     lookup_unlink(lk);
     lk->cb = NULL;
     if (cb != NULL) {
@@ -208,6 +256,7 @@ void registry_lookup_send(lookup *lk, const char *method, const char *url,
     o.ca_file = s->ca_file;
     o.verify = s->verify;
     o.allow_plain = s->plain;
+    o.refuse_special_addresses = s->restricted;
     if (httpc_request(lk->rc->http, &o, on_http, lk) != 0)
         LOG_DEBUG("registry: request to %s refused at once", lk->t.host);
 }
@@ -254,6 +303,13 @@ void registry_fail_transport(lookup *lk, const httpc_response *resp, const char 
             "Registry unavailable. (image = %s, registry = %s, reason = TLS handshake or "
             "certificate verification failed)",
             lk->image, who);
+        break;
+    case HTTPC_ERR_REFUSED:
+        registry_lookup_fail(lk, RD_ERR_INVALID_PARAMETER,
+                             "Invalid parameter. (registry_url = %s: %s resolves to a loopback, "
+                             "link-local, unspecified or multicast address; name the host in the "
+                             "config to allow it)",
+                             lk->t.host, who);
         break;
     case HTTPC_ERR_CONNECT:
         registry_lookup_fail(
@@ -408,6 +464,7 @@ static void on_http(const httpc_response *resp, void *arg)
         registry_on_token(lk, resp);
         break;
     case STEP_TAGS:
+        registry_gate_answer(lk, resp);
         on_tags(lk, resp);
         break;
     }
@@ -454,6 +511,8 @@ static rd_status lookup_prepare(lookup *lk, const char *type, const char *url, c
     if (settings_from_entry(lk->rc, entry, lk->t.api_url, &lk->reg) != 0 ||
         (lk->t.ecr && settings_from_entry(lk->rc, api_entry, lk->t.ecr_api_url, &lk->ecr) != 0))
         return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+    lk->reg.restricted = !lk->t.named;
+    lk->ecr.restricted = api_entry == NULL;
     user = json_string_value(json_object_get(entry, "username"));
     pw_file = json_string_value(json_object_get(entry, "password_file"));
     key_id = json_string_value(json_object_get(entry, "aws_access_key_id"));
@@ -503,9 +562,7 @@ void registry_list_tags(registry_client *rc, const char *registry_type, const ch
                         void *arg)
 {
     lookup *lk;
-    const char *cached;
     rd_error err;
-    httpc_request_opts o;
 
     if (rc == NULL || cb == NULL)
         return;
@@ -530,14 +587,29 @@ void registry_list_tags(registry_client *rc, const char *registry_type, const ch
     else
         lookup_prepare(lk, registry_type, registry_url, registry_config, image, &err);
     if (err.code != RD_OK) {
-        /* Reported later: through a request that httpc fails asynchronously. */
-        lk->deferred = err;
-        lk->step = STEP_DEFERRED;
-        httpc_request_init(&o);
-        o.url = "registry-deferred:";
-        httpc_request(rc->http, &o, on_http, lk);
+        registry_lookup_defer(lk, &err);
         return;
     }
+    registry_lookup_begin(lk);
+}
+
+void registry_lookup_defer(lookup *lk, const rd_error *err)
+{
+    httpc_request_opts o;
+    lk->deferred = *err;
+    lk->step = STEP_DEFERRED;
+    httpc_request_init(&o);
+    o.url = "registry-deferred:";
+    httpc_request(lk->rc->http, &o, on_http, lk);
+}
+
+void registry_lookup_begin(lookup *lk)
+{
+    registry_client *rc = lk->rc;
+    const char *cached;
+
+    if (!registry_gate_admit(lk))
+        return;
     if (lk->t.ecr && lk->aws_key_id != NULL) {
         cached = registry_cache_find(rc, lk->t.host, "");
         if (cached == NULL) {
@@ -603,7 +675,11 @@ void registry_client_free(registry_client *rc)
 
     if (rc == NULL)
         return;
+    for (lk = rc->lookups; lk != NULL; lk = lk->next)
+        lk->gate = NULL;
+    registry_gate_free_all(rc);
     while ((lk = rc->lookups) != NULL) {
+        int parked = lk->parked;
         lookup_unlink(lk); /* lk stays alive until its request's callback */
         cb = lk->cb;
         lk->cb = NULL;
@@ -612,6 +688,8 @@ void registry_client_free(registry_client *rc)
                 lk->image != NULL ? lk->image : "", lk->t.host != NULL ? lk->t.host : "(unknown)");
         if (cb != NULL)
             cb(RD_ERR_REGISTRY_UNAVAILABLE, &err, NULL, lk->arg);
+        if (parked) /* no request in flight: nothing else frees it */
+            lookup_free(lk);
     }
     while ((e = rc->cache) != NULL) {
         rc->cache = e->next;

@@ -72,14 +72,7 @@ static int host_valid(const char *host)
 
 static int region_valid(const char *r)
 {
-    const char *p;
-    if (r == NULL || r[0] == '\0' || strlen(r) > 64)
-        return 0;
-    for (p = r; *p != '\0'; p++) {
-        if (!is_lower_alnum(*p) && *p != '-')
-            return 0;
-    }
-    return 1;
+    return registry_ecr_region_valid(r);
 }
 
 static int is_docker_hub(const char *host)
@@ -185,7 +178,8 @@ rd_status registry_resolve_target(const repod_conf *conf, const char *registry_t
     const char *url = registry_url, *slash, *api;
     const json_t *entry;
     char *prefix = NULL, *repo = NULL;
-    int hub_type, ecr, hub;
+    int hub_type, ecr, hub, from_config = 0;
+    registry_host_rule rule;
     rd_status rc = RD_OK;
 
     if (out == NULL)
@@ -201,6 +195,25 @@ rd_status registry_resolve_target(const repod_conf *conf, const char *registry_t
     if (image == NULL || image[0] == '\0') {
         rc = rd_fail(err, RD_ERR_REQUIRED_PARAMETER, "Required parameter. (key = image)");
         goto done;
+    }
+    if (ecr) {
+        /* checked before any host name is built from them */
+        const char *account = entry_string(registry_config, "account_id");
+        const char *region = entry_string(registry_config, "region");
+        if (account != NULL && !registry_ecr_account_valid(account)) {
+            rc = rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                         "Invalid parameter. (registry_config.account_id = %.64s: expected 12 "
+                         "digits)",
+                         account);
+            goto done;
+        }
+        if (region != NULL && !region_valid(region)) {
+            rc = rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                         "Invalid parameter. (registry_config.region = %.64s: expected an AWS "
+                         "region such as us-east-1)",
+                         region);
+            goto done;
+        }
     }
     if (url == NULL || url[0] == '\0') {
         url = NULL;
@@ -236,12 +249,20 @@ rd_status registry_resolve_target(const repod_conf *conf, const char *registry_t
                          "registry_url or registry_config.account_id and registry_config.region)");
             goto done;
         }
+        if (!registry_ecr_account_valid(account)) {
+            rc = rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                         "Invalid parameter. (registry_config.account_id = %.64s: expected 12 "
+                         "digits)",
+                         account);
+            goto done;
+        }
         if (!region_valid(region)) {
             rc = rd_fail(err, RD_ERR_INVALID_PARAMETER,
                          "Invalid parameter. (registry_config.region = %.64s)", region);
             goto done;
         }
         out->host = util_strdup_printf("%s.dkr.ecr.%s.amazonaws.com", account, region);
+        from_config = 1;
     } else {
         rc = rd_fail(err, RD_ERR_INVALID_PARAMETER,
                      "Invalid parameter. (registry_url = (none): %s needs a registry_url)", type);
@@ -293,6 +314,22 @@ rd_status registry_resolve_target(const repod_conf *conf, const char *registry_t
                      image);
         goto done;
     }
+    /* The outbound allow-list: nothing outside it is ever connected. */
+    rule = registry_host_rule_of(conf, out->host);
+    if (rule == REGISTRY_HOST_REFUSED) {
+        if (from_config)
+            rc = rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                         "Invalid parameter. (registry_config.account_id = %.64s: registry host "
+                         "%.128s is not in the outbound allow-list)",
+                         entry_string(registry_config, "account_id"), out->host);
+        else
+            rc = rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                         "Invalid parameter. (registry_url = %.128s: host %.128s is not in the "
+                         "outbound allow-list)",
+                         url, out->host);
+        goto done;
+    }
+    out->named = rule == REGISTRY_HOST_NAMED;
     out->repository = repo;
     repo = NULL;
     api = entry_string(entry, "api_url");

@@ -364,7 +364,7 @@ static rd_status http_failure(const inflight *in, int status, json_t *body, rd_e
         /* The upstream answered for its registry: relay that, it is not down. */
         static const rd_status relayed[] = {RD_ERR_REGISTRY_UNAVAILABLE, RD_ERR_REGISTRY_TIMEOUT,
                                             RD_ERR_REGISTRY_BAD_RESPONSE,
-                                            RD_ERR_NO_IMAGE_IN_REGISTRY};
+                                            RD_ERR_NO_IMAGE_IN_REGISTRY, RD_ERR_INVALID_PARAMETER};
         const char *msg =
             json_string_value(json_object_get(json_object_get(body, "detail"), "message"));
         for (size_t i = 0; i < sizeof(relayed) / sizeof(relayed[0]); i++)
@@ -501,7 +501,8 @@ static void complete(inflight *in, rd_status rc, const rd_error *err, json_t *va
         /* an answer about one plugin's registry means the upstream is up */
         int success = rc == RD_OK || rc == RD_ERR_NOT_FOUND || rc == RD_ERR_INTERNAL ||
                       rc == RD_ERR_REGISTRY_UNAVAILABLE || rc == RD_ERR_REGISTRY_TIMEOUT ||
-                      rc == RD_ERR_REGISTRY_BAD_RESPONSE || rc == RD_ERR_NO_IMAGE_IN_REGISTRY;
+                      rc == RD_ERR_REGISTRY_BAD_RESPONSE || rc == RD_ERR_NO_IMAGE_IN_REGISTRY ||
+                      rc == RD_ERR_INVALID_PARAMETER;
         const char *state = breaker_record(f, in->job.repository_id, success);
         record_status(f, in->job.repository_id, state, success ? NULL : &res.err,
                       rc == RD_OK && in->job.kind == FETCH_CATALOG ? count : -1);
@@ -752,8 +753,7 @@ static void start_job(fetcher *f, queued *q)
     in->next = f->inflight;
     f->inflight = in;
 
-    if (in->job.kind == FETCH_TAGS) {
-        atomic_fetch_add(&f->sent, 1);
+    if (in->job.kind == FETCH_TAGS) { /* counted by the registry client */
         start_tags(f, in);
         return;
     }

@@ -13,7 +13,9 @@ class PluginApiTest(RepodTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = Server(start=False, name="plugin-api")
+        # harbor.example.com is registered (never read): it must be allowed
+        cls.server = Server(start=False, name="plugin-api", overrides={
+            "registry": {"allowed_hosts": ["harbor.example.com"]}})
         try:
             cls.admin = cls.server.make_token("domain-a", "admin")
             cls.viewer = cls.server.make_token("domain-a", "viewer")

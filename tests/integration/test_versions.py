@@ -9,7 +9,9 @@ the harness's dev CA, started and filled by registry_util.py:
   cache  open, same storage, a process of its own that the cache test stops
 
 repod reads them as HARBOR registries through the config's `registries`
-entries (keyed by the plugin's registry_url).  A BlackHole listener that
+entries (keyed by the plugin's registry_url).  Naming each 127.0.0.1:PORT
+there is also what puts it in the outbound allow-list and lets repod connect
+to a loopback address (docs/registries.md).  A BlackHole listener that
 never answers plays a registry that times out.
 
 Note: distribution 2.8 ignores `n=` on tags/list and sends no Link header,

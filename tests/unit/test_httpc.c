@@ -1041,6 +1041,79 @@ static void test_garbage_is_protocol_error(void **state)
     result_clear(&res);
 }
 
+/* refuse_special_addresses: a name or literal that is loopback is refused
+ * before any connection; without the option the same URL is fetched. */
+static void test_special_addresses_refused(void **state)
+{
+    static const char *const hosts[] = {"localhost", "127.0.0.1", "[::1]", "0.0.0.0", NULL};
+    fixture *fx = *state;
+    httpc_request_opts o;
+    char url[128];
+    size_t i;
+    for (i = 0; hosts[i] != NULL; i++) {
+        result_t res = {0};
+        httpc_request_init(&o);
+        snprintf(url, sizeof(url), "https://%s:%d/echo", hosts[i], fx->good.port);
+        o.url = url;
+        o.ca_file = g_ca1;
+        o.refuse_special_addresses = 1;
+        start(fx, &o, &res);
+        assert_true(run_until(fx, &res.done, 1, 5000));
+        if (res.result != HTTPC_ERR_REFUSED)
+            fail_msg("%s: result %d (%s)", hosts[i], (int)res.result, res.error);
+        assert_non_null(strstr(res.error, "refused"));
+        result_clear(&res);
+    }
+    assert_int_equal(fx->good.accepted, 0);
+    assert_int_equal(httpc_connections_opened(fx->c), 0);
+    {
+        result_t res = {0};
+        opts_for(&o, url, sizeof(url), fx->good.port, "/echo");
+        start(fx, &o, &res);
+        assert_true(run_until(fx, &res.done, 1, 5000));
+        assert_int_equal(res.result, HTTPC_OK);
+        assert_int_equal(fx->good.accepted, 1);
+        result_clear(&res);
+    }
+}
+
+/* The address classes refused by refuse_special_addresses. */
+static void test_special_address_classes(void **state)
+{
+    static const char *const special[] = {"127.0.0.1",
+                                          "127.255.0.9",
+                                          "169.254.169.254",
+                                          "0.0.0.0",
+                                          "224.0.0.1",
+                                          "239.1.2.3",
+                                          "::1",
+                                          "::",
+                                          "fe80::1",
+                                          "ff02::1",
+                                          "::ffff:127.0.0.1",
+                                          "::ffff:169.254.1.1",
+                                          NULL};
+    static const char *const ordinary[] = {"10.0.0.1",    "192.168.1.1",    "8.8.8.8", "172.16.0.1",
+                                           "2001:db8::1", "::ffff:8.8.8.8", NULL};
+    struct sockaddr_storage ss;
+    size_t i;
+    (void)state;
+    for (i = 0; special[i] != NULL; i++) {
+        memset(&ss, 0, sizeof(ss));
+        assert_int_equal(
+            evutil_parse_sockaddr_port(special[i], (struct sockaddr *)&ss, &(int){sizeof(ss)}), 0);
+        if (!httpc_address_is_special((struct sockaddr *)&ss))
+            fail_msg("%s not refused", special[i]);
+    }
+    for (i = 0; ordinary[i] != NULL; i++) {
+        memset(&ss, 0, sizeof(ss));
+        assert_int_equal(
+            evutil_parse_sockaddr_port(ordinary[i], (struct sockaddr *)&ss, &(int){sizeof(ss)}), 0);
+        if (httpc_address_is_special((struct sockaddr *)&ss))
+            fail_msg("%s refused", ordinary[i]);
+    }
+}
+
 static void test_keepalive_reuses_one_connection(void **state)
 {
     fixture *fx = *state;
@@ -1331,6 +1404,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tls_to_plain_server_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_http_only_when_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_special_addresses_refused, setup, teardown),
+        cmocka_unit_test(test_special_address_classes),
         cmocka_unit_test_setup_teardown(test_unresolvable_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_during_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_waiting_for_response, setup, teardown),

@@ -655,6 +655,20 @@ static repod_conf *load_conf(const char *json)
     return conf;
 }
 
+/* A config whose registry.allowed_hosts admits the hosts of the target
+ * tests (freed at exit by the group teardown). */
+static repod_conf *g_open;
+
+static repod_conf *open_conf(void)
+{
+    if (g_open == NULL)
+        g_open = load_conf("{\"tls\": {\"cert\": \"s.crt\", \"key\": \"s.key\"}, "
+                           "\"registry\": {\"allowed_hosts\": [\"harbor.example.com:8443\", "
+                           "\"harbor.example.com\", \"h.example\", \"q.io\", \"ecr.example.com\", "
+                           "\"*.dkr.ecr.*.amazonaws.com\", \"*.dkr.ecr.*.amazonaws.com.cn\"]}}");
+    return g_open;
+}
+
 static void test_target_docker_hub(void **state)
 {
     registry_target t;
@@ -668,8 +682,8 @@ static void test_target_docker_hub(void **state)
     assert_false(t.ecr);
     registry_target_clear(&t);
 
-    assert_int_equal(registry_resolve_target(NULL, "DOCKER_HUB", "registry.hub.docker.com", NULL,
-                                             "pyengine/plugin-jira", &t, &err),
+    assert_int_equal(registry_resolve_target(open_conf(), "DOCKER_HUB", "registry.hub.docker.com",
+                                             NULL, "pyengine/plugin-jira", &t, &err),
                      RD_OK);
     assert_string_equal(t.repository, "pyengine/plugin-jira");
     assert_string_equal(t.api_url, "https://registry-1.docker.io");
@@ -694,21 +708,22 @@ static void test_target_harbor_and_defaults(void **state)
     rd_error err;
     repod_conf *conf;
     (void)state;
-    assert_int_equal(registry_resolve_target(NULL, "HARBOR", "harbor.example.com:8443/spaceone/",
-                                             NULL, "plugin-x", &t, &err),
+    assert_int_equal(registry_resolve_target(open_conf(), "HARBOR",
+                                             "harbor.example.com:8443/spaceone/", NULL, "plugin-x",
+                                             &t, &err),
                      RD_OK);
     assert_string_equal(t.host, "harbor.example.com:8443");
     assert_string_equal(t.api_url, "https://harbor.example.com:8443");
     assert_string_equal(t.repository, "spaceone/plugin-x"); /* no library/ outside Docker Hub */
     registry_target_clear(&t);
 
-    assert_int_equal(registry_resolve_target(NULL, "HARBOR", "https://harbor.example.com", NULL,
-                                             "a/b", &t, &err),
+    assert_int_equal(registry_resolve_target(open_conf(), "HARBOR", "https://harbor.example.com",
+                                             NULL, "a/b", &t, &err),
                      RD_OK);
     assert_string_equal(t.host, "harbor.example.com");
     registry_target_clear(&t);
 
-    assert_int_equal(registry_resolve_target(NULL, "HARBOR", NULL, NULL, "a/b", &t, &err),
+    assert_int_equal(registry_resolve_target(open_conf(), "HARBOR", NULL, NULL, "a/b", &t, &err),
                      RD_ERR_INVALID_PARAMETER);
     assert_non_null(strstr(err.message, "registry_url"));
     assert_null(t.host);
@@ -732,7 +747,8 @@ static void test_target_ecr(void **state)
     json_t *cfg = json_pack("{s:s, s:s}", "account_id", "123456789012", "region", "ap-northeast-2");
     (void)state;
     assert_int_equal(
-        registry_resolve_target(NULL, "AWS_PRIVATE_ECR", NULL, cfg, "team/app", &t, &err), RD_OK);
+        registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", NULL, cfg, "team/app", &t, &err),
+        RD_OK);
     assert_string_equal(t.host, "123456789012.dkr.ecr.ap-northeast-2.amazonaws.com");
     assert_string_equal(t.api_url, "https://123456789012.dkr.ecr.ap-northeast-2.amazonaws.com");
     assert_string_equal(t.repository, "team/app");
@@ -743,7 +759,7 @@ static void test_target_ecr(void **state)
     registry_target_clear(&t);
 
     /* from registry_url alone: region from the host name */
-    assert_int_equal(registry_resolve_target(NULL, "AWS_PRIVATE_ECR",
+    assert_int_equal(registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR",
                                              "1.dkr.ecr.eu-west-1.amazonaws.com", NULL, "app", &t,
                                              &err),
                      RD_OK);
@@ -751,7 +767,7 @@ static void test_target_ecr(void **state)
     assert_string_equal(t.repository, "app");
     registry_target_clear(&t);
 
-    assert_int_equal(registry_resolve_target(NULL, "AWS_PRIVATE_ECR",
+    assert_int_equal(registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR",
                                              "1.dkr.ecr.cn-north-1.amazonaws.com.cn", NULL, "app",
                                              &t, &err),
                      RD_OK);
@@ -772,15 +788,98 @@ static void test_target_ecr(void **state)
     registry_target_clear(&t);
     conf_free(conf);
 
-    assert_int_equal(registry_resolve_target(NULL, "AWS_PRIVATE_ECR", NULL, NULL, "app", &t, &err),
-                     RD_ERR_INVALID_PARAMETER);
     assert_int_equal(
-        registry_resolve_target(NULL, "AWS_PRIVATE_ECR", "ecr.example.com", NULL, "app", &t, &err),
-        RD_ERR_INVALID_PARAMETER); /* no region anywhere */
+        registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", NULL, NULL, "app", &t, &err),
+        RD_ERR_INVALID_PARAMETER);
+    assert_int_equal(registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", "ecr.example.com",
+                                             NULL, "app", &t, &err),
+                     RD_ERR_INVALID_PARAMETER); /* no region anywhere */
     json_object_set_new(cfg, "region", json_string("bad region"));
-    assert_int_equal(registry_resolve_target(NULL, "AWS_PRIVATE_ECR", NULL, cfg, "app", &t, &err),
-                     RD_ERR_INVALID_PARAMETER);
+    assert_int_equal(
+        registry_resolve_target(open_conf(), "AWS_PRIVATE_ECR", NULL, cfg, "app", &t, &err),
+        RD_ERR_INVALID_PARAMETER);
     json_decref(cfg);
+}
+
+/* The outbound allow-list: patterns, rules, realm hosts, ECR shapes. */
+static void test_allow_list_rules(void **state)
+{
+    repod_conf *conf;
+    (void)state;
+    /* '*' is exactly one DNS label; the port is part of the match */
+    assert_true(registry_host_pattern_match("*.example.com", "a.example.com"));
+    assert_true(registry_host_pattern_match("*.example.com", "A.Example.COM:443"));
+    assert_false(registry_host_pattern_match("*.example.com", "a.b.example.com"));
+    assert_false(registry_host_pattern_match("*.example.com", "example.com"));
+    assert_false(registry_host_pattern_match("*.example.com", ".example.com"));
+    assert_false(registry_host_pattern_match("*.example.com", "a.example.com:5000"));
+    assert_false(registry_host_pattern_match("*.example.com", "a.example.com.evil.org"));
+    assert_true(registry_host_pattern_match("*.example.com:5000", "a.example.com:5000"));
+    assert_false(registry_host_pattern_match("*.example.com:5000", "a.example.com"));
+    assert_true(registry_host_pattern_match("*.dkr.ecr.*.amazonaws.com",
+                                            "123456789012.dkr.ecr.us-east-1.amazonaws.com"));
+    assert_false(registry_host_pattern_match("*.dkr.ecr.*.amazonaws.com",
+                                             "1.dkr.ecr.us-east-1.amazonaws.com.evil.org"));
+    assert_false(
+        registry_host_pattern_match("*.dkr.ecr.*.amazonaws.com", "x.dkr.ecr.a.b.amazonaws.com"));
+
+    conf = load_conf(
+        "{\"tls\": {\"cert\": \"s.crt\", \"key\": \"s.key\"}, "
+        "\"registry\": {\"allowed_hosts\": [\"*.corp.example\", \"exact.example:5000\"], "
+        "\"default_urls\": {\"HARBOR\": \"harbor.default.example/base\"}}, "
+        "\"registries\": {\"Harbor.Example.com\": {\"api_url\": \"https://10.1.2.3:9443\", "
+        "\"token_realm_hosts\": [\"sso.example.com\"]}}}");
+    assert_int_equal(registry_host_rule_of(conf, "harbor.example.com"), REGISTRY_HOST_NAMED);
+    assert_int_equal(registry_host_rule_of(conf, "harbor.example.com:443"), REGISTRY_HOST_NAMED);
+    assert_int_equal(registry_host_rule_of(conf, "harbor.example.com:444"), REGISTRY_HOST_REFUSED);
+    assert_int_equal(registry_host_rule_of(conf, "https://10.1.2.3:9443"), REGISTRY_HOST_NAMED);
+    assert_int_equal(registry_host_rule_of(conf, "harbor.default.example"), REGISTRY_HOST_NAMED);
+    assert_int_equal(registry_host_rule_of(conf, "exact.example:5000"), REGISTRY_HOST_NAMED);
+    assert_int_equal(registry_host_rule_of(conf, "exact.example"), REGISTRY_HOST_REFUSED);
+    assert_int_equal(registry_host_rule_of(conf, "r.corp.example"), REGISTRY_HOST_ALLOWED);
+    assert_int_equal(registry_host_rule_of(conf, "registry.hub.docker.com"), REGISTRY_HOST_ALLOWED);
+    assert_int_equal(registry_host_rule_of(conf, "registry-1.docker.io"), REGISTRY_HOST_ALLOWED);
+    assert_int_equal(registry_host_rule_of(conf, "169.254.169.254"), REGISTRY_HOST_REFUSED);
+    assert_int_equal(registry_host_rule_of(NULL, "harbor.example.com"), REGISTRY_HOST_REFUSED);
+    assert_int_equal(registry_host_rule_of(NULL, "registry.hub.docker.com"), REGISTRY_HOST_ALLOWED);
+
+    /* realms: own host, token_realm_hosts, Docker Hub's default; nothing else */
+    assert_int_equal(registry_realm_rule_of(conf, "harbor.example.com", "https://10.1.2.3:9443",
+                                            "10.1.2.3:9443"),
+                     REGISTRY_HOST_NAMED);
+    assert_int_equal(registry_realm_rule_of(conf, "harbor.example.com", "https://10.1.2.3:9443",
+                                            "sso.example.com"),
+                     REGISTRY_HOST_NAMED);
+    assert_int_equal(registry_realm_rule_of(conf, "harbor.example.com", "https://10.1.2.3:9443",
+                                            "evil.example.com"),
+                     REGISTRY_HOST_REFUSED);
+    assert_int_equal(registry_realm_rule_of(conf, "harbor.example.com", "https://10.1.2.3:9443",
+                                            "10.1.2.3:9444"),
+                     REGISTRY_HOST_REFUSED);
+    assert_int_equal(registry_realm_rule_of(NULL, "registry.hub.docker.com",
+                                            "https://registry-1.docker.io", "auth.docker.io:443"),
+                     REGISTRY_HOST_ALLOWED);
+    assert_int_equal(
+        registry_realm_rule_of(NULL, "r.corp.example", "https://r.corp.example", "auth.docker.io"),
+        REGISTRY_HOST_REFUSED);
+    conf_free(conf);
+
+    /* ECR shapes */
+    assert_true(registry_ecr_account_valid("123456789012"));
+    assert_false(registry_ecr_account_valid("12345678901"));
+    assert_false(registry_ecr_account_valid("1234567890123"));
+    assert_false(registry_ecr_account_valid("12345678901a"));
+    assert_false(registry_ecr_account_valid(NULL));
+    assert_true(registry_ecr_region_valid("us-east-1"));
+    assert_true(registry_ecr_region_valid("ap-northeast-2"));
+    assert_true(registry_ecr_region_valid("us-gov-west-1"));
+    assert_true(registry_ecr_region_valid("cn-north-1"));
+    assert_false(registry_ecr_region_valid("us-east"));
+    assert_false(registry_ecr_region_valid("x.evil.com"));
+    assert_false(registry_ecr_region_valid("US-EAST-1"));
+    assert_false(registry_ecr_region_valid("u-east-1"));
+    assert_false(registry_ecr_region_valid("us--1"));
+    assert_false(registry_ecr_region_valid("us-east-1a"));
 }
 
 static void test_target_refusals(void **state)
@@ -794,26 +893,28 @@ static void test_target_refusals(void **state)
     rd_error err;
     size_t i;
     (void)state;
-    assert_int_equal(registry_resolve_target(NULL, "QUAY", "q.io", NULL, "a", &t, &err),
+    assert_int_equal(registry_resolve_target(open_conf(), "QUAY", "q.io", NULL, "a", &t, &err),
                      RD_ERR_INVALID_REGISTRY_TYPE);
     assert_non_null(strstr(err.message, "QUAY"));
-    assert_int_equal(registry_resolve_target(NULL, "HARBOR", "h.example", NULL, NULL, &t, &err),
-                     RD_ERR_REQUIRED_PARAMETER);
+    assert_int_equal(
+        registry_resolve_target(open_conf(), "HARBOR", "h.example", NULL, NULL, &t, &err),
+        RD_ERR_REQUIRED_PARAMETER);
     for (i = 0; bad_images[i] != NULL; i++) {
-        if (registry_resolve_target(NULL, "HARBOR", "h.example", NULL, bad_images[i], &t, &err) !=
-            RD_ERR_INVALID_IMAGE_FORMAT)
+        if (registry_resolve_target(open_conf(), "HARBOR", "h.example", NULL, bad_images[i], &t,
+                                    &err) != RD_ERR_INVALID_IMAGE_FORMAT)
             fail_msg("accepted image %s", bad_images[i]);
     }
     for (i = 0; good_images[i] != NULL; i++) {
-        if (registry_resolve_target(NULL, "HARBOR", "h.example", NULL, good_images[i], &t, &err) !=
-            RD_OK)
+        if (registry_resolve_target(open_conf(), "HARBOR", "h.example", NULL, good_images[i], &t,
+                                    &err) != RD_OK)
             fail_msg("refused image %s: %s", good_images[i], err.message);
         registry_target_clear(&t);
     }
-    assert_int_equal(registry_resolve_target(NULL, "HARBOR", "h.example/Bad", NULL, "a", &t, &err),
-                     RD_ERR_INVALID_PARAMETER);
     assert_int_equal(
-        registry_resolve_target(NULL, "HARBOR", "us er@h.example", NULL, "a", &t, &err),
+        registry_resolve_target(open_conf(), "HARBOR", "h.example/Bad", NULL, "a", &t, &err),
+        RD_ERR_INVALID_PARAMETER);
+    assert_int_equal(
+        registry_resolve_target(open_conf(), "HARBOR", "us er@h.example", NULL, "a", &t, &err),
         RD_ERR_INVALID_PARAMETER);
 }
 
@@ -1051,6 +1152,14 @@ static void fake_tags(fake_server *srv, struct evhttp_request *req, const char *
             return;
         }
         reply_paged(srv, req, name, two, 0);
+    } else if (strcmp(name, "foreign/app") == 0) {
+        /* a realm on another host name (the same server, so token_hits
+         * shows whether it was asked) */
+        snprintf(challenge, sizeof(challenge),
+                 "Bearer realm=\"https://localhost:%d/token\",service=\"fake-registry\","
+                 "scope=\"repository:%s:pull\"",
+                 srv->port, name);
+        reply_unauthorized(srv, req, challenge);
     } else if (strcmp(name, "odd-challenge/app") == 0) {
         reply_unauthorized(srv, req, "Negotiate");
     } else {
@@ -1293,6 +1402,14 @@ static int group_setup(void **state)
     add_entry(regs, "fast.test", g_fake.port, NULL, NULL);
     json_object_set_new(json_object_get(regs, "fast.test"), "timeout_ms", json_integer(300));
     add_entry(regs, "registry.hub.docker.com", g_fake.port, NULL, NULL);
+    add_entry(regs, "realm.test", g_fake.port, "password_file", g_pw_good);
+    json_object_set_new(json_object_get(regs, "realm.test"), "username", json_string("alice"));
+    {
+        char realm[64];
+        snprintf(realm, sizeof(realm), "localhost:%d", g_fake.port);
+        json_object_set_new(json_object_get(regs, "realm.test"), "token_realm_hosts",
+                            json_pack("[s]", realm));
+    }
     add_entry(regs, "123456789012.dkr.ecr.us-east-1.amazonaws.com", g_fake.port,
               "aws_secret_access_key_file", g_aws_secret);
     json_object_set_new(json_object_get(regs, "123456789012.dkr.ecr.us-east-1.amazonaws.com"),
@@ -1320,6 +1437,8 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
+    conf_free(g_open);
+    g_open = NULL;
     conf_free(g_conf);
     fake_stop(&g_fake);
     httpc_free(g_http);
@@ -1783,6 +1902,55 @@ static void test_client_httpc_free_cancels(void **state)
     result_clear(&a);
 }
 
+/* A realm on a host that is neither the registry's nor one of its
+ * token_realm_hosts gets no request (and so no credential). */
+static void test_client_foreign_realm_refused(void **state)
+{
+    result r;
+    char realm[64];
+    snprintf(realm, sizeof(realm), "localhost:%d", g_fake.port);
+    lookup(*state, "HARBOR", "auth.test", NULL, "foreign/app", &r);
+    expect_error(&r, RD_ERR_REGISTRY_BAD_RESPONSE, realm);
+    assert_non_null(strstr(r.err.message, "not allowed"));
+    assert_int_equal(g_fake.token_hits, 0);
+    assert_int_equal(registry_client_credential_fetches(*state), 0);
+    result_clear(&r);
+    /* listed in token_realm_hosts: asked */
+    lookup(*state, "HARBOR", "realm.test", NULL, "foreign/app", &r);
+    assert_int_equal(g_fake.token_hits, 1);
+    assert_int_equal(g_fake.token_with_auth, 1);
+    result_clear(&r);
+}
+
+/* An unreachable registry: concurrent lookups cost one connection attempt,
+ * and later ones fail at once (negative cache); another origin is not
+ * affected. */
+static void test_client_unreachable_fails_fast(void **state)
+{
+    result r[10], again;
+    unsigned long before = httpc_connections_opened(g_http);
+    char image[32];
+    int i;
+    memset(r, 0, sizeof(r));
+    for (i = 0; i < 10; i++) {
+        snprintf(image, sizeof(image), "team/app-%d", i);
+        registry_list_tags(*state, "HARBOR", "down.test", NULL, image, on_result, &r[i]);
+    }
+    for (i = 0; i < 10; i++) {
+        run_until_called(&r[i], 10000);
+        expect_error(&r[i], RD_ERR_REGISTRY_UNAVAILABLE, "cannot connect");
+        result_clear(&r[i]);
+    }
+    assert_int_equal(httpc_connections_opened(g_http) - before, 1);
+    lookup(*state, "HARBOR", "down.test", NULL, "team/later", &again);
+    expect_error(&again, RD_ERR_REGISTRY_UNAVAILABLE, "ms ago");
+    result_clear(&again);
+    assert_int_equal(httpc_connections_opened(g_http) - before, 1);
+    lookup(*state, "HARBOR", "fake.test", NULL, "paged/app", &again);
+    assert_int_equal(again.rc, RD_OK);
+    result_clear(&again);
+}
+
 static void test_client_concurrent(void **state)
 {
     result r[6];
@@ -1823,6 +1991,7 @@ int main(void)
         cmocka_unit_test(test_target_harbor_and_defaults),
         cmocka_unit_test(test_target_ecr),
         cmocka_unit_test(test_target_refusals),
+        cmocka_unit_test(test_allow_list_rules),
         cmocka_unit_test_setup_teardown(test_client_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_default_page_size_one_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_cross_origin_link_rebased, setup, teardown),
@@ -1841,6 +2010,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_free_from_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_httpc_free_cancels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_foreign_realm_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_unreachable_fails_fast, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (getenv("TEST_FILTER") != NULL)

@@ -702,6 +702,17 @@ static int group_setup(void **state)
     entry_set(regs, "tokenwrong.test", "username", "alice");
     entry_set(regs, "tokenwrong.test", "password_file", pw_bad);
     add_entry(regs, "tokenanon.test", g_token.port);
+    /* the token service runs on its own port: a realm host of these entries */
+    {
+        char realm[64];
+        snprintf(realm, sizeof(realm), "127.0.0.1:%d", g_aux.port);
+        json_object_set_new(json_object_get(regs, "token.test"), "token_realm_hosts",
+                            json_pack("[s]", realm));
+        json_object_set_new(json_object_get(regs, "tokenwrong.test"), "token_realm_hosts",
+                            json_pack("[s]", realm));
+        json_object_set_new(json_object_get(regs, "tokenanon.test"), "token_realm_hosts",
+                            json_pack("[s]", realm));
+    }
     add_entry(regs, "123456789012.dkr.ecr.us-east-1.amazonaws.com", g_basic.port);
     entry_set(regs, "123456789012.dkr.ecr.us-east-1.amazonaws.com", "aws_access_key_id",
               ECR_KEY_ID);
