@@ -74,6 +74,11 @@ rd_status conf_load(const char *path, repod_conf **out, rd_error *err);
  * success).  The one validation of serve, --check-config and SIGHUP. */
 rd_status conf_load_report(const char *path, repod_conf **out, json_t **problems, rd_error *err);
 
+/* The keys and values of the file at path, checked like conf_load but
+ * without opening the files it names: for commands that only need a
+ * setting (`repod token` needs auth.tokens_file, not the TLS key). */
+rd_status conf_load_values(const char *path, repod_conf **out, rd_error *err);
+
 /* Same as conf_load but from a JSON text, and without opening the files it
  * names; path is used for messages and for resolving relative paths (its
  * folder). */

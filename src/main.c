@@ -64,14 +64,12 @@ static void check_environment(const repod_conf *conf, json_t *problems)
     char reason[RD_ERROR_MESSAGE_MAX];
     char *folder = conf->pid_file != NULL ? strdup(conf->pid_file) : NULL;
     if (store_check_dir(conf->data_dir, reason, sizeof(reason)) != 0)
-        json_array_append_new(problems,
-                              json_sprintf("%s: data_dir: %s", conf->path, reason));
+        json_array_append_new(problems, json_sprintf("%s: data_dir: %s", conf->path, reason));
     if (folder != NULL && strrchr(folder, '/') != NULL) {
         *(strrchr(folder, '/') == folder ? folder + 1 : strrchr(folder, '/')) = '\0';
         if (strcmp(folder, conf->data_dir) != 0 &&
             store_check_dir(folder, reason, sizeof(reason)) != 0)
-            json_array_append_new(problems,
-                                  json_sprintf("%s: pid_file: %s", conf->path, reason));
+            json_array_append_new(problems, json_sprintf("%s: pid_file: %s", conf->path, reason));
     }
     free(folder);
 }

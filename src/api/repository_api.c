@@ -163,8 +163,7 @@ static rd_status find_repository(api_call *call, const char *repository_id, json
 static const char *const id_keys[] = {"repository_id", "only", NULL};
 
 /* 409 for a remote repository that the config file's "remotes" manage. */
-static rd_status refuse_config_managed(const json_t *rec, const char *repository_id,
-                                       rd_error *err)
+static rd_status refuse_config_managed(const json_t *rec, const char *repository_id, rd_error *err)
 {
     if (rec == NULL || !mirror_config_managed(rec))
         return RD_OK;

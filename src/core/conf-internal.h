@@ -83,11 +83,11 @@ struct conf_ctx {
     const char *path; /* for messages */
     char *base;       /* folder of the config file (owned) */
     repod_conf *conf;
-    rd_error *err;      /* the first problem */
-    json_t *problems;   /* every problem, "PATH: KEY: REASON" strings (owned) */
-    rd_status rc;       /* RD_OK, or the code of the first problem */
-    bool check_files;   /* open the named files (conf_load), not only parse */
-    bool *given;        /* per row of conf_rows[]: present in the file (borrowed) */
+    rd_error *err;    /* the first problem */
+    json_t *problems; /* every problem, "PATH: KEY: REASON" strings (owned) */
+    rd_status rc;     /* RD_OK, or the code of the first problem */
+    bool check_files; /* open the named files (conf_load), not only parse */
+    bool *given;      /* per row of conf_rows[]: present in the file (borrowed) */
 };
 
 #define CONF_PROBLEMS_MAX 100 /* more problems than this are counted, not listed */

@@ -402,9 +402,10 @@ done:
     return ctx.rc;
 }
 
-/* Loads and validates the file at path (see conf.h); *problems (when not
- * NULL) gets every problem. */
-rd_status conf_load_report(const char *path, repod_conf **out, json_t **problems, rd_error *err)
+/* Reads the file at path and parses it (opening the files it names when
+ * check_files); *problems (when not NULL) gets every problem. */
+static rd_status load_file(const char *path, bool check_files, repod_conf **out, json_t **problems,
+                           rd_error *err)
 {
     char *text = NULL;
     size_t len = 0;
@@ -420,10 +421,23 @@ rd_status conf_load_report(const char *path, repod_conf **out, json_t **problems
             *problems = json_pack("[s]", err->message);
         goto done;
     }
-    rc = conf_parse(text, len, path, true, out, problems, err);
+    rc = conf_parse(text, len, path, check_files, out, problems, err);
 done:
     free(text);
     return rc;
+}
+
+/* Loads and validates the file at path (see conf.h); *problems (when not
+ * NULL) gets every problem. */
+rd_status conf_load_report(const char *path, repod_conf **out, json_t **problems, rd_error *err)
+{
+    return load_file(path, true, out, problems, err);
+}
+
+/* The file's keys and values only (see conf.h). */
+rd_status conf_load_values(const char *path, repod_conf **out, rd_error *err)
+{
+    return load_file(path, false, out, NULL, err);
 }
 
 /* Loads and validates the file at path (see conf.h).  Returns RD_OK with a

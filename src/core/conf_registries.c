@@ -98,8 +98,8 @@ const conf_row conf_remote_entry_rows[] = {
               "as remote_defaults.negative_ttl_s"),
     ENTRY_ROW("cache.timeout_ms", CONF_INT, 0, 100, 600000, "remote_defaults.*",
               "as remote_defaults.timeout_ms"),
-    ENTRY_ROW("cache.max_response_bytes", CONF_INT, 0, 1024, INT64_C(1) << 30,
-              "remote_defaults.*", "as remote_defaults.max_response_bytes"),
+    ENTRY_ROW("cache.max_response_bytes", CONF_INT, 0, 1024, INT64_C(1) << 30, "remote_defaults.*",
+              "as remote_defaults.max_response_bytes"),
 };
 
 const size_t conf_remote_entry_row_count =
@@ -225,8 +225,8 @@ rd_status conf_check_registries(conf_ctx *ctx, const conf_row *row, json_t *copy
         else if (!json_is_object(entry))
             conf_fail(ctx, key, "expected an object");
         else
-            entry_walk(ctx, key, "", entry, conf_registry_entry_rows,
-                       conf_registry_entry_row_count, false);
+            entry_walk(ctx, key, "", entry, conf_registry_entry_rows, conf_registry_entry_row_count,
+                       false);
     }
     return before == RD_OK ? ctx->rc : before;
 }
@@ -249,11 +249,9 @@ rd_status conf_check_remotes(conf_ctx *ctx, const conf_row *row, json_t *copy)
             conf_fail(ctx, key, "expected an object");
             continue;
         }
-        entry_walk(ctx, key, "", remote, conf_remote_entry_rows, conf_remote_entry_row_count,
-                   true);
+        entry_walk(ctx, key, "", remote, conf_remote_entry_rows, conf_remote_entry_row_count, true);
         for (size_t k = 0; name != NULL && k < i; k++) {
-            const char *other =
-                json_string_value(json_object_get(json_array_get(copy, k), "name"));
+            const char *other = json_string_value(json_object_get(json_array_get(copy, k), "name"));
             if (other != NULL && strcmp(other, name) == 0) {
                 snprintf(key, sizeof(key), "%s[%zu].name", row->key, i);
                 conf_fail(ctx, key, "\"%s\" is also the name of remotes[%zu]", name, k);

@@ -60,8 +60,8 @@ int store_check_dir(const char *dir, char *reason, size_t n)
             goto done;
         }
         if (lock_free(dir, &pid) != 0) {
-            snprintf(reason, n, "%s is in use by another process (pid %ld; is repod running?)",
-                     dir, pid);
+            snprintf(reason, n, "%s is in use by another process (pid %ld; is repod running?)", dir,
+                     pid);
             goto done;
         }
         rc = 0;
