@@ -3,6 +3,8 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <event2/thread.h>
 #include <openssl/ssl.h>
 #include <signal.h>
@@ -56,13 +58,52 @@ static void print_problems(const json_t *problems)
     }
 }
 
-/* The checks of start-up beyond the file itself: the data folder can be
- * used and no running repod holds it.  Appends "FILE: data_dir: REASON"
- * lines to problems.  Never called while this process has the store open. */
+/* 0 when host:port can be bound now (port 0 always can); else -1 with
+ * errno set.  The probe socket is closed at once. */
+static int address_free(const char *host, int port)
+{
+    struct addrinfo hints, *res = NULL;
+    char portstr[16];
+    int fd = -1, one = 1, rc = -1, saved;
+
+    if (port == 0)
+        return 0;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    if (getaddrinfo(host, portstr, &hints, &res) != 0) {
+        errno = EADDRNOTAVAIL;
+        return -1;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+        bind(fd, res->ai_addr, res->ai_addrlen) == 0)
+        rc = 0;
+    saved = errno;
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    errno = saved;
+    return rc;
+}
+
+/* The checks of start-up beyond the file itself: the listen addresses are
+ * free, the data folder can be used and no running repod holds it.  Appends "FILE: data_dir:
+ * REASON" lines to problems.  Never called while this process has the store open. */
 static void check_environment(const repod_conf *conf, json_t *problems)
 {
     char reason[RD_ERROR_MESSAGE_MAX];
     char *folder = conf->pid_file != NULL ? strdup(conf->pid_file) : NULL;
+    if (address_free(conf->listen_host, conf->listen_port) != 0)
+        json_array_append_new(problems,
+                              json_sprintf("%s: listen: cannot listen on %s:%d: %s", conf->path,
+                                           conf->listen_host, conf->listen_port, strerror(errno)));
+    if (conf->metrics_host != NULL && address_free(conf->metrics_host, conf->metrics_port) != 0)
+        json_array_append_new(
+            problems, json_sprintf("%s: metrics_listen: cannot listen on %s:%d: %s", conf->path,
+                                   conf->metrics_host, conf->metrics_port, strerror(errno)));
     if (store_check_dir(conf->data_dir, reason, sizeof(reason)) != 0)
         json_array_append_new(problems, json_sprintf("%s: data_dir: %s", conf->path, reason));
     if (folder != NULL && strrchr(folder, '/') != NULL) {

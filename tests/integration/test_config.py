@@ -102,13 +102,15 @@ def shipped_configs(top_keys):
 
 
 TOLERATED = re.compile(r"^.*?: [a-z_\[\]0-9.]+(?:\.[^:]+)?: cannot read (/\S+): "
-                       r"No such file or directory$")
+                       r"No such file or directory$"
+                       r"|^.*?: (?:metrics_)?listen: cannot listen on .*: Address already in use$")
 
 
 def check_example(cfg, tmp, certs):
     """Runs the real --check-config on cfg with the TLS files of the tests
     and a temp data folder.  Returns (exit code, the problem lines that are
-    not 'an absolute example path does not exist here')."""
+    not 'an absolute example path does not exist here' or 'the example's
+    port is taken on this machine')."""
     cfg = json.loads(json.dumps(cfg))
     tls = cfg.setdefault("tls", {})
     if isinstance(tls, dict):
@@ -283,6 +285,11 @@ class CheckConfigTest(RepodTestCase):
         second = self.write("second.json", harness.deep_merge(srv.config, {}))
         s = self.start_fails(second)
         self.assertIn("data_dir: %s is in use by another process" % srv.data_dir, s.stderr)
+        same_port = self.write("port.json", dict(self.base, listen="127.0.0.1:%d" % srv.port))
+        r = run_repod("--check-config", same_port)
+        self.assertEqual(problem_lines(r.stderr),
+                         ["%s: listen: cannot listen on 127.0.0.1:%d: Address already in use"
+                          % (same_port, srv.port)], r.stderr)
         srv.stop()
         r = run_repod("--check-config", srv.config_path)
         self.assertEqual(r.returncode, 0, r.stderr)
