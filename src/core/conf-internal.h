@@ -1,7 +1,8 @@
 /*
  * conf-internal.h - private declarations shared by the configuration loader
  * (conf.c: key table, load, free, print; conf_values.c: checking and storing
- * one value, host:port, paths; conf_registries.c: the free-form parts).
+ * one value, host:port, paths; conf_registries.c: the free-form parts;
+ * conf_files.c: the TLS files).
  * Not part of the public API (that is include/conf.h).
  */
 #ifndef REPOD_CONF_INTERNAL_H

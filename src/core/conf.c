@@ -9,21 +9,27 @@
  *   2. walk the objects by dotted name: each key must have a row, sections
  *      are descended into, every other value is checked and stored;
  *   3. fill the defaults of the rows not given (or fail on required ones);
- *   4. resolve workers = 0 to the number of online cores.
+ *   4. resolve workers = 0 to the number of online cores;
+ *   5. (conf_load only) open the named files: each must be readable, and
+ *      the TLS key must match the certificate (conf_files.c).
+ *
+ * Loading goes on after a problem, so that every problem of a file is
+ * reported at once (conf_load_report).
  *
  * The free-form parts ("registries", "remotes", "registry.default_urls") are
- * stored as JSON copies after their own checks; registry entries are checked
- * against a second, smaller table (conf_registry_entry_rows[]).
+ * stored as JSON copies after their own checks; registry and remote entries
+ * are checked against smaller tables of their own (conf_registries.c).
  *
  * Relative paths are joined to the folder of the config file
  * ("conf/repod.json" + "../data" -> "conf/../data"); absolute ones are kept.
  *
- * Every failure is RD_ERR_INVALID_PARAMETER with a message "PATH: KEY: REASON"
+ * Every problem is RD_ERR_INVALID_PARAMETER with a message "PATH: KEY: REASON"
  * (or "PATH: REASON" when the file cannot be read or parsed).
  *
  * Files: conf.c (the key table, load, free, conf_print_keys), conf_values.c
  * (checking and storing one value, host:port, paths), conf_registries.c
- * (the free-form parts); shared declarations in conf-internal.h.
+ * (the free-form parts), conf_files.c (the TLS files); shared declarations
+ * in conf-internal.h.
  */
 #include "conf-internal.h"
 

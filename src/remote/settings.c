@@ -79,17 +79,14 @@ rd_status remote_check_cache(const json_t *cache, rd_error *err)
 static int ca_file_unreadable(const char *path)
 {
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), bad = 1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), dir;
     if (fd < 0)
         return 1;
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
-        errno = EISDIR;
-    else
-        bad = 0;
+    dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
     close(fd);
-    if (bad)
+    if (dir)
         errno = EISDIR;
-    return bad;
+    return dir;
 }
 
 rd_status remote_check_upstream(const json_t *up, rd_error *err)
