@@ -299,25 +299,30 @@ class CheckConfigTest(RepodTestCase):
         self.assertIn("data_dir: %s is not a folder" % afile, r.stderr)
 
     def test_failed_first_start_leaves_nothing(self):
-        """A start that fails after the store was created takes it back: the
-        corrected config then starts with its own local repository name."""
+        """A start that fails leaves no store behind (one that fails after
+        the store was created takes it back): the corrected config then
+        starts with its own local repository name."""
         blocker = os.path.join(self.tmp, "blocker")   # pid_file names a folder: it cannot be written
         os.mkdir(blocker)
-        for pre_existing in (False, True):
-            with self.subTest(pre_existing=pre_existing):
-                data = os.path.join(self.tmp, "data-%s" % pre_existing)
+        other_key = os.path.join(harness.other_cert_dir(), "server.key")
+        cases = [("pid_file", {"pid_file": blocker}, False),
+                 ("pid_file", {"pid_file": blocker}, True),
+                 ("tls.key", {"tls": {"key": other_key}}, False)]
+        for i, (word, over, pre_existing) in enumerate(cases):
+            with self.subTest(word=word, pre_existing=pre_existing):
+                data = os.path.join(self.tmp, "data-%d" % i)
                 if pre_existing:
                     os.mkdir(data)
                     open(os.path.join(data, "operator-note.txt"), "w").close()
-                cfg = dict(self.base, data_dir=data, pid_file=blocker,
-                           local_repository={"name": "Wrong"})
-                path = self.write("first.json", cfg)
-                r = self.start_fails(path)
-                self.assertIn("pid_file", r.stderr)
+                cfg = harness.deep_merge(self.base, over)
+                cfg.update(data_dir=data, local_repository={"name": "Wrong"})
+                r = self.start_fails(self.write("first.json", cfg))
+                self.assertIn(word, r.stderr)
                 if pre_existing:
                     self.assertEqual(os.listdir(data), ["operator-note.txt"])
                 else:
-                    self.assertFalse(os.path.exists(data), os.listdir(data) if os.path.exists(data) else "")
+                    self.assertFalse(os.path.exists(data),
+                                     os.listdir(data) if os.path.exists(data) else "")
                 srv = Server(start=False, name="cfg-fixed",
                              overrides={"workers": 1, "data_dir": data,
                                         "local_repository": {"name": "Right"}})
