@@ -85,7 +85,7 @@ const conf_row conf_remote_entry_rows[] = {
      .off = CONF_NONE,
      .help = "verify the upstream's TLS certificate (false warns at every start)"},
     {.key = "cache", .type = CONF_SECTION, .off = CONF_NONE, .help = "cache settings"},
-    ENTRY_ROW("cache.ttl_s", CONF_INT, 0, 0, 31536000, "remote_defaults.ttl_s",
+    ENTRY_ROW("cache.ttl_s", CONF_INT, 0, 0, 31536000, "remote_defaults.*",
               "as remote_defaults.ttl_s"),
     {.key = "cache.stale_while_revalidate",
      .type = CONF_BOOL,
