@@ -3,9 +3,13 @@
  *
  * One JSON file, parsed by a table of (key, type, bounds, default, target
  * field) rows in conf.c.  Every key has a default, so a file that names only
- * the TLS files and data_dir is complete.  Unknown keys and bad values fail
- * with "FILE: KEY: REASON".  Relative paths in the file are resolved against
- * the folder that holds the file.
+ * the TLS files and data_dir is complete.  Unknown keys (at any depth,
+ * "remotes" and "registries" entries included) and bad values fail with
+ * "FILE: KEY: REASON"; every problem of a file is reported, not only the
+ * first.  Relative paths in the file are resolved against the folder that
+ * holds the file.  conf_load also opens the files the config names (TLS
+ * certificate and key, which must match, CA bundles, password and key
+ * files); conf_load_string only parses.
  */
 #ifndef REPOD_CONF_H
 #define REPOD_CONF_H
@@ -37,6 +41,7 @@ typedef struct {
     char *tls_key;              /* required */
     char *tls_client_ca;        /* NULL = no mutual TLS */
     char *data_dir;             /* default "data" (relative to the config file) */
+    char *pid_file;             /* default "<data_dir>/repod.pid"; NULL ("") = none */
     char *log_level;            /* default "info" */
     int workers;                /* 0 = number of cores; 1..256 */
     int64_t max_body_bytes;     /* limits.max_body_bytes, default 1 MiB */
@@ -57,16 +62,29 @@ typedef struct {
     int64_t registry_negative_cache_ms; /* registry.negative_cache_ms, default 5000 */
     conf_cache remote_defaults;
     json_t *registries; /* "registries" object as given (owned); {} by default */
-    json_t *remotes;    /* "remotes": array of remote repositories to ensure (owned); [] */
+    json_t *remotes;    /* "remotes": array of remote repositories the config manages (owned;
+                           checked; upstream.ca_file resolved to an absolute path); [] */
 } repod_conf;
 
-/* Loads and validates path.  On success *out is a new conf (free with
- * conf_free).  On failure returns RD_ERR_INVALID_PARAMETER and err->message is
+/* Loads and validates path, and checks the files it names.  On success *out
+ * is a new conf (free with conf_free).  On failure returns
+ * RD_ERR_INVALID_PARAMETER and err->message is the first problem,
  * "PATH: KEY: REASON" (or "PATH: REASON" for unreadable/invalid JSON). */
 rd_status conf_load(const char *path, repod_conf **out, rd_error *err);
 
-/* Same as conf_load but from a JSON text; path is used for messages and for
- * resolving relative paths (its folder). */
+/* conf_load that also hands back every problem: when problems is not NULL,
+ * *problems is a new array of "PATH: KEY: REASON" strings (empty on
+ * success).  The one validation of serve, --check-config and SIGHUP. */
+rd_status conf_load_report(const char *path, repod_conf **out, json_t **problems, rd_error *err);
+
+/* The keys and values of the file at path, checked like conf_load but
+ * without opening the files it names: for commands that only need a
+ * setting (`repod token` needs auth.tokens_file, not the TLS key). */
+rd_status conf_load_values(const char *path, repod_conf **out, rd_error *err);
+
+/* Same as conf_load but from a JSON text, and without opening the files it
+ * names; path is used for messages and for resolving relative paths (its
+ * folder). */
 rd_status conf_load_string(const char *text, const char *path, repod_conf **out, rd_error *err);
 
 void conf_free(repod_conf *conf);

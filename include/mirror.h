@@ -24,12 +24,25 @@ int mirror_name_taken(app *a, const char *name, const char *except_id);
  * On success record holds the repository_id. */
 rd_status mirror_adopt(app *a, json_t *record, const json_t *probe, rd_error *err);
 
-/* Registers the config's "remotes" that are not registered yet (by name),
- * asking their upstreams from base's loop; entries whose upstream does not
- * answer are retried every 30 s.  Invalid entries are logged and skipped. */
+/* 1 when record (borrowed) was created from the config file's "remotes"
+ * and is managed by it (the API must not update or deregister it). */
+int mirror_config_managed(const json_t *record);
+
+/* Makes the stored remote repositories follow remotes (the config's
+ * checked "remotes" array, borrowed): entries without a record (by name) are
+ * registered from base's loop, retried every 30 s while their upstream does
+ * not answer; config-managed records whose settings differ are updated
+ * (endpoint, upstream, cache, priority; one log line per change, then a
+ * catalog refresh); config-managed records whose entry is gone lose their
+ * mark (one warning).  Records registered through the API are never
+ * touched.  Main thread only (start-up and SIGHUP). */
+void mirror_config_apply(app *a, struct event_base *base, const json_t *remotes);
+
+/* mirror_config_apply with the config the server started with. */
 void mirror_bootstrap(app *a, struct event_base *base);
 
-/* Frees what mirror_bootstrap left pending (call after base stopped). */
+/* Frees what mirror_config_apply left pending (call after base stopped and
+ * the upstream engine was cancelled). */
 void mirror_bootstrap_free(void);
 
 #endif

@@ -39,6 +39,28 @@ rd_status store_open(const char *dir, store **out, rd_error *err);
 /* Flushes and closes; NULL is a no-op. */
 void store_close(store *st);
 
+/* Checks, without creating or locking anything, that store_open(dir) can
+ * work: dir is a writable folder (or can be created: its nearest existing
+ * parent is a writable folder) and no other process holds the database's
+ * LOCK file (a running repod).  Returns 0, or -1 with the reason in
+ * reason[0..n).  Never call it on the folder of a store this process has
+ * open (closing the probe would drop the process's own lock). */
+int store_check_dir(const char *dir, char *reason, size_t n);
+
+/* What a folder held before a first store_open, so that a start that fails
+ * can take back what it created. */
+typedef struct store_undo store_undo;
+
+/* Notes what dir holds now (NULL when out of memory).  The undo is empty
+ * (store_undo_apply does nothing) when dir already holds a database. */
+store_undo *store_undo_begin(const char *dir);
+
+/* Removes everything created in dir since store_undo_begin (dir itself
+ * when it did not exist).  Call after store_close. */
+void store_undo_apply(const store_undo *u);
+
+void store_undo_free(store_undo *u);
+
 /* Reads key.  On success *val is a new malloc'd NUL-terminated copy (free
  * with free()), *vlen its length.  Missing key -> RD_ERR_NOT_FOUND (err
  * untouched). */

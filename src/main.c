@@ -1,13 +1,17 @@
 /*
  * main.c - the repod command line: serve, check a config, manage tokens.
  */
+#include <errno.h>
 #include <event2/event.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <event2/thread.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "auth.h"
@@ -19,6 +23,7 @@
 #include "remote.h"
 #include "server.h"
 #include "store.h"
+#include "util.h"
 
 static void usage(FILE *f)
 {
@@ -31,7 +36,9 @@ static void usage(FILE *f)
                "  repod --version | --help\n"
                "\n"
                "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the TLS certificate,\n"
-               "the tokens file and log_level.\n");
+               "the tokens file, log_level and the remotes of the config file.\n"
+               "The pid file (pid_file, default <data_dir>/repod.pid) is written once the\n"
+               "server listens and removed on a clean stop.\n");
 }
 
 typedef struct {
@@ -39,6 +46,145 @@ typedef struct {
     server *srv;
     struct event_base *base;
 } main_state;
+
+/* Prints every problem line (a JSON array of strings) to stderr. */
+static void print_problems(const json_t *problems)
+{
+    size_t i;
+    json_t *line;
+    json_array_foreach(problems, i, line)
+    {
+        fprintf(stderr, "%s\n", json_string_value(line));
+    }
+}
+
+/* 0 when host:port can be bound now (port 0 always can); else -1 with
+ * errno set.  The probe socket is closed at once. */
+static int address_free(const char *host, int port)
+{
+    struct addrinfo hints, *res = NULL;
+    char portstr[16];
+    int fd = -1, one = 1, rc = -1, saved;
+
+    if (port == 0)
+        return 0;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    if (getaddrinfo(host, portstr, &hints, &res) != 0) {
+        errno = EADDRNOTAVAIL;
+        return -1;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+        bind(fd, res->ai_addr, res->ai_addrlen) == 0)
+        rc = 0;
+    saved = errno;
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    errno = saved;
+    return rc;
+}
+
+/* The checks of start-up beyond the file itself: the listen addresses are
+ * free, the data folder can be used and no running repod holds it.  Appends "FILE: data_dir:
+ * REASON" lines to problems.  Never called while this process has the store open. */
+static void check_environment(const repod_conf *conf, json_t *problems)
+{
+    char reason[RD_ERROR_MESSAGE_MAX];
+    char *folder = conf->pid_file != NULL ? strdup(conf->pid_file) : NULL;
+    if (address_free(conf->listen_host, conf->listen_port) != 0)
+        json_array_append_new(problems,
+                              json_sprintf("%s: listen: cannot listen on %s:%d: %s", conf->path,
+                                           conf->listen_host, conf->listen_port, strerror(errno)));
+    if (conf->metrics_host != NULL && address_free(conf->metrics_host, conf->metrics_port) != 0)
+        json_array_append_new(
+            problems, json_sprintf("%s: metrics_listen: cannot listen on %s:%d: %s", conf->path,
+                                   conf->metrics_host, conf->metrics_port, strerror(errno)));
+    if (store_check_dir(conf->data_dir, reason, sizeof(reason)) != 0)
+        json_array_append_new(problems, json_sprintf("%s: data_dir: %s", conf->path, reason));
+    if (folder != NULL && strrchr(folder, '/') != NULL) {
+        *(strrchr(folder, '/') == folder ? folder + 1 : strrchr(folder, '/')) = '\0';
+        if (strcmp(folder, conf->data_dir) != 0 &&
+            store_check_dir(folder, reason, sizeof(reason)) != 0)
+            json_array_append_new(problems, json_sprintf("%s: pid_file: %s", conf->path, reason));
+    }
+    free(folder);
+}
+
+/* The one validation of serve and --check-config: the file (conf_load) and
+ * the environment.  Returns the conf, or NULL after printing every
+ * problem. */
+static repod_conf *load_and_check(const char *path)
+{
+    repod_conf *conf = NULL;
+    json_t *problems = NULL;
+    rd_error err = {RD_OK, ""};
+
+    if (conf_load_report(path, &conf, &problems, &err) == RD_OK) {
+        check_environment(conf, problems);
+        if (json_array_size(problems) > 0) {
+            conf_free(conf);
+            conf = NULL;
+        }
+    }
+    if (conf == NULL) {
+        if (json_array_size(problems) == 0)
+            fprintf(stderr, "%s\n", err.message);
+        print_problems(problems);
+    }
+    json_decref(problems);
+    return conf;
+}
+
+/* Writes this process's pid to conf->pid_file; 0, or -1 after printing
+ * why. */
+static int pid_file_write(const repod_conf *conf)
+{
+    char text[32];
+    char *folder;
+    int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid()), rc = 0;
+    if (conf->pid_file == NULL)
+        return 0;
+    folder = strdup(conf->pid_file);
+    if (folder != NULL && strrchr(folder, '/') != NULL && strrchr(folder, '/') != folder) {
+        *strrchr(folder, '/') = '\0';
+        util_mkdir_p(folder);
+    }
+    free(folder);
+    if (util_write_file_atomic(conf->pid_file, text, (size_t)n, 0644) != 0) {
+        fprintf(stderr, "%s: pid_file: cannot write %s: %s\n", conf->path, conf->pid_file,
+                strerror(errno));
+        rc = -1;
+    }
+    return rc;
+}
+
+/* SIGHUP, the config's "remotes": re-reads the file (the same validation
+ * as start-up) and applies what changed; a file with problems changes
+ * nothing. */
+static void reload_config_remotes(main_state *ms)
+{
+    repod_conf *fresh = NULL;
+    json_t *problems = NULL, *line;
+    rd_error err = {RD_OK, ""};
+    size_t i;
+
+    if (conf_load_report(ms->a->conf->path, &fresh, &problems, &err) != RD_OK) {
+        json_array_foreach(problems, i, line)
+        {
+            LOG_ERROR("reload: %s", json_string_value(line));
+        }
+        LOG_ERROR("reload: the config has problems; remotes left as they are");
+    } else {
+        mirror_config_apply(ms->a, ms->base, fresh->remotes);
+    }
+    json_decref(problems);
+    conf_free(fresh);
+}
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -70,6 +216,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
     } else {
         LOG_ERROR("reload log_level: %s", err.message);
     }
+    reload_config_remotes(ms);
 }
 
 /* SPEC 6: a remote whose TLS is not verified is worth a warning at every
@@ -102,13 +249,13 @@ static int serve(const char *config_path)
     main_state ms = {&a, NULL, NULL};
     rd_error err = {RD_OK, ""};
     struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL;
-    int exit_code = 1;
+    store_undo *undo = NULL;
+    int exit_code = 1, pid_written = 0;
 
     memset(&a, 0, sizeof(a));
-    if (conf_load(config_path, &a.conf, &err) != RD_OK) {
-        fprintf(stderr, "repod: %s\n", err.message);
+    a.conf = load_and_check(config_path);
+    if (a.conf == NULL)
         return 1;
-    }
     log_set_level((log_level)log_level_parse(a.conf->log_level));
     log_capture_libevent();
     if (evthread_use_pthreads() != 0) {
@@ -116,10 +263,19 @@ static int serve(const char *config_path)
         goto done;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Everything that can fail without touching the data folder comes
+     * first (TLS, the listening sockets, tokens); a first start that fails
+     * later takes back the store it created, so the next start begins
+     * afresh (with the local repository name of the corrected file). */
+    if (server_create(&a, &ms.srv, &err) != RD_OK ||
+        auth_open(a.conf->tokens_file, &a.auth, &err) != RD_OK) {
+        fprintf(stderr, "repod: %s\n", err.message);
+        goto done;
+    }
+    undo = store_undo_begin(a.conf->data_dir);
     if (store_open(a.conf->data_dir, &a.st, &err) != RD_OK ||
         catalog_open(a.st, a.conf->local_repository_name, &a.cat, &err) != RD_OK ||
-        auth_open(a.conf->tokens_file, &a.auth, &err) != RD_OK ||
-        fetcher_start(&a, &a.fetcher, &err) != RD_OK || server_create(&a, &ms.srv, &err) != RD_OK) {
+        fetcher_start(&a, &a.fetcher, &err) != RD_OK) {
         fprintf(stderr, "repod: %s\n", err.message);
         goto done;
     }
@@ -143,6 +299,14 @@ static int serve(const char *config_path)
     warn_unverified_remotes(&a);
     mirror_bootstrap(&a, ms.base);
     atomic_store(&a.ready, 1);
+    if (pid_file_write(a.conf) != 0) {
+        atomic_store(&a.ready, 0);
+        server_stop(ms.srv, cancel_upstream_waits, a.fetcher);
+        goto done;
+    }
+    pid_written = a.conf->pid_file != NULL;
+    store_undo_free(undo); /* serving: the store is here to stay */
+    undo = NULL;
     LOG_INFO("repod %s: local repository %s, %d workers, data in %s", REPOD_VERSION,
              catalog_local_id(a.cat), a.conf->workers, a.conf->data_dir);
     if (server_metrics_port(ms.srv) > 0)
@@ -176,6 +340,10 @@ done:
     auth_close(a.auth);
     catalog_close(a.cat);
     store_close(a.st);
+    store_undo_apply(undo); /* a failed first start leaves no store behind */
+    store_undo_free(undo);
+    if (pid_written)
+        unlink(a.conf->pid_file);
     conf_free(a.conf);
     if (exit_code == 0)
         LOG_INFO("stopped");
@@ -184,12 +352,9 @@ done:
 
 static int check_config(const char *path)
 {
-    repod_conf *conf = NULL;
-    rd_error err = {RD_OK, ""};
-    if (conf_load(path, &conf, &err) != RD_OK) {
-        fprintf(stderr, "repod: %s\n", err.message);
+    repod_conf *conf = load_and_check(path);
+    if (conf == NULL)
         return 1;
-    }
     conf_free(conf);
     printf("repod: %s: configuration OK\n", path);
     return 0;
@@ -205,7 +370,7 @@ int main(int argc, char **argv)
     }
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
-        printf("\nConfiguration keys:\n");
+        printf("\n");
         conf_print_keys(stdout);
         return 0;
     }

@@ -186,6 +186,17 @@ static rd_status find_repository(api_call *call, const char *repository_id, json
 
 static const char *const id_keys[] = {"repository_id", "only", NULL};
 
+/* 409 for a remote repository that the config file's "remotes" manage. */
+static rd_status refuse_config_managed(const json_t *rec, const char *repository_id, rd_error *err)
+{
+    if (rec == NULL || !mirror_config_managed(rec))
+        return RD_OK;
+    return rd_fail(err, RD_ERR_EXIST_RESOURCE,
+                   "Resource is managed by the configuration file. (repository_id = %s, reason = "
+                   "edit its entry in remotes and reload the server)",
+                   repository_id);
+}
+
 /* ---- update / deregister / sync ------------------------------------------- */
 
 rd_status api_repository_update(api_call *call, json_t **out, rd_error *err)
@@ -208,8 +219,12 @@ rd_status api_repository_update(api_call *call, json_t **out, rd_error *err)
         rc = remote_check_cache(v, err);
     if (rc == RD_OK)
         rc = find_target(call, repository_id, &rec, err);
-    if (rc != RD_OK)
+    if (rc == RD_OK)
+        rc = refuse_config_managed(rec, repository_id, err);
+    if (rc != RD_OK) {
+        json_decref(rec);
         return rc;
+    }
     if (rec == NULL)
         return rd_fail(err, RD_ERR_INVALID_PARAMETER,
                        "Invalid parameter. (repository_id = %s, reason = the local repository is "
@@ -246,8 +261,12 @@ rd_status api_repository_deregister(api_call *call, json_t **out, rd_error *err)
         rc = api_req_string(call->body, "repository_id", &repository_id, err);
     if (rc == RD_OK)
         rc = find_target(call, repository_id, &rec, err);
-    if (rc != RD_OK)
+    if (rc == RD_OK)
+        rc = refuse_config_managed(rec, repository_id, err);
+    if (rc != RD_OK) {
+        json_decref(rec);
         return rc;
+    }
     if (rec != NULL) {
         json_decref(rec);
         rc = remote_delete(call->app->st, repository_id, err);

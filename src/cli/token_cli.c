@@ -146,7 +146,7 @@ static char *tokens_path(const char *verb, const char *config)
     char *path = NULL;
 
     rd_error_clear(&err);
-    if (conf_load(config, &conf, &err) != RD_OK) {
+    if (conf_load_values(config, &conf, &err) != RD_OK) {
         fprintf(stderr, "repod token %s: %s\n", verb, err.message);
         return NULL;
     }

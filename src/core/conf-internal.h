@@ -1,7 +1,8 @@
 /*
  * conf-internal.h - private declarations shared by the configuration loader
  * (conf.c: key table, load, free, print; conf_values.c: checking and storing
- * one value, host:port, paths; conf_registries.c: the free-form parts).
+ * one value, host:port, paths; conf_registries.c: the free-form parts;
+ * conf_files.c: the TLS files).
  * Not part of the public API (that is include/conf.h).
  */
 #ifndef REPOD_CONF_INTERNAL_H
@@ -33,6 +34,8 @@ typedef enum {
 #define CF_URL         0x08u /* a string must start with http:// or https:// */
 #define CF_NPROC_ZERO  0x10u /* an int 0 is replaced by the number of online cores */
 #define CF_IN_DATA_DIR 0x20u /* the default path is relative to data_dir */
+#define CF_READABLE    0x40u /* a path must name a readable file (conf_load only) */
+#define CF_ORIGIN      0x80u /* a string must be https://host[:port] and nothing more */
 
 #define CONF_NONE ((size_t)-1) /* no target field */
 
@@ -68,9 +71,12 @@ typedef struct {
 
 extern const conf_type_desc conf_type_info[];
 
-/* The keys of one "registries" entry (conf_registries.c). */
+/* The keys of one "registries" entry and of one "remotes" entry
+ * (conf_registries.c). */
 extern const conf_row conf_registry_entry_rows[];
 extern const size_t conf_registry_entry_row_count;
+extern const conf_row conf_remote_entry_rows[];
+extern const size_t conf_remote_entry_row_count;
 
 /* ---- load state ---------------------------------------------------------- */
 
@@ -78,21 +84,27 @@ struct conf_ctx {
     const char *path; /* for messages */
     char *base;       /* folder of the config file (owned) */
     repod_conf *conf;
-    rd_error *err;
-    bool *given; /* per row of conf_rows[]: set from the file (borrowed) */
+    rd_error *err;    /* the first problem */
+    json_t *problems; /* every problem, "PATH: KEY: REASON" strings (owned) */
+    rd_status rc;     /* RD_OK, or the code of the first problem */
+    bool check_files; /* open the named files (conf_load), not only parse */
+    bool *given;      /* per row of conf_rows[]: present in the file (borrowed) */
 };
+
+#define CONF_PROBLEMS_MAX 100 /* more problems than this are counted, not listed */
 
 #define KEY_MAX    320
 #define REASON_MAX 200
 
 /* ---- conf.c -------------------------------------------------------------- */
 
-/* Fails with "PATH: KEY: REASON" as RD_ERR_INVALID_PARAMETER (into ctx->err);
- * returns that code. */
+/* Records the problem "PATH: KEY: REASON" (RD_ERR_INVALID_PARAMETER) in
+ * ctx->problems (and in ctx->err when it is the first); loading goes on so
+ * that every problem is reported.  Returns that code. */
 rd_status conf_fail(conf_ctx *ctx, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Fails with "PATH: out of memory" as RD_ERR_INTERNAL; returns that code. */
+/* Records "PATH: out of memory" as RD_ERR_INTERNAL; returns that code. */
 rd_status conf_oom(conf_ctx *ctx);
 
 /* ---- conf_values.c ------------------------------------------------------- */
@@ -138,6 +150,16 @@ rd_status conf_store_strlist(conf_ctx *ctx, const conf_row *row, const json_t *v
  * into ctx (the field is then unchanged). */
 rd_status conf_store_json(conf_ctx *ctx, const conf_row *row, const json_t *v);
 
+/* 0 when path names a readable regular file; else -1 with errno set. */
+int conf_file_readable(const char *path);
+
+/* ---- conf_files.c -------------------------------------------------------- */
+
+/* With ctx->check_files: loads tls.cert and tls.key with OpenSSL and checks
+ * that they belong together, and that tls.client_ca holds certificates.
+ * Problems go into ctx. */
+void conf_check_tls(conf_ctx *ctx);
+
 /* ---- conf_registries.c --------------------------------------------------- */
 
 /* Checks of the free-form rows (conf_check_fn): validate, and may rewrite,
@@ -145,6 +167,7 @@ rd_status conf_store_json(conf_ctx *ctx, const conf_row *row, const json_t *v);
 rd_status conf_check_default_urls(conf_ctx *ctx, const conf_row *row, json_t *copy);
 rd_status conf_check_allowed_hosts(conf_ctx *ctx, const conf_row *row, json_t *copy);
 rd_status conf_check_registries(conf_ctx *ctx, const conf_row *row, json_t *copy);
+rd_status conf_check_realm_hosts(conf_ctx *ctx, const conf_row *row, json_t *copy);
 rd_status conf_check_remotes(conf_ctx *ctx, const conf_row *row, json_t *copy);
 
 #endif

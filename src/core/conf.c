@@ -9,21 +9,27 @@
  *   2. walk the objects by dotted name: each key must have a row, sections
  *      are descended into, every other value is checked and stored;
  *   3. fill the defaults of the rows not given (or fail on required ones);
- *   4. resolve workers = 0 to the number of online cores.
+ *   4. resolve workers = 0 to the number of online cores;
+ *   5. (conf_load only) open the named files: each must be readable, and
+ *      the TLS key must match the certificate (conf_files.c).
+ *
+ * Loading goes on after a problem, so that every problem of a file is
+ * reported at once (conf_load_report).
  *
  * The free-form parts ("registries", "remotes", "registry.default_urls") are
- * stored as JSON copies after their own checks; registry entries are checked
- * against a second, smaller table (conf_registry_entry_rows[]).
+ * stored as JSON copies after their own checks; registry and remote entries
+ * are checked against smaller tables of their own (conf_registries.c).
  *
  * Relative paths are joined to the folder of the config file
  * ("conf/repod.json" + "../data" -> "conf/../data"); absolute ones are kept.
  *
- * Every failure is RD_ERR_INVALID_PARAMETER with a message "PATH: KEY: REASON"
+ * Every problem is RD_ERR_INVALID_PARAMETER with a message "PATH: KEY: REASON"
  * (or "PATH: REASON" when the file cannot be read or parsed).
  *
  * Files: conf.c (the key table, load, free, conf_print_keys), conf_values.c
  * (checking and storing one value, host:port, paths), conf_registries.c
- * (the free-form parts); shared declarations in conf-internal.h.
+ * (the free-form parts), conf_files.c (the TLS files); shared declarations
+ * in conf-internal.h.
  */
 #include "conf-internal.h"
 
@@ -95,11 +101,16 @@ static const conf_row conf_rows[] = {
                  CF_EMPTY_UNSET, "",
                  "separate address for /metrics; \"\" serves it on the API port"),
     ROW_SECTION("tls", "TLS of the API port"),
-    ROW_PATH("tls.cert", tls_cert, CF_REQUIRED, NULL, NULL, "server certificate chain (PEM)"),
-    ROW_PATH("tls.key", tls_key, CF_REQUIRED, NULL, NULL, "private key of tls.cert (PEM)"),
-    ROW_PATH("tls.client_ca", tls_client_ca, CF_EMPTY_UNSET, NULL, NULL,
+    ROW_PATH("tls.cert", tls_cert, CF_REQUIRED | CF_READABLE, NULL, NULL,
+             "server certificate chain (PEM)"),
+    ROW_PATH("tls.key", tls_key, CF_REQUIRED | CF_READABLE, NULL, NULL,
+             "private key of tls.cert (PEM)"),
+    ROW_PATH("tls.client_ca", tls_client_ca, CF_EMPTY_UNSET | CF_READABLE, NULL, NULL,
              "CA bundle for mutual TLS (clients must present a certificate); unset or \"\" = off"),
     ROW_PATH("data_dir", data_dir, 0, "data", NULL, "folder of the RocksDB store and tokens"),
+    ROW_PATH("pid_file", pid_file, CF_IN_DATA_DIR | CF_EMPTY_UNSET, "repod.pid",
+             "<data_dir>/repod.pid",
+             "written once the server listens, removed on a clean stop; \"\" = none"),
     ROW_STRING("log_level", log_level, 0, "info", log_level_choices,
                "debug, info, warn or error (reloaded on SIGHUP)"),
     ROW_INT("workers", workers, CF_NPROC_ZERO, 0, 0, 256,
@@ -158,7 +169,8 @@ static const conf_row conf_rows[] = {
              "password_file, aws_access_key_id, aws_secret_access_key_file, aws_region, "
              "timeout_ms}"),
     ROW_JSON("remotes", CONF_ARRAY, remotes, conf_check_remotes,
-             "remote repositories to create at start-up (objects, as for repository register)"),
+             "remote repositories managed by this file (registered at start, updated on "
+             "restart and SIGHUP)"),
 };
 
 #define CONF_ROW_COUNT (sizeof(conf_rows) / sizeof(conf_rows[0]))
@@ -167,21 +179,40 @@ static const conf_row conf_rows[] = {
  * Failures
  * ------------------------------------------------------------------------- */
 
-/* Fails with "PATH: KEY: REASON" as RD_ERR_INVALID_PARAMETER; returns that code. */
+/* Records one problem line with its code; the first also goes into err. */
+static rd_status problem_add(conf_ctx *ctx, rd_status code, const char *line)
+{
+    size_t n = json_array_size(ctx->problems);
+    if (ctx->rc == RD_OK) {
+        ctx->rc = code;
+        rd_fail(ctx->err, code, "%s", line);
+    }
+    if (ctx->problems != NULL && n < CONF_PROBLEMS_MAX)
+        json_array_append_new(ctx->problems, json_string(line));
+    else if (ctx->problems != NULL && n == CONF_PROBLEMS_MAX)
+        json_array_append_new(ctx->problems,
+                              json_sprintf("%s: more problems not listed", ctx->path));
+    return code;
+}
+
+/* Records "PATH: KEY: REASON" as RD_ERR_INVALID_PARAMETER; returns that code. */
 rd_status conf_fail(conf_ctx *ctx, const char *key, const char *fmt, ...)
 {
-    char reason[REASON_MAX];
+    char reason[REASON_MAX], line[RD_ERROR_MESSAGE_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
-    return rd_fail(ctx->err, RD_ERR_INVALID_PARAMETER, "%s: %s: %s", ctx->path, key, reason);
+    snprintf(line, sizeof(line), "%s: %s: %s", ctx->path, key, reason);
+    return problem_add(ctx, RD_ERR_INVALID_PARAMETER, line);
 }
 
-/* Fails with "PATH: out of memory" as RD_ERR_INTERNAL. */
+/* Records "PATH: out of memory" as RD_ERR_INTERNAL. */
 rd_status conf_oom(conf_ctx *ctx)
 {
-    return rd_fail(ctx->err, RD_ERR_INTERNAL, "%s: out of memory", ctx->path);
+    char line[RD_ERROR_MESSAGE_MAX];
+    snprintf(line, sizeof(line), "%s: out of memory", ctx->path);
+    return problem_add(ctx, RD_ERR_INTERNAL, line);
 }
 
 /* ---------------------------------------------------------------------------
@@ -220,8 +251,12 @@ static rd_status row_apply(conf_ctx *ctx, const conf_row *row, const json_t *v)
     case CONF_SECTION:
         break;
     }
-    if (rc == RD_OK)
-        ctx->given[row - conf_rows] = true;
+    if (rc == RD_OK && row->type == CONF_PATH && (row->flags & CF_READABLE) && ctx->check_files) {
+        const char *resolved = *(char **)conf_field_at(ctx->conf, row->off);
+        if (resolved != NULL && conf_file_readable(resolved) != 0)
+            rc = conf_fail(ctx, row->key, "cannot read %s: %s", json_string_value(v),
+                           strerror(errno));
+    }
 done:
     return rc;
 }
@@ -265,15 +300,24 @@ done:
     return rc;
 }
 
+/* Marks every row below the section key as given (the section itself was
+ * not an object: one problem is enough). */
+static void section_skip(conf_ctx *ctx, const char *key)
+{
+    size_t len = strlen(key);
+    for (size_t i = 0; i < CONF_ROW_COUNT; i++)
+        if (strncmp(conf_rows[i].key, key, len) == 0 && conf_rows[i].key[len] == '.')
+            ctx->given[i] = true;
+}
+
 /* Walks the object obj whose dotted name is prefix ("" for the top level):
  * every key must have a row; sections are descended into, other values
- * checked and stored. */
+ * checked and stored.  Goes on after a problem; returns ctx->rc. */
 static rd_status walk_object(conf_ctx *ctx, const json_t *obj, const char *prefix)
 {
     const char *name;
     json_t *value;
     char key[KEY_MAX];
-    rd_status rc = RD_OK;
 
     json_object_foreach((json_t *)obj, name, value)
     {
@@ -282,23 +326,20 @@ static rd_status walk_object(conf_ctx *ctx, const json_t *obj, const char *prefi
         if (strchr(name, '.') == NULL && name[0] != '\0')
             row = conf_row_find(conf_rows, CONF_ROW_COUNT, key);
         if (row == NULL) {
-            rc = conf_fail(ctx, key, "unknown key");
-            goto done;
+            conf_fail(ctx, key, "unknown key");
+            continue;
         }
-        if (row->type == CONF_SECTION) {
-            if (!json_is_object(value)) {
-                rc = conf_fail(ctx, key, "expected an object");
-                goto done;
-            }
-            rc = walk_object(ctx, value, key);
+        ctx->given[row - conf_rows] = true;
+        if (row->type != CONF_SECTION) {
+            row_apply(ctx, row, value);
+        } else if (!json_is_object(value)) {
+            conf_fail(ctx, key, "expected an object");
+            section_skip(ctx, key);
         } else {
-            rc = row_apply(ctx, row, value);
+            walk_object(ctx, value, key);
         }
-        if (rc != RD_OK)
-            goto done;
     }
-done:
-    return rc;
+    return ctx->rc;
 }
 
 /* ---------------------------------------------------------------------------
@@ -306,43 +347,47 @@ done:
  * ------------------------------------------------------------------------- */
 
 /* Parses text[0..len) as the config of path; the common part of conf_load
- * and conf_load_string.  On success *out is a new conf. */
-static rd_status conf_parse(const char *text, size_t len, const char *path, repod_conf **out,
-                            rd_error *err)
+ * and conf_load_string.  With check_files the named files are opened too.
+ * On success *out is a new conf; *problems (when not NULL) gets every
+ * problem. */
+static rd_status conf_parse(const char *text, size_t len, const char *path, bool check_files,
+                            repod_conf **out, json_t **problems, rd_error *err)
 {
-    bool given[CONF_ROW_COUNT] = {false}; /* row was set from the file */
-    conf_ctx ctx = {.path = path != NULL ? path : "(string)", .err = err, .given = given};
+    bool given[CONF_ROW_COUNT] = {false}; /* row was present in the file */
+    conf_ctx ctx = {.path = path != NULL ? path : "(string)",
+                    .err = err,
+                    .given = given,
+                    .check_files = check_files,
+                    .problems = json_array()};
     json_t *root = NULL;
     json_error_t jerr;
-    rd_status rc = RD_OK;
+    char line[RD_ERROR_MESSAGE_MAX];
 
     *out = NULL;
     rd_error_clear(err);
     ctx.conf = calloc(1, sizeof(*ctx.conf));
     ctx.base = conf_path_dirname(path != NULL ? path : "");
-    if (ctx.conf == NULL || ctx.base == NULL ||
+    if (ctx.conf == NULL || ctx.base == NULL || ctx.problems == NULL ||
         (ctx.conf->path = strdup(path != NULL ? path : "")) == NULL) {
-        rc = conf_oom(&ctx);
+        conf_oom(&ctx);
         goto done;
     }
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        rc = rd_fail(err, RD_ERR_INVALID_PARAMETER, "%s: invalid JSON at line %d column %d: %s",
-                     ctx.path, jerr.line, jerr.column, jerr.text);
+        snprintf(line, sizeof(line), "%s: invalid JSON at line %d column %d: %s", ctx.path,
+                 jerr.line, jerr.column, jerr.text);
+        problem_add(&ctx, RD_ERR_INVALID_PARAMETER, line);
         goto done;
     }
     if (!json_is_object(root)) {
-        rc = rd_fail(err, RD_ERR_INVALID_PARAMETER, "%s: expected a JSON object at the top level",
-                     ctx.path);
+        snprintf(line, sizeof(line), "%s: expected a JSON object at the top level", ctx.path);
+        problem_add(&ctx, RD_ERR_INVALID_PARAMETER, line);
         goto done;
     }
-    if ((rc = walk_object(&ctx, root, "")) != RD_OK)
-        goto done;
-    for (size_t i = 0; i < CONF_ROW_COUNT && rc == RD_OK; i++)
+    walk_object(&ctx, root, "");
+    for (size_t i = 0; i < CONF_ROW_COUNT; i++)
         if (conf_rows[i].type != CONF_SECTION && !ctx.given[i])
-            rc = row_default(&ctx, &conf_rows[i]);
-    if (rc != RD_OK)
-        goto done;
+            row_default(&ctx, &conf_rows[i]);
     for (size_t i = 0; i < CONF_ROW_COUNT; i++) {
         const conf_row *row = &conf_rows[i];
         if ((row->flags & CF_NPROC_ZERO) && *(int *)conf_field_at(ctx.conf, row->off) == 0) {
@@ -354,40 +399,75 @@ static rd_status conf_parse(const char *text, size_t len, const char *path, repo
             *(int *)conf_field_at(ctx.conf, row->off) = (int)cores;
         }
     }
-    *out = ctx.conf;
-    ctx.conf = NULL;
+    if (ctx.check_files)
+        conf_check_tls(&ctx);
+    if (ctx.rc == RD_OK) {
+        *out = ctx.conf;
+        ctx.conf = NULL;
+    }
 done:
+    if (problems != NULL) {
+        *problems = ctx.problems;
+        ctx.problems = NULL;
+    }
+    json_decref(ctx.problems);
     json_decref(root);
     conf_free(ctx.conf);
     free(ctx.base);
-    return rc;
+    return ctx.rc;
 }
 
-/* Loads and validates the file at path (see conf.h).  Returns RD_OK with a
- * new *out, or RD_ERR_INVALID_PARAMETER with "PATH: KEY: REASON" in err. */
-rd_status conf_load(const char *path, repod_conf **out, rd_error *err)
+/* Reads the file at path and parses it (opening the files it names when
+ * check_files); *problems (when not NULL) gets every problem. */
+static rd_status load_file(const char *path, bool check_files, repod_conf **out, json_t **problems,
+                           rd_error *err)
 {
     char *text = NULL;
     size_t len = 0;
     rd_status rc;
 
     *out = NULL;
+    if (problems != NULL)
+        *problems = NULL;
     text = util_read_file(path, &len);
     if (text == NULL) {
         rc = rd_fail(err, RD_ERR_INVALID_PARAMETER, "%s: cannot read: %s", path, strerror(errno));
+        if (problems != NULL)
+            *problems = json_pack("[s]", err->message);
         goto done;
     }
-    rc = conf_parse(text, len, path, out, err);
+    rc = conf_parse(text, len, path, check_files, out, problems, err);
 done:
     free(text);
     return rc;
 }
 
-/* Like conf_load, from a NUL-terminated text; path names the (possibly
- * imaginary) file for messages and relative paths. */
+/* Loads and validates the file at path (see conf.h); *problems (when not
+ * NULL) gets every problem. */
+rd_status conf_load_report(const char *path, repod_conf **out, json_t **problems, rd_error *err)
+{
+    return load_file(path, true, out, problems, err);
+}
+
+/* The file's keys and values only (see conf.h). */
+rd_status conf_load_values(const char *path, repod_conf **out, rd_error *err)
+{
+    return load_file(path, false, out, NULL, err);
+}
+
+/* Loads and validates the file at path (see conf.h).  Returns RD_OK with a
+ * new *out, or RD_ERR_INVALID_PARAMETER with the first problem in err. */
+rd_status conf_load(const char *path, repod_conf **out, rd_error *err)
+{
+    return conf_load_report(path, out, NULL, err);
+}
+
+/* Like conf_load, from a NUL-terminated text and without opening the named
+ * files; path names the (possibly imaginary) file for messages and relative
+ * paths. */
 rd_status conf_load_string(const char *text, const char *path, repod_conf **out, rd_error *err)
 {
-    return conf_parse(text, strlen(text), path, out, err);
+    return conf_parse(text, strlen(text), path, false, out, NULL, err);
 }
 
 /* Frees conf and everything it owns (table-driven); NULL is a no-op. */
@@ -471,4 +551,7 @@ void conf_print_keys(FILE *f)
             row_print(f, "", &conf_rows[i]);
     for (size_t i = 0; i < conf_registry_entry_row_count; i++)
         row_print(f, "registries.<host>.", &conf_registry_entry_rows[i]);
+    for (size_t i = 0; i < conf_remote_entry_row_count; i++)
+        if (conf_remote_entry_rows[i].type != CONF_SECTION)
+            row_print(f, "remotes[].", &conf_remote_entry_rows[i]);
 }

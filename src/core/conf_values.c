@@ -7,10 +7,14 @@
 #include "conf-internal.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Returns a new string: the folder part of path ("." when it has none). */
 char *conf_path_dirname(const char *path)
@@ -35,6 +39,44 @@ char *conf_path_join(const char *base, const char *value)
     if (asprintf(&out, "%s%s%s", base, base[blen - 1] == '/' ? "" : "/", value) < 0)
         out = NULL;
     return out;
+}
+
+/* 0 when path names a readable regular file; else -1 with errno set. */
+int conf_file_readable(const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    int rc = -1;
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0)
+        goto done;
+    if (S_ISDIR(st.st_mode)) {
+        errno = EISDIR;
+        goto done;
+    }
+    rc = 0;
+done:
+    if (fd >= 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+    }
+    return rc;
+}
+
+/* 1 when s is https://host[:port] with nothing after it (the form of a
+ * remote repository's endpoint). */
+static int origin_valid(const char *s)
+{
+    const char *p = s + strlen("https://");
+    if (strncmp(s, "https://", 8) != 0 || *p == '\0' || strlen(s) > 255)
+        return 0;
+    for (; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '-' || *p == ':' || *p == '[' || *p == ']'))
+            return 0;
+    return 1;
 }
 
 /* Returns the row named key in rows[0..n), or NULL. */
@@ -226,6 +268,10 @@ int conf_value_check(const conf_row *row, const json_t *v, char *reason, size_t 
     if (row->type == CONF_STRING && (row->flags & CF_URL) && strncmp(s, "https://", 8) != 0 &&
         strncmp(s, "http://", 7) != 0) {
         snprintf(reason, n, "must start with https:// or http://");
+        goto done;
+    }
+    if (row->type == CONF_STRING && (row->flags & CF_ORIGIN) && !origin_valid(s)) {
+        snprintf(reason, n, "expected https://host:port");
         goto done;
     }
     if (row->type == CONF_INT && (i < row->min || i > row->max)) {

@@ -2,7 +2,11 @@
  * settings.c - validation of the settings of a remote repository (register
  * and update requests, and the "remotes" of the config file).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "remote.h"
 #include "util.h"
@@ -69,6 +73,22 @@ rd_status remote_check_cache(const json_t *cache, rd_error *err)
     return RD_OK;
 }
 
+/* 1 when path cannot be opened for reading as a regular file (errno set):
+ * a CA bundle the server cannot read is the caller's mistake, not an
+ * upstream outage. */
+static int ca_file_unreadable(const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), dir;
+    if (fd < 0)
+        return 1;
+    dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    close(fd);
+    if (dir)
+        errno = EISDIR;
+    return dir;
+}
+
 rd_status remote_check_upstream(const json_t *up, rd_error *err)
 {
     const char *key;
@@ -91,6 +111,11 @@ rd_status remote_check_upstream(const json_t *up, rd_error *err)
             return rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
                            "Invalid parameter type. (key = upstream.%s, type = %s)", key,
                            is_bool ? "boolean" : "string");
+        if (strcmp(key, "ca_file") == 0 && ca_file_unreadable(json_string_value(v)))
+            return rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                           "Invalid parameter. (key = upstream.ca_file, reason = cannot read "
+                           "the file: %s)",
+                           strerror(errno));
     }
     return RD_OK;
 }

@@ -205,8 +205,7 @@ class FederationTest(RepodTestCase):
 
     def test_config_remotes_registered_at_start(self):
         remotes = [{"name": "FromConfig", "endpoint": self.up.endpoint, "priority": 5,
-                    "upstream": {"ca_file": self.mirror.ca_file}, "cache": {"ttl_s": 60}},
-                   {"name": "Broken", "endpoint": "ftp://nowhere"}]
+                    "upstream": {"ca_file": self.mirror.ca_file}, "cache": {"ttl_s": 60}}]
         m = self.new_mirror("fed-Mc", remotes=remotes)
 
         def remote_names():
@@ -222,7 +221,6 @@ class FederationTest(RepodTestCase):
         b = wait_until(lambda: self.assertOK(m.api("plugin/list", {})).get("total_count") ==
                        published, 10)
         self.assertTrue(b, "the config remote's catalog was not mirrored%s" % m.describe())
-        self.assertIn("remotes[1]", m.log())
         # a restart registers nothing twice
         m.stop()
         m.start()

@@ -380,7 +380,10 @@ class TransportTest(RepodTestCase):
 
     def test_check_config(self):
         srv = self.server
-        r = srv.cli("--check-config", srv.config_path)
+        good = os.path.join(srv.tmp, "good.json")  # the running server holds its own data_dir
+        with open(good, "w") as f:
+            json.dump(harness.deep_merge(srv.config, {"data_dir": os.path.join(srv.tmp, "d2")}), f)
+        r = srv.cli("--check-config", good)
         self.assertEqual(r.returncode, 0, "good config rejected: %s" % r.stderr)
         bad_cases = {
             "workers": harness.deep_merge(srv.config, {"workers": "many"}),

@@ -45,6 +45,19 @@ static void source_dir(char *buf, size_t n)
         snprintf(buf, n, "%s/../..", data_dir());
 }
 
+/* Loads the file at path as conf_load_string does: its values only, without
+ * opening the files it names (they do not exist here). */
+static rd_status load_file_text(const char *path, repod_conf **conf, rd_error *err)
+{
+    char *text = util_read_file(path, NULL);
+    rd_status rc;
+    if (text == NULL)
+        fail_msg("cannot read %s", path);
+    rc = conf_load_string(text, path, conf, err);
+    free(text);
+    return rc;
+}
+
 /* Loads text as PATH and expects success; returns the conf. */
 static repod_conf *load_ok(const char *text, const char *path)
 {
@@ -125,7 +138,7 @@ static void test_full_file(void **state)
     json_t *entry;
 
     snprintf(path, sizeof(path), "%s/conf/good/full.json", data_dir());
-    if (conf_load(path, &conf, &err) != RD_OK)
+    if (load_file_text(path, &conf, &err) != RD_OK)
         fail_msg("%s", err.message);
     assert_string_equal(conf->path, path);
     assert_string_equal(conf->listen_host, "0.0.0.0");
@@ -223,6 +236,61 @@ static void test_first_error_wins(void **state)
     load_fails_with("{\"zzz\": 1, \"aaa\": 2}", "x.json", "x.json: zzz: unknown key");
     load_fails_with("{\"log_level\": \"loud\"}", "x.json",
                     "x.json: log_level: must be one of debug, info, warn, error");
+}
+
+/* Every problem of a file is listed, in file order; the first is also the
+ * error message. */
+static void test_every_problem_reported(void **state)
+{
+    (void)state;
+    char path[PATH_MAX_LEN] = "/tmp/repod-test-conf-XXXXXX";
+    const char *text = "{\"zzz\": 1, \"limits\": {\"max_body_bytes\": 5, \"x\": 1},"
+                       " \"tls\": 5, \"remotes\": [{\"name\": \"M\", \"cache\": {\"ttl\": 1}}]}";
+    repod_conf *conf = (repod_conf *)1;
+    json_t *problems = NULL;
+    rd_error err = {0};
+    char expect[6][PATH_MAX_LEN + 100];
+    int fd = mkstemp(path);
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    snprintf(expect[0], sizeof(expect[0]), "%s: zzz: unknown key", path);
+    snprintf(expect[1], sizeof(expect[1]),
+             "%s: limits.max_body_bytes: must be an integer between 1024 and 1073741824", path);
+    snprintf(expect[2], sizeof(expect[2]), "%s: limits.x: unknown key", path);
+    snprintf(expect[3], sizeof(expect[3]), "%s: tls: expected an object", path);
+    snprintf(expect[4], sizeof(expect[4]), "%s: remotes[0].cache.ttl: unknown key", path);
+    snprintf(expect[5], sizeof(expect[5]), "%s: remotes[0].endpoint: required", path);
+    assert_int_equal(conf_load_report(path, &conf, &problems, &err), RD_ERR_INVALID_PARAMETER);
+    unlink(path);
+    assert_null(conf);
+    assert_string_equal(err.message, expect[0]);
+    assert_int_equal(json_array_size(problems), 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_string_equal(json_string_value(json_array_get(problems, i)), expect[i]);
+    json_decref(problems);
+}
+
+/* remotes[].upstream.ca_file is resolved against the config's folder and
+ * made absolute (it is stored in the repository's record). */
+static void test_remote_ca_file_resolved(void **state)
+{
+    (void)state;
+    const char *text = "{\"tls\": {\"cert\": \"c\", \"key\": \"k\"}, \"remotes\": [{\"name\": "
+                       "\"M\", \"endpoint\": \"https://m.io:8443\", \"upstream\": {\"ca_file\": "
+                       "\"up-ca.crt\"}}]}";
+    char cwd[PATH_MAX_LEN], expect[PATH_MAX_LEN + 64];
+    repod_conf *conf = load_ok(text, "/etc/repod/repod.json");
+    json_t *up = json_object_get(json_array_get(conf->remotes, 0), "upstream");
+    assert_string_equal(json_string_value(json_object_get(up, "ca_file")), "/etc/repod/up-ca.crt");
+    conf_free(conf);
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    conf = load_ok(text, "conf/repod.json");
+    up = json_object_get(json_array_get(conf->remotes, 0), "upstream");
+    snprintf(expect, sizeof(expect), "%s/conf/up-ca.crt", cwd);
+    assert_string_equal(json_string_value(json_object_get(up, "ca_file")), expect);
+    conf_free(conf);
 }
 
 /* An unreadable file names the path and the system's reason. */
@@ -360,12 +428,14 @@ static void test_json_parts_are_copies(void **state)
     (void)state;
     repod_conf *conf = load_ok("{\"tls\": {\"cert\": \"c\", \"key\": \"k\"}, \"registry\":"
                                " {\"default_urls\": {\"AWS_PRIVATE_ECR\": \"e.io\"}},"
-                               " \"remotes\": [{\"name\": \"M\", \"anything\": [1, 2]}]}",
+                               " \"remotes\": [{\"name\": \"M\", \"endpoint\": "
+                               "\"https://m.example.com:8443\", \"cache\": {\"ttl_s\": 5}}]}",
                                "x.json");
     assert_int_equal(conf->registry_default_urls->refcount, 1);
     assert_int_equal(conf->remotes->refcount, 1);
-    assert_int_equal(json_array_size(json_object_get(json_array_get(conf->remotes, 0), "anything")),
-                     2);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_array_get(conf->remotes, 0), "cache"), "ttl_s")),
+                     5);
     assert_string_equal(
         json_string_value(json_object_get(conf->registry_default_urls, "AWS_PRIVATE_ECR")), "e.io");
     conf_free(conf);
@@ -429,7 +499,7 @@ static void test_bad_files(void **state)
         snprintf(expect_path, sizeof(expect_path), "%.*s.expect", (int)(strlen(path) - 5), path);
         read_first_line(expect_path, expect, sizeof(expect));
         assert_true(expect[0] != '\0');
-        rc = conf_load(path, &conf, &err);
+        rc = load_file_text(path, &conf, &err);
         if (rc != RD_ERR_INVALID_PARAMETER || conf != NULL) {
             print_error("%s: loaded (rc %d), expected failure \"%s\"\n", case_names[i], rc, expect);
             conf_free(conf);
@@ -462,7 +532,7 @@ static void test_good_files(void **state)
         repod_conf *conf = NULL;
         rd_error err = {0};
         snprintf(path, sizeof(path), "%s/%s", folder, case_names[i]);
-        if (conf_load(path, &conf, &err) != RD_OK) {
+        if (load_file_text(path, &conf, &err) != RD_OK) {
             print_error("%s: %s\n", case_names[i], err.message);
             failures++;
         }
@@ -568,7 +638,7 @@ static void test_shipped_files(void **state)
 
     source_dir(src, sizeof(src));
     snprintf(path, sizeof(path), "%s/conf/repod.json", src);
-    if (conf_load(path, &conf, &err) != RD_OK)
+    if (load_file_text(path, &conf, &err) != RD_OK)
         fail_msg("%s", err.message);
     snprintf(expect, sizeof(expect), "%s/conf/../certs/server.crt", src);
     assert_string_equal(conf->tls_cert, expect);
@@ -634,6 +704,8 @@ int main(void)
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_message_formats),
         cmocka_unit_test(test_first_error_wins),
+        cmocka_unit_test(test_every_problem_reported),
+        cmocka_unit_test(test_remote_ca_file_resolved),
         cmocka_unit_test(test_unreadable),
         cmocka_unit_test(test_invalid_json_file),
         cmocka_unit_test(test_relative_paths),
