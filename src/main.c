@@ -30,8 +30,8 @@ static void usage(FILE *f)
                "  repod token revoke --config FILE NAME\n"
                "  repod --version | --help\n"
                "\n"
-               "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the TLS certificate,\n"
-               "the tokens file and log_level.\n");
+               "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the tokens file and,\n"
+               "from the config file, the TLS certificate (tls.*) and log_level.\n");
 }
 
 typedef struct {
@@ -48,28 +48,33 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(ms->base, NULL);
 }
 
-/* SIGHUP: tokens, TLS certificate and log level; each keeps its old value
+/* SIGHUP: tokens, then the config file again for the TLS certificate (from
+ * the tls.* paths it names now) and the log level; each keeps its old value
  * when the new one cannot be loaded. */
 static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 {
     main_state *ms = arg;
     rd_error err = {RD_OK, ""};
     repod_conf *fresh = NULL;
+    int lvl;
     (void)sig;
     (void)what;
     LOG_INFO("received SIGHUP, reloading");
     if (auth_reload(ms->a->auth, &err) != RD_OK)
         LOG_ERROR("reload tokens: %s", err.message);
-    if (server_reload_tls(ms->srv, &err) != RD_OK)
-        LOG_ERROR("reload TLS: %s", err.message);
-    if (conf_load(ms->a->conf->path, &fresh, &err) == RD_OK) {
-        int lvl = log_level_parse(fresh->log_level);
-        if (lvl >= 0)
-            log_set_level((log_level)lvl);
-        conf_free(fresh);
-    } else {
+    if (conf_load(ms->a->conf->path, &fresh, &err) != RD_OK) {
+        LOG_ERROR("reload TLS: %s; keeping the previous certificate", err.message);
         LOG_ERROR("reload log_level: %s", err.message);
+        return;
     }
+    if (server_reload_tls(ms->srv, fresh, &err) == RD_OK)
+        LOG_INFO("TLS certificate reloaded from %s", fresh->tls_cert);
+    else
+        LOG_ERROR("reload TLS: %s; keeping the previous certificate", err.message);
+    lvl = log_level_parse(fresh->log_level);
+    if (lvl >= 0)
+        log_set_level((log_level)lvl);
+    conf_free(fresh);
 }
 
 /* SPEC 6: a remote whose TLS is not verified is worth a warning at every
@@ -116,10 +121,13 @@ static int serve(const char *config_path)
         goto done;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (store_open(a.conf->data_dir, &a.st, &err) != RD_OK ||
+    /* The listening sockets and TLS first: a busy port or a bad certificate
+     * fails start-up before anything is written to data_dir. */
+    if (server_create(&a, &ms.srv, &err) != RD_OK ||
+        store_open(a.conf->data_dir, &a.st, &err) != RD_OK ||
         catalog_open(a.st, a.conf->local_repository_name, &a.cat, &err) != RD_OK ||
         auth_open(a.conf->tokens_file, &a.auth, &err) != RD_OK ||
-        fetcher_start(&a, &a.fetcher, &err) != RD_OK || server_create(&a, &ms.srv, &err) != RD_OK) {
+        fetcher_start(&a, &a.fetcher, &err) != RD_OK) {
         fprintf(stderr, "repod: %s\n", err.message);
         goto done;
     }

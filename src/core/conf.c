@@ -29,6 +29,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -85,6 +87,7 @@
 #define MIB (INT64_C(1) << 20)
 
 static const char *const log_level_choices[] = {"debug", "info", "warn", "error", NULL};
+static const char *const tls_version_choices[] = {"TLS1.2", "TLS1.3", NULL};
 
 /* Every key of the file.  A section row must come before its keys; data_dir
  * must come before auth.tokens_file (whose default lives under it). */
@@ -99,6 +102,16 @@ static const conf_row conf_rows[] = {
     ROW_PATH("tls.key", tls_key, CF_REQUIRED, NULL, NULL, "private key of tls.cert (PEM)"),
     ROW_PATH("tls.client_ca", tls_client_ca, CF_EMPTY_UNSET, NULL, NULL,
              "CA bundle for mutual TLS (clients must present a certificate); unset or \"\" = off"),
+    {.key = "tls.ciphers",
+     .type = CONF_STRING,
+     .flags = CF_NONEMPTY,
+     .def_str = CONF_TLS_CIPHERS_DEFAULT,
+     FIELD(tls_ciphers),
+     .def_text = "ECDHE+AEAD",
+     .help = "TLS 1.2 cipher suites (OpenSSL cipher list); the default is ECDHE with AES-GCM "
+             "or ChaCha20-Poly1305 only; TLS 1.3 suites are OpenSSL's defaults"},
+    ROW_STRING("tls.min_version", tls_min_version, 0, "TLS1.2", tls_version_choices,
+               "oldest TLS version accepted: TLS1.2 or TLS1.3"),
     ROW_PATH("data_dir", data_dir, 0, "data", NULL, "folder of the RocksDB store and tokens"),
     ROW_STRING("log_level", log_level, 0, "info", log_level_choices,
                "debug, info, warn or error (reloaded on SIGHUP)"),
@@ -292,6 +305,25 @@ done:
     return rc;
 }
 
+/* Checks that tls.ciphers names at least one cipher OpenSSL knows (the same
+ * call the TLS context makes at start-up). */
+static rd_status check_tls_ciphers(conf_ctx *ctx)
+{
+    SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
+    rd_status rc = RD_OK;
+    if (probe == NULL) {
+        rc = conf_oom(ctx);
+        goto done;
+    }
+    if (SSL_CTX_set_cipher_list(probe, ctx->conf->tls_ciphers) != 1)
+        rc = conf_fail(ctx, "tls.ciphers", "no cipher known to OpenSSL in \"%s\"",
+                       ctx->conf->tls_ciphers);
+done:
+    ERR_clear_error();
+    SSL_CTX_free(probe);
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------
  * Public functions
  * ------------------------------------------------------------------------- */
@@ -332,7 +364,7 @@ static rd_status conf_parse(const char *text, size_t len, const char *path, repo
     for (size_t i = 0; i < CONF_ROW_COUNT && rc == RD_OK; i++)
         if (conf_rows[i].type != CONF_SECTION && !ctx.given[i])
             rc = row_default(&ctx, &conf_rows[i]);
-    if (rc != RD_OK)
+    if (rc != RD_OK || (rc = check_tls_ciphers(&ctx)) != RD_OK)
         goto done;
     for (size_t i = 0; i < CONF_ROW_COUNT; i++) {
         const conf_row *row = &conf_rows[i];

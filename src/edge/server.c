@@ -1,9 +1,12 @@
 /*
  * server.c - the HTTPS edge.
  *
- * Each worker thread owns an event_base and an evhttp bound to its own
- * SO_REUSEPORT socket on the same address, so the kernel spreads connections
- * across workers and no lock is taken on the request path.
+ * Each worker thread owns an event_base and an evhttp accepting on its own
+ * dup() of the one listening socket of the process, so no lock is taken on
+ * the request path.  The socket is bound without SO_REUSEPORT: another
+ * process (another repod or anything else) that already listens on the
+ * address makes start-up fail with "address in use", and nobody can bind it
+ * while this server runs.
  *
  * Plaintext is never served: the bufferevent callback always returns an
  * OpenSSL bufferevent, and in the one case where no TLS object can be made it
@@ -12,6 +15,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -48,7 +52,8 @@ struct server {
     app *app;
     tls_server *tls;
     int port;
-    int metrics_port; /* 0 when metrics_listen is not set */
+    int metrics_port;           /* 0 when metrics_listen is not set */
+    evutil_socket_t metrics_fd; /* until worker 0 takes it over; else -1 */
     int nworkers;
     worker *workers;
 };
@@ -454,8 +459,12 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Opens one listening socket on host:port with SO_REUSEPORT. */
-static evutil_socket_t open_listener(const char *host, int port, rd_error *err)
+/* Opens the one listening socket of an address (what names it in messages:
+ * "listen" or "metrics_listen").  No SO_REUSEPORT: the bind fails when any
+ * other socket listens on host:port, including SO_REUSEPORT ones of another
+ * process, so two servers never split one port.  The workers of this
+ * process share the socket through dup()s of it. */
+static evutil_socket_t open_listener(const char *what, const char *host, int port, rd_error *err)
 {
     struct addrinfo hints, *res = NULL;
     char portstr[16];
@@ -469,18 +478,23 @@ static evutil_socket_t open_listener(const char *host, int port, rd_error *err)
     snprintf(portstr, sizeof(portstr), "%d", port);
     gai = getaddrinfo(host, portstr, &hints, &res);
     if (gai != 0) {
-        rd_fail(err, RD_ERR_INVALID_PARAMETER, "listen: cannot resolve %s: %s", host,
-                gai_strerror(gai));
+        rd_fail(err, RD_ERR_INVALID_PARAMETER, "%s %s:%d: cannot resolve %s: %s", what, host, port,
+                host, gai_strerror(gai));
         return -1;
     }
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    /* SO_REUSEADDR only lets a restart bind over connections in TIME_WAIT;
+     * it never allows a second listener. */
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
         /* accepted sockets inherit it: small answers leave at once */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-        rd_fail(err, RD_ERR_INVALID_PARAMETER, "listen: cannot listen on %s:%d: %s", host, port,
-                strerror(errno));
+        if (errno == EADDRINUSE)
+            rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                    "%s %s:%d: address in use (another process listens there)", what, host, port);
+        else
+            rd_fail(err, RD_ERR_INVALID_PARAMETER, "%s %s:%d: cannot listen: %s", what, host, port,
+                    strerror(errno));
         if (fd >= 0)
             close(fd);
         fd = -1;
@@ -540,12 +554,10 @@ static rd_status worker_init(worker *w, rd_error *err)
         evhttp_set_timeout(w->ops_http, (int)conf->request_timeout_s);
         evhttp_set_max_body_size(w->ops_http, 1024);
         evhttp_set_gencb(w->ops_http, on_ops_request, w);
-        w->ops_bound = evhttp_bind_socket_with_handle(w->ops_http, conf->metrics_host,
-                                                      (ev_uint16_t)conf->metrics_port);
+        w->ops_bound = evhttp_accept_socket_with_handle(w->ops_http, w->srv->metrics_fd);
         if (w->ops_bound == NULL)
-            return rd_fail(err, RD_ERR_INVALID_PARAMETER,
-                           "metrics_listen: cannot listen on %s:%d: %s", conf->metrics_host,
-                           conf->metrics_port, strerror(errno));
+            return rd_fail(err, RD_ERR_INTERNAL, "cannot accept on the metrics_listen socket");
+        w->srv->metrics_fd = -1; /* owned by ops_bound now */
         w->srv->metrics_port = bound_port(evhttp_bound_socket_get_fd(w->ops_bound));
     }
     return RD_OK;
@@ -555,6 +567,7 @@ rd_status server_create(app *a, server **out, rd_error *err)
 {
     const repod_conf *conf = a->conf;
     server *srv = calloc(1, sizeof(*srv));
+    evutil_socket_t fd = -1;
     rd_status rc = RD_OK;
 
     *out = NULL;
@@ -562,6 +575,7 @@ rd_status server_create(app *a, server **out, rd_error *err)
     if (srv == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
     srv->app = a;
+    srv->metrics_fd = -1;
     srv->nworkers = conf->workers > 0 ? conf->workers : 1;
     srv->workers = calloc((size_t)srv->nworkers, sizeof(worker));
     if (srv->workers == NULL) {
@@ -570,26 +584,43 @@ rd_status server_create(app *a, server **out, rd_error *err)
     }
     for (int i = 0; i < srv->nworkers; i++)
         srv->workers[i].fd = -1;
-    rc = tls_server_create(conf->tls_cert, conf->tls_key, conf->tls_client_ca, &srv->tls, err);
+    /* Bind before anything else can fail, so a busy port is reported as
+     * such; each worker accepts on a dup() of this fd, closed below. */
+    fd = open_listener("listen", conf->listen_host, conf->listen_port, err);
+    if (fd < 0) {
+        rc = err->code;
+        goto done;
+    }
+    srv->port = bound_port(fd);
+    if (conf->metrics_host != NULL) {
+        srv->metrics_fd =
+            open_listener("metrics_listen", conf->metrics_host, conf->metrics_port, err);
+        if (srv->metrics_fd < 0) {
+            rc = err->code;
+            goto done;
+        }
+    }
+    rc = tls_server_create(conf, &srv->tls, err);
     if (rc != RD_OK)
         goto done;
-    srv->port = conf->listen_port;
     for (int i = 0; i < srv->nworkers; i++) {
         worker *w = &srv->workers[i];
         w->srv = srv;
         w->index = i;
-        w->fd = open_listener(conf->listen_host, srv->port, err);
+        w->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (w->fd < 0) {
-            rc = err->code;
+            rc =
+                rd_fail(err, RD_ERR_INTERNAL,
+                        "cannot share the listening socket with worker %d: %s", i, strerror(errno));
             goto done;
         }
-        if (i == 0)
-            srv->port = bound_port(w->fd);
         rc = worker_init(w, err);
         if (rc != RD_OK)
             goto done;
     }
 done:
+    if (fd >= 0)
+        close(fd);
     if (rc != RD_OK) {
         server_free(srv);
         return rc;
@@ -666,9 +697,9 @@ void server_stop(server *srv, void (*cancel_waits)(void *), void *arg)
     }
 }
 
-rd_status server_reload_tls(server *srv, rd_error *err)
+rd_status server_reload_tls(server *srv, const repod_conf *conf, rd_error *err)
 {
-    return tls_server_reload(srv->tls, err);
+    return tls_server_reload(srv->tls, conf, err);
 }
 
 void server_free(server *srv)
@@ -691,6 +722,8 @@ void server_free(server *srv)
             event_base_free(w->base);
     }
     free(srv->workers);
+    if (srv->metrics_fd >= 0)
+        close(srv->metrics_fd);
     tls_server_free(srv->tls);
     free(srv);
 }
