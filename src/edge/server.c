@@ -34,6 +34,8 @@
 
 #include "api.h"
 #include "fetcher.h"
+#include "http_guard.h"
+#include "linger.h"
 #include "log.h"
 #include "tls.h"
 #include "util.h"
@@ -43,7 +45,8 @@
 typedef struct {
     app *app;
     int over_limit;
-    int reject; /* no TLS object of its own could be made: dropped unanswered */
+    int reject;        /* no TLS object of its own could be made: dropped unanswered */
+    http_guard *guard; /* checks each request head as it arrives (owned) */
 } conn_info;
 
 typedef struct worker worker;
@@ -72,6 +75,7 @@ struct worker {
     struct event *stop_ev;
     atomic_int inflight; /* requests received and not yet answered */
     SSL *spare_ssl;      /* a TLS object kept for when none can be made */
+    linger_set *linger;  /* refused connections closing (see linger.h) */
     conn_info *spare_ci;
 };
 
@@ -89,6 +93,7 @@ static void conn_info_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
     (void)argp;
     if (ci != NULL) {
         atomic_fetch_sub(&ci->app->connections_open, 1);
+        http_guard_free(ci->guard);
         free(ci);
     }
 }
@@ -105,6 +110,7 @@ typedef struct {
     struct evhttp_request *req; /* NULL once the client went away */
     struct evhttp_connection *evcon;
     int64_t start_us;
+    int linger; /* refused before its body was read: close with linger.h */
     char method[8];
     char path[256];
     char domain[AUTH_NAME_MAX];
@@ -144,6 +150,18 @@ static void count_status(app *a, int status)
         atomic_fetch_add(&a->requests_by_class[cls], 1);
 }
 
+/* evhttp closes a refused connection (its answer is written): the client
+ * may still be sending the body it declared, so the socket lingers. */
+static void on_refused_close(struct evhttp_connection *evcon, void *arg)
+{
+    worker *w = arg;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+    int64_t max_s = w->srv->app->conf->request_timeout_s;
+    if (fd >= 0)
+        linger_start(w->linger, fd, (int)(max_s < 30 ? max_s : 30));
+}
+
 /* Sends a raw body with status and logs the access line; frees er. */
 static void send_raw(edge_req *er, int status, const char *content_type, const char *body,
                      size_t len, const char *const *headers)
@@ -160,7 +178,7 @@ static void send_raw(edge_req *er, int status, const char *content_type, const c
         return;
     }
     if (er->evcon != NULL)
-        evhttp_connection_set_closecb(er->evcon, NULL, NULL);
+        evhttp_connection_set_closecb(er->evcon, er->linger ? on_refused_close : NULL, er->w);
     out = evhttp_request_get_output_headers(er->req);
     buf = evbuffer_new();
     evhttp_add_header(out, "Content-Type", content_type);
@@ -339,15 +357,26 @@ static void on_request(struct evhttp_request *req, void *arg)
     evhttp_connection_set_closecb(evcon, on_conn_close, er);
     cmd = evhttp_request_get_command(req);
     {
+        static const char *const close_hdr[] = {"Connection", "close", NULL};
         conn_info *ci = conn_ex_index >= 0 ? SSL_get_ex_data(ssl, conn_ex_index) : NULL;
-        if (ci != NULL && ci->reject) {
+        const char *message = NULL, *method = NULL, *rpath = NULL;
+        rd_status refusal;
+        if (ci == NULL || ci->reject || ci->guard == NULL) {
             atomic_fetch_sub(&w->inflight, 1);
             free(er);
             evhttp_connection_free(evcon);
             return;
         }
-        if (ci != NULL && ci->over_limit) {
-            static const char *const close_hdr[] = {"Connection", "close", NULL};
+        refusal = http_guard_next(ci->guard, &message, &method, &rpath);
+        if (refusal != RD_OK) {
+            /* Refused when its head arrived; its body was never read. */
+            snprintf(er->method, sizeof(er->method), "%s", method);
+            snprintf(er->path, sizeof(er->path), "%s", rpath);
+            er->linger = 1;
+            reply_error(er, refusal, message, close_hdr);
+            return;
+        }
+        if (ci->over_limit) {
             reply_error(er, RD_ERR_TOO_MANY_REQUESTS,
                         "Too many requests. (reason = connection limit reached)", close_hdr);
             return;
@@ -418,14 +447,20 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
     if (atomic_fetch_add(&a->connections_open, 1) >= a->conf->max_connections)
         ci->over_limit = 1;
     if (SSL_set_ex_data(ssl, conn_ex_index, ci) != 1) {
+        /* on_request() drops a connection without its conn_info */
         atomic_fetch_sub(&a->connections_open, 1);
         free(ci);
+        ci = NULL;
     }
-    /* The bufferevent owns ssl from here on, even when creation fails. */
+    /* The bufferevent owns ssl (and so ci) from here on, even when creation
+     * fails. */
     bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                          BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) /* out of memory: evhttp itself would make a plain one */
         return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (ci != NULL && !ci->reject)
+        ci->guard = http_guard_new(bufferevent_get_input(bev), a->conf->max_header_bytes,
+                                   a->conf->max_body_bytes); /* NULL: dropped by on_request() */
     return bev;
 }
 
@@ -522,17 +557,19 @@ static rd_status worker_init(worker *w, rd_error *err)
     w->base = event_base_new();
     w->http = w->base != NULL ? evhttp_new(w->base) : NULL;
     w->stop_ev = w->base != NULL ? event_new(w->base, -1, 0, stop_cb, w) : NULL;
-    if (w->http == NULL || w->stop_ev == NULL)
+    w->linger = w->base != NULL ? linger_set_new(w->base) : NULL;
+    if (w->http == NULL || w->stop_ev == NULL || w->linger == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "cannot create the event loop of worker %d", w->index);
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-    /* Bodies over limits.max_body_bytes are answered by on_request() with a
-     * JSON 413.  libevent 2.1 answers its own limit with an HTML page it
-     * builds itself, so its limit is set well above ours and only bounds the
-     * memory spent on absurd bodies (which get that page and a close). */
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)(conf->max_body_bytes * 4 + 65536));
-    evhttp_set_max_headers_size(w->http, (ev_ssize_t)conf->max_header_bytes);
+    /* Heads and bodies over limits.* are refused by the connection's
+     * http_guard before evhttp reads them (JSON 431 / 413, see on_request);
+     * evhttp's own limits, which it answers with HTML or a bare close, are
+     * set so that they are never reached first. */
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)conf->max_body_bytes);
+    evhttp_set_max_headers_size(w->http,
+                                (ev_ssize_t)http_guard_evhttp_header_limit(conf->max_header_bytes));
     evhttp_set_timeout(w->http, (int)conf->request_timeout_s);
     evhttp_set_flags(w->http, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_default_content_type(w->http, "application/json");
@@ -572,8 +609,10 @@ rd_status server_create(app *a, server **out, rd_error *err)
 
     *out = NULL;
     pthread_once(&conn_ex_once, conn_ex_init);
-    if (srv == NULL)
+    if (srv == NULL || conn_ex_index < 0) {
+        free(srv);
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    }
     srv->app = a;
     srv->metrics_fd = -1;
     srv->nworkers = conf->workers > 0 ? conf->workers : 1;
@@ -716,6 +755,7 @@ void server_free(server *srv)
             evhttp_free(w->ops_http);
         SSL_free(w->spare_ssl);
         free(w->spare_ci);
+        linger_set_free(w->linger);
         if (w->stop_ev != NULL)
             event_free(w->stop_ev);
         if (w->base != NULL)
