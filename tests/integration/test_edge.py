@@ -1,6 +1,8 @@
-"""The HTTPS edge: TLS policy (tls.ciphers, tls.min_version), one process per
-listening address, and SIGHUP reloading the certificate named by the config
-file now (SPEC 1, 10, 12; docs/tls.md)."""
+"""The HTTPS edge: request framing and limits decided from the head (JSON
+400 / 413 / 431 before any body is read), TLS policy (tls.ciphers,
+tls.min_version), one process per listening address, and SIGHUP reloading
+the certificate named by the config file now (SPEC 1, 2, 10, 12;
+docs/tls.md)."""
 
 import json
 import os
@@ -55,6 +57,186 @@ def rsa_cert_dir():
         shutil.rmtree(d, True)
         raise RuntimeError("openssl req failed: %s" % r.stderr.decode(errors="replace"))
     return d
+
+
+MAX_BODY = 4096
+LIST = b"POST /repository/v1/plugin/list HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+
+def exchange(port, pieces, timeout=5.0):
+    """Sends pieces (bytes, each its own TLS record, a short pause between)
+    over one TLS connection and reads until the server closes it or timeout.
+    Returns (answers, closed): answers is a list of (status, headers dict,
+    body bytes); closed tells whether the server ended the connection."""
+    s = harness.tls_socket(port)
+    data, closed = b"", False
+    try:
+        for i, p in enumerate(pieces):
+            if i:
+                time.sleep(0.05)
+            try:
+                s.sendall(p)
+            except (ConnectionError, ssl.SSLError, OSError):
+                break
+        s.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                break
+            except (ConnectionError, ssl.SSLError, OSError):
+                closed = True
+                break
+            if not b:
+                closed = True
+                break
+            data += b
+    finally:
+        s.close()
+    answers = []
+    while data.startswith(b"HTTP/1.1 "):
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        hdrs = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        n = int(hdrs.get("content-length", "0"))
+        answers.append((int(lines[0].split()[1]), hdrs, rest[:n]))
+        data = rest[n:]
+    return answers, closed
+
+
+class FramingTest(RepodTestCase):
+    """Request heads are judged as they arrive: bad framing is a JSON 400,
+    an oversized head a JSON 431, an oversized body a JSON 413 decided from
+    the head, and the connection is closed."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server({"limits": {"max_body_bytes": MAX_BODY}}, start=False, name="framing")
+        try:
+            cls.admin = cls.server.make_token("domain-f", "admin")
+            cls.server.start()
+        except BaseException:
+            cls.server.close()
+            raise
+        cls.auth = b"Authorization: Bearer " + cls.admin.encode() + b"\r\n"
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.server.stop()
+        finally:
+            cls.server.close()
+
+    def assertRefused(self, pieces, status, code, before=0):
+        """The connection gets `before` normal answers, then one JSON error
+        (status, code) with Connection: close, and is closed."""
+        answers, closed = exchange(self.server.port, pieces)
+        self.assertEqual(len(answers), before + 1, "answers: %r%s" % (answers, self.server.describe()))
+        st, hdrs, body = answers[-1]
+        self.assertEqual(st, status, "%r%s" % (answers, self.server.describe()))
+        self.assertTrue(hdrs.get("content-type", "").startswith("application/json"), hdrs)
+        self.assertEqual(hdrs.get("connection", "").lower(), "close")
+        detail = json.loads(body)["detail"]
+        self.assertEqual(detail["code"], code)
+        self.assertIsInstance(detail["message"], str)
+        self.assertTrue(closed, "connection left open after the refusal")
+        for st, _, _ in answers[:-1]:
+            self.assertEqual(st, 200)
+        self.assertEqual(self.server.request("/healthz", method="GET").status, 200)
+        return detail
+
+    # -- Content-Length / Transfer-Encoding ---------------------------------
+
+    def test_differing_content_lengths_400(self):
+        smuggled = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        head = LIST + self.auth + b"Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}" + smuggled
+        detail = self.assertRefused([head], 400, "ERROR_BAD_REQUEST")
+        self.assertIn("Content-Length", detail["message"])
+        # The same with the head split over several TLS records.
+        self.assertRefused([LIST + self.auth + b"Content-Length: 2\r\n",
+                            b"Content-Length: 40\r\n", b"\r\n{}" + smuggled], 400,
+                           "ERROR_BAD_REQUEST")
+
+    def test_identical_content_lengths_accepted(self):
+        answers, _ = exchange(self.server.port, [LIST + self.auth + b"Content-Length: 2\r\n"
+                                                 b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"])
+        self.assertEqual([a[0] for a in answers], [200], answers)
+
+    def test_content_length_and_transfer_encoding_400(self):
+        for hdrs in (b"Content-Length: 7\r\nTransfer-Encoding: chunked\r\n",
+                     b"Transfer-Encoding: chunked\r\nContent-Length: 7\r\n"):
+            with self.subTest(hdrs=hdrs):
+                self.assertRefused([LIST + self.auth + hdrs + b"\r\n2\r\n{}\r\n0\r\n\r\n"], 400,
+                                   "ERROR_BAD_REQUEST")
+
+    def test_other_bad_framing_400(self):
+        cases = [
+            LIST + self.auth + b"Transfer-Encoding: gzip\r\n\r\n{}",
+            LIST + self.auth + b"Transfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+            LIST + self.auth + b"Content-Length: 2x\r\n\r\n{}",
+            LIST + self.auth + b"Content-Length: -1\r\n\r\n{}",
+            LIST + self.auth + b"Content-Length : 2\r\n\r\n{}",
+            LIST + self.auth + b"X-A: b\r\n  folded\r\nContent-Length: 2\r\n\r\n{}",
+            LIST + self.auth + b"Transfer-Encoding: chunked\r\n\r\n2;ext=1\r\n{}\r\n0\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello",
+        ]
+        for i, raw in enumerate(cases):
+            with self.subTest(case=i, tail=raw[-30:]):
+                self.assertRefused([raw], 400, "ERROR_BAD_REQUEST")
+
+    # -- sizes ----------------------------------------------------------------
+
+    def test_head_over_limit_431(self):
+        big = b"Authorization: Bearer " + b"a" * 100000 + b"\r\n"
+        detail = self.assertRefused([LIST + big + b"Content-Length: 2\r\n\r\n{}"], 431,
+                                    "ERROR_REQUEST_HEADER_TOO_LARGE")
+        self.assertIn("limits.max_header_bytes", detail["message"])
+        # Many small lines, sent line by line, add up the same way.
+        lines = [b"X-Pad-%d: %s\r\n" % (i, b"p" * 200) for i in range(100)]
+        self.assertRefused([LIST + self.auth + b"Content-Length: 2\r\n"] + lines + [b"\r\n{}"],
+                           431, "ERROR_REQUEST_HEADER_TOO_LARGE")
+        # A request line alone over the limit.
+        self.assertRefused([b"GET /" + b"x" * 20000 + b" HTTP/1.1\r\n\r\n"], 431,
+                           "ERROR_REQUEST_HEADER_TOO_LARGE")
+        self.assertGreaterEqual(self.server.access_count("plugin/list", 431), 2)
+
+    def test_declared_body_over_limit_413_from_the_head(self):
+        # Nothing of the body is sent: the answer comes from the head alone.
+        for declared in (MAX_BODY + 1, 50000000):
+            with self.subTest(declared=declared):
+                head = LIST + self.auth + b"Content-Type: application/json\r\n" \
+                    + b"Content-Length: %d\r\n\r\n{" % declared
+                detail = self.assertRefused([head], 413, "ERROR_REQUEST_TOO_LARGE")
+                self.assertIn("limits.max_body_bytes", detail["message"])
+        self.assertGreaterEqual(self.server.access_count("plugin/list", 413), 2)
+
+    def test_body_over_limit_any_size_json_413(self):
+        # Clients that send the whole body before reading still get the answer.
+        for size in (MAX_BODY + 1, 4 * MAX_BODY + 1, 100 * MAX_BODY, 5 * 1024 * 1024):
+            with self.subTest(size=size):
+                r = self.server.request("plugin/list", b" " * (size - 2) + b"{}", token=self.admin)
+                self.assertError(r, 413, "ERROR_REQUEST_TOO_LARGE")
+                self.assertEqual((r.headers.get("Connection") or "").lower(), "close")
+        r = self.server.request("plugin/list", b" " * (MAX_BODY - 2) + b"{}", token=self.admin)
+        self.assertOK(r)
+
+    def test_chunked_body(self):
+        body = json.dumps({"query": {"page": {"limit": 1}}}).encode()
+        chunked = b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (10, body[:10], len(body) - 10, body[10:])
+        second = LIST + self.auth + b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+        answers, _ = exchange(self.server.port,
+                              [LIST + self.auth + b"Transfer-Encoding: chunked\r\n\r\n" + chunked + second])
+        self.assertEqual([a[0] for a in answers], [200, 200], answers)
+        # Over the limit while streaming: 413 once the chunk sizes pass it.
+        self.assertRefused([LIST + self.auth + b"Transfer-Encoding: chunked\r\n\r\n",
+                            b"800\r\n" + b" " * 0x800 + b"\r\n", b"900\r\n"], 413,
+                           "ERROR_REQUEST_TOO_LARGE")
+
+    def test_pipelined_good_then_refused(self):
+        good = LIST + self.auth + b"Content-Length: 2\r\n\r\n{}"
+        bad = LIST + self.auth + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}"
+        self.assertRefused([good + good + bad], 400, "ERROR_BAD_REQUEST", before=2)
 
 
 @unittest.skipIf(OPENSSL is None, "openssl command not installed")
