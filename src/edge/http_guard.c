@@ -190,10 +190,9 @@ static void header_line(http_guard *g, const char *line, size_t len, int cut_sho
         refuse(g, RD_ERR_BAD_REQUEST, "Bad request. (reason = folded header line)");
         return;
     }
-    if (colon == NULL) {
-        if (!cut_short)
-            refuse(g, RD_ERR_BAD_REQUEST, "Bad request. (reason = header line without a colon)");
-        return; /* a long line: the name is all that matters, and it is not ours */
+    if (colon == NULL) { /* (or a header name longer than LINE_KEEP) */
+        refuse(g, RD_ERR_BAD_REQUEST, "Bad request. (reason = header line without a colon)");
+        return;
     }
     name_len = (size_t)(colon - line);
     if (memchr(line, ' ', name_len) != NULL || memchr(line, '\t', name_len) != NULL) {
@@ -236,12 +235,16 @@ static void header_line(http_guard *g, const char *line, size_t len, int cut_sho
     }
 }
 
-/* The request line. */
-static void request_line(http_guard *g, const char *line, size_t len)
+/* The request line: METHOD SP TARGET SP HTTP/1.x (a long target may be cut
+ * short in line[0..len); then only the method is checked). */
+static void request_line(http_guard *g, const char *line, size_t len, int cut_short)
 {
     const char *sp = memchr(line, ' ', len);
+    const char *sp2 = sp != NULL ? memchr(sp + 1, ' ', len - (size_t)(sp - line) - 1) : NULL;
     size_t mlen = sp != NULL ? (size_t)(sp - line) : len;
-    if (len == 0 || sp == NULL) {
+    int version_ok =
+        sp2 != NULL && (size_t)(line + len - sp2 - 1) == 8 && memcmp(sp2 + 1, "HTTP/1.", 7) == 0;
+    if (sp == NULL || mlen == 0 || (!cut_short && !version_ok)) {
         refuse(g, RD_ERR_BAD_REQUEST, "Bad request. (reason = invalid request line)");
         return;
     }
@@ -262,7 +265,7 @@ static void line_done(http_guard *g)
     switch (g->state) {
     case G_HEAD:
         if (!g->first_line_done) {
-            request_line(g, g->line, len);
+            request_line(g, g->line, len, cut_short);
         } else if (len == 0 && !cut_short) {
             g->heads_done++;
             if (g->chunked) {
@@ -302,8 +305,8 @@ static void line_done(http_guard *g)
     case G_TRAILER:
         if (len == 0 && !cut_short)
             head_reset(g);
-        else if (g->line[0] == ' ' || g->line[0] == '\t')
-            refuse(g, RD_ERR_BAD_REQUEST, "Bad request. (reason = folded header line)");
+        else if (g->line[0] == ' ' || g->line[0] == '\t' || memchr(g->line, ':', len) == NULL)
+            refuse(g, RD_ERR_BAD_REQUEST, "Bad request. (reason = malformed trailer line)");
         break;
     default:
         break;
