@@ -190,6 +190,10 @@ static void header_line(http_guard *g, const char *line, size_t len, int cut_sho
         refuse(g, RD_ERR_BAD_REQUEST, "Bad request. (reason = folded header line)");
         return;
     }
+    if (memchr(line, '\0', len) != NULL) { /* evhttp would see a shorter line */
+        refuse(g, RD_ERR_BAD_REQUEST, "Bad request. (reason = NUL byte in a header line)");
+        return;
+    }
     if (colon == NULL) { /* (or a header name longer than LINE_KEEP) */
         refuse(g, RD_ERR_BAD_REQUEST, "Bad request. (reason = header line without a colon)");
         return;

@@ -22,9 +22,6 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +33,7 @@
 #include "fetcher.h"
 #include "http_guard.h"
 #include "linger.h"
+#include "listener.h"
 #include "log.h"
 #include "tls.h"
 #include "util.h"
@@ -494,63 +492,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Opens the one listening socket of an address (what names it in messages:
- * "listen" or "metrics_listen").  No SO_REUSEPORT: the bind fails when any
- * other socket listens on host:port, including SO_REUSEPORT ones of another
- * process, so two servers never split one port.  The workers of this
- * process share the socket through dup()s of it. */
-static evutil_socket_t open_listener(const char *what, const char *host, int port, rd_error *err)
-{
-    struct addrinfo hints, *res = NULL;
-    char portstr[16];
-    evutil_socket_t fd = -1;
-    int one = 1, gai;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    gai = getaddrinfo(host, portstr, &hints, &res);
-    if (gai != 0) {
-        rd_fail(err, RD_ERR_INVALID_PARAMETER, "%s %s:%d: cannot resolve %s: %s", what, host, port,
-                host, gai_strerror(gai));
-        return -1;
-    }
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    /* SO_REUSEADDR only lets a restart bind over connections in TIME_WAIT;
-     * it never allows a second listener. */
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        /* accepted sockets inherit it: small answers leave at once */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-        if (errno == EADDRINUSE)
-            rd_fail(err, RD_ERR_INVALID_PARAMETER,
-                    "%s %s:%d: address in use (another process listens there)", what, host, port);
-        else
-            rd_fail(err, RD_ERR_INVALID_PARAMETER, "%s %s:%d: cannot listen: %s", what, host, port,
-                    strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    return fd;
-}
-
-static int bound_port(evutil_socket_t fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-        return -1;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return -1;
-}
-
 static rd_status worker_init(worker *w, rd_error *err)
 {
     const repod_conf *conf = w->srv->app->conf;
@@ -595,7 +536,7 @@ static rd_status worker_init(worker *w, rd_error *err)
         if (w->ops_bound == NULL)
             return rd_fail(err, RD_ERR_INTERNAL, "cannot accept on the metrics_listen socket");
         w->srv->metrics_fd = -1; /* owned by ops_bound now */
-        w->srv->metrics_port = bound_port(evhttp_bound_socket_get_fd(w->ops_bound));
+        w->srv->metrics_port = edge_bound_port(evhttp_bound_socket_get_fd(w->ops_bound));
     }
     return RD_OK;
 }
@@ -625,15 +566,15 @@ rd_status server_create(app *a, server **out, rd_error *err)
         srv->workers[i].fd = -1;
     /* Bind before anything else can fail, so a busy port is reported as
      * such; each worker accepts on a dup() of this fd, closed below. */
-    fd = open_listener("listen", conf->listen_host, conf->listen_port, err);
+    fd = edge_listen("listen", conf->listen_host, conf->listen_port, err);
     if (fd < 0) {
         rc = err->code;
         goto done;
     }
-    srv->port = bound_port(fd);
+    srv->port = edge_bound_port(fd);
     if (conf->metrics_host != NULL) {
         srv->metrics_fd =
-            open_listener("metrics_listen", conf->metrics_host, conf->metrics_port, err);
+            edge_listen("metrics_listen", conf->metrics_host, conf->metrics_port, err);
         if (srv->metrics_fd < 0) {
             rc = err->code;
             goto done;

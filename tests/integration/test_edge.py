@@ -181,6 +181,7 @@ class FramingTest(RepodTestCase):
             LIST + self.auth + b"Transfer-Encoding: chunked\r\n\r\n2;ext=1\r\n{}\r\n0\r\n\r\n",
             b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello",
             LIST + self.auth + b"NoColonHere\r\nContent-Length: 2\r\n\r\n{}",
+            LIST + self.auth + b"Content-Length\x00: 2\r\n\r\n{}",
             LIST + self.auth + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nbad trailer\r\n\r\n",
             b"GET /healthz\r\n\r\n",
             b"\r\nGET /healthz HTTP/1.1\r\n\r\n",
