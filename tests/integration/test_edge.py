@@ -468,6 +468,15 @@ class CertificateReloadTest(RepodTestCase):
                     self.assertEqual(srv.request("/healthz", method="GET", conn=conn).status, 200)
                 finally:
                     conn.close()
+
+        # A config file that no longer loads: everything stays as it was.
+        with open(srv.config_path, "w") as f:
+            f.write('{"tls": ')
+        srv.sighup()
+        self.wait_log(srv, "repod.json: invalid JSON")
+        self.assertRegex(srv.log(), r"reload TLS: .*repod\.json: invalid JSON.*; keeping the previous "
+                                    r"certificate")
+        self.assertEqual(self.served_cert(srv), self.der(second))
         srv.stop()
 
 
