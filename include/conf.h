@@ -21,6 +21,13 @@
 
 #include "status.h"
 
+/* The default of tls.ciphers: ECDHE key exchange with AEAD suites only
+ * (Mozilla "intermediate" without DHE), ECDSA before RSA. */
+#define CONF_TLS_CIPHERS_DEFAULT                                                                   \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
 typedef struct {
     int64_t ttl_s;              /* default 300 */
     int stale_while_revalidate; /* default 1 */
@@ -40,6 +47,8 @@ typedef struct {
     char *tls_cert;             /* required */
     char *tls_key;              /* required */
     char *tls_client_ca;        /* NULL = no mutual TLS */
+    char *tls_ciphers;          /* TLS 1.2 suites, OpenSSL syntax; CONF_TLS_CIPHERS_DEFAULT */
+    char *tls_min_version;      /* "TLS1.2" (default) or "TLS1.3" */
     char *data_dir;             /* default "data" (relative to the config file) */
     char *pid_file;             /* default "<data_dir>/repod.pid"; NULL ("") = none */
     char *log_level;            /* default "info" */

@@ -1,6 +1,6 @@
 /*
  * server.h - the HTTPS edge: listening sockets, worker threads (one
- * event_base + evhttp each, sharing the port with SO_REUSEPORT), TLS on every
+ * event_base + evhttp each, sharing one listening socket), TLS on every
  * connection, limits, operational endpoints, and the hand-off of API calls to
  * api_dispatch().
  */
@@ -12,8 +12,10 @@
 
 typedef struct server server;
 
-/* Binds the listening sockets (conf->listen; port 0 picks a free port) and
- * loads TLS.  a is borrowed and must outlive the server. */
+/* Binds the listening sockets (conf->listen, conf->metrics_listen; port 0
+ * picks a free port) and loads TLS.  An address another process listens on
+ * fails with "listen HOST:PORT: address in use (...)".  Nothing runs until
+ * server_start().  a is borrowed and must outlive the server. */
 rd_status server_create(app *a, server **out, rd_error *err);
 
 /* The port actually bound. */
@@ -33,8 +35,11 @@ rd_status server_start(server *srv, rd_error *err);
  * Call from the main thread. */
 void server_stop(server *srv, void (*cancel_waits)(void *), void *arg);
 
-/* Reloads the TLS certificate and key (SIGHUP); the old ones stay on failure. */
-rd_status server_reload_tls(server *srv, rd_error *err);
+/* Rebuilds the TLS context from conf's tls.* keys (SIGHUP, with a freshly
+ * loaded configuration whose tls.cert / tls.key may name other files); conf
+ * is only read during the call.  On failure the previous context stays in
+ * force and err says why. */
+rd_status server_reload_tls(server *srv, const repod_conf *conf, rd_error *err);
 
 void server_free(server *srv);
 

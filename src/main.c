@@ -35,8 +35,8 @@ static void usage(FILE *f)
                "  repod token revoke --config FILE NAME\n"
                "  repod --version | --help\n"
                "\n"
-               "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the TLS certificate,\n"
-               "the tokens file, log_level and the remotes of the config file.\n"
+               "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the tokens file and,\n"
+               "from the config file, the TLS certificate (tls.*), log_level and remotes.\n"
                "The pid file (pid_file, default <data_dir>/repod.pid) is written once the\n"
                "server listens and removed on a clean stop.\n");
 }
@@ -163,29 +163,6 @@ static int pid_file_write(const repod_conf *conf)
     return rc;
 }
 
-/* SIGHUP, the config's "remotes": re-reads the file (the same validation
- * as start-up) and applies what changed; a file with problems changes
- * nothing. */
-static void reload_config_remotes(main_state *ms)
-{
-    repod_conf *fresh = NULL;
-    json_t *problems = NULL, *line;
-    rd_error err = {RD_OK, ""};
-    size_t i;
-
-    if (conf_load_report(ms->a->conf->path, &fresh, &problems, &err) != RD_OK) {
-        json_array_foreach(problems, i, line)
-        {
-            LOG_ERROR("reload: %s", json_string_value(line));
-        }
-        LOG_ERROR("reload: the config has problems; remotes left as they are");
-    } else {
-        mirror_config_apply(ms->a, ms->base, fresh->remotes);
-    }
-    json_decref(problems);
-    conf_free(fresh);
-}
-
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
     main_state *ms = arg;
@@ -194,29 +171,43 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(ms->base, NULL);
 }
 
-/* SIGHUP: tokens, TLS certificate and log level; each keeps its old value
- * when the new one cannot be loaded. */
+/* SIGHUP: the tokens file, then the config file again (the validation of
+ * start-up) for the TLS certificate (from the tls.* paths it names now),
+ * log_level and the config's remotes.  A file with problems changes
+ * nothing; a certificate that does not load keeps the previous one. */
 static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 {
     main_state *ms = arg;
     rd_error err = {RD_OK, ""};
     repod_conf *fresh = NULL;
+    json_t *problems = NULL, *line;
+    size_t i;
+    int lvl;
     (void)sig;
     (void)what;
     LOG_INFO("received SIGHUP, reloading");
     if (auth_reload(ms->a->auth, &err) != RD_OK)
         LOG_ERROR("reload tokens: %s", err.message);
-    if (server_reload_tls(ms->srv, &err) != RD_OK)
-        LOG_ERROR("reload TLS: %s", err.message);
-    if (conf_load(ms->a->conf->path, &fresh, &err) == RD_OK) {
-        int lvl = log_level_parse(fresh->log_level);
-        if (lvl >= 0)
-            log_set_level((log_level)lvl);
-        conf_free(fresh);
-    } else {
-        LOG_ERROR("reload log_level: %s", err.message);
+    if (conf_load_report(ms->a->conf->path, &fresh, &problems, &err) != RD_OK) {
+        json_array_foreach(problems, i, line)
+        {
+            LOG_ERROR("reload: %s", json_string_value(line));
+        }
+        LOG_ERROR("reload TLS: the config has problems; keeping the previous certificate, "
+                  "log_level and remotes");
+        goto done;
     }
-    reload_config_remotes(ms);
+    if (server_reload_tls(ms->srv, fresh, &err) == RD_OK)
+        LOG_INFO("TLS certificate reloaded from %s", fresh->tls_cert);
+    else
+        LOG_ERROR("reload TLS: %s; keeping the previous certificate", err.message);
+    lvl = log_level_parse(fresh->log_level);
+    if (lvl >= 0)
+        log_set_level((log_level)lvl);
+    mirror_config_apply(ms->a, ms->base, fresh->remotes);
+done:
+    json_decref(problems);
+    conf_free(fresh);
 }
 
 /* SPEC 6: a remote whose TLS is not verified is worth a warning at every

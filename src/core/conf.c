@@ -35,6 +35,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -91,6 +93,7 @@
 #define MIB (INT64_C(1) << 20)
 
 static const char *const log_level_choices[] = {"debug", "info", "warn", "error", NULL};
+static const char *const tls_version_choices[] = {"TLS1.2", "TLS1.3", NULL};
 
 /* Every key of the file.  A section row must come before its keys; data_dir
  * must come before auth.tokens_file (whose default lives under it). */
@@ -107,6 +110,16 @@ static const conf_row conf_rows[] = {
              "private key of tls.cert (PEM)"),
     ROW_PATH("tls.client_ca", tls_client_ca, CF_EMPTY_UNSET | CF_READABLE, NULL, NULL,
              "CA bundle for mutual TLS (clients must present a certificate); unset or \"\" = off"),
+    {.key = "tls.ciphers",
+     .type = CONF_STRING,
+     .flags = CF_NONEMPTY,
+     .def_str = CONF_TLS_CIPHERS_DEFAULT,
+     FIELD(tls_ciphers),
+     .def_text = "ECDHE+AEAD",
+     .help = "TLS 1.2 cipher suites (OpenSSL cipher list); the default is ECDHE with AES-GCM "
+             "or ChaCha20-Poly1305 only; TLS 1.3 suites are OpenSSL's defaults"},
+    ROW_STRING("tls.min_version", tls_min_version, 0, "TLS1.2", tls_version_choices,
+               "oldest TLS version accepted: TLS1.2 or TLS1.3"),
     ROW_PATH("data_dir", data_dir, 0, "data", NULL, "folder of the RocksDB store and tokens"),
     ROW_PATH("pid_file", pid_file, CF_IN_DATA_DIR | CF_EMPTY_UNSET, "repod.pid",
              "<data_dir>/repod.pid",
@@ -342,6 +355,25 @@ static rd_status walk_object(conf_ctx *ctx, const json_t *obj, const char *prefi
     return ctx->rc;
 }
 
+/* Checks that tls.ciphers names at least one cipher OpenSSL knows (the same
+ * call the TLS context makes at start-up). */
+static rd_status check_tls_ciphers(conf_ctx *ctx)
+{
+    SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
+    rd_status rc = RD_OK;
+    if (probe == NULL) {
+        rc = conf_oom(ctx);
+        goto done;
+    }
+    if (SSL_CTX_set_cipher_list(probe, ctx->conf->tls_ciphers) != 1)
+        rc = conf_fail(ctx, "tls.ciphers", "no cipher known to OpenSSL in \"%s\"",
+                       ctx->conf->tls_ciphers);
+done:
+    ERR_clear_error();
+    SSL_CTX_free(probe);
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------
  * Public functions
  * ------------------------------------------------------------------------- */
@@ -388,6 +420,8 @@ static rd_status conf_parse(const char *text, size_t len, const char *path, bool
     for (size_t i = 0; i < CONF_ROW_COUNT; i++)
         if (conf_rows[i].type != CONF_SECTION && !ctx.given[i])
             row_default(&ctx, &conf_rows[i]);
+    if (ctx.conf->tls_ciphers != NULL)
+        check_tls_ciphers(&ctx);
     for (size_t i = 0; i < CONF_ROW_COUNT; i++) {
         const conf_row *row = &conf_rows[i];
         if ((row->flags & CF_NPROC_ZERO) && *(int *)conf_field_at(ctx.conf, row->off) == 0) {

@@ -36,6 +36,7 @@ static const struct {
     [RD_ERR_NOT_LOCAL_PLUGIN] = {"ERROR_NOT_LOCAL_PLUGIN", 409},
     [RD_ERR_EXIST_RESOURCE] = {"ERROR_EXIST_RESOURCE", 409},
     [RD_ERR_REQUEST_TOO_LARGE] = {"ERROR_REQUEST_TOO_LARGE", 413},
+    [RD_ERR_REQUEST_HEADER_TOO_LARGE] = {"ERROR_REQUEST_HEADER_TOO_LARGE", 431},
     [RD_ERR_TOO_MANY_REQUESTS] = {"ERROR_TOO_MANY_REQUESTS", 429},
     [RD_ERR_INTERNAL] = {"ERROR_INTERNAL", 500},
     [RD_ERR_UPSTREAM_BAD_RESPONSE] = {"ERROR_UPSTREAM_BAD_RESPONSE", 502},
@@ -123,6 +124,8 @@ const char *rd_http_reason(int http_status)
         return "Payload Too Large";
     case 429:
         return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
     case 502:

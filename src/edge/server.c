@@ -1,9 +1,12 @@
 /*
  * server.c - the HTTPS edge.
  *
- * Each worker thread owns an event_base and an evhttp bound to its own
- * SO_REUSEPORT socket on the same address, so the kernel spreads connections
- * across workers and no lock is taken on the request path.
+ * Each worker thread owns an event_base and an evhttp accepting on its own
+ * dup() of the one listening socket of the process, so no lock is taken on
+ * the request path.  The socket is bound without SO_REUSEPORT: another
+ * process (another repod or anything else) that already listens on the
+ * address makes start-up fail with "address in use", and nobody can bind it
+ * while this server runs.
  *
  * Plaintext is never served: the bufferevent callback always returns an
  * OpenSSL bufferevent, and in the one case where no TLS object can be made it
@@ -12,15 +15,13 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,9 @@
 
 #include "api.h"
 #include "fetcher.h"
+#include "http_guard.h"
+#include "linger.h"
+#include "listener.h"
 #include "log.h"
 #include "registry.h"
 #include "tls.h"
@@ -40,7 +44,8 @@
 typedef struct {
     app *app;
     int over_limit;
-    int reject; /* no TLS object of its own could be made: dropped unanswered */
+    int reject;        /* no TLS object of its own could be made: dropped unanswered */
+    http_guard *guard; /* checks each request head as it arrives (owned) */
 } conn_info;
 
 typedef struct worker worker;
@@ -49,7 +54,8 @@ struct server {
     app *app;
     tls_server *tls;
     int port;
-    int metrics_port; /* 0 when metrics_listen is not set */
+    int metrics_port;           /* 0 when metrics_listen is not set */
+    evutil_socket_t metrics_fd; /* until worker 0 takes it over; else -1 */
     int nworkers;
     worker *workers;
 };
@@ -68,6 +74,7 @@ struct worker {
     struct event *stop_ev;
     atomic_int inflight; /* requests received and not yet answered */
     SSL *spare_ssl;      /* a TLS object kept for when none can be made */
+    linger_set *linger;  /* refused connections closing (see linger.h) */
     conn_info *spare_ci;
 };
 
@@ -85,6 +92,7 @@ static void conn_info_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
     (void)argp;
     if (ci != NULL) {
         atomic_fetch_sub(&ci->app->connections_open, 1);
+        http_guard_free(ci->guard);
         free(ci);
     }
 }
@@ -101,6 +109,7 @@ typedef struct {
     struct evhttp_request *req; /* NULL once the client went away */
     struct evhttp_connection *evcon;
     int64_t start_us;
+    int linger; /* refused before its body was read: close with linger.h */
     char method[8];
     char path[256];
     char domain[AUTH_NAME_MAX];
@@ -140,6 +149,18 @@ static void count_status(app *a, int status)
         atomic_fetch_add(&a->requests_by_class[cls], 1);
 }
 
+/* evhttp closes a refused connection (its answer is written): the client
+ * may still be sending the body it declared, so the socket lingers. */
+static void on_refused_close(struct evhttp_connection *evcon, void *arg)
+{
+    worker *w = arg;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+    int64_t max_s = w->srv->app->conf->request_timeout_s;
+    if (fd >= 0)
+        linger_start(w->linger, fd, (int)(max_s < 30 ? max_s : 30));
+}
+
 /* Sends a raw body with status and logs the access line; frees er. */
 static void send_raw(edge_req *er, int status, const char *content_type, const char *body,
                      size_t len, const char *const *headers)
@@ -156,7 +177,7 @@ static void send_raw(edge_req *er, int status, const char *content_type, const c
         return;
     }
     if (er->evcon != NULL)
-        evhttp_connection_set_closecb(er->evcon, NULL, NULL);
+        evhttp_connection_set_closecb(er->evcon, er->linger ? on_refused_close : NULL, er->w);
     out = evhttp_request_get_output_headers(er->req);
     buf = evbuffer_new();
     evhttp_add_header(out, "Content-Type", content_type);
@@ -353,15 +374,26 @@ static void on_request(struct evhttp_request *req, void *arg)
     evhttp_connection_set_closecb(evcon, on_conn_close, er);
     cmd = evhttp_request_get_command(req);
     {
+        static const char *const close_hdr[] = {"Connection", "close", NULL};
         conn_info *ci = conn_ex_index >= 0 ? SSL_get_ex_data(ssl, conn_ex_index) : NULL;
-        if (ci != NULL && ci->reject) {
+        const char *message = NULL, *method = NULL, *rpath = NULL;
+        rd_status refusal;
+        if (ci == NULL || ci->reject || ci->guard == NULL) {
             atomic_fetch_sub(&w->inflight, 1);
             free(er);
             evhttp_connection_free(evcon);
             return;
         }
-        if (ci != NULL && ci->over_limit) {
-            static const char *const close_hdr[] = {"Connection", "close", NULL};
+        refusal = http_guard_next(ci->guard, &message, &method, &rpath);
+        if (refusal != RD_OK) {
+            /* Refused when its head arrived; its body was never read. */
+            snprintf(er->method, sizeof(er->method), "%s", method);
+            snprintf(er->path, sizeof(er->path), "%s", rpath);
+            er->linger = 1;
+            reply_error(er, refusal, message, close_hdr);
+            return;
+        }
+        if (ci->over_limit) {
             reply_error(er, RD_ERR_TOO_MANY_REQUESTS,
                         "Too many requests. (reason = connection limit reached)", close_hdr);
             return;
@@ -432,14 +464,20 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
     if (atomic_fetch_add(&a->connections_open, 1) >= a->conf->max_connections)
         ci->over_limit = 1;
     if (SSL_set_ex_data(ssl, conn_ex_index, ci) != 1) {
+        /* on_request() drops a connection without its conn_info */
         atomic_fetch_sub(&a->connections_open, 1);
         free(ci);
+        ci = NULL;
     }
-    /* The bufferevent owns ssl from here on, even when creation fails. */
+    /* The bufferevent owns ssl (and so ci) from here on, even when creation
+     * fails. */
     bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                          BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) /* out of memory: evhttp itself would make a plain one */
         return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (ci != NULL && !ci->reject)
+        ci->guard = http_guard_new(bufferevent_get_input(bev), a->conf->max_header_bytes,
+                                   a->conf->max_body_bytes); /* NULL: dropped by on_request() */
     return bev;
 }
 
@@ -473,71 +511,25 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Opens one listening socket on host:port with SO_REUSEPORT. */
-static evutil_socket_t open_listener(const char *host, int port, rd_error *err)
-{
-    struct addrinfo hints, *res = NULL;
-    char portstr[16];
-    evutil_socket_t fd = -1;
-    int one = 1, gai;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    gai = getaddrinfo(host, portstr, &hints, &res);
-    if (gai != 0) {
-        rd_fail(err, RD_ERR_INVALID_PARAMETER, "listen: cannot resolve %s: %s", host,
-                gai_strerror(gai));
-        return -1;
-    }
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-        /* accepted sockets inherit it: small answers leave at once */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-        rd_fail(err, RD_ERR_INVALID_PARAMETER, "listen: cannot listen on %s:%d: %s", host, port,
-                strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    return fd;
-}
-
-static int bound_port(evutil_socket_t fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-        return -1;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return -1;
-}
-
 static rd_status worker_init(worker *w, rd_error *err)
 {
     const repod_conf *conf = w->srv->app->conf;
     w->base = event_base_new();
     w->http = w->base != NULL ? evhttp_new(w->base) : NULL;
     w->stop_ev = w->base != NULL ? event_new(w->base, -1, 0, stop_cb, w) : NULL;
-    if (w->http == NULL || w->stop_ev == NULL)
+    w->linger = w->base != NULL ? linger_set_new(w->base) : NULL;
+    if (w->http == NULL || w->stop_ev == NULL || w->linger == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "cannot create the event loop of worker %d", w->index);
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-    /* Bodies over limits.max_body_bytes are answered by on_request() with a
-     * JSON 413.  libevent 2.1 answers its own limit with an HTML page it
-     * builds itself, so its limit is set well above ours and only bounds the
-     * memory spent on absurd bodies (which get that page and a close). */
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)(conf->max_body_bytes * 4 + 65536));
-    evhttp_set_max_headers_size(w->http, (ev_ssize_t)conf->max_header_bytes);
+    /* Heads and bodies over limits.* are refused by the connection's
+     * http_guard before evhttp reads them (JSON 431 / 413, see on_request);
+     * evhttp's own limits, which it answers with HTML or a bare close, are
+     * set so that they are never reached first. */
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)conf->max_body_bytes);
+    evhttp_set_max_headers_size(w->http,
+                                (ev_ssize_t)http_guard_evhttp_header_limit(conf->max_header_bytes));
     evhttp_set_timeout(w->http, (int)conf->request_timeout_s);
     evhttp_set_flags(w->http, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_default_content_type(w->http, "application/json");
@@ -559,13 +551,11 @@ static rd_status worker_init(worker *w, rd_error *err)
         evhttp_set_timeout(w->ops_http, (int)conf->request_timeout_s);
         evhttp_set_max_body_size(w->ops_http, 1024);
         evhttp_set_gencb(w->ops_http, on_ops_request, w);
-        w->ops_bound = evhttp_bind_socket_with_handle(w->ops_http, conf->metrics_host,
-                                                      (ev_uint16_t)conf->metrics_port);
+        w->ops_bound = evhttp_accept_socket_with_handle(w->ops_http, w->srv->metrics_fd);
         if (w->ops_bound == NULL)
-            return rd_fail(err, RD_ERR_INVALID_PARAMETER,
-                           "metrics_listen: cannot listen on %s:%d: %s", conf->metrics_host,
-                           conf->metrics_port, strerror(errno));
-        w->srv->metrics_port = bound_port(evhttp_bound_socket_get_fd(w->ops_bound));
+            return rd_fail(err, RD_ERR_INTERNAL, "cannot accept on the metrics_listen socket");
+        w->srv->metrics_fd = -1; /* owned by ops_bound now */
+        w->srv->metrics_port = edge_bound_port(evhttp_bound_socket_get_fd(w->ops_bound));
     }
     return RD_OK;
 }
@@ -574,13 +564,17 @@ rd_status server_create(app *a, server **out, rd_error *err)
 {
     const repod_conf *conf = a->conf;
     server *srv = calloc(1, sizeof(*srv));
+    evutil_socket_t fd = -1;
     rd_status rc = RD_OK;
 
     *out = NULL;
     pthread_once(&conn_ex_once, conn_ex_init);
-    if (srv == NULL)
+    if (srv == NULL || conn_ex_index < 0) {
+        free(srv);
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    }
     srv->app = a;
+    srv->metrics_fd = -1;
     srv->nworkers = conf->workers > 0 ? conf->workers : 1;
     srv->workers = calloc((size_t)srv->nworkers, sizeof(worker));
     if (srv->workers == NULL) {
@@ -589,26 +583,43 @@ rd_status server_create(app *a, server **out, rd_error *err)
     }
     for (int i = 0; i < srv->nworkers; i++)
         srv->workers[i].fd = -1;
-    rc = tls_server_create(conf->tls_cert, conf->tls_key, conf->tls_client_ca, &srv->tls, err);
+    /* Bind before anything else can fail, so a busy port is reported as
+     * such; each worker accepts on a dup() of this fd, closed below. */
+    fd = edge_listen("listen", conf->listen_host, conf->listen_port, err);
+    if (fd < 0) {
+        rc = err->code;
+        goto done;
+    }
+    srv->port = edge_bound_port(fd);
+    if (conf->metrics_host != NULL) {
+        srv->metrics_fd =
+            edge_listen("metrics_listen", conf->metrics_host, conf->metrics_port, err);
+        if (srv->metrics_fd < 0) {
+            rc = err->code;
+            goto done;
+        }
+    }
+    rc = tls_server_create(conf, &srv->tls, err);
     if (rc != RD_OK)
         goto done;
-    srv->port = conf->listen_port;
     for (int i = 0; i < srv->nworkers; i++) {
         worker *w = &srv->workers[i];
         w->srv = srv;
         w->index = i;
-        w->fd = open_listener(conf->listen_host, srv->port, err);
+        w->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (w->fd < 0) {
-            rc = err->code;
+            rc =
+                rd_fail(err, RD_ERR_INTERNAL,
+                        "cannot share the listening socket with worker %d: %s", i, strerror(errno));
             goto done;
         }
-        if (i == 0)
-            srv->port = bound_port(w->fd);
         rc = worker_init(w, err);
         if (rc != RD_OK)
             goto done;
     }
 done:
+    if (fd >= 0)
+        close(fd);
     if (rc != RD_OK) {
         server_free(srv);
         return rc;
@@ -685,9 +696,9 @@ void server_stop(server *srv, void (*cancel_waits)(void *), void *arg)
     }
 }
 
-rd_status server_reload_tls(server *srv, rd_error *err)
+rd_status server_reload_tls(server *srv, const repod_conf *conf, rd_error *err)
 {
-    return tls_server_reload(srv->tls, err);
+    return tls_server_reload(srv->tls, conf, err);
 }
 
 void server_free(server *srv)
@@ -704,12 +715,15 @@ void server_free(server *srv)
             evhttp_free(w->ops_http);
         SSL_free(w->spare_ssl);
         free(w->spare_ci);
+        linger_set_free(w->linger);
         if (w->stop_ev != NULL)
             event_free(w->stop_ev);
         if (w->base != NULL)
             event_base_free(w->base);
     }
     free(srv->workers);
+    if (srv->metrics_fd >= 0)
+        close(srv->metrics_fd);
     tls_server_free(srv->tls);
     free(srv);
 }

@@ -1,5 +1,11 @@
 /*
  * tls.c - server-side TLS contexts.
+ *
+ * Policy: TLS 1.2 and 1.3 only (tls.min_version may raise the floor to 1.3);
+ * TLS 1.2 suites from tls.ciphers (default: ECDHE with AES-GCM or
+ * ChaCha20-Poly1305, i.e. Mozilla "intermediate" without DHE); TLS 1.3 keeps
+ * OpenSSL's default suites (all AEAD); the server's order wins; no
+ * compression; no renegotiation.  docs/tls.md describes how to change it.
  */
 #include "tls.h"
 
@@ -11,7 +17,6 @@
 #include "log.h"
 
 struct tls_server {
-    char *cert, *key, *client_ca;
     pthread_mutex_t lock;
     SSL_CTX *ctx; /* guarded by lock; SSL objects hold their own reference */
 };
@@ -27,39 +32,50 @@ static void log_openssl(const char *what)
     }
 }
 
-static rd_status make_ctx(const tls_server *t, SSL_CTX **out, rd_error *err)
+/* Builds a context from conf's tls.* keys. */
+static rd_status make_ctx(const repod_conf *conf, SSL_CTX **out, rd_error *err)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    const char *client_ca = conf->tls_client_ca;
+    int min_version = conf->tls_min_version != NULL && strcmp(conf->tls_min_version, "TLS1.3") == 0
+                          ? TLS1_3_VERSION
+                          : TLS1_2_VERSION;
     rd_status rc = RD_OK;
     if (ctx == NULL) {
         log_openssl("SSL_CTX_new");
         return rd_fail(err, RD_ERR_INTERNAL, "cannot create a TLS context");
     }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_set_min_proto_version(ctx, min_version) != 1 ||
+        SSL_CTX_set_cipher_list(ctx, conf->tls_ciphers != NULL ? conf->tls_ciphers
+                                                               : CONF_TLS_CIPHERS_DEFAULT) != 1) {
+        log_openssl("policy");
+        rc = rd_fail(err, RD_ERR_INVALID_PARAMETER, "tls.ciphers: no usable cipher in the list");
+        goto done;
+    }
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, conf->tls_cert) != 1) {
         log_openssl("certificate");
-        rc =
-            rd_fail(err, RD_ERR_INVALID_PARAMETER, "tls.cert: cannot load certificate %s", t->cert);
+        rc = rd_fail(err, RD_ERR_INVALID_PARAMETER, "tls.cert: cannot load certificate %s",
+                     conf->tls_cert);
         goto done;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, t->key, SSL_FILETYPE_PEM) != 1 ||
+    if (SSL_CTX_use_PrivateKey_file(ctx, conf->tls_key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
         log_openssl("private key");
         rc = rd_fail(err, RD_ERR_INVALID_PARAMETER,
-                     "tls.key: cannot load private key %s (or it does not match tls.cert)", t->key);
+                     "tls.key: cannot load private key %s (or it does not match tls.cert)",
+                     conf->tls_key);
         goto done;
     }
-    if (t->client_ca != NULL && t->client_ca[0] != '\0') {
-        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(t->client_ca);
-        if (SSL_CTX_load_verify_locations(ctx, t->client_ca, NULL) != 1 || names == NULL) {
+    if (client_ca != NULL && client_ca[0] != '\0') {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca);
+        if (SSL_CTX_load_verify_locations(ctx, client_ca, NULL) != 1 || names == NULL) {
             if (names != NULL)
                 sk_X509_NAME_pop_free(names, X509_NAME_free);
             log_openssl("client CA");
-            rc = rd_fail(err, RD_ERR_INVALID_PARAMETER, "tls.client_ca: cannot load %s",
-                         t->client_ca);
+            rc = rd_fail(err, RD_ERR_INVALID_PARAMETER, "tls.client_ca: cannot load %s", client_ca);
             goto done;
         }
         SSL_CTX_set_client_CA_list(ctx, names);
@@ -74,24 +90,15 @@ done:
     return rc;
 }
 
-static char *dup_or_null(const char *s)
-{
-    return s != NULL ? strdup(s) : NULL;
-}
-
-rd_status tls_server_create(const char *cert, const char *key, const char *client_ca,
-                            tls_server **out, rd_error *err)
+rd_status tls_server_create(const repod_conf *conf, tls_server **out, rd_error *err)
 {
     tls_server *t = calloc(1, sizeof(*t));
     rd_status rc;
     *out = NULL;
     if (t == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-    t->cert = dup_or_null(cert);
-    t->key = dup_or_null(key);
-    t->client_ca = dup_or_null(client_ca);
     pthread_mutex_init(&t->lock, NULL);
-    rc = make_ctx(t, &t->ctx, err);
+    rc = make_ctx(conf, &t->ctx, err);
     if (rc != RD_OK) {
         tls_server_free(t);
         return rc;
@@ -100,10 +107,10 @@ rd_status tls_server_create(const char *cert, const char *key, const char *clien
     return RD_OK;
 }
 
-rd_status tls_server_reload(tls_server *t, rd_error *err)
+rd_status tls_server_reload(tls_server *t, const repod_conf *conf, rd_error *err)
 {
     SSL_CTX *fresh = NULL, *old;
-    rd_status rc = make_ctx(t, &fresh, err);
+    rd_status rc = make_ctx(conf, &fresh, err);
     if (rc != RD_OK)
         return rc;
     pthread_mutex_lock(&t->lock);
@@ -131,8 +138,5 @@ void tls_server_free(tls_server *t)
         return;
     SSL_CTX_free(t->ctx);
     pthread_mutex_destroy(&t->lock);
-    free(t->cert);
-    free(t->key);
-    free(t->client_ca);
     free(t);
 }

@@ -98,6 +98,8 @@ static void test_minimal_gets_defaults(void **state)
     assert_string_equal(conf->tls_cert, "/etc/repod/server.crt");
     assert_string_equal(conf->tls_key, "/etc/repod/server.key");
     assert_null(conf->tls_client_ca);
+    assert_string_equal(conf->tls_ciphers, CONF_TLS_CIPHERS_DEFAULT);
+    assert_string_equal(conf->tls_min_version, "TLS1.2");
     assert_string_equal(conf->data_dir, "/etc/repod/data");
     assert_string_equal(conf->log_level, "info");
     assert_int_equal(conf->workers, cores < 1 ? 1 : (cores > 256 ? 256 : cores));
@@ -198,6 +200,27 @@ static void test_full_file(void **state)
         json_string_value(json_object_get(json_array_get(conf->remotes, 0), "name")),
         "Marketplace");
     conf_free(conf);
+}
+
+/* tls.ciphers must name a cipher OpenSSL knows; tls.min_version is one of
+ * two versions. */
+static void test_tls_policy_keys(void **state)
+{
+    repod_conf *conf;
+    (void)state;
+    conf = load_ok("{\"tls\": {\"cert\": \"a\", \"key\": \"b\", \"ciphers\": "
+                   "\"ECDHE-ECDSA-AES256-GCM-SHA384\", \"min_version\": \"TLS1.3\"}}",
+                   "/etc/repod/repod.json");
+    assert_string_equal(conf->tls_ciphers, "ECDHE-ECDSA-AES256-GCM-SHA384");
+    assert_string_equal(conf->tls_min_version, "TLS1.3");
+    conf_free(conf);
+    load_fails_with("{\"tls\": {\"cert\": \"a\", \"key\": \"b\", \"ciphers\": \"NOPE\"}}",
+                    "conf/x.json",
+                    "conf/x.json: tls.ciphers: no cipher known to OpenSSL in \"NOPE\"");
+    load_fails_with("{\"tls\": {\"cert\": \"a\", \"key\": \"b\", \"ciphers\": \"\"}}",
+                    "conf/x.json", "conf/x.json: tls.ciphers: must not be empty");
+    load_fails_with("{\"tls\": {\"cert\": \"a\", \"key\": \"b\", \"min_version\": \"TLS1.1\"}}",
+                    "conf/x.json", "conf/x.json: tls.min_version: must be one of TLS1.2, TLS1.3");
 }
 
 /* The exact message formats documented in include/conf.h. */
@@ -703,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_minimal_gets_defaults),
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_message_formats),
+        cmocka_unit_test(test_tls_policy_keys),
         cmocka_unit_test(test_first_error_wins),
         cmocka_unit_test(test_every_problem_reported),
         cmocka_unit_test(test_remote_ca_file_resolved),
