@@ -164,7 +164,7 @@ static const conf_row conf_rows[] = {
              "host[:port] or patterns where '*' is one DNS label (docs/registries.md)"},
     ROW_INT("registry.negative_cache_ms", registry_negative_cache_ms, 0, 5000, 0, 600000,
             "after a failed connect, lookups of that registry host fail at once this long"),
-    ROW_SECTION("remote_defaults", "cache settings of remote repositories (SPEC 6)"),
+    ROW_SECTION("remote_defaults", "cache settings of remote repositories (docs/federation.md)"),
     ROW_INT("remote_defaults.ttl_s", remote_defaults.ttl_s, 0, 300, 0, 31536000,
             "age below which a cached catalog is served without asking upstream"),
     ROW_BOOL("remote_defaults.stale_while_revalidate", remote_defaults.stale_while_revalidate, 1,

@@ -3,6 +3,7 @@ changes) with the token's name, domain, verb and id -- never the secret --
 written whatever log_level says."""
 
 import re
+import time
 import unittest
 
 from harness import RepodTestCase, Server, plugin_body
@@ -46,6 +47,16 @@ class AuditTest(RepodTestCase):
     def events(self, event):
         return [f for e, f in audit_lines(self.server.log()) if e == event]
 
+    def wait_events(self, event, pred, n=1, timeout=5.0):
+        """The audit lines of event matching pred, once there are n of them
+        (the harness reads the server's stderr on its own thread)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [f for f in self.events(event) if pred(f)]
+            if len(found) >= n or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
+
     def test_plugin_writes_are_audited_with_token_name_and_id(self):
         s = self.server
         r = s.api("plugin/register", plugin_body("acme/plugin-audit-one"), token=self.admin)
@@ -56,7 +67,7 @@ class AuditTest(RepodTestCase):
         self.assertOK(s.api("plugin/deregister", {"plugin_id": "plugin-audit-one"},
                             token=self.admin))
         for verb in ("register", "update", "disable", "deregister"):
-            lines = [f for f in self.events("plugin." + verb) if f.get("id") == "plugin-audit-one"]
+            lines = self.wait_events("plugin." + verb, lambda f: f.get("id") == "plugin-audit-one")
             self.assertEqual(len(lines), 1, (verb, self.server.log_tail()))
             f = lines[0]
             self.assertEqual(f["token"], "admin-a")
@@ -73,12 +84,12 @@ class AuditTest(RepodTestCase):
         s.api("plugin/list", {}, token=self.viewer)
         s.api("plugin/get", {"plugin_id": "plugin-denied"}, token=self.viewer)
         # refused before the body is read: the id is not known
-        denied = [f for f in self.events("plugin.disable") if f.get("token") == "viewer-a"]
+        denied = self.wait_events("plugin.disable", lambda f: f.get("token") == "viewer-a")
         self.assertEqual(len(denied), 1, self.server.log_tail())
         self.assertEqual(denied[0]["domain"], "domain-a")
         self.assertEqual(denied[0]["status"], "403")
         self.assertEqual(denied[0]["code"], "ERROR_PERMISSION_DENIED")
-        anon = [f for f in self.events("plugin.enable") if f.get("token") == "-"]
+        anon = self.wait_events("plugin.enable", lambda f: f.get("token") == "-")
         self.assertEqual(len(anon), 1, self.server.log_tail())
         self.assertEqual(anon[0]["token"], "-")
         self.assertEqual(anon[0]["status"], "401")
@@ -89,6 +100,7 @@ class AuditTest(RepodTestCase):
         s = self.server
         forged = "x\n2026-01-01T00:00:00.000Z audit plugin.deregister id=forged token=root"
         s.api("plugin/update", {"plugin_id": forged, "name": "n"}, token=self.admin)
+        self.wait_events("plugin.update", lambda f: f.get("id", "").startswith("x?2026"))
         self.assertEqual([f for f in self.events("plugin.deregister") if f.get("id") == "forged"],
                          [])
         self.assertNotIn("\n2026-01-01T00:00:00.000Z audit", s.log())
@@ -107,14 +119,14 @@ class AuditTest(RepodTestCase):
         self.assertNotIn(secret, r.stderr)
         s.sighup()
         s.wait_token(secret, accepted=True)
-        added = [f for f in self.events("token.added") if f.get("name") == "audited-token"]
+        added = self.wait_events("token.added", lambda f: f.get("name") == "audited-token")
         self.assertEqual(len(added), 1, s.log_tail())
         self.assertEqual(added[0]["role"], "viewer")
 
         r = s.revoke_token("audited-token", secret=secret)
         revoked = [f for e, f in audit_lines(r.stderr) if e == "token.revoke"]
         self.assertEqual([f["name"] for f in revoked], ["audited-token"], r.stderr)
-        removed = [f for f in self.events("token.removed") if f.get("name") == "audited-token"]
+        removed = self.wait_events("token.removed", lambda f: f.get("name") == "audited-token")
         self.assertEqual(len(removed), 1, s.log_tail())
         # tokens that did not change are not reported again
         self.assertEqual([f for f in self.events("token.added") if f.get("name") == "admin-a"], [])
