@@ -30,12 +30,11 @@
 #include <unistd.h>
 
 #include "api.h"
-#include "fetcher.h"
 #include "http_guard.h"
 #include "linger.h"
 #include "listener.h"
 #include "log.h"
-#include "registry.h"
+#include "metrics.h"
 #include "tls.h"
 #include "util.h"
 
@@ -222,61 +221,16 @@ static void reply_error(edge_req *er, rd_status code, const char *message,
 
 static void serve_metrics(edge_req *er)
 {
-    app *a = er->w->srv->app;
-    char body[4096];
-    int n = snprintf(
-        body, sizeof(body),
-        "# HELP repod_http_requests_total HTTP requests answered, by status class.\n"
-        "# TYPE repod_http_requests_total counter\n"
-        "repod_http_requests_total{class=\"2xx\"} %llu\n"
-        "repod_http_requests_total{class=\"4xx\"} %llu\n"
-        "repod_http_requests_total{class=\"5xx\"} %llu\n"
-        "# HELP repod_connections_total TLS connections accepted.\n"
-        "# TYPE repod_connections_total counter\n"
-        "repod_connections_total %llu\n"
-        "# HELP repod_connections_open TLS connections open now.\n"
-        "# TYPE repod_connections_open gauge\n"
-        "repod_connections_open %lld\n"
-        "# HELP repod_upstream_requests_total Requests sent to upstream repositories.\n"
-        "# TYPE repod_upstream_requests_total counter\n"
-        "repod_upstream_requests_total %llu\n"
-        "# HELP repod_cache_answers_total Answers that involved a remote tier or a registry, "
-        "by X-Cache.\n"
-        "# TYPE repod_cache_answers_total counter\n"
-        "repod_cache_answers_total{result=\"HIT\"} %llu\n"
-        "repod_cache_answers_total{result=\"MISS\"} %llu\n"
-        "repod_cache_answers_total{result=\"STALE\"} %llu\n"
-        "# HELP repod_ready 1 while the server is serving.\n"
-        "# TYPE repod_ready gauge\n"
-        "repod_ready %d\n",
-        (unsigned long long)atomic_load(&a->requests_by_class[2]),
-        (unsigned long long)atomic_load(&a->requests_by_class[4]),
-        (unsigned long long)atomic_load(&a->requests_by_class[5]),
-        (unsigned long long)atomic_load(&a->connections_total),
-        (long long)atomic_load(&a->connections_open),
-        a->fetcher != NULL ? fetcher_requests_sent(a->fetcher) : 0ULL,
-        (unsigned long long)atomic_load(&a->cache_answers[0]),
-        (unsigned long long)atomic_load(&a->cache_answers[1]),
-        (unsigned long long)atomic_load(&a->cache_answers[2]), atomic_load(&a->ready));
-    if (n > 0 && (size_t)n < sizeof(body)) {
-        size_t used = (size_t)n;
-        int w = snprintf(body + used, sizeof(body) - used,
-                         "# HELP repod_registry_requests_total Container-registry lookups "
-                         "(versions of local plugins), by outcome.\n"
-                         "# TYPE repod_registry_requests_total counter\n");
-        for (int o = 0; w > 0 && (size_t)w < sizeof(body) - used && o < REGISTRY_OUTCOME_COUNT;
-             o++) {
-            used += (size_t)w;
-            w = snprintf(body + used, sizeof(body) - used,
-                         "repod_registry_requests_total{outcome=\"%s\"} %llu\n",
-                         registry_outcome_name((registry_outcome)o),
-                         registry_outcome_count((registry_outcome)o));
-        }
-        if (w > 0 && (size_t)w < sizeof(body) - used)
-            used += (size_t)w;
-        n = (int)used;
+    struct evbuffer *text = evbuffer_new();
+    if (text == NULL || edge_metrics_render(er->w->srv->app, text) != 0) {
+        if (text != NULL)
+            evbuffer_free(text);
+        reply_error(er, RD_ERR_INTERNAL, "Internal error.", NULL);
+        return;
     }
-    send_raw(er, 200, "text/plain; version=0.0.4", body, (size_t)n, NULL);
+    send_raw(er, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(text, -1),
+             evbuffer_get_length(text), NULL);
+    evbuffer_free(text);
 }
 
 /* Answers /healthz, /readyz and /metrics; returns 0 if path is not one. */
