@@ -92,7 +92,8 @@ class PluginApiTest(RepodTestCase):
         for k, v in expect.items():
             self.assertEqual(p[k], v, "field %s" % k)
         ri = p["repository_info"]
-        self.assertEqual(set(ri), {"repository_id", "name", "repository_type"})
+        self.assertEqual(set(ri), {"repository_id", "name", "repository_type", "endpoint"})
+        self.assertEqual(ri["endpoint"], "")
         self.assertRegex(ri["repository_id"], REPOSITORY_ID_RE)
         self.assertEqual(ri["name"], "Local")
         self.assertEqual(ri["repository_type"], "local")
