@@ -15,7 +15,7 @@
 
 #include "log.h"
 
-#define API_PREFIX_V1 "/repository/v1/"
+#define API_PREFIX_V1      "/repository/v1/"
 #define API_PREFIX_GATEWAY "/repository/"
 
 typedef struct {

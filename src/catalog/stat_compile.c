@@ -146,8 +146,8 @@ static rd_status item_unalias(const json_t *obj, const char *where, json_t **out
             continue;
         if (json_object_get(copy, pairs[i][1]) != NULL) {
             json_decref(copy);
-            return rd_fail(err, RD_ERR_DB_QUERY, "Use either %s or %s. (key = %s.%s)",
-                           pairs[i][1], pairs[i][0], where, pairs[i][0]);
+            return rd_fail(err, RD_ERR_DB_QUERY, "Use either %s or %s. (key = %s.%s)", pairs[i][1],
+                           pairs[i][0], where, pairs[i][0]);
         }
         json_object_set(copy, pairs[i][1], alias);
         json_object_del(copy, pairs[i][0]);
@@ -157,8 +157,8 @@ static rd_status item_unalias(const json_t *obj, const char *where, json_t **out
 }
 
 /* kind: 0 = group key, 1 = group field, 2 = project field. */
-static rd_status item_compile_plain(const json_t *obj, int kind, const char *where,
-                                    stage_item *it, rd_error *err);
+static rd_status item_compile_plain(const json_t *obj, int kind, const char *where, stage_item *it,
+                                    rd_error *err);
 
 static rd_status item_compile(const json_t *obj, int kind, const char *where, stage_item *it,
                               rd_error *err)
@@ -171,8 +171,8 @@ static rd_status item_compile(const json_t *obj, int kind, const char *where, st
     return rc;
 }
 
-static rd_status item_compile_plain(const json_t *obj, int kind, const char *where,
-                                    stage_item *it, rd_error *err)
+static rd_status item_compile_plain(const json_t *obj, int kind, const char *where, stage_item *it,
+                                    rd_error *err)
 {
     static const char *const key_keys[] = {"key", "name", "date_format", NULL};
     static const char *const field_keys[] = {"key", "name", "operator", NULL};
@@ -436,8 +436,8 @@ static rd_status rewrite_group_by(const json_t *sq, json_t **out, rd_error *err)
                          "Invalid parameter type. (key = query.group_by[%zu], type = string)", i);
             goto done;
         }
-        json_array_append_new(keys, json_pack("{s:O, s:s}", "key", v, "name",
-                                              last_segment(json_string_value(v))));
+        json_array_append_new(
+            keys, json_pack("{s:O, s:s}", "key", v, "name", last_segment(json_string_value(v))));
     }
     if (fields != NULL && !json_is_null(fields) && !json_is_object(fields)) {
         rc = rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,

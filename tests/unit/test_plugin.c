@@ -56,8 +56,8 @@ static const char *const seed_register =
 
 /* The fields of a stored record, exactly (SPEC 3, plugin.h). */
 static const char *const record_fields[] = {
-    "plugin_id",     "name",         "state",           "resource_type", "image",    "provider",
-    "registry_type", "registry_url", "registry_config", "capability",    "template", "labels",
+    "plugin_id",     "name",         "state",           "resource_type", "image",      "provider",
+    "registry_type", "registry_url", "registry_config", "capability",    "template",   "labels",
     "tags",          "docs",         "domain_id",       "created_at",    "updated_at", NULL,
 };
 
@@ -278,8 +278,8 @@ static void test_register_required(void **state)
 
 static void test_register_unknown_keys(void **state)
 {
-    static const char *const keys[] = {"foo",        "state",   "repository_info", "created_at",
-                                       "updated_at", "version", NULL};
+    static const char *const keys[] = {
+        "foo", "state", "repository_info", "created_at", "updated_at", "version", NULL};
     char extra[128], want[128];
     json_t *rec;
     (void)state;
@@ -1039,8 +1039,8 @@ static void test_plugin_view_complete(void **state)
 static void test_check_id(void **state)
 {
     static const char *const good[] = {"a", "plugin-x", "my.plugin_v2-1", "0abc", NULL};
-    static const char *const bad[] = {"A",   "a/b", "-a",  "a-",  "a..b", "a b",
-                                      "a:1", "a@b", "é", NULL};
+    static const char *const bad[] = {"A",   "a/b", "-a",  "a-", "a..b",
+                                      "a b", "a:1", "a@b", "é",  NULL};
     char long_id[PLUGIN_IMAGE_MAX + 2];
     rd_error err;
     (void)state;
