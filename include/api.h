@@ -2,7 +2,7 @@
  * api.h - the API layer: the route table, caller identity and tenancy rules,
  * request body parsing, and the handlers of each resource.
  *
- * The HTTP edge hands every POST /repository/v1/<resource>/<verb> to
+ * The HTTP edge hands every POST /repository[/v1]/<resource>/<verb> to
  * api_dispatch() as an api_call; the API layer answers through
  * api_call_finish(), which hands the result back to the edge.  The API layer
  * never touches libevent.

@@ -4,9 +4,10 @@
  *
  * A stored plugin record holds: plugin_id, name, state, resource_type, image,
  * provider, registry_type, registry_url, registry_config, capability,
- * template, labels, tags, domain_id, created_at, updated_at.  Responses are
- * made from a record by plugin_view(), which adds service_type (= resource_type)
- * and repository_info.
+ * template, labels, tags, docs, domain_id, created_at, updated_at.  Responses
+ * are made from a record by plugin_view(), which adds service_type
+ * (= resource_type) and repository_info, and fills in docs ({}) for records
+ * stored before docs existed.
  */
 #ifndef REPOD_PLUGIN_H
 #define REPOD_PLUGIN_H
@@ -36,8 +37,8 @@ typedef struct {
  *   1. unknown keys, in request order -> INVALID_PARAMETER "(key = foo)".
  *      Known: name, resource_type, service_type, image, provider,
  *      registry_type, registry_url, registry_config, capability, template,
- *      labels, tags, and the ignored legacy domain_id, project_id (the
- *      domain comes from ctx).  plugin_id, state, created_at,
+ *      labels, tags, docs, plugin_id, and the ignored legacy domain_id,
+ *      project_id (the domain comes from ctx).  state, created_at,
  *      repository_info ... are unknown here.
  *   2. types, in the order of that list -> INVALID_PARAMETER_TYPE
  *      "(key = labels, type = array)"; a labels element that is not a string
@@ -47,7 +48,10 @@ typedef struct {
  *      INVALID_PARAMETER (key = service_type).
  *   4. required, in order name, resource_type (or service_type), image:
  *      absent, null or "" -> REQUIRED_PARAMETER.
- *   5. image: length, then format (plugin_check_image).
+ *   5. image: length, then format (plugin_check_image); then plugin_id,
+ *      when given and not "", must pass plugin_check_id (else
+ *      INVALID_PARAMETER naming plugin_id); absent or "", it is derived
+ *      from image (plugin_id_from_image).
  *   6. registry_type (default DOCKER_HUB): exactly DOCKER_HUB,
  *      AWS_PRIVATE_ECR or HARBOR, else INVALID_REGISTRY_TYPE.
  *   7. registry_url ("" counts as absent):
@@ -69,7 +73,7 @@ typedef struct {
  * The record holds exactly: plugin_id, name, state ("ENABLED"),
  * resource_type, image, provider (default ""), registry_type, registry_url,
  * registry_config ({}), capability ({}), template ({}), labels ([]),
- * tags ({}), domain_id (ctx), created_at = updated_at = ctx->now.  Object
+ * tags ({}), docs ({}), domain_id (ctx), created_at = updated_at = ctx->now.  Object
  * and array values are deep copies of the request's. */
 rd_status plugin_build_record(const json_t *req, const plugin_ctx *ctx, json_t **record,
                               rd_error *err);
@@ -77,7 +81,7 @@ rd_status plugin_build_record(const json_t *req, const plugin_ctx *ctx, json_t *
 /* Validates an update request (borrowed) against the current record
  * (borrowed) and returns a new updated record in *updated (a new reference;
  * NULL on failure; the old record is not modified).  Only name, capability,
- * template, labels, tags change (each replaced whole by a deep copy);
+ * template, labels, tags, docs change (each replaced whole by a deep copy);
  * updated_at = now.  Order of checks:
  *   1. keys in request order: image, provider, registry_type, registry_url,
  *      registry_config, state, created_at, updated_at, repository_info ->
@@ -85,7 +89,7 @@ rd_status plugin_build_record(const json_t *req, const plugin_ctx *ctx, json_t *
  *      other unknown keys -> INVALID_PARAMETER "(key = foo)".  Legacy
  *      domain_id / project_id are accepted and ignored.
  *   2. types as for register (plugin_id, name, resource_type, service_type:
- *      strings; capability, template, tags: objects; labels: array of
+ *      strings; capability, template, tags, docs: objects; labels: array of
  *      strings); null counts as absent (no change).
  *   3. plugin_id required; it must equal the record's plugin_id, else
  *      INVALID_PARAMETER.
@@ -107,6 +111,13 @@ rd_status plugin_apply_update(const json_t *record, const json_t *req, const cha
  * registry host (with 2+ components, a first component containing '.' or
  * equal to "localhost", as docker would read it). */
 rd_status plugin_check_image(const char *image, rd_error *err);
+
+/* Checks a plugin_id chosen by a client (or an upstream): the rules a
+ * derived id meets, i.e. one image path component of at most
+ * PLUGIN_IMAGE_MAX bytes made of lowercase letters and digits joined by
+ * single '.', '_' or '-'.  NULL or "" -> RD_ERR_REQUIRED_PARAMETER; anything
+ * else wrong -> RD_ERR_INVALID_PARAMETER "(key = plugin_id, ...)". */
+rd_status plugin_check_id(const char *plugin_id, rd_error *err);
 
 /* Writes the plugin_id of image (its last '/'-segment) into out, truncated
  * to size - 1 bytes; "" when image is NULL.  Does nothing when size is 0. */
@@ -135,13 +146,21 @@ rd_status plugin_check_id_request(const json_t *req, int allow_repo, rd_error *e
 
 /* Returns a new response object (caller owns it): a deep copy of record
  * plus service_type (= resource_type) and repository_info (borrowed, deep
- * copied in; NULL gives {}).  NULL when record is not an object or memory
- * runs out. */
+ * copied in; NULL gives {}), completed by plugin_view_complete().  NULL when
+ * record is not an object or memory runs out. */
 json_t *plugin_view(const json_t *record, const json_t *repository_info);
+
+/* Completes a response view in place with what the published PluginInfo
+ * requires of every answer: docs ({} when absent or null) and
+ * repository_info.endpoint ("" when absent; repository_info is modified in
+ * place, so it must not be shared with other threads).  Does nothing when
+ * view is not an object. */
+void plugin_view_complete(json_t *view);
 
 /* Turns record (owned by the caller and not shared) into its response view
  * in place: adds service_type and repository_info (the given object, shared
- * by reference: use one private copy per request).  For bulk reads, where
+ * by reference: use one private copy per request), then
+ * plugin_view_complete().  For bulk reads, where
  * plugin_view's deep copy of every record would dominate. */
 void plugin_view_in_place(json_t *record, json_t *repository_info);
 

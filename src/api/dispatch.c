@@ -3,6 +3,10 @@
  *
  * Order of checks for one request: route (404) -> method (405) -> token
  * (401) -> role (403) -> body (400) -> handler.  Every answer is JSON.
+ *
+ * Every route answers in two spellings that share this one table: the
+ * proto's HTTP binding POST /repository/v1/<resource>/<verb> and the REST
+ * gateway's POST /repository/<resource>/<verb>.
  */
 #include "api.h"
 
@@ -11,7 +15,8 @@
 
 #include "log.h"
 
-#define API_PREFIX "/repository/v1/"
+#define API_PREFIX_V1      "/repository/v1/"
+#define API_PREFIX_GATEWAY "/repository/"
 
 typedef struct {
     const char *resource;
@@ -41,14 +46,18 @@ static const api_route routes[] = {
     {"repository", "sync", api_repository_sync, AUTH_ROLE_SYSTEM, 0, "repository_id"},
 };
 
-/* Finds the route of path; NULL when the path is not an API route. */
+/* Finds the route of path; NULL when the path is not an API route.  Both
+ * spellings (API_PREFIX_V1, API_PREFIX_GATEWAY) lead to the same row. */
 static const api_route *route_find(const char *path)
 {
     const char *rest, *slash;
     size_t rlen;
-    if (strncmp(path, API_PREFIX, strlen(API_PREFIX)) != 0)
+    if (strncmp(path, API_PREFIX_V1, strlen(API_PREFIX_V1)) == 0)
+        rest = path + strlen(API_PREFIX_V1);
+    else if (strncmp(path, API_PREFIX_GATEWAY, strlen(API_PREFIX_GATEWAY)) == 0)
+        rest = path + strlen(API_PREFIX_GATEWAY);
+    else
         return NULL;
-    rest = path + strlen(API_PREFIX);
     slash = strchr(rest, '/');
     if (slash == NULL)
         return NULL;

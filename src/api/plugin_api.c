@@ -1,5 +1,5 @@
 /*
- * plugin_api.c - handlers of /repository/v1/plugin/<verb>.
+ * plugin_api.c - handlers of /repository[/v1]/plugin/<verb>.
  *
  * Tenancy: a caller reads the local plugins of its own (effective) domain and
  * of the domains listed in auth.public_domains; it writes only those of its
@@ -269,7 +269,8 @@ static void remote_get_done(api_call *call, void *ud, json_t *value, rd_status r
     rd_error e = {RD_OK, ""};
     (void)ud;
     if (rc == RD_OK) {
-        doc = json_incref(value);
+        doc = json_deep_copy(value); /* completed below: never touch the shared value */
+        plugin_view_complete(doc);
         rc = api_project_only(json_object_get(call->body, "only"), &query_schema_plugin, &doc, &e);
         err = &e;
         if (rc != RD_OK) {

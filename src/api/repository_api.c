@@ -1,5 +1,5 @@
 /*
- * repository_api.c - handlers of /repository/v1/repository/<verb>.
+ * repository_api.c - handlers of /repository[/v1]/repository/<verb>.
  *
  * One local repository exists (created at first start); remote ones are
  * registered here.  Registering a remote asks the upstream for its local
@@ -115,7 +115,8 @@ static void register_probed(const fetch_result *res, void *arg)
 /* ---- lookups --------------------------------------------------------------- */
 
 /* What an anonymous caller sees of a remote repository: who it is and its
- * state, never where it lives or why it failed (new reference). */
+ * state, never where it lives (endpoint "") or why it failed (new
+ * reference). */
 static json_t *anonymous_doc(const json_t *doc)
 {
     static const char *const keys[] = {"repository_id", "name",       "repository_type",
@@ -129,7 +130,20 @@ static json_t *anonymous_doc(const json_t *doc)
     }
     if (out != NULL && state != NULL)
         json_object_set_new(out, "upstream", json_pack("{s:O}", "state", state));
+    if (out != NULL) /* the published RepositoryInfo requires the key */
+        json_object_set_new(out, "endpoint", json_string(""));
     return out;
+}
+
+/* The local repository's document: its record with endpoint "" (it is
+ * this server), as every RepositoryInfo carries an endpoint (new
+ * reference). */
+static json_t *local_doc(const api_call *call)
+{
+    json_t *doc = catalog_local_record(call->app->cat);
+    if (doc != NULL && !json_is_string(json_object_get(doc, "endpoint")))
+        json_object_set_new(doc, "endpoint", json_string(""));
+    return doc;
 }
 
 /* A remote repository's document as answered to call's caller: the view
@@ -179,7 +193,7 @@ static rd_status find_repository(api_call *call, const char *repository_id, json
     rd_status rc = find_target(call, repository_id, &rec, err);
     if (rc != RD_OK)
         return rc;
-    *out = rec != NULL ? repository_doc(call, rec) : catalog_local_record(call->app->cat);
+    *out = rec != NULL ? repository_doc(call, rec) : local_doc(call);
     json_decref(rec);
     return RD_OK;
 }
@@ -364,7 +378,7 @@ static rd_status all_repositories(api_call *call, json_t **out, rd_error *err)
         json_decref(docs);
         return rc;
     }
-    json_array_append_new(docs, catalog_local_record(call->app->cat));
+    json_array_append_new(docs, local_doc(call));
     json_array_foreach(recs, i, rec)
     {
         json_array_append_new(docs, repository_doc(call, rec));

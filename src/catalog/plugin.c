@@ -48,6 +48,8 @@ static const key_rule register_keys[] = {
     {"template",        KT_OBJECT},
     {"labels",          KT_STRING_ARRAY},
     {"tags",            KT_OBJECT},
+    {"docs",            KT_OBJECT},
+    {"plugin_id",       KT_STRING},
     {"domain_id",       KT_IGNORED},
     {"project_id",      KT_IGNORED},
     {NULL,              KT_IGNORED},
@@ -63,6 +65,7 @@ static const key_rule update_keys[] = {
     {"template",      KT_OBJECT},
     {"labels",        KT_STRING_ARRAY},
     {"tags",          KT_OBJECT},
+    {"docs",          KT_OBJECT},
     {"domain_id",     KT_IGNORED},
     {"project_id",    KT_IGNORED},
     {NULL,            KT_IGNORED},
@@ -325,6 +328,34 @@ rd_status plugin_check_image(const char *image, rd_error *err)
         return rd_fail(err, RD_ERR_INVALID_IMAGE_FORMAT,
                        "Invalid image format. (key = image, image = %s, reason = %s)",
                        printable(image, buf, sizeof(buf)), reason);
+    return RD_OK;
+}
+
+rd_status plugin_check_id(const char *plugin_id, rd_error *err)
+{
+    char buf[PRINTABLE_MAX + 4];
+    const char *reason;
+    size_t len;
+
+    if (plugin_id == NULL || plugin_id[0] == '\0')
+        return rd_fail(err, RD_ERR_REQUIRED_PARAMETER, "Required parameter. (key = plugin_id)");
+    len = strlen(plugin_id);
+    if (len > PLUGIN_IMAGE_MAX)
+        return rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                       "Invalid parameter. (key = plugin_id, reason = longer than %d characters)",
+                       PLUGIN_IMAGE_MAX);
+    reason = NULL;
+    for (size_t i = 0; i < len && reason == NULL; i++) {
+        char c = plugin_id[i];
+        if (!is_lower_alnum(c) && c != '.' && c != '_' && c != '-')
+            reason = "only lowercase letters, digits, '.', '_' and '-' are allowed";
+    }
+    if (reason == NULL)
+        reason = image_component_reason(plugin_id, len);
+    if (reason != NULL)
+        return rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                       "Invalid parameter. (key = plugin_id, value = %s, reason = %s)",
+                       printable(plugin_id, buf, sizeof(buf)), reason);
     return RD_OK;
 }
 
@@ -686,7 +717,7 @@ rd_status plugin_build_record(const json_t *req, const plugin_ctx *ctx, json_t *
     rd_status rc;
     json_t *rec = NULL;
     const char *name = NULL, *resource_type = NULL, *image = NULL, *provider = NULL, *type = NULL,
-               *url = NULL;
+               *url = NULL, *chosen_id = NULL;
     char plugin_id[PLUGIN_IMAGE_MAX + 1];
     char buf[PRINTABLE_MAX + 4];
 
@@ -718,8 +749,12 @@ rd_status plugin_build_record(const json_t *req, const plugin_ctx *ctx, json_t *
         (rc = check_required(image, "image", err)) != RD_OK)
         goto done;
 
-    /* 5 image */
+    /* 5 image, then a client-chosen plugin_id ("" counts as absent) */
     if ((rc = plugin_check_image(image, err)) != RD_OK)
+        goto done;
+    chosen_id = get_str(req, "plugin_id");
+    if (chosen_id != NULL && chosen_id[0] != '\0' &&
+        (rc = plugin_check_id(chosen_id, err)) != RD_OK)
         goto done;
 
     /* 6 registry_type, 7 registry_url, 8 registry_config */
@@ -744,7 +779,10 @@ rd_status plugin_build_record(const json_t *req, const plugin_ctx *ctx, json_t *
         goto done;
 
     provider = get_str(req, "provider");
-    plugin_id_from_image(image, plugin_id, sizeof(plugin_id));
+    if (chosen_id != NULL && chosen_id[0] != '\0')
+        snprintf(plugin_id, sizeof(plugin_id), "%s", chosen_id);
+    else
+        plugin_id_from_image(image, plugin_id, sizeof(plugin_id));
     rec = json_object();
     if (rec == NULL || set_string(rec, "plugin_id", plugin_id) != 0 ||
         set_string(rec, "name", name) != 0 || set_string(rec, "state", "ENABLED") != 0 ||
@@ -757,6 +795,7 @@ rd_status plugin_build_record(const json_t *req, const plugin_ctx *ctx, json_t *
         set_copy(rec, "template", req, json_object()) != 0 ||
         set_copy(rec, "labels", req, json_array()) != 0 ||
         set_copy(rec, "tags", req, json_object()) != 0 ||
+        set_copy(rec, "docs", req, json_object()) != 0 ||
         set_string(rec, "domain_id", ctx->domain_id) != 0 ||
         set_string(rec, "created_at", ctx->now) != 0 ||
         set_string(rec, "updated_at", ctx->now) != 0) {
@@ -777,8 +816,8 @@ done:
 rd_status plugin_apply_update(const json_t *record, const json_t *req, const char *now,
                               json_t **updated, rd_error *err)
 {
-    static const char *const changeable[] = {"name",   "capability", "template",
-                                             "labels", "tags",       NULL};
+    static const char *const changeable[] = {"name", "capability", "template", "labels",
+                                             "tags", "docs",       NULL};
     rd_status rc;
     json_t *out = NULL;
     const char *plugin_id, *stored_id, *stored_type, *name;
@@ -871,6 +910,19 @@ rd_status plugin_check_id_request(const json_t *req, int allow_repo, rd_error *e
     return check_required(get_str(req, "plugin_id"), "plugin_id", err);
 }
 
+void plugin_view_complete(json_t *view)
+{
+    json_t *docs = json_object_get(view, "docs");
+    json_t *info = json_object_get(view, "repository_info");
+
+    if (!json_is_object(view))
+        return;
+    if (docs == NULL || json_is_null(docs))
+        json_object_set_new(view, "docs", json_object());
+    if (json_is_object(info) && !json_is_string(json_object_get(info, "endpoint")))
+        json_object_set_new(info, "endpoint", json_string(""));
+}
+
 json_t *plugin_view(const json_t *record, const json_t *repository_info)
 {
     json_t *view = NULL;
@@ -889,6 +941,7 @@ json_t *plugin_view(const json_t *record, const json_t *repository_info)
                             repository_info != NULL ? json_deep_copy(repository_info)
                                                     : json_object()) != 0)
         goto fail;
+    plugin_view_complete(view);
     return view;
 
 fail:
@@ -925,4 +978,5 @@ void plugin_view_in_place(json_t *record, json_t *repository_info)
         json_object_set(record, "service_type", rt);
     }
     json_object_set(record, "repository_info", repository_info);
+    plugin_view_complete(record);
 }

@@ -3,6 +3,12 @@
  * stat_plan: the filter part (through query.c), page, and either the
  * distinct path or the aggregate stages with their items.  Every error of
  * a query is found here, before any document is looked at.
+ *
+ * Core v2 shapes are accepted beside v1: the one-letter aliases k, n, o of
+ * key, name, operator in group keys, group fields and project fields; a sort
+ * stage given as a list of {key, desc}; and the analyze form
+ * {group_by: [keys], fields: {name: {key, operator}}, sort: [...]}, which is
+ * rewritten into the equivalent group (+ sort) pipeline.
  */
 #include "stat-internal.h"
 
@@ -124,9 +130,49 @@ static void stage_free(stage *s)
     qpath_free(&s->path);
 }
 
+/* The core v2 aliases of item keys: k = key, n = name, o = operator.
+ * *out gets a new object with the aliases renamed (both spellings of one
+ * key -> RD_ERR_DB_QUERY). */
+static rd_status item_unalias(const json_t *obj, const char *where, json_t **out, rd_error *err)
+{
+    static const char *const pairs[][2] = {{"k", "key"}, {"n", "name"}, {"o", "operator"}};
+    json_t *copy = json_copy((json_t *)obj);
+    *out = NULL;
+    if (copy == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+        json_t *alias = json_object_get(copy, pairs[i][0]);
+        if (alias == NULL)
+            continue;
+        if (json_object_get(copy, pairs[i][1]) != NULL) {
+            json_decref(copy);
+            return rd_fail(err, RD_ERR_DB_QUERY, "Use either %s or %s. (key = %s.%s)", pairs[i][1],
+                           pairs[i][0], where, pairs[i][0]);
+        }
+        json_object_set(copy, pairs[i][1], alias);
+        json_object_del(copy, pairs[i][0]);
+    }
+    *out = copy;
+    return RD_OK;
+}
+
 /* kind: 0 = group key, 1 = group field, 2 = project field. */
+static rd_status item_compile_plain(const json_t *obj, int kind, const char *where, stage_item *it,
+                                    rd_error *err);
+
 static rd_status item_compile(const json_t *obj, int kind, const char *where, stage_item *it,
                               rd_error *err)
+{
+    json_t *plain = NULL;
+    rd_status rc = item_unalias(obj, where, &plain, err);
+    if (rc == RD_OK)
+        rc = item_compile_plain(plain, kind, where, it, err);
+    json_decref(plain);
+    return rc;
+}
+
+static rd_status item_compile_plain(const json_t *obj, int kind, const char *where, stage_item *it,
+                                    rd_error *err)
 {
     static const char *const key_keys[] = {"key", "name", "date_format", NULL};
     static const char *const field_keys[] = {"key", "name", "operator", NULL};
@@ -329,8 +375,123 @@ void stat_plan_free(stat_plan *p)
     memset(p, 0, sizeof(*p));
 }
 
+/* The last '.'-segment of a dotted key: the output name of a group_by key. */
+static const char *last_segment(const char *key)
+{
+    const char *dot = strrchr(key, '.');
+    return dot != NULL ? dot + 1 : key;
+}
+
+/* The analyze form (core v2 AnalyzeQuery): group_by (a non-empty list of
+ * keys; each becomes a group key named by its last segment), fields
+ * (optional object name -> {key?, operator}) and sort (optional, any sort
+ * shape) become aggregate [{group}, {sort}?].  *out gets a new
+ * StatisticsQuery object; the filter part and page are kept. */
+static rd_status rewrite_group_by(const json_t *sq, json_t **out, rd_error *err)
+{
+    static const char *const kept[] = {"filter", "filter_or", "keyword", "page", NULL};
+    static const char *const own[] = {"group_by", "fields", "sort", NULL};
+    const json_t *group_by = json_object_get(sq, "group_by");
+    const json_t *fields = json_object_get(sq, "fields"), *sort = json_object_get(sq, "sort");
+    json_t *res = json_object(), *keys = json_array(), *items = json_array(), *agg = json_array();
+    const char *k;
+    json_t *v;
+    size_t i;
+    rd_status rc = RD_OK;
+
+    *out = NULL;
+    if (res == NULL || keys == NULL || items == NULL || agg == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+        goto done;
+    }
+    json_object_foreach((json_t *)sq, k, v)
+    {
+        size_t j;
+        for (j = 0; kept[j] != NULL && strcmp(kept[j], k) != 0; j++)
+            ;
+        if (kept[j] != NULL) {
+            json_object_set(res, k, v);
+            continue;
+        }
+        for (j = 0; own[j] != NULL && strcmp(own[j], k) != 0; j++)
+            ;
+        if (own[j] == NULL) {
+            rc = rd_fail(err, RD_ERR_DB_QUERY,
+                         "Unknown key: use either group_by or aggregate / distinct. (key = "
+                         "query.%s)",
+                         k);
+            goto done;
+        }
+    }
+    if (!json_is_array(group_by) || json_array_size(group_by) == 0) {
+        rc = rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
+                     "Invalid parameter type. (key = query.group_by, type = non-empty list of "
+                     "strings)");
+        goto done;
+    }
+    json_array_foreach(group_by, i, v)
+    {
+        if (!json_is_string(v) || json_string_length(v) == 0) {
+            rc = rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
+                         "Invalid parameter type. (key = query.group_by[%zu], type = string)", i);
+            goto done;
+        }
+        json_array_append_new(
+            keys, json_pack("{s:O, s:s}", "key", v, "name", last_segment(json_string_value(v))));
+    }
+    if (fields != NULL && !json_is_null(fields) && !json_is_object(fields)) {
+        rc = rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
+                     "Invalid parameter type. (key = query.fields, type = object)");
+        goto done;
+    }
+    json_object_foreach((json_t *)fields, k, v)
+    {
+        json_t *item;
+        if (!json_is_object(v)) {
+            rc = rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
+                         "Invalid parameter type. (key = query.fields.%s, type = object)", k);
+            goto done;
+        }
+        item = json_copy(v);
+        if (item == NULL || json_object_set_new(item, "name", json_string(k)) != 0 ||
+            json_array_append_new(items, item) != 0) {
+            rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+            goto done;
+        }
+    }
+    json_array_append_new(agg, json_pack("{s:{s:O, s:O}}", "group", "keys", keys, "fields", items));
+    if (sort != NULL && !json_is_null(sort))
+        json_array_append_new(agg, json_pack("{s:O}", "sort", sort));
+    json_object_set(res, "aggregate", agg);
+    *out = res;
+    res = NULL;
+done:
+    json_decref(res);
+    json_decref(keys);
+    json_decref(items);
+    json_decref(agg);
+    return rc;
+}
+
+static rd_status plan_compile(const json_t *sq, const query_schema *schema, stat_plan *p,
+                              rd_error *err);
+
 rd_status stat_plan_compile(const json_t *sq, const query_schema *schema, stat_plan *p,
                             rd_error *err)
+{
+    json_t *rewritten = NULL;
+    rd_status rc;
+    if (!json_is_object(sq) || json_object_get(sq, "group_by") == NULL)
+        return plan_compile(sq, schema, p, err);
+    rc = rewrite_group_by(sq, &rewritten, err);
+    if (rc == RD_OK)
+        rc = plan_compile(rewritten, schema, p, err);
+    json_decref(rewritten);
+    return rc;
+}
+
+static rd_status plan_compile(const json_t *sq, const query_schema *schema, stat_plan *p,
+                              rd_error *err)
 {
     static const char *const allowed[] = {"filter",    "filter_or", "keyword", "distinct",
                                           "aggregate", "page",      NULL};

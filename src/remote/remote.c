@@ -465,9 +465,9 @@ rd_status remote_check_plugin(const json_t *p, rd_error *err)
         return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
                        "Bad upstream response. (reason = plugin with an invalid image)");
     plugin_id_from_image(image, expect, sizeof(expect));
-    if (strcmp(expect, pid) != 0)
+    if (strcmp(expect, pid) != 0 && plugin_check_id(pid, &sub) != RD_OK)
         return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
-                       "Bad upstream response. (reason = plugin_id does not match image)");
+                       "Bad upstream response. (reason = plugin with an invalid plugin_id)");
     return RD_OK;
 }
 

@@ -79,7 +79,7 @@ SEED_JIRA_REGISTER = {
 PLUGIN_INFO_KEYS = frozenset([
     "plugin_id", "name", "state", "resource_type", "service_type", "image", "provider",
     "registry_type", "registry_url", "registry_config", "capability", "template", "labels",
-    "tags", "domain_id", "repository_info", "created_at", "updated_at",
+    "tags", "docs", "domain_id", "repository_info", "created_at", "updated_at",
 ])
 
 

@@ -234,7 +234,8 @@ class FederationTest(RepodTestCase):
     def assertRemoteInfo(self, p, name=None, repository_id=None):
         self.assertEqual(p["repository_info"],
                          {"repository_id": repository_id or self.u_local_id,
-                          "name": name or self.REMOTE_NAME, "repository_type": "remote"},
+                          "name": name or self.REMOTE_NAME, "repository_type": "remote",
+                          "endpoint": ""},
                          "repository_info of %s" % p.get("plugin_id"))
 
     def assertLocalInfo(self, p):
@@ -267,7 +268,7 @@ class FederationTest(RepodTestCase):
                 self.assertEqual(g["repository_type"], "remote")
                 if who == "anonymous":
                     # names, ids, type, priority and state only (IdleRecoveryTest)
-                    self.assertNotIn("endpoint", g)
+                    self.assertEqual(g["endpoint"], "", g)  # hidden, key kept
                     self.assertEqual(g["upstream"], {"state": "ok"}, g)
                     continue
                 self.assertEqual(g["endpoint"], self.up.endpoint)
@@ -967,7 +968,8 @@ class IdleRecoveryTest(RepodTestCase):
         return self.assertOK(self.get(self.system))["upstream"]["state"]
 
     def assertAnonymousView(self, doc):
-        self.assertLessEqual(set(doc), self.ANON_KEYS, doc)
+        self.assertLessEqual(set(doc), self.ANON_KEYS | {"endpoint"}, doc)
+        self.assertEqual(doc["endpoint"], "", "the key stays, the value is hidden")
         self.assertEqual(doc["repository_id"], self.u_local_id)
         self.assertEqual(doc["name"], "Idle")
         self.assertEqual(doc["repository_type"], "remote")
@@ -1111,7 +1113,8 @@ class MisbehavingUpstreamTest(RepodTestCase):
         for p in b["results"]:
             self.assertPluginInfo(p)
             self.assertEqual(p["repository_info"], {"repository_id": self.FAKE_ID, "name": "Fake",
-                                                    "repository_type": "remote"})
+                                                    "repository_type": "remote",
+                                                    "endpoint": ""})
         r = self.mirror.api("plugin/get", {"plugin_id": "fake-zzz"})
         self.assertError(r, 404, "ERROR_NO_PLUGIN")
 
@@ -1344,7 +1347,8 @@ class ThreeTierTest(RepodTestCase):
             self.assertError(r, 404, "ERROR_NO_PLUGIN")
         p = self.assertOK(self.c.api("plugin/get", {"plugin_id": "b-one"}))
         self.assertEqual(p["repository_info"], {"repository_id": self.b.local_id, "name": "Tier B",
-                                                "repository_type": "remote"})
+                                                "repository_type": "remote",
+                                                "endpoint": ""})
         # C's list of B's catalog asked B for its local repository only
         r = self.c.api("repository/list", {"repository_id": self.a.local_id})
         self.assertEqual(self.assertOK(r)["results"], [])

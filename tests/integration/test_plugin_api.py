@@ -92,7 +92,8 @@ class PluginApiTest(RepodTestCase):
         for k, v in expect.items():
             self.assertEqual(p[k], v, "field %s" % k)
         ri = p["repository_info"]
-        self.assertEqual(set(ri), {"repository_id", "name", "repository_type"})
+        self.assertEqual(set(ri), {"repository_id", "name", "repository_type", "endpoint"})
+        self.assertEqual(ri["endpoint"], "")
         self.assertRegex(ri["repository_id"], REPOSITORY_ID_RE)
         self.assertEqual(ri["name"], "Local")
         self.assertEqual(ri["repository_type"], "local")
@@ -414,6 +415,108 @@ class PluginApiTest(RepodTestCase):
         again = self.assertOK(self.server.api("repository/list", {}, token=self.admin))
         self.assertEqual(again, repos)
         self.assertEqual([x for x in again["results"] if x.get("repository_type") == "local"], [repo])
+
+
+    # -- the published contract of today: docs, plugin_id, both route styles --
+
+    def test_docs_register_update_get_list_only_stat(self):
+        docs = {"en": {"overview": "Jira guide", "level": 2}, "ko": {"overview": "x"}}
+        p = self.assertOK(self.call("register", plugin_body("acme/plugin-docs-a", docs=docs)))
+        self.assertEqual(p["docs"], docs)
+        plain = self.assertOK(self.call("register", plugin_body("acme/plugin-docs-b")))
+        self.assertEqual(plain["docs"], {}, "docs defaults to {}")
+        got = self.assertOK(self.call("get", {"plugin_id": "plugin-docs-a", "only": ["docs"]}))
+        self.assertEqual(got, {"docs": docs})
+        upd = self.assertOK(self.call("update", {"plugin_id": "plugin-docs-b",
+                                                 "docs": {"en": {"overview": "B", "level": 1}}}))
+        self.assertEqual(upd["docs"], {"en": {"overview": "B", "level": 1}})
+        self.assertEqual(self.assertOK(self.call("get", {"plugin_id": "plugin-docs-b"}))["docs"],
+                         {"en": {"overview": "B", "level": 1}})
+        b = self.assertOK(self.call("list", {"query": {
+            "filter": [{"k": "docs.en.overview", "v": "jira", "o": "contain"}],
+            "only": ["plugin_id", "docs"]}}))
+        self.assertEqual(b["results"], [{"plugin_id": "plugin-docs-a", "docs": docs}])
+        st = self.assertOK(self.call("stat", {"query": {
+            "filter": [{"k": "docs.en.level", "v": 1, "o": "gte"}],
+            "group_by": ["docs.en.level"], "fields": {"n": {"operator": "count"}},
+            "sort": [{"key": "level", "desc": True}]}}))
+        self.assertEqual(st["results"], [{"level": 2, "n": 1}, {"level": 1, "n": 1}])
+        for bad in ([], "en", 5, True):
+            r = self.call("register", plugin_body("acme/plugin-docs-c", docs=bad))
+            self.assertError(r, 400, "ERROR_INVALID_PARAMETER_TYPE", "(key = docs, type = object)")
+            r = self.call("update", {"plugin_id": "plugin-docs-b", "docs": bad})
+            self.assertError(r, 400, "ERROR_INVALID_PARAMETER_TYPE", "(key = docs, type = object)")
+        self.assertError(self.call("get", {"plugin_id": "plugin-docs-c"}), 404, "ERROR_NO_PLUGIN")
+
+    def test_client_chosen_plugin_id(self):
+        p = self.assertOK(self.call("register", plugin_body("acme/plugin-chosen-img",
+                                                            plugin_id="my-chosen.id_1")))
+        self.assertEqual((p["plugin_id"], p["image"]), ("my-chosen.id_1", "acme/plugin-chosen-img"))
+        self.assertEqual(self.assertOK(self.call("get", {"plugin_id": "my-chosen.id_1"}))["image"],
+                         "acme/plugin-chosen-img")
+        self.assertError(self.call("get", {"plugin_id": "plugin-chosen-img"}), 404,
+                         "ERROR_NO_PLUGIN")
+        # "" counts as absent: derived from image
+        p = self.assertOK(self.call("register", plugin_body("acme/plugin-chosen-two", plugin_id="")))
+        self.assertEqual(p["plugin_id"], "plugin-chosen-two")
+        before = list_snapshot(self.server, self.admin)
+        # a clash with a chosen id or with a derived id: 409, nothing changed
+        for body in (plugin_body("acme/other-image", plugin_id="my-chosen.id_1"),
+                     plugin_body("acme/other-image", plugin_id="plugin-chosen-two")):
+            self.assertError(self.call("register", body), 409, "ERROR_SAVE_UNIQUE_VALUES",
+                             "key = plugin_id")
+        # another domain may use the same id
+        r = self.call("register", plugin_body("acme/x", plugin_id="my-chosen.id_1"),
+                      token=self.admin_e)
+        self.assertEqual(self.assertOK(r)["plugin_id"], "my-chosen.id_1")
+        self.assertOK(self.call("deregister", {"plugin_id": "my-chosen.id_1"}, token=self.admin_e))
+        for bad in ("Upper", "a/b", "a" * 41, "-lead", "a..b", "sp ace", "a:1"):
+            r = self.call("register", plugin_body("acme/plugin-chosen-bad", plugin_id=bad))
+            self.assertError(r, 400, "ERROR_INVALID_PARAMETER", "key = plugin_id")
+        self.assertError(self.call("register", plugin_body("acme/x", plugin_id=7)), 400,
+                         "ERROR_INVALID_PARAMETER_TYPE", "key = plugin_id")
+        self.assertEqual(list_snapshot(self.server, self.admin), before)
+        # a chosen id as long as a derived id may be
+        p = self.assertOK(self.call("register", plugin_body("acme/y", plugin_id="b" * 40)))
+        self.assertEqual(p["plugin_id"], "b" * 40)
+
+    def test_gateway_routes_are_the_same_routes(self):
+        gw = lambda verb, body, token=self.admin: self.server.request(  # noqa: E731
+            "/repository/plugin/" + verb, body, token=token)
+        p = self.assertOK(gw("register", plugin_body("acme/plugin-gw-one", docs={"en": {}})))
+        self.assertPluginInfo(p)
+        self.assertEqual(self.assertOK(self.call("get", {"plugin_id": "plugin-gw-one"})), p)
+        self.assertEqual(self.assertOK(gw("get", {"plugin_id": "plugin-gw-one"})), p)
+        self.assertEqual(self.assertOK(gw("list", {"plugin_id": "plugin-gw-one"}))["results"], [p])
+        self.assertEqual(self.assertOK(gw("disable", {"plugin_id": "plugin-gw-one"}))["state"],
+                         "DISABLED")
+        self.assertEqual(self.assertOK(gw("enable", {"plugin_id": "plugin-gw-one"}))["state"],
+                         "ENABLED")
+        self.assertEqual(self.assertOK(gw("update", {"plugin_id": "plugin-gw-one",
+                                                     "name": "GW"}))["name"], "GW")
+        # same auth and errors
+        self.assertError(gw("register", plugin_body("acme/plugin-gw-two"), token=None), 401,
+                         "ERROR_AUTHENTICATE_FAILURE")
+        self.assertError(gw("register", plugin_body("acme/plugin-gw-two"), token=self.viewer), 403,
+                         "ERROR_PERMISSION_DENIED")
+        self.assertError(gw("register", plugin_body("acme/plugin-gw-one")), 409,
+                         "ERROR_SAVE_UNIQUE_VALUES")
+        self.assertError(gw("get", {"plugin_id": "nope"}), 404, "ERROR_NO_PLUGIN")
+        self.assertError(gw("get_versions", {"plugin_id": "plugin-gw-one"}), 404,
+                         "ERROR_UNKNOWN_ROUTE")
+        self.assertError(self.server.request("/repository/plugin/get", None, method="GET"), 405,
+                         "ERROR_METHOD_NOT_ALLOWED")
+        self.assertError(self.server.request("/repository/nothing/get", {}), 404,
+                         "ERROR_UNKNOWN_ROUTE")
+        b = self.assertOK(self.server.request("/repository/repository/list", {},
+                                              token=self.viewer))
+        (local,) = [x for x in b["results"] if x["repository_type"] == "local"]
+        self.assertEqual(local["endpoint"], "")
+        self.assertOK(gw("deregister", {"plugin_id": "plugin-gw-one"}))
+        # the same audit line as the versioned route
+        log = self.server.log()
+        self.assertRegex(log, r"audit plugin\.register id=plugin-gw-one domain=domain-a ")
+        self.assertRegex(log, r"audit plugin\.deregister id=plugin-gw-one domain=domain-a ")
 
 
 if __name__ == "__main__":

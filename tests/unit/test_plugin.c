@@ -56,9 +56,9 @@ static const char *const seed_register =
 
 /* The fields of a stored record, exactly (SPEC 3, plugin.h). */
 static const char *const record_fields[] = {
-    "plugin_id",     "name",         "state",           "resource_type", "image",    "provider",
-    "registry_type", "registry_url", "registry_config", "capability",    "template", "labels",
-    "tags",          "domain_id",    "created_at",      "updated_at",    NULL,
+    "plugin_id",     "name",         "state",           "resource_type", "image",      "provider",
+    "registry_type", "registry_url", "registry_config", "capability",    "template",   "labels",
+    "tags",          "docs",         "domain_id",       "created_at",    "updated_at", NULL,
 };
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -278,8 +278,8 @@ static void test_register_required(void **state)
 
 static void test_register_unknown_keys(void **state)
 {
-    static const char *const keys[] = {"foo",        "plugin_id",  "state",   "repository_info",
-                                       "created_at", "updated_at", "version", NULL};
+    static const char *const keys[] = {
+        "foo", "state", "repository_info", "created_at", "updated_at", "version", NULL};
     char extra[128], want[128];
     json_t *rec;
     (void)state;
@@ -972,7 +972,7 @@ static void test_plugin_view(void **state)
     json_t *rec = register_ok(seed_register, NULL);
     json_t *before = json_deep_copy(rec);
     json_t *info = parse("{\"repository_id\": \"repo-123456789012\", \"name\": \"Marketplace\","
-                         " \"repository_type\": \"remote\"}");
+                         " \"repository_type\": \"remote\", \"endpoint\": \"\"}");
     json_t *view = plugin_view(rec, info);
     const char *key;
     json_t *value;
@@ -1003,6 +1003,64 @@ static void test_plugin_view(void **state)
     json_decref(info);
     json_decref(before);
     json_decref(rec);
+}
+
+/* A record stored before docs existed, and a repository_info without
+ * endpoint, answer docs {} and endpoint "" (the published PluginInfo and
+ * RepositoryInfo require both); given values are kept. */
+static void test_plugin_view_complete(void **state)
+{
+    json_t *rec = register_ok(seed_register, NULL);
+    json_t *info = parse("{\"repository_id\": \"repo-123456789012\", \"name\": \"Local\","
+                         " \"repository_type\": \"local\"}");
+    json_t *view;
+    (void)state;
+
+    json_object_del(rec, "docs");
+    view = plugin_view(rec, info);
+    assert_true(json_is_object(json_object_get(view, "docs")));
+    assert_int_equal(json_object_size(json_object_get(view, "docs")), 0);
+    assert_str_field(json_object_get(view, "repository_info"), "endpoint", "");
+    assert_null(json_object_get(info, "endpoint")); /* the input is not touched */
+    json_decref(view);
+
+    json_object_set_new(rec, "docs", parse("{\"en\": {\"a\": 1}}"));
+    plugin_view_in_place(rec, info);
+    assert_int_equal(json_integer_value(
+                         json_object_get(json_object_get(json_object_get(rec, "docs"), "en"), "a")),
+                     1);
+    assert_str_field(json_object_get(rec, "repository_info"), "endpoint", "");
+
+    plugin_view_complete(NULL); /* harmless */
+    json_decref(info);
+    json_decref(rec);
+}
+
+static void test_check_id(void **state)
+{
+    static const char *const good[] = {"a", "plugin-x", "my.plugin_v2-1", "0abc", NULL};
+    static const char *const bad[] = {"A",   "a/b", "-a",  "a-", "a..b",
+                                      "a b", "a:1", "a@b", "é",  NULL};
+    char long_id[PLUGIN_IMAGE_MAX + 2];
+    rd_error err;
+    (void)state;
+
+    for (size_t i = 0; good[i] != NULL; i++)
+        assert_int_equal(plugin_check_id(good[i], &err), RD_OK);
+    for (size_t i = 0; bad[i] != NULL; i++) {
+        rd_error_clear(&err);
+        if (plugin_check_id(bad[i], &err) != RD_ERR_INVALID_PARAMETER ||
+            strstr(err.message, "key = plugin_id") == NULL)
+            fail_msg("plugin_id %s: got \"%s\"", bad[i], err.message);
+    }
+    memset(long_id, 'a', sizeof(long_id) - 1);
+    long_id[PLUGIN_IMAGE_MAX] = '\0';
+    assert_int_equal(plugin_check_id(long_id, &err), RD_OK);
+    long_id[PLUGIN_IMAGE_MAX] = 'a';
+    long_id[PLUGIN_IMAGE_MAX + 1] = '\0';
+    assert_int_equal(plugin_check_id(long_id, &err), RD_ERR_INVALID_PARAMETER);
+    assert_int_equal(plugin_check_id("", &err), RD_ERR_REQUIRED_PARAMETER);
+    assert_int_equal(plugin_check_id(NULL, &err), RD_ERR_REQUIRED_PARAMETER);
 }
 
 /* ---- data-driven cases ------------------------------------------------- */
@@ -1273,6 +1331,8 @@ int main(void)
         cmocka_unit_test(test_update_checks),
         cmocka_unit_test(test_check_id_request),
         cmocka_unit_test(test_plugin_view),
+        cmocka_unit_test(test_plugin_view_complete),
+        cmocka_unit_test(test_check_id),
         cmocka_unit_test(test_cases_register_valid),
         cmocka_unit_test(test_cases_register_invalid),
         cmocka_unit_test(test_cases_update_valid),

@@ -14,7 +14,9 @@
  *  2. Direct tests: query_lookup, date and timediff parsing, sort
  *     stability, concurrent use of one compiled query.
  *  3. A seeded randomised comparison of query_run / query_match against a
- *     small reference evaluator written here (REPOD_TEST_SEED=<n> replays).
+ *     small reference evaluator written here (REPOD_TEST_SEED=<n> replays);
+ *     sort comes in each accepted shape: v1 {keys}, v1 {key, desc} and the
+ *     core v2 list of {key, desc}.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -883,7 +885,16 @@ static void test_randomised(void **state)
                 json_array_append_new(klist, json_pack("{s:s, s:b}", "key", r_fields[keys[k].field],
                                                        "desc", keys[k].desc));
             }
-            json_object_set_new(qobj, "sort", json_pack("{s:o}", "keys", klist));
+            /* v1 {keys: [...]}, the core v2 list form, or v1 {key, desc} */
+            int shape = rnd(&r, 3);
+            if (shape == 0)
+                json_object_set_new(qobj, "sort", json_pack("{s:o}", "keys", klist));
+            else if (shape == 1 || nkeys > 1)
+                json_object_set_new(qobj, "sort", klist);
+            else {
+                json_object_set(qobj, "sort", json_array_get(klist, 0));
+                json_decref(klist);
+            }
         }
         json_object_set_new(qobj, "page",
                             json_pack("{s:i, s:i}", "start", (int)start, "limit", (int)limit));
