@@ -91,9 +91,11 @@ void registry_client_free(registry_client *rc);
 typedef void (*registry_tags_cb)(rd_status rc, const rd_error *err, json_t *tags, void *arg);
 
 /* Lists the tags of image (e.g. "pyengine/plugin-jira") in the registry
- * given by registry_type ("DOCKER_HUB" | "HARBOR" | "AWS_PRIVATE_ECR"; NULL
- * means DOCKER_HUB), registry_url (host[:port][/path prefix]; NULL or "" ->
- * conf's registry.default_urls, then registry.hub.docker.com for DOCKER_HUB)
+ * given by registry_type ("DOCKER_HUB" | "HARBOR" | "AWS_PRIVATE_ECR" |
+ * "GITHUB" | "GCP_PRIVATE_GCR"; NULL means DOCKER_HUB), registry_url
+ * (host[:port][/path prefix]; NULL or "" -> conf's registry.default_urls,
+ * then registry.hub.docker.com for DOCKER_HUB, ghcr.io for GITHUB; GITHUB's
+ * host must be ghcr.io, GCP_PRIVATE_GCR's a registry_google_host())
  * and registry_config (object, e.g. ECR {"account_id", "region"}; may be
  * NULL).  All arguments are copied.  cb(rc, err, tags, arg) runs exactly
  * once, later, on the httpc's loop -- also for arguments that are refused at
@@ -226,6 +228,42 @@ char *registry_base64_encode(const void *data, size_t n);
  * (the token must decode to "user:password" with a non-empty user). */
 int registry_ecr_parse_token(const char *body, size_t len, char **basic, int64_t *expires_at_ms);
 
+/* ---- GCP service-account keys (gcp.c) -------------------------------------- */
+
+/* A parsed service-account key file; strings owned (registry_gcp_key_clear). */
+typedef struct {
+    char *client_email;
+    char *private_key; /* PEM (secret) */
+    char *token_uri;
+} registry_gcp_key;
+
+/* Parses a service-account key file (JSON with client_email, private_key
+ * PEM and an https token_uri; "type", when present, "service_account").
+ * 0 and out filled, or -1 with a short reason in why ("client_email is
+ * missing"; never any key material) and out zeroed. */
+int registry_gcp_key_parse(const char *text, size_t len, registry_gcp_key *out, char *why,
+                           size_t why_size);
+
+/* Frees (wiping the private key) and zeroes k; NULL is fine. */
+void registry_gcp_key_clear(registry_gcp_key *k);
+
+/* Base64url without padding (RFC 7515): a new malloc'd string or NULL. */
+char *registry_base64url_encode(const void *data, size_t n);
+
+/* The JWT of the OAuth JWT bearer grant: header {"alg":"RS256","typ":"JWT"},
+ * claims {iss: client_email, scope, aud: token_uri, iat: now_s, exp: now_s +
+ * 3600}, each part base64url, signed RSASSA-PKCS1-v1_5 SHA-256 with the
+ * key's private_key.  scope NULL = cloud-platform.  0 with *out a new
+ * malloc'd JWT (secret), or -1 with a reason in why (not an RSA key, ...). */
+int registry_gcp_jwt(const registry_gcp_key *key, const char *scope, int64_t now_s, char **out,
+                     char *why, size_t why_size);
+
+/* Reads the token endpoint's answer {"access_token", "expires_in"}: 0 with
+ * *access_token a new malloc'd string (secret) and *expires_in_s (3600 when
+ * absent), or -1. */
+int registry_gcp_parse_token(const char *body, size_t len, char **access_token,
+                             int64_t *expires_in_s);
+
 /* ---- where an image lives (target.c) ---------------------------------------- */
 
 /* The resolved registry of one lookup; strings owned (registry_target_clear). */
@@ -242,6 +280,7 @@ typedef struct {
                            else https://api.ecr.<region>.amazonaws.com */
     char *ecr_api_host; /* ECR: "api.ecr.<region>.amazonaws.com" (config key) */
     int named;          /* host named exactly in the config: special addresses allowed */
+    int gcp;            /* registry_type GCP_PRIVATE_GCR */
 } registry_target;
 
 /* Resolves registry_type/registry_url/registry_config/image (as for
@@ -285,6 +324,18 @@ registry_host_rule registry_host_rule_of(const repod_conf *conf, const char *hos
  * the entry sets no token_realm_hosts (allowed); else refused. */
 registry_host_rule registry_realm_rule_of(const repod_conf *conf, const char *registry_host,
                                           const char *api_url, const char *realm_host);
+
+/* 1 when host (host[:port] or URL) is one of Google's registry hosts, on
+ * port 443: gcr.io, <label>.gcr.io or <label>-docker.pkg.dev (Artifact
+ * Registry; the first label ends in "-docker").  These, ghcr.io and Docker
+ * Hub are allowed without config (special addresses refused). */
+int registry_google_host(const char *host);
+
+/* The rule for a GCP service-account key's token_uri used for the registry
+ * keyed registry_host: https and on oauth2.googleapis.com (allowed), or on a
+ * host of that entry's token_realm_hosts (named); else refused. */
+registry_host_rule registry_token_uri_rule_of(const repod_conf *conf, const char *registry_host,
+                                              const char *token_uri);
 
 /* 1 when host matches pattern (rules above; a pattern without '*' must be
  * equal). */
