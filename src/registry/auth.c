@@ -457,6 +457,9 @@ void registry_on_token(lookup *lk, const httpc_response *resp)
         return;
     }
     if (resp->status == 401 || resp->status == 403) {
+        /* a GCP access token the realm refuses (revoked) is not used again */
+        if (lk->gcp_key.private_key != NULL && lk->password != NULL)
+            cache_drop_header(lk->rc, lk->password);
         fail_refused(lk, who);
         return;
     }
