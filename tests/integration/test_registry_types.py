@@ -22,8 +22,10 @@
 Everything listens on 127.0.0.1 with ports picked at runtime.
 """
 
+import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import unittest
@@ -310,6 +312,40 @@ class GcpTest(RepodTestCase):
                                                            registry_type="GCP_PRIVATE_GCR"),
                             token=self.admin)
         self.assertError(r, 400, "ERROR_REQUIRED_PARAMETER", contains="registry_url")
+
+
+class KeyFileConfigTest(unittest.TestCase):
+    """service_account_key_file is resolved against the config's folder and
+    must be readable at start; the new types are registry.default_urls keys."""
+
+    def test_key_file_checked_at_load(self):
+        tmp = tempfile.mkdtemp(prefix="repod-it-types-config-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        certs = harness.cert_dir()
+        cfg = {"listen": "127.0.0.1:0",
+               "tls": {"cert": os.path.join(certs, "server.crt"),
+                       "key": os.path.join(certs, "server.key")},
+               "data_dir": os.path.join(tmp, "data"),
+               "registry": {"default_urls": {"GITHUB": "ghcr.io/org",
+                                             "GCP_PRIVATE_GCR": "gcr.io/proj"}},
+               "registries": {"gcr.io": {"service_account_key_file": "gcp.json"}}}
+        path = os.path.join(tmp, "repod.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+
+        def check():
+            return subprocess.run([harness.REPOD_BIN, "--check-config", path],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=subprocess.DEVNULL, text=True, cwd="/", timeout=30)
+        r = check()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(r.stderr.strip(),
+                         "%s: registries.gcr.io.service_account_key_file: cannot read gcp.json: "
+                         "No such file or directory" % path)
+        with open(os.path.join(tmp, "gcp.json"), "w") as f:
+            f.write("{}")
+        r = check()
+        self.assertEqual(r.returncode, 0, r.stderr)
 
 
 if __name__ == "__main__":
