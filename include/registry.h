@@ -28,14 +28,23 @@
  * asks ECR's GetAuthorizationToken (a SigV4-signed POST) for a basic
  * credential; with password_file alone it uses user "AWS" (or username).
  *
+ * GITHUB reads from ghcr.io (a built-in host, like Docker Hub), anonymously
+ * or with username + password_file (a GitHub token) for the token request.
+ * GCP_PRIVATE_GCR (gcr.io, <label>.gcr.io, <label>-docker.pkg.dev) with
+ * service_account_key_file first exchanges an RS256-signed JWT at the key's
+ * token_uri (https on oauth2.googleapis.com or a token_realm_hosts entry)
+ * for an OAuth access token, the password of user "oauth2accesstoken" for
+ * the registry's own token flow (gcp.c).
+ *
  * Credentials obtained (bearer tokens per (api_url, scope), basic headers
- * per api_url, ECR credentials) are cached in the client until they expire
+ * per api_url, ECR credentials, GCP access tokens) are cached in the client until they expire
  * and sent up front on later lookups.  Secrets (passwords, tokens, keys)
  * never appear in error messages or logs.
  *
  * The other functions are the pure pieces of that flow, exported so that
  * they can be unit-tested: version precedence, WWW-Authenticate and Link
- * parsing, base64, the ECR token answer, target resolution and SigV4.
+ * parsing, base64, the ECR token answer, target resolution, SigV4 and the
+ * GCP key file, JWT and token answer.
  */
 #ifndef REPOD_REGISTRY_H
 #define REPOD_REGISTRY_H
@@ -66,7 +75,8 @@ void registry_client_options_init(registry_client_options *opts);
  * must only be used on http's loop thread).  conf is borrowed too and must
  * outlive the client: its `registries` object holds the per-host settings
  * (api_url, ca_file, verify, username, password_file, aws_access_key_id,
- * aws_secret_access_key_file, aws_region, timeout_ms), its
+ * aws_secret_access_key_file, aws_region, service_account_key_file,
+ * token_realm_hosts, timeout_ms), its
  * `registry_default_urls` the registry_url used when a lookup gives none, and
  * remote_defaults.timeout_ms the timeout of hosts without timeout_ms.  conf
  * may be NULL (no per-host settings).  Returns NULL when out of memory. */
@@ -135,7 +145,7 @@ unsigned long long registry_outcome_count(registry_outcome o);
 size_t registry_client_pending(const registry_client *rc);
 
 /* Number of credential-service calls made so far: token-realm GETs plus ECR
- * GetAuthorizationToken POSTs (tests check that the cache is used). */
+ * GetAuthorizationToken and GCP token_uri POSTs (tests check that the cache is used). */
 unsigned long registry_client_credential_fetches(const registry_client *rc);
 
 /* ---- version precedence (version.c) ---------------------------------------
