@@ -311,8 +311,9 @@ void registry_target_clear(registry_target *t);
 /* ---- the outbound allow-list (allow.c) ---------------------------------------
  *
  * repod connects for registries only to: Docker Hub (registry.hub.docker.com,
- * its API host registry-1.docker.io, its realm auth.docker.io); keys of the
- * config's `registries` and their api_url hosts; registry.default_urls
+ * its API host registry-1.docker.io, its realm auth.docker.io); ghcr.io;
+ * Google's registry hosts (registry_google_host); keys of the config's
+ * `registries` and their api_url hosts; registry.default_urls
  * hosts; hosts matching registry.allowed_hosts.  Hosts are compared as
  * "name[:port]", lower-cased, ":443" dropped.  In an allowed_hosts pattern
  * '*' stands for exactly one whole DNS label (one or more of [a-z0-9-], no
