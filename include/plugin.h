@@ -53,12 +53,13 @@ typedef struct {
  *      INVALID_PARAMETER naming plugin_id); absent or "", it is derived
  *      from image (plugin_id_from_image).
  *   6. registry_type (default DOCKER_HUB): exactly DOCKER_HUB,
- *      AWS_PRIVATE_ECR or HARBOR, else INVALID_REGISTRY_TYPE.
+ *      AWS_PRIVATE_ECR, HARBOR, GITHUB or GCP_PRIVATE_GCR, else
+ *      INVALID_REGISTRY_TYPE.
  *   7. registry_url ("" counts as absent):
  *      - DOCKER_HUB: always registry.hub.docker.com; a given registry_url is
  *        accepted only when it is exactly that, else INVALID_PARAMETER.
  *      - other types: the given one, else ctx->default_urls[registry_type],
- *        else REQUIRED_PARAMETER (key = registry_url).  A given one must be
+ *        else (GITHUB) ghcr.io, else REQUIRED_PARAMETER (key = registry_url).  A given one must be
  *        host[:port][/path] (DNS name or [IPv6], port 1-65535, path segments
  *        of [A-Za-z0-9._~-] other than "." and ".."), at most 255 chars, with
  *        no scheme and no whitespace, else INVALID_PARAMETER.

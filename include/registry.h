@@ -28,14 +28,23 @@
  * asks ECR's GetAuthorizationToken (a SigV4-signed POST) for a basic
  * credential; with password_file alone it uses user "AWS" (or username).
  *
+ * GITHUB reads from ghcr.io (a built-in host, like Docker Hub), anonymously
+ * or with username + password_file (a GitHub token) for the token request.
+ * GCP_PRIVATE_GCR (gcr.io, <label>.gcr.io, <label>-docker.pkg.dev) with
+ * service_account_key_file first exchanges an RS256-signed JWT at the key's
+ * token_uri (https on oauth2.googleapis.com or a token_realm_hosts entry)
+ * for an OAuth access token, the password of user "oauth2accesstoken" for
+ * the registry's own token flow (gcp.c).
+ *
  * Credentials obtained (bearer tokens per (api_url, scope), basic headers
- * per api_url, ECR credentials) are cached in the client until they expire
+ * per api_url, ECR credentials, GCP access tokens) are cached in the client until they expire
  * and sent up front on later lookups.  Secrets (passwords, tokens, keys)
  * never appear in error messages or logs.
  *
  * The other functions are the pure pieces of that flow, exported so that
  * they can be unit-tested: version precedence, WWW-Authenticate and Link
- * parsing, base64, the ECR token answer, target resolution and SigV4.
+ * parsing, base64, the ECR token answer, target resolution, SigV4 and the
+ * GCP key file, JWT and token answer.
  */
 #ifndef REPOD_REGISTRY_H
 #define REPOD_REGISTRY_H
@@ -66,7 +75,8 @@ void registry_client_options_init(registry_client_options *opts);
  * must only be used on http's loop thread).  conf is borrowed too and must
  * outlive the client: its `registries` object holds the per-host settings
  * (api_url, ca_file, verify, username, password_file, aws_access_key_id,
- * aws_secret_access_key_file, aws_region, timeout_ms), its
+ * aws_secret_access_key_file, aws_region, service_account_key_file,
+ * token_realm_hosts, timeout_ms), its
  * `registry_default_urls` the registry_url used when a lookup gives none, and
  * remote_defaults.timeout_ms the timeout of hosts without timeout_ms.  conf
  * may be NULL (no per-host settings).  Returns NULL when out of memory. */
@@ -91,9 +101,11 @@ void registry_client_free(registry_client *rc);
 typedef void (*registry_tags_cb)(rd_status rc, const rd_error *err, json_t *tags, void *arg);
 
 /* Lists the tags of image (e.g. "pyengine/plugin-jira") in the registry
- * given by registry_type ("DOCKER_HUB" | "HARBOR" | "AWS_PRIVATE_ECR"; NULL
- * means DOCKER_HUB), registry_url (host[:port][/path prefix]; NULL or "" ->
- * conf's registry.default_urls, then registry.hub.docker.com for DOCKER_HUB)
+ * given by registry_type ("DOCKER_HUB" | "HARBOR" | "AWS_PRIVATE_ECR" |
+ * "GITHUB" | "GCP_PRIVATE_GCR"; NULL means DOCKER_HUB), registry_url
+ * (host[:port][/path prefix]; NULL or "" -> conf's registry.default_urls,
+ * then registry.hub.docker.com for DOCKER_HUB, ghcr.io for GITHUB; GITHUB's
+ * host must be ghcr.io, GCP_PRIVATE_GCR's a registry_google_host())
  * and registry_config (object, e.g. ECR {"account_id", "region"}; may be
  * NULL).  All arguments are copied.  cb(rc, err, tags, arg) runs exactly
  * once, later, on the httpc's loop -- also for arguments that are refused at
@@ -133,7 +145,7 @@ unsigned long long registry_outcome_count(registry_outcome o);
 size_t registry_client_pending(const registry_client *rc);
 
 /* Number of credential-service calls made so far: token-realm GETs plus ECR
- * GetAuthorizationToken POSTs (tests check that the cache is used). */
+ * GetAuthorizationToken and GCP token_uri POSTs (tests check that the cache is used). */
 unsigned long registry_client_credential_fetches(const registry_client *rc);
 
 /* ---- version precedence (version.c) ---------------------------------------
@@ -226,6 +238,42 @@ char *registry_base64_encode(const void *data, size_t n);
  * (the token must decode to "user:password" with a non-empty user). */
 int registry_ecr_parse_token(const char *body, size_t len, char **basic, int64_t *expires_at_ms);
 
+/* ---- GCP service-account keys (gcp.c) -------------------------------------- */
+
+/* A parsed service-account key file; strings owned (registry_gcp_key_clear). */
+typedef struct {
+    char *client_email;
+    char *private_key; /* PEM (secret) */
+    char *token_uri;
+} registry_gcp_key;
+
+/* Parses a service-account key file (JSON with client_email, private_key
+ * PEM and an https token_uri; "type", when present, "service_account").
+ * 0 and out filled, or -1 with a short reason in why ("client_email is
+ * missing"; never any key material) and out zeroed. */
+int registry_gcp_key_parse(const char *text, size_t len, registry_gcp_key *out, char *why,
+                           size_t why_size);
+
+/* Frees (wiping the private key) and zeroes k; NULL is fine. */
+void registry_gcp_key_clear(registry_gcp_key *k);
+
+/* Base64url without padding (RFC 7515): a new malloc'd string or NULL. */
+char *registry_base64url_encode(const void *data, size_t n);
+
+/* The JWT of the OAuth JWT bearer grant: header {"alg":"RS256","typ":"JWT"},
+ * claims {iss: client_email, scope, aud: token_uri, iat: now_s, exp: now_s +
+ * 3600}, each part base64url, signed RSASSA-PKCS1-v1_5 SHA-256 with the
+ * key's private_key.  scope NULL = cloud-platform.  0 with *out a new
+ * malloc'd JWT (secret), or -1 with a reason in why (not an RSA key, ...). */
+int registry_gcp_jwt(const registry_gcp_key *key, const char *scope, int64_t now_s, char **out,
+                     char *why, size_t why_size);
+
+/* Reads the token endpoint's answer {"access_token", "expires_in"}: 0 with
+ * *access_token a new malloc'd string (secret) and *expires_in_s (3600 when
+ * absent), or -1. */
+int registry_gcp_parse_token(const char *body, size_t len, char **access_token,
+                             int64_t *expires_in_s);
+
 /* ---- where an image lives (target.c) ---------------------------------------- */
 
 /* The resolved registry of one lookup; strings owned (registry_target_clear). */
@@ -242,6 +290,7 @@ typedef struct {
                            else https://api.ecr.<region>.amazonaws.com */
     char *ecr_api_host; /* ECR: "api.ecr.<region>.amazonaws.com" (config key) */
     int named;          /* host named exactly in the config: special addresses allowed */
+    int gcp;            /* registry_type GCP_PRIVATE_GCR */
 } registry_target;
 
 /* Resolves registry_type/registry_url/registry_config/image (as for
@@ -262,8 +311,9 @@ void registry_target_clear(registry_target *t);
 /* ---- the outbound allow-list (allow.c) ---------------------------------------
  *
  * repod connects for registries only to: Docker Hub (registry.hub.docker.com,
- * its API host registry-1.docker.io, its realm auth.docker.io); keys of the
- * config's `registries` and their api_url hosts; registry.default_urls
+ * its API host registry-1.docker.io, its realm auth.docker.io); ghcr.io;
+ * Google's registry hosts (registry_google_host); keys of the config's
+ * `registries` and their api_url hosts; registry.default_urls
  * hosts; hosts matching registry.allowed_hosts.  Hosts are compared as
  * "name[:port]", lower-cased, ":443" dropped.  In an allowed_hosts pattern
  * '*' stands for exactly one whole DNS label (one or more of [a-z0-9-], no
@@ -285,6 +335,18 @@ registry_host_rule registry_host_rule_of(const repod_conf *conf, const char *hos
  * the entry sets no token_realm_hosts (allowed); else refused. */
 registry_host_rule registry_realm_rule_of(const repod_conf *conf, const char *registry_host,
                                           const char *api_url, const char *realm_host);
+
+/* 1 when host (host[:port] or URL) is one of Google's registry hosts, on
+ * port 443: gcr.io, <label>.gcr.io or <label>-docker.pkg.dev (Artifact
+ * Registry; the first label ends in "-docker").  These, ghcr.io and Docker
+ * Hub are allowed without config (special addresses refused). */
+int registry_google_host(const char *host);
+
+/* The rule for a GCP service-account key's token_uri used for the registry
+ * keyed registry_host: https and on oauth2.googleapis.com (allowed), or on a
+ * host of that entry's token_realm_hosts (named); else refused. */
+registry_host_rule registry_token_uri_rule_of(const repod_conf *conf, const char *registry_host,
+                                              const char *token_uri);
 
 /* 1 when host matches pattern (rules above; a pattern without '*' must be
  * equal). */

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libevent-dev libssl-dev libjansson-dev librocksdb-dev libcmocka-dev
-  openssl ca-certificates curl python3 python3-jsonschema clang-format
+  openssl ca-certificates curl python3 python3-jsonschema python3-cryptography clang-format
   docker-registry apache2-utils
 )
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #define DOCKER_HUB_URL     "registry.hub.docker.com"
+#define GITHUB_URL         "ghcr.io"
 #define REGISTRY_URL_MAX   255
 #define NEST_DEPTH_MAX     32
 #define PRINTABLE_MAX      64
@@ -96,7 +97,8 @@ static const key_rule repo_id_keys[] = {
 };
 /* clang-format on */
 
-static const char *const registry_types[] = {"DOCKER_HUB", "AWS_PRIVATE_ECR", "HARBOR", NULL};
+static const char *const registry_types[] = {"DOCKER_HUB", "AWS_PRIVATE_ECR", "HARBOR",
+                                             "GITHUB",     "GCP_PRIVATE_GCR", NULL};
 
 static const char *const schema_types[] = {
     "object", "array", "string", "number", "integer", "boolean", "null", NULL,
@@ -461,6 +463,8 @@ static rd_status resolve_registry_url(const char *type, const char *url, const p
         const char *def = NULL;
         if (ctx->default_urls != NULL)
             def = json_string_value(json_object_get(ctx->default_urls, type));
+        if ((def == NULL || def[0] == '\0') && strcmp(type, "GITHUB") == 0)
+            def = GITHUB_URL; /* GitHub's container registry */
         if (def == NULL || def[0] == '\0')
             return rd_fail(err, RD_ERR_REQUIRED_PARAMETER,
                            "Required parameter. (key = registry_url, registry_type = %s)", type);
@@ -764,7 +768,7 @@ rd_status plugin_build_record(const json_t *req, const plugin_ctx *ctx, json_t *
     if (!in_list(type, registry_types)) {
         rc = rd_fail(err, RD_ERR_INVALID_REGISTRY_TYPE,
                      "Invalid registry type. (key = registry_type, value = %s, allowed = "
-                     "DOCKER_HUB | AWS_PRIVATE_ECR | HARBOR)",
+                     "DOCKER_HUB | AWS_PRIVATE_ECR | HARBOR | GITHUB | GCP_PRIVATE_GCR)",
                      printable(type, buf, sizeof(buf)));
         goto done;
     }

@@ -154,7 +154,7 @@ static const conf_row conf_rows[] = {
              "plugin register/update checks that the image exists in its registry"),
     ROW_JSON("registry.default_urls", CONF_OBJECT, registry_default_urls, conf_check_default_urls,
              "registry_type -> registry_url used when a plugin gives none "
-             "(keys DOCKER_HUB, AWS_PRIVATE_ECR, HARBOR)"),
+             "(keys DOCKER_HUB, AWS_PRIVATE_ECR, HARBOR, GITHUB, GCP_PRIVATE_GCR)"),
     {.key = "registry.allowed_hosts",
      .type = CONF_STRLIST,
      FIELD(registry_allowed_hosts),
@@ -180,6 +180,7 @@ static const conf_row conf_rows[] = {
     ROW_JSON("registries", CONF_OBJECT, registries, conf_check_registries,
              "registry host (as in registry_url) -> {api_url, ca_file, verify, username, "
              "password_file, aws_access_key_id, aws_secret_access_key_file, aws_region, "
+             "service_account_key_file, "
              "timeout_ms}"),
     ROW_JSON("remotes", CONF_ARRAY, remotes, conf_check_remotes,
              "remote repositories managed by this file (registered at start, updated on "

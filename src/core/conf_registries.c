@@ -39,6 +39,8 @@ const conf_row conf_registry_entry_rows[] = {
     ENTRY_ROW("aws_secret_access_key_file", CONF_PATH, CF_READABLE, 0, 0, NULL,
               "ECR: file holding the secret access key"),
     ENTRY_ROW("aws_region", CONF_STRING, 0, 0, 0, NULL, "ECR: region, e.g. ap-northeast-2"),
+    ENTRY_ROW("service_account_key_file", CONF_PATH, CF_READABLE, 0, 0, NULL,
+              "GCP_PRIVATE_GCR: service-account key (JSON) exchanged for an access token"),
     ENTRY_ROW("timeout_ms", CONF_INT, 0, 100, 600000, "remote_defaults.timeout_ms",
               "timeout of one registry call"),
     {.key = "token_realm_hosts",
@@ -46,7 +48,8 @@ const conf_row conf_registry_entry_rows[] = {
      .off = CONF_NONE,
      .check = conf_check_realm_hosts,
      .def_text = "[] (Docker Hub: [\"auth.docker.io\"])",
-     .help = "hosts (host[:port]) besides its own where its Bearer token realm may live"},
+     .help = "hosts (host[:port]) besides its own where its Bearer token realm (GCP: the key's "
+             "token_uri) may live"},
 };
 
 const size_t conf_registry_entry_row_count =
@@ -111,7 +114,8 @@ const conf_row conf_remote_entry_rows[] = {
 const size_t conf_remote_entry_row_count =
     sizeof(conf_remote_entry_rows) / sizeof(conf_remote_entry_rows[0]);
 
-static const char *const registry_types[] = {"DOCKER_HUB", "AWS_PRIVATE_ECR", "HARBOR", NULL};
+static const char *const registry_types[] = {"DOCKER_HUB", "AWS_PRIVATE_ECR", "HARBOR",
+                                             "GITHUB",     "GCP_PRIVATE_GCR", NULL};
 
 /* ---------------------------------------------------------------------------
  * One entry

@@ -19,6 +19,8 @@
 #define DOCKER_HUB_HOST    "registry.hub.docker.com"
 #define DOCKER_HUB_API     "registry-1.docker.io"
 #define DOCKER_HUB_REALM   "auth.docker.io"
+#define GITHUB_HOST        "ghcr.io"
+#define GOOGLE_TOKEN_HOST  "oauth2.googleapis.com"
 #define HOST_NORMAL_MAX    300
 #define ECR_ACCOUNT_DIGITS 12
 
@@ -134,9 +136,58 @@ registry_host_rule registry_host_rule_of(const repod_conf *conf, const char *hos
             rule = REGISTRY_HOST_ALLOWED;
     }
     if (rule == REGISTRY_HOST_REFUSED &&
-        (same_host(host, DOCKER_HUB_HOST) || same_host(host, DOCKER_HUB_API)))
+        (same_host(host, DOCKER_HUB_HOST) || same_host(host, DOCKER_HUB_API) ||
+         same_host(host, GITHUB_HOST) || registry_google_host(host)))
         rule = REGISTRY_HOST_ALLOWED;
     return rule;
+}
+
+int registry_google_host(const char *host)
+{
+    char n[HOST_NORMAL_MAX];
+    const char *dot;
+    size_t len;
+    if (registry_host_normalize(host, n, sizeof(n)) != 0 || strchr(n, ':') != NULL)
+        return 0; /* port 443 only */
+    if (strcmp(n, "gcr.io") == 0)
+        return 1;
+    dot = strchr(n, '.');
+    if (dot == NULL || dot == n)
+        return 0;
+    for (const char *p = n; p < dot; p++)
+        if (!label_char(*p))
+            return 0;
+    if (strcmp(dot, ".gcr.io") == 0)
+        return 1;
+    /* "<location>-docker.pkg.dev": the first label ends in "-docker" */
+    len = (size_t)(dot - n);
+    return strcmp(dot, ".pkg.dev") == 0 && len > strlen("-docker") &&
+           strncmp(dot - strlen("-docker"), "-docker", strlen("-docker")) == 0 && n[0] != '-';
+}
+
+registry_host_rule registry_token_uri_rule_of(const repod_conf *conf, const char *registry_host,
+                                              const char *token_uri)
+{
+    const json_t *entry = NULL, *v;
+    const char *key;
+    json_t *e;
+    size_t i;
+
+    if (token_uri == NULL || strncasecmp(token_uri, "https://", 8) != 0)
+        return REGISTRY_HOST_REFUSED;
+    if (conf != NULL && json_is_object(conf->registries)) {
+        json_object_foreach(conf->registries, key, e)
+        {
+            if (same_host(key, registry_host))
+                entry = e;
+        }
+    }
+    json_array_foreach(json_object_get(entry, "token_realm_hosts"), i, v)
+    {
+        if (json_is_string(v) && same_host(json_string_value(v), token_uri))
+            return REGISTRY_HOST_NAMED;
+    }
+    return same_host(token_uri, GOOGLE_TOKEN_HOST) ? REGISTRY_HOST_ALLOWED : REGISTRY_HOST_REFUSED;
 }
 
 registry_host_rule registry_realm_rule_of(const repod_conf *conf, const char *registry_host,

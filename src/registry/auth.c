@@ -97,8 +97,8 @@ const char *registry_cache_find(registry_client *rc, const char *host, const cha
     return found;
 }
 
-static void cache_put(registry_client *rc, const char *host, const char *scope, const char *header,
-                      int64_t ttl_ms)
+void registry_cache_put(registry_client *rc, const char *host, const char *scope,
+                        const char *header, int64_t ttl_ms)
 {
     cred_entry **pp, *e, **oldest;
     char *key;
@@ -436,7 +436,7 @@ void registry_on_unauthorized(lookup *lk, const httpc_response *resp)
         }
         lk->auth = basic;
         lk->dance_done = 1;
-        cache_put(lk->rc, lk->t.host, "", basic, REGISTRY_BASIC_TTL_MS);
+        registry_cache_put(lk->rc, lk->t.host, "", basic, REGISTRY_BASIC_TTL_MS);
         registry_send_tags(lk);
     } else {
         fail_refused(lk, lk->t.host);
@@ -457,6 +457,9 @@ void registry_on_token(lookup *lk, const httpc_response *resp)
         return;
     }
     if (resp->status == 401 || resp->status == 403) {
+        /* a GCP access token the realm refuses (revoked) is not used again */
+        if (lk->gcp_key.private_key != NULL && lk->password != NULL)
+            cache_drop_header(lk->rc, lk->password);
         fail_refused(lk, who);
         return;
     }
@@ -488,9 +491,9 @@ void registry_on_token(lookup *lk, const httpc_response *resp)
     ttl_ms = (int64_t)ttl * 1000;
     if (ttl_ms >= 20000)
         ttl_ms -= 5000; /* renew a little early */
-    cache_put(lk->rc, lk->t.host, lk->token_scope, lk->auth, ttl_ms);
+    registry_cache_put(lk->rc, lk->t.host, lk->token_scope, lk->auth, ttl_ms);
     if (strcmp(lk->token_scope, lk->scope) != 0)
-        cache_put(lk->rc, lk->t.host, lk->scope, lk->auth, ttl_ms);
+        registry_cache_put(lk->rc, lk->t.host, lk->scope, lk->auth, ttl_ms);
     lk->dance_done = 1;
     registry_send_tags(lk);
 done:
@@ -534,7 +537,7 @@ void registry_on_ecr(lookup *lk, const httpc_response *resp)
     }
     ttl =
         expires_at > 0 ? expires_at - util_now_ms() - REGISTRY_ECR_MARGIN_MS : REGISTRY_ECR_TTL_MS;
-    cache_put(lk->rc, lk->t.host, "", basic, ttl);
+    registry_cache_put(lk->rc, lk->t.host, "", basic, ttl);
     registry_secret_free(lk->auth);
     lk->auth = basic;
     lk->auth_cached = 0;

@@ -9,6 +9,7 @@
  *               Basic credentials), the token service and ECR
  *               GetAuthorizationToken
  *   gate.c      fail fast per registry origin (one probe, negative cache)
+ *   gcp.c       GCP service-account keys -> OAuth access tokens
  *
  * Not part of the public API: only registry.c, auth.c and gate.c include it.
  * Everything here runs on the httpc's loop thread only.
@@ -69,7 +70,7 @@ struct registry_client {
     size_t host_count;
 };
 
-typedef enum { STEP_DEFERRED, STEP_ECR, STEP_TOKEN, STEP_TAGS } lookup_step;
+typedef enum { STEP_DEFERRED, STEP_ECR, STEP_GCP, STEP_TOKEN, STEP_TAGS } lookup_step;
 
 /* Where and how one kind of request goes. */
 typedef struct {
@@ -90,6 +91,8 @@ struct lookup {
     link_settings reg;                     /* the registry */
     link_settings ecr;                     /* ECR's API endpoint */
     link_settings realm;                   /* the token service of the current dance */
+    link_settings gcp;                     /* GCP: the key's token_uri */
+    registry_gcp_key gcp_key;              /* GCP: the service-account key (secret) */
     char *username, *password;             /* basic credentials (password secret) */
     char *aws_key_id, *aws_secret;         /* ECR keys (secret) */
     char *ecr_host, *ecr_path, *ecr_query; /* Host header, path and query of the ECR API URL */
@@ -150,8 +153,11 @@ void registry_fail_status(lookup *lk, int status, const char *who);
  * asynchronously (the callback never runs inside the caller's call). */
 void registry_lookup_defer(lookup *lk, const rd_error *err);
 
-/* Starts lk's first request (ECR or tags) once its gate lets it. */
+/* Starts lk's first request (ECR, GCP token or tags) once its gate lets it. */
 void registry_lookup_begin(lookup *lk);
+
+/* Sends lk's first tags request with a cached credential, if any. */
+void registry_lookup_tags_start(lookup *lk);
 
 /* ---- gate.c: fail fast per registry host -------------------------------------------- */
 
@@ -188,6 +194,11 @@ void registry_send_ecr(lookup *lk);
  * SigV4 signs.  0, or -1 on a bad URL or allocation failure. */
 int registry_ecr_url_parts(lookup *lk);
 
+/* Stores header (an Authorization value or other secret) for (host,
+ * scope) for ttl_ms (nothing when ttl_ms <= 0), replacing an older one. */
+void registry_cache_put(registry_client *rc, const char *host, const char *scope,
+                        const char *header, int64_t ttl_ms);
+
 /* Handles a 401 from the registry: drops a refused cached credential, then
  * retries with a cached one, starts the Bearer token flow, ECR or Basic
  * credentials, or fails lk. */
@@ -200,5 +211,24 @@ void registry_on_token(lookup *lk, const httpc_response *resp);
 /* Handles ECR's GetAuthorizationToken answer (STEP_ECR): caches the basic
  * credential and retries the tags page, or fails lk. */
 void registry_on_ecr(lookup *lk, const httpc_response *resp);
+
+/* ---- gcp.c ------------------------------------------------------------------------- */
+
+/* Reads and checks the service-account key file of lk's registry (its
+ * token_uri must pass registry_token_uri_rule_of), sets the token
+ * endpoint's connection settings and user "oauth2accesstoken".  RD_OK, or
+ * RD_ERR_REGISTRY_BAD_RESPONSE naming the registry host (never the key). */
+rd_status registry_gcp_prepare(lookup *lk, const char *key_file, rd_error *err);
+
+/* 1 when a cached access token of lk's registry became lk->password. */
+int registry_gcp_use_cached(lookup *lk);
+
+/* Signs a JWT with lk's key and POSTs it to the key's token_uri (step
+ * STEP_GCP), or fails lk. */
+void registry_send_gcp(lookup *lk);
+
+/* Handles the token endpoint's answer (STEP_GCP): caches the access token
+ * and starts the tags request, or fails lk. */
+void registry_on_gcp(lookup *lk, const httpc_response *resp);
 
 #endif /* REPOD_REGISTRY_INTERNAL_H */

@@ -170,6 +170,8 @@ static void lookup_free(lookup *lk)
     registry_settings_clear(&lk->reg);
     registry_settings_clear(&lk->ecr);
     registry_settings_clear(&lk->realm);
+    registry_settings_clear(&lk->gcp);
+    registry_gcp_key_clear(&lk->gcp_key);
     free(lk->username);
     registry_secret_free(lk->password);
     free(lk->aws_key_id);
@@ -460,6 +462,9 @@ static void on_http(const httpc_response *resp, void *arg)
     case STEP_ECR:
         registry_on_ecr(lk, resp);
         break;
+    case STEP_GCP:
+        registry_on_gcp(lk, resp);
+        break;
     case STEP_TOKEN:
         registry_on_token(lk, resp);
         break;
@@ -497,7 +502,7 @@ static rd_status lookup_prepare(lookup *lk, const char *type, const char *url, c
 {
     const repod_conf *conf = lk->rc->conf;
     const json_t *entry = NULL, *api_entry = NULL;
-    const char *user, *pw_file, *key_id, *key_file;
+    const char *user, *pw_file, *key_id, *key_file, *sa_file;
     rd_status rc;
 
     rc = registry_resolve_target(conf, type, url, config, image, &lk->t, err);
@@ -545,6 +550,9 @@ static rd_status lookup_prepare(lookup *lk, const char *type, const char *url, c
                            lk->t.host);
         }
     }
+    sa_file = json_string_value(json_object_get(entry, "service_account_key_file"));
+    if (lk->t.gcp && sa_file != NULL && (rc = registry_gcp_prepare(lk, sa_file, err)) != RD_OK)
+        return rc;
     lk->scope = util_strdup_printf("repository:%s:pull", lk->t.repository);
     lk->url = util_strdup_printf("%s/v2/%s/tags/list?n=%d", lk->t.api_url, lk->t.repository,
                                  lk->rc->opts.page_size);
@@ -605,11 +613,20 @@ void registry_lookup_defer(lookup *lk, const rd_error *err)
 
 void registry_lookup_begin(lookup *lk)
 {
+    if (!registry_gate_admit(lk))
+        return;
+    if (lk->gcp_key.private_key != NULL && !registry_gcp_use_cached(lk)) {
+        registry_send_gcp(lk); /* the access token first */
+        return;
+    }
+    registry_lookup_tags_start(lk);
+}
+
+void registry_lookup_tags_start(lookup *lk)
+{
     registry_client *rc = lk->rc;
     const char *cached;
 
-    if (!registry_gate_admit(lk))
-        return;
     if (lk->t.ecr && lk->aws_key_id != NULL) {
         cached = registry_cache_find(rc, lk->t.host, "");
         if (cached == NULL) {

@@ -15,6 +15,7 @@
 
 #define DOCKER_HUB_HOST    "registry.hub.docker.com"
 #define DOCKER_HUB_API_URL "https://registry-1.docker.io"
+#define GITHUB_HOST        "ghcr.io"
 #define REPOSITORY_MAX     255
 
 static const char *const docker_hub_aliases[] = {DOCKER_HUB_HOST,   "docker.io",
@@ -178,7 +179,7 @@ rd_status registry_resolve_target(const repod_conf *conf, const char *registry_t
     const char *url = registry_url, *slash, *api;
     const json_t *entry;
     char *prefix = NULL, *repo = NULL;
-    int hub_type, ecr, hub, from_config = 0;
+    int hub_type, ecr, github, gcp, hub, from_config = 0;
     registry_host_rule rule;
     rd_status rc = RD_OK;
 
@@ -187,7 +188,9 @@ rd_status registry_resolve_target(const repod_conf *conf, const char *registry_t
     memset(out, 0, sizeof(*out));
     hub_type = strcmp(type, "DOCKER_HUB") == 0;
     ecr = strcmp(type, "AWS_PRIVATE_ECR") == 0;
-    if (!hub_type && !ecr && strcmp(type, "HARBOR") != 0) {
+    github = strcmp(type, "GITHUB") == 0;
+    gcp = strcmp(type, "GCP_PRIVATE_GCR") == 0;
+    if (!hub_type && !ecr && !github && !gcp && strcmp(type, "HARBOR") != 0) {
         rc = rd_fail(err, RD_ERR_INVALID_REGISTRY_TYPE,
                      "Invalid registry type. (registry_type = %.64s)", type);
         goto done;
@@ -240,6 +243,8 @@ rd_status registry_resolve_target(const repod_conf *conf, const char *registry_t
         }
     } else if (hub_type) {
         out->host = strdup(DOCKER_HUB_HOST);
+    } else if (github) {
+        out->host = strdup(GITHUB_HOST);
     } else if (ecr) {
         const char *account = entry_string(registry_config, "account_id");
         const char *region = entry_string(registry_config, "region");
@@ -277,6 +282,27 @@ rd_status registry_resolve_target(const repod_conf *conf, const char *registry_t
                      registry_url != NULL && registry_url[0] != '\0' ? registry_url : out->host);
         goto done;
     }
+    /* GITHUB and GCP_PRIVATE_GCR name their registry hosts; other hosts
+     * belong to HARBOR (a `registries` api_url may point elsewhere). */
+    if (github) {
+        char norm[300];
+        if (registry_host_normalize(out->host, norm, sizeof(norm)) != 0 ||
+            strcmp(norm, GITHUB_HOST) != 0) {
+            rc = rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                         "Invalid parameter. (registry_url = %.128s: GITHUB reads from " GITHUB_HOST
+                         ")",
+                         url != NULL ? url : out->host);
+            goto done;
+        }
+    }
+    if (gcp && !registry_google_host(out->host)) {
+        rc = rd_fail(err, RD_ERR_INVALID_PARAMETER,
+                     "Invalid parameter. (registry_url = %.128s: GCP_PRIVATE_GCR reads from "
+                     "gcr.io, <region>.gcr.io or <location>-docker.pkg.dev)",
+                     url != NULL ? url : out->host);
+        goto done;
+    }
+    out->gcp = gcp;
     if (prefix != NULL && !repository_valid(prefix)) {
         rc = rd_fail(err, RD_ERR_INVALID_PARAMETER, "Invalid parameter. (registry_url = %.128s)",
                      registry_url != NULL ? registry_url : url);

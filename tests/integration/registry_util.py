@@ -99,8 +99,9 @@ class Registry:
     """One `docker-registry serve` process with TLS on 127.0.0.1:port."""
 
     def __init__(self, storage, name="open", htpasswd=None, certs=None, port=None,
-                 delete=False):
+                 delete=False, token=None):
         self.storage = storage
+        self.token = token  # a TokenService: `auth: token` with its realm
         self.delete = delete
         self.name = name
         self.htpasswd = htpasswd
@@ -129,6 +130,11 @@ class Registry:
         auth = ""
         if self.htpasswd:
             auth = ("auth:\n  htpasswd:\n    realm: repod-test\n    path: %s\n" % self.htpasswd)
+        elif self.token is not None:
+            auth = ("auth:\n  token:\n    realm: %s\n    service: %s\n    issuer: %s\n"
+                    "    rootcertbundle: %s\n") % (self.token.realm, TokenService.SERVICE,
+                                                 TokenService.ISSUER,
+                                                 os.path.join(self.certs, "ca.crt"))
         text = ("version: 0.1\n"
                 "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
                 "storage:\n  filesystem:\n    rootdirectory: %s/data\n"
@@ -351,3 +357,234 @@ def spec_order(tags):
     versions = [t for t in tags if version_key(t) is not None]
     others = [t for t in tags if version_key(t) is None]
     return sorted(versions, key=version_key, reverse=True) + sorted(others)
+
+
+def _b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def new_service_account_key(folder, name, email, token_uri):
+    """Writes FOLDER/NAME.json, a GCP service-account key file with a new
+    RSA key; returns (path, public key).  Needs python3-cryptography."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    path = os.path.join(folder, name + ".json")
+    with open(path, "w") as f:
+        json.dump({"type": "service_account", "project_id": "repod-test",
+                   "private_key_id": "k-" + name, "private_key": pem, "client_email": email,
+                   "client_id": "1", "token_uri": token_uri}, f)
+    return path, key.public_key()
+
+
+class TokenService:
+    """An HTTPS server on 127.0.0.1 that plays two credential services:
+
+    GET /token?service=..&scope=..  docker-registry's token auth (`auth:
+        token`, Registry(token=this)): ES256 JWTs signed with the dev server
+        key, its certificate in the x5c header (the dev CA is the registry's
+        rootcertbundle).  Anonymous requests get pull access only to
+        repositories under public_prefixes; Basic requests must match
+        `users` (name -> password) or be user "oauth2accesstoken" with an
+        access token issued below and not yet expired.
+    POST /oauth2/token  Google's JWT bearer grant: verifies the RS256
+        signature with the public key registered for the JWT's iss
+        (add_client), aud == this URL, iat/exp sane and not expired;
+        answers {"access_token", "expires_in"} (expires_in per client) or
+        400 {"error": "invalid_grant"}.
+
+    Records what it saw (token_requests, grants, refusals).  Needs
+    python3-cryptography."""
+
+    SERVICE = "repod-test-registry"
+    ISSUER = "repod-test-issuer"
+
+    def __init__(self, users=None, public_prefixes=()):
+        import http.server
+        import ssl
+        from cryptography.hazmat.primitives import serialization
+        from cryptography import x509
+        outer = self
+        self.users = dict(users or {})
+        self.public_prefixes = tuple(public_prefixes)
+        self.clients = {}         # email -> (public key, expires_in)
+        self.issued = {}          # access token -> expiry (monotonic)
+        self.token_requests = []  # (user or None, scope)
+        self.grants = []          # emails that got an access token
+        self.refusals = []        # reasons the grant endpoint refused
+        self.lock = threading.Lock()
+        certs = harness.cert_dir()
+        with open(os.path.join(certs, "server.key"), "rb") as f:
+            self.sign_key = serialization.load_pem_private_key(f.read(), None)
+        with open(os.path.join(certs, "server.crt"), "rb") as f:
+            cert = x509.load_pem_x509_certificate(f.read())
+        self.x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _reply(self, status, obj):
+                body = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                outer._registry_token(self)
+
+            def do_POST(self):
+                outer._grant(self)
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(certs, "server.crt"), os.path.join(certs, "server.key"))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def host(self):
+        return "127.0.0.1:%d" % self.port
+
+    @property
+    def realm(self):
+        return "https://127.0.0.1:%d/token" % self.port
+
+    @property
+    def token_uri(self):
+        return "https://127.0.0.1:%d/oauth2/token" % self.port
+
+    def add_client(self, email, public_key, expires_in=3600):
+        self.clients[email] = (public_key, expires_in)
+
+    def grants_of(self, email):
+        with self.lock:
+            return self.grants.count(email)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # -- docker-registry token auth -----------------------------------------
+
+    def _jwt(self, subject, access):
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "ES256", "x5c": [self.x5c]}
+        claims = {"iss": self.ISSUER, "sub": subject, "aud": self.SERVICE, "exp": now + 300,
+                  "nbf": now - 30, "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing = (_b64url(json.dumps(header).encode()) + "." +
+                   _b64url(json.dumps(claims).encode()))
+        der = self.sign_key.sign(signing.encode(), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        return signing + "." + _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+    def _basic_ok(self, user, password):
+        if user == "oauth2accesstoken":
+            expiry = self.issued.get(password)
+            return expiry is not None and time.monotonic() < expiry
+        return user in self.users and self.users[user] == password
+
+    def _registry_token(self, h):
+        import urllib.parse
+        url = urllib.parse.urlsplit(h.path)
+        q = urllib.parse.parse_qs(url.query)
+        if url.path != "/token" or q.get("service", [""])[0] != self.SERVICE:
+            h._reply(400, {"details": "unknown service"})
+            return
+        scope = q.get("scope", [""])[0]
+        user = None
+        authz = h.headers.get("Authorization")
+        if authz is not None:
+            try:
+                user, _, pw = base64.b64decode(authz.split(" ", 1)[1]).decode().partition(":")
+            except (ValueError, IndexError):
+                user, pw = "?", ""
+            with self.lock:
+                self.token_requests.append((user, scope))
+                ok = authz.startswith("Basic ") and self._basic_ok(user, pw)
+            if not ok:
+                h._reply(401, {"details": "incorrect username or password"})
+                return
+        else:
+            with self.lock:
+                self.token_requests.append((None, scope))
+        access = []
+        if scope.startswith("repository:"):
+            name, _, actions = scope[len("repository:"):].rpartition(":")
+            if user is not None or name.startswith(self.public_prefixes):
+                access.append({"type": "repository", "name": name,
+                               "actions": actions.split(",")})
+        token = self._jwt(user or "", access)
+        h._reply(200, {"token": token, "access_token": token, "expires_in": 300})
+
+    # -- Google's JWT bearer grant ----------------------------------------------
+
+    def _refuse(self, h, why):
+        with self.lock:
+            self.refusals.append(why)
+        h._reply(400, {"error": "invalid_grant", "error_description": why})
+
+    def _grant(self, h):
+        import urllib.parse
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        n = int(h.headers.get("Content-Length", "0"))
+        form = urllib.parse.parse_qs(h.rfile.read(n).decode())
+        if (h.path != "/oauth2/token" or
+                h.headers.get("Content-Type") != "application/x-www-form-urlencoded" or
+                form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]):
+            self._refuse(h, "not a JWT bearer grant")
+            return
+        parts = form.get("assertion", [""])[0].split(".")
+        if len(parts) != 3 or any("=" in p for p in parts):
+            self._refuse(h, "malformed assertion")
+            return
+        try:
+            header = json.loads(_b64url_decode(parts[0]))
+            claims = json.loads(_b64url_decode(parts[1]))
+            sig = _b64url_decode(parts[2])
+        except ValueError:
+            self._refuse(h, "undecodable assertion")
+            return
+        if header != {"alg": "RS256", "typ": "JWT"}:
+            self._refuse(h, "bad header %r" % header)
+            return
+        client = self.clients.get(claims.get("iss"))
+        if client is None:
+            self._refuse(h, "unknown client")
+            return
+        try:
+            client[0].verify(sig, (parts[0] + "." + parts[1]).encode(), padding.PKCS1v15(),
+                             hashes.SHA256())
+        except InvalidSignature:
+            self._refuse(h, "bad signature")
+            return
+        now = time.time()
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if claims.get("aud") != self.token_uri:
+            self._refuse(h, "bad audience")
+            return
+        if (not isinstance(iat, int) or not isinstance(exp, int) or exp <= now or
+                iat > now + 60 or exp - iat > 3600 or not claims.get("scope")):
+            self._refuse(h, "bad times or scope")
+            return
+        token = "ya29.test-" + os.urandom(12).hex()
+        with self.lock:
+            self.issued[token] = time.monotonic() + client[1]
+            self.grants.append(claims["iss"])
+        h._reply(200, {"access_token": token, "expires_in": client[1], "token_type": "Bearer"})

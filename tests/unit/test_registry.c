@@ -3,9 +3,10 @@
  *
  * Part 1, pure functions: version precedence and sorting, WWW-Authenticate
  * and Link parsing, base64 and ECR token answers, target resolution, and
- * the SigV4 signer against AWS's published test-suite vectors (get-vanilla,
- * post-vanilla, get-vanilla-query-order-key-case, post-header-value-case,
- * post-x-www-form-urlencoded; credential AKIDEXAMPLE, 20150830T123600Z,
+ * GITHUB / GCP_PRIVATE_GCR targets, Google hosts and token_uri rules, the
+ * GCP JWT (verified with OpenSSL) and key-file parser, the SigV4 signer against AWS's published
+ * test-suite vectors (get-vanilla, post-vanilla, get-vanilla-query-order-key-case,
+ * post-header-value-case, post-x-www-form-urlencoded; credential AKIDEXAMPLE, 20150830T123600Z,
  * us-east-1, service "service") and the IAM ListUsers example of AWS's
  * "Create a signed AWS API request" page.
  *
@@ -46,6 +47,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 #include "conf.h"
@@ -880,6 +883,294 @@ static void test_allow_list_rules(void **state)
     assert_false(registry_ecr_region_valid("u-east-1"));
     assert_false(registry_ecr_region_valid("us--1"));
     assert_false(registry_ecr_region_valid("us-east-1a"));
+}
+
+/* ---- GITHUB and GCP_PRIVATE_GCR ------------------------------------------------ */
+
+static void test_target_github_and_gcp(void **state)
+{
+    registry_target t;
+    rd_error err;
+    repod_conf *conf;
+    (void)state;
+    /* GITHUB: ghcr.io by default, a path prefix allowed, no other host */
+    assert_int_equal(
+        registry_resolve_target(open_conf(), "GITHUB", NULL, NULL, "org/app", &t, &err), RD_OK);
+    assert_string_equal(t.host, "ghcr.io");
+    assert_string_equal(t.api_url, "https://ghcr.io");
+    assert_string_equal(t.repository, "org/app");
+    assert_false(t.named); /* built in: special addresses refused */
+    assert_false(t.gcp);
+    registry_target_clear(&t);
+    assert_int_equal(registry_resolve_target(open_conf(), "GITHUB", "ghcr.io/cloudforet-io", NULL,
+                                             "plugin-x", &t, &err),
+                     RD_OK);
+    assert_string_equal(t.repository, "cloudforet-io/plugin-x");
+    registry_target_clear(&t);
+    assert_int_equal(
+        registry_resolve_target(open_conf(), "GITHUB", "harbor.example.com", NULL, "a/b", &t, &err),
+        RD_ERR_INVALID_PARAMETER);
+    assert_non_null(strstr(err.message, "GITHUB reads from ghcr.io"));
+
+    /* GCP_PRIVATE_GCR: Google's hosts only, registry_url required */
+    assert_int_equal(registry_resolve_target(open_conf(), "GCP_PRIVATE_GCR", "gcr.io/my-project",
+                                             NULL, "app", &t, &err),
+                     RD_OK);
+    assert_string_equal(t.host, "gcr.io");
+    assert_string_equal(t.repository, "my-project/app");
+    assert_true(t.gcp);
+    registry_target_clear(&t);
+    assert_int_equal(registry_resolve_target(open_conf(), "GCP_PRIVATE_GCR",
+                                             "asia-northeast3-docker.pkg.dev/proj/repo", NULL,
+                                             "app", &t, &err),
+                     RD_OK);
+    assert_string_equal(t.api_url, "https://asia-northeast3-docker.pkg.dev");
+    assert_string_equal(t.repository, "proj/repo/app");
+    registry_target_clear(&t);
+    assert_int_equal(
+        registry_resolve_target(open_conf(), "GCP_PRIVATE_GCR", NULL, NULL, "app", &t, &err),
+        RD_ERR_INVALID_PARAMETER);
+    assert_non_null(strstr(err.message, "registry_url"));
+    assert_int_equal(registry_resolve_target(open_conf(), "GCP_PRIVATE_GCR", "evil.example/p", NULL,
+                                             "app", &t, &err),
+                     RD_ERR_INVALID_PARAMETER);
+    assert_non_null(strstr(err.message, "GCP_PRIVATE_GCR reads from"));
+
+    /* a `registries` entry maps the host elsewhere; default_urls work */
+    conf = load_conf("{\"tls\": {\"cert\": \"s.crt\", \"key\": \"s.key\"}, \"registry\": "
+                     "{\"default_urls\": {\"GCP_PRIVATE_GCR\": \"eu.gcr.io/proj\"}}, "
+                     "\"registries\": {\"ghcr.io\": {\"api_url\": \"https://127.0.0.1:5000\"}}}");
+    assert_int_equal(registry_resolve_target(conf, "GITHUB", "", NULL, "o/a", &t, &err), RD_OK);
+    assert_string_equal(t.api_url, "https://127.0.0.1:5000");
+    assert_true(t.named);
+    registry_target_clear(&t);
+    assert_int_equal(registry_resolve_target(conf, "GCP_PRIVATE_GCR", "", NULL, "a", &t, &err),
+                     RD_OK);
+    assert_string_equal(t.host, "eu.gcr.io");
+    assert_string_equal(t.repository, "proj/a");
+    registry_target_clear(&t);
+    conf_free(conf);
+}
+
+static void test_google_hosts_and_token_uri(void **state)
+{
+    repod_conf *conf;
+    (void)state;
+    assert_true(registry_google_host("gcr.io"));
+    assert_true(registry_google_host("us.gcr.io"));
+    assert_true(registry_google_host("EU.GCR.IO:443"));
+    assert_true(registry_google_host("us-docker.pkg.dev"));
+    assert_true(registry_google_host("europe-west1-docker.pkg.dev"));
+    assert_false(registry_google_host("a.b.gcr.io"));      /* one label only */
+    assert_false(registry_google_host("gcr.io:5000"));     /* port 443 only */
+    assert_false(registry_google_host("-docker.pkg.dev")); /* no location */
+    assert_false(registry_google_host("docker.pkg.dev"));
+    assert_false(registry_google_host("us-maven.pkg.dev")); /* not a Docker repository */
+    assert_false(registry_google_host("x.us-docker.pkg.dev"));
+    assert_false(registry_google_host("gcr.io.evil.org"));
+    assert_false(registry_google_host("evilgcr.io"));
+
+    /* built in: allowed, special addresses refused */
+    assert_int_equal(registry_host_rule_of(open_conf(), "ghcr.io"), REGISTRY_HOST_ALLOWED);
+    assert_int_equal(registry_host_rule_of(open_conf(), "us.gcr.io"), REGISTRY_HOST_ALLOWED);
+    assert_int_equal(registry_host_rule_of(open_conf(), "us-docker.pkg.dev"),
+                     REGISTRY_HOST_ALLOWED);
+    assert_int_equal(registry_host_rule_of(open_conf(), "ghcr.io:8443"), REGISTRY_HOST_REFUSED);
+
+    /* token_uri: https on oauth2.googleapis.com, or a token_realm_hosts entry */
+    conf = load_conf("{\"tls\": {\"cert\": \"s.crt\", \"key\": \"s.key\"}, \"registries\": "
+                     "{\"gcr.io\": {\"token_realm_hosts\": [\"127.0.0.1:7000\"]}}}");
+    assert_int_equal(
+        registry_token_uri_rule_of(conf, "us.gcr.io", "https://oauth2.googleapis.com/token"),
+        REGISTRY_HOST_ALLOWED);
+    assert_int_equal(registry_token_uri_rule_of(conf, "gcr.io", "https://127.0.0.1:7000/token"),
+                     REGISTRY_HOST_NAMED);
+    assert_int_equal(registry_token_uri_rule_of(conf, "us.gcr.io", "https://127.0.0.1:7000/token"),
+                     REGISTRY_HOST_REFUSED); /* another registry's list */
+    assert_int_equal(registry_token_uri_rule_of(conf, "gcr.io", "http://127.0.0.1:7000/token"),
+                     REGISTRY_HOST_REFUSED); /* not https */
+    assert_int_equal(registry_token_uri_rule_of(conf, "gcr.io", "http://oauth2.googleapis.com/t"),
+                     REGISTRY_HOST_REFUSED);
+    assert_int_equal(registry_token_uri_rule_of(conf, "gcr.io", "https://evil.example/token"),
+                     REGISTRY_HOST_REFUSED);
+    conf_free(conf);
+}
+
+/* A new RSA (or, with ec, P-256) private key as PEM. */
+static char *new_key_pem(int ec, EVP_PKEY **pkey)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data, *out;
+    long n;
+    *pkey = ec ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048);
+    assert_non_null(*pkey);
+    assert_int_equal(PEM_write_bio_PrivateKey(bio, *pkey, NULL, NULL, 0, NULL, NULL), 1);
+    n = BIO_get_mem_data(bio, &data);
+    out = strndup(data, (size_t)n);
+    BIO_free(bio);
+    return out;
+}
+
+/* Base64url (no padding) decoded, via the standard decoder. */
+static unsigned char *b64url_decode(const char *in, size_t n, size_t *len)
+{
+    char *std = strndup(in, n);
+    unsigned char *out;
+    for (char *p = std; *p != '\0'; p++) {
+        assert_true(*p != '=' && *p != '+' && *p != '/'); /* url alphabet, no padding */
+        if (*p == '-')
+            *p = '+';
+        else if (*p == '_')
+            *p = '/';
+    }
+    out = registry_base64_decode(std, len);
+    free(std);
+    assert_non_null(out);
+    return out;
+}
+
+static void test_gcp_jwt_verifies(void **state)
+{
+    EVP_PKEY *pkey, *ec;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    registry_gcp_key key;
+    char why[128], *pem = new_key_pem(0, &pkey), *ec_pem = new_key_pem(1, &ec), *jwt, *b64;
+    const char *dot1, *dot2;
+    unsigned char *part, *sig;
+    size_t len, sig_len;
+    json_t *j;
+    (void)state;
+
+    key.client_email = "repod@proj.iam.gserviceaccount.com";
+    key.private_key = pem;
+    key.token_uri = "https://oauth2.googleapis.com/token";
+    assert_int_equal(registry_gcp_jwt(&key, NULL, 1700000000, &jwt, why, sizeof(why)), 0);
+    dot1 = strchr(jwt, '.');
+    assert_non_null(dot1);
+    dot2 = strchr(dot1 + 1, '.');
+    assert_non_null(dot2);
+    assert_null(strchr(dot2 + 1, '.'));
+
+    part = b64url_decode(jwt, (size_t)(dot1 - jwt), &len);
+    j = json_loads((char *)part, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "alg")), "RS256");
+    assert_string_equal(json_string_value(json_object_get(j, "typ")), "JWT");
+    json_decref(j);
+    free(part);
+    part = b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &len);
+    j = json_loads((char *)part, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "iss")), key.client_email);
+    assert_string_equal(json_string_value(json_object_get(j, "aud")), key.token_uri);
+    assert_string_equal(json_string_value(json_object_get(j, "scope")),
+                        "https://www.googleapis.com/auth/cloud-platform");
+    assert_int_equal(json_integer_value(json_object_get(j, "iat")), 1700000000);
+    assert_int_equal(json_integer_value(json_object_get(j, "exp")), 1700003600);
+    json_decref(j);
+    free(part);
+
+    /* RSASSA-PKCS1-v1_5 SHA-256 over "header.claims", checked by OpenSSL */
+    sig = b64url_decode(dot2 + 1, strlen(dot2 + 1), &sig_len);
+    assert_int_equal(sig_len, 256);
+    assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pkey), 1);
+    assert_int_equal(
+        EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)jwt, (size_t)(dot2 - jwt)), 1);
+    /* ... and not over anything else */
+    assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pkey), 1);
+    assert_int_not_equal(
+        EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)jwt, (size_t)(dot2 - jwt) - 1),
+        1);
+    free(sig);
+    free(jwt);
+
+    /* base64url without padding: 1, 2 and 3 bytes; '-' and '_' */
+    b64 = registry_base64url_encode("\xfb\xff", 2);
+    assert_string_equal(b64, "-_8");
+    free(b64);
+    b64 = registry_base64url_encode("a", 1);
+    assert_string_equal(b64, "YQ");
+    free(b64);
+    b64 = registry_base64url_encode("abc", 3);
+    assert_string_equal(b64, "YWJj");
+    free(b64);
+
+    /* not RSA, not a key: a reason, no JWT */
+    key.private_key = ec_pem;
+    assert_int_equal(registry_gcp_jwt(&key, NULL, 1700000000, &jwt, why, sizeof(why)), -1);
+    assert_null(jwt);
+    assert_string_equal(why, "private_key is not an RSA key");
+    key.private_key = "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n";
+    assert_int_equal(registry_gcp_jwt(&key, NULL, 1700000000, &jwt, why, sizeof(why)), -1);
+    assert_string_equal(why, "private_key cannot be read");
+
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_free(ec);
+    free(pem);
+    free(ec_pem);
+}
+
+static void test_gcp_key_parse(void **state)
+{
+    registry_gcp_key key;
+    char why[128];
+    const char *good = "{\"type\": \"service_account\", \"project_id\": \"p\", \"client_email\": "
+                       "\"a@p.iam.gserviceaccount.com\", \"private_key\": \"-----BEGIN PRIVATE "
+                       "KEY-----\\nxyz\\n-----END PRIVATE KEY-----\\n\", \"token_uri\": "
+                       "\"https://oauth2.googleapis.com/token\"}";
+    static const struct {
+        const char *text, *why;
+    } bad[] = {
+        {"", "not a JSON object"},
+        {"[1]", "not a JSON object"},
+        {"{\"private_key\": \"-----BEGIN X\", \"token_uri\": \"https://t\"}",
+         "client_email is missing"},
+        {"{\"client_email\": \"a@b\", \"token_uri\": \"https://t\"}", "private_key is missing"},
+        {"{\"client_email\": \"a@b\", \"private_key\": \"secret-not-pem\", \"token_uri\": "
+         "\"https://t\"}",
+         "private_key is not PEM"},
+        {"{\"client_email\": \"a@b\", \"private_key\": \"-----BEGIN X\"}", "token_uri is missing"},
+        {"{\"client_email\": \"a@b\", \"private_key\": \"-----BEGIN X\", \"token_uri\": "
+         "\"http://t\"}",
+         "token_uri is not https"},
+        {"{\"type\": \"authorized_user\", \"client_email\": \"a@b\", \"private_key\": "
+         "\"-----BEGIN X\", \"token_uri\": \"https://t\"}",
+         "type is not \"service_account\""},
+    };
+    char *token;
+    int64_t exp;
+    (void)state;
+
+    assert_int_equal(registry_gcp_key_parse(good, strlen(good), &key, why, sizeof(why)), 0);
+    assert_string_equal(key.client_email, "a@p.iam.gserviceaccount.com");
+    assert_string_equal(key.token_uri, "https://oauth2.googleapis.com/token");
+    assert_non_null(strstr(key.private_key, "-----BEGIN PRIVATE KEY-----\nxyz"));
+    registry_gcp_key_clear(&key);
+    assert_null(key.private_key);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why[0] = '\0';
+        assert_int_equal(
+            registry_gcp_key_parse(bad[i].text, strlen(bad[i].text), &key, why, sizeof(why)), -1);
+        assert_string_equal(why, bad[i].why);
+        assert_null(key.client_email);
+        assert_null(strstr(why, "secret")); /* never the key itself */
+    }
+
+    /* the token endpoint's answer */
+    assert_int_equal(registry_gcp_parse_token("{\"access_token\": \"ya29.x\", \"expires_in\": "
+                                              "3599, \"token_type\": \"Bearer\"}",
+                                              70, &token, &exp),
+                     0);
+    assert_string_equal(token, "ya29.x");
+    assert_int_equal(exp, 3599);
+    free(token);
+    assert_int_equal(registry_gcp_parse_token("{\"access_token\": \"t\"}", 21, &token, &exp), 0);
+    assert_int_equal(exp, 3600);
+    free(token);
+    assert_int_equal(registry_gcp_parse_token("{\"error\": \"invalid_grant\"}", 26, &token, &exp),
+                     -1);
+    assert_null(token);
+    assert_int_equal(registry_gcp_parse_token("{\"access_token\": \"a\\nb\"}", 24, &token, &exp),
+                     -1);
 }
 
 static void test_target_refusals(void **state)
@@ -1992,6 +2283,10 @@ int main(void)
         cmocka_unit_test(test_target_ecr),
         cmocka_unit_test(test_target_refusals),
         cmocka_unit_test(test_allow_list_rules),
+        cmocka_unit_test(test_target_github_and_gcp),
+        cmocka_unit_test(test_google_hosts_and_token_uri),
+        cmocka_unit_test(test_gcp_jwt_verifies),
+        cmocka_unit_test(test_gcp_key_parse),
         cmocka_unit_test_setup_teardown(test_client_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_default_page_size_one_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_cross_origin_link_rebased, setup, teardown),
