@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 
 build_dir=${BUILD_DIR:-build}
 args=(-DREPOD_WERROR=ON)
+# The integration tests run on Debian's interpreter, the one whose modules
+# (python3-jsonschema, python3-cryptography) tools/install-deps.sh installs,
+# even when another python3 comes first on PATH.
+if [ -x /usr/bin/python3 ]; then
+  args+=(-DPython3_EXECUTABLE=/usr/bin/python3)
+fi
 for a in "$@"; do
   case "$a" in
     --sanitize) build_dir=${BUILD_DIR:-build-asan}; args+=(-DREPOD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug) ;;
