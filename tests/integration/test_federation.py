@@ -16,7 +16,8 @@ from fake_upstream import FakeUpstream, fake_plugin
 from harness import (REPOSITORY_ID_RE, TIMESTAMP_RE, RepodTestCase, Server, free_port,
                      list_snapshot, other_cert_dir, plugin_body)
 
-UPSTREAM_STATUS_KEYS = {"state", "last_sync_at", "last_error", "cached_plugins"}
+UPSTREAM_STATUS_KEYS = {"state", "last_sync_at", "last_error", "cached_plugins", "skipped_records",
+                        "last_skip_reason"}
 UPSTREAM_ERROR_CODES = ("ERROR_UPSTREAM_BAD_RESPONSE", "ERROR_UPSTREAM_UNAVAILABLE",
                         "ERROR_UPSTREAM_TIMEOUT")
 
