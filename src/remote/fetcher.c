@@ -294,8 +294,9 @@ static void record_status(fetcher *f, const char *repository_id, const char *sta
         util_now_iso8601(now, sizeof(now));
         json_object_set_new(status, "last_sync_at", json_string(now));
         json_object_set_new(status, "cached_plugins", json_integer(catalog_count));
-        json_object_set_new(status, "skipped_records",
-                            json_integer(sync != NULL ? (json_int_t)catalog_sync_skipped(sync) : 0));
+        json_object_set_new(
+            status, "skipped_records",
+            json_integer(sync != NULL ? (json_int_t)catalog_sync_skipped(sync) : 0));
         json_object_set_new(status, "last_skip_reason",
                             sync != NULL && catalog_sync_skipped(sync) > 0
                                 ? json_string(catalog_sync_last_skip(sync))

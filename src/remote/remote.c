@@ -515,8 +515,8 @@ static int valid_plugin_id(const json_t *v)
 rd_status remote_check_plugin(const json_t *p, rd_error *err)
 {
     static const char *const strings[] = {"name", "image", "state", NULL};
-    static const char *const objects[] = {"capability", "template", "tags", "registry_config",
-                                          "docs",       NULL};
+    static const char *const objects[] = {"capability",      "template", "tags",
+                                          "registry_config", "docs",     NULL};
     const char *image;
     char who[96] = "";
     rd_error sub;

@@ -95,9 +95,12 @@ class ForeignUpstream:
         class TLSServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
 
-            def get_request(self):
-                sock, addr = super().get_request()
-                return ctx.wrap_socket(sock, server_side=True), addr
+            def finish_request(self, request, client_address):
+                try:  # the handshake runs in the request's thread
+                    with ctx.wrap_socket(request, server_side=True) as tls:
+                        Handler(tls, client_address, self)
+                except (OSError, ssl.SSLError):
+                    pass
 
         certs = harness.cert_dir()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
