@@ -32,7 +32,8 @@ class ForeignUpstream:
     """A marketplace behind a gateway: both route styles, paged plugin list.
 
     fail_page: the page start (1-based) answered 500; list_fails: every
-    plugin list answers 500; bad_shape: `results` is an object."""
+    plugin list answers 500; bad_shape: `results` is an object;
+    ignore_paging: every plugin list answers the whole catalog."""
 
     def __init__(self, repository_id, plugins):
         self.repository_id = repository_id
@@ -40,6 +41,7 @@ class ForeignUpstream:
         self.fail_page = None
         self.list_fails = False
         self.bad_shape = False
+        self.ignore_paging = False
         self.pages = []  # (start, limit) of every plugin list received
         self.lock = threading.Lock()
         fake = self
@@ -77,7 +79,9 @@ class ForeignUpstream:
                     elif fake.bad_shape:
                         self.send(200, {"results": {"oops": 1}, "total_count": 1})
                     else:
-                        chunk = plugins[start - 1:start - 1 + limit] if limit else plugins
+                        chunk = plugins[start - 1:start - 1 + limit]
+                        if fake.ignore_paging or not limit:
+                            chunk = plugins
                         self.send(200, {"results": chunk, "total_count": len(plugins)})
                 elif verb in ("/repository/plugin/get", "/repository/plugin/get-versions"):
                     hit = [p for p in plugins if p.get("plugin_id") == body.get("plugin_id")]
@@ -265,6 +269,11 @@ class ForeignUpstreamTest(RepodTestCase):
         self.assertEqual(self.assertOK(self.sync(rid))["plugins"], 20)
         self.assertEqual(fake.pages, [(1, 7), (8, 7), (15, 7)])
         self.assertEqual(self.assertOK(self.listing(rid))["total_count"], 20)
+        # an upstream that does not page: its one answer is the catalog
+        fake.ignore_paging = True
+        fake.set_plugins(plugins[:12])
+        self.assertEqual(self.assertOK(self.sync(rid))["plugins"], 12)
+        self.assertEqual(fake.pages, [(1, 7)])
 
     def test_page_failing_mid_sync_keeps_old_catalog(self):
         rid = "repo-c3c3c3c3c3c3"
