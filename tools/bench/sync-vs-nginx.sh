@@ -162,6 +162,7 @@ try:
         "endpoint": "https://127.0.0.1:%d" % up.server_address[1], "upstream": {"ca_file": ca}})
     synced = api("repository/sync", {"repository_id": reg["repository_id"]})  # joins the first
     sync_s = time.monotonic() - t0
+    sync_pages = len(served)
     status = api("repository/get", {"repository_id": reg["repository_id"]})["upstream"]
     if synced["plugins"] != n or status["cached_plugins"] != n:
         sys.exit("the mirror holds %r plugins, not %d" % (synced, n))
@@ -202,12 +203,26 @@ http { access_log off; client_body_temp_path %(t)s/cb; proxy_temp_path %(t)s/px;
         subprocess.run(args, check=True)
         return time.monotonic() - t
 
+    # the same page requests sent straight to the upstream (its own share)
+    args = list(curl) + ["-H", "Content-Type: application/json"]
+    up_url = "https://127.0.0.1:%d/repository/v1/plugin/list" % up.server_address[1]
+    for k, start in enumerate(sorted(pages)):
+        if k:
+            args.append("--next")
+            args += ["-sS", "--fail", "--cacert", ca, "-H", "Content-Type: application/json"]
+        args += ["-o", "/dev/null", "-d", json.dumps({"query": {"page": {"start": start,
+                                                                          "limit": page}}}),
+                 up_url]
+    t = time.monotonic()
+    subprocess.run(args, check=True)
+    upstream_s = time.monotonic() - t
     pages_s = timed_curl(urls)
     whole_s = timed_curl([base + "all.json"])
     print("plugins %d, page size %d, %d pages, %.1f MB of pages (%.1f MB as one file)"
           % (n, page, len(pages), page_bytes / 1e6, os.path.getsize(os.path.join(www, "all.json")) / 1e6))
     print("%-52s %8s" % ("step", "seconds"))
-    print("%-52s %8.2f" % ("repod: register + first sync (%d upstream pages)" % len(served), sync_s))
+    print("%-52s %8.2f" % ("repod: register + first sync (%d upstream pages)" % sync_pages, sync_s))
+    print("%-52s %8.2f" % ("curl: the same page requests to the upstream itself", upstream_s))
     print("%-52s %8.2f" % ("curl: the same pages from nginx (one connection)", pages_s))
     print("%-52s %8.2f" % ("curl: the whole catalog as one file from nginx", whole_s))
     print("%-52s %8.2f" % ("repod: count_only list of the mirrored catalog", count_s))
