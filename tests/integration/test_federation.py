@@ -1253,9 +1253,11 @@ class MisbehavingUpstreamTest(RepodTestCase):
         r = self.mirror.api("plugin/get", {"plugin_id": "fake-a"})
         self.assertIn(r.status, (502, 503), self._ctx(r))
         self.assertError(r, r.status, ("ERROR_UPSTREAM_BAD_RESPONSE", "ERROR_UPSTREAM_UNAVAILABLE"))
-        # a merged list still answers, with what can be served
-        b = self.assertOK(self.mirror.api("plugin/list", {}, token=self.admin))
-        self.assertEqual(ids(b), ["loc-one"])
+        # a merged list still answers, with what can be served, and names the tier left out
+        r = self.mirror.api("plugin/list", {}, token=self.admin)
+        self.assertEqual(ids(self.assertOK(r)), ["loc-one"])
+        self.assertEqual(r.headers.get("X-Cache"), "MISS")
+        self.assertEqual(r.headers.get("X-Partial"), self.FAKE_ID)
 
     def test_upstream_with_certificate_of_another_ca(self):
         before = self.assertOK(self.mirror.api("repository/list", {}, token=self.system))

@@ -221,6 +221,11 @@ class ForeignUpstreamTest(RepodTestCase):
         self.assertEqual(got["my-jira"]["image"], "cloudforet/plugin-jira-noti")
         self.assertEqual(got["my-jira"]["repository_info"]["repository_id"], rid)
 
+        r = self.mirror.api("plugin/list", {"repository_id": rid, "plugin_id": "my-jira", "query": {
+            "only": ["plugin_id", "docs", "x_vendor_extra"]}})
+        (p,) = self.assertOK(r)["results"]
+        self.assertEqual(p, {"plugin_id": "my-jira", "docs": docs,
+                             "x_vendor_extra": {"tier": "gold", "n": [1, 2]}})
         r = self.mirror.api("plugin/get", {"plugin_id": "my-jira"})
         p = self.assertOK(r)
         self.assertEqual((p["docs"], p["x_vendor_extra"]["tier"]), (docs, "gold"))
