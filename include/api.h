@@ -37,6 +37,8 @@ struct api_call {
     char domain_id[AUTH_NAME_MAX]; /* effective domain ("" when anonymous) */
     json_t *body;                  /* the request object (owned by the call) */
     const char *x_cache;           /* "HIT" | "MISS" | "STALE" | NULL: sent as X-Cache */
+    char *x_partial;               /* repository ids left out of a merged read, comma-separated
+                                    * (owned; NULL = none): sent as X-Partial */
     void *pending_ctx;             /* a waiting handler's own state (it frees it) */
     const char *resource;          /* "plugin" | "repository" (static) */
     const char *verb;              /* "register", ... (static) */

@@ -35,6 +35,7 @@ typedef struct {
     int64_t negative_ttl_s;     /* default 30 */
     int64_t timeout_ms;         /* default 5000 */
     int64_t max_response_bytes; /* default 16 MiB */
+    int64_t sync_page_size;     /* plugins asked for in one catalog page; default 1000 */
 } conf_cache;
 
 typedef struct {

@@ -51,8 +51,8 @@ rd_status remote_delete(store *st, const char *repository_id, rd_error *err);
 json_t *remote_view(const json_t *record, const json_t *status);
 
 /* The upstream status of a repository: {state, last_sync_at, last_error,
- * cached_plugins} (new reference); RD_ERR_NOT_FOUND when never contacted.
- * Kept apart from the record so status updates never race with edits. */
+ * cached_plugins, skipped_records, last_skip_reason} (new reference); RD_ERR_NOT_FOUND when never
+ * contacted. Kept apart from the record so status updates never race with edits. */
 rd_status remote_status_get(store *st, const char *repository_id, json_t **out, rd_error *err);
 rd_status remote_status_put(store *st, const char *repository_id, const json_t *status,
                             rd_error *err);
@@ -76,11 +76,22 @@ rd_status remote_catalog_load(store *st, const char *repository_id, json_t *arr,
 rd_status remote_catalog_age(store *st, const char *repository_id, int64_t *fetched_at_ms,
                              rd_error *err);
 
-/* Replaces the mirrored catalog by plugins (array, borrowed) in one synced
- * write: plugins that disappeared upstream go, negative answers for ids
- * that now exist go. */
-rd_status remote_catalog_replace(store *st, const char *repository_id, const json_t *plugins,
-                                 int64_t now_ms, rd_error *err);
+/* A new mirrored catalog, built page by page and swapped in whole:
+ * remote_catalog_begin() starts one (NULL when out of memory), each
+ * remote_catalog_add() queues one valid plugin record (borrowed; a later
+ * record with the same plugin_id replaces an earlier one; returns 1 when
+ * the id is new, 0 when it was seen, -1 when out of memory), and
+ * remote_catalog_commit() replaces the mirrored catalog by what was queued
+ * in one synced write (plugins that disappeared upstream go, negative
+ * answers for ids that now exist go), so readers see the old catalog or
+ * the new one, never a mix.  remote_catalog_free() drops a catalog that was
+ * not committed (the mirrored one stays as it was); NULL is a no-op. */
+typedef struct remote_catalog_txn remote_catalog_txn;
+remote_catalog_txn *remote_catalog_begin(store *st, const char *repository_id);
+int remote_catalog_add(remote_catalog_txn *t, const json_t *plugin);
+size_t remote_catalog_size(const remote_catalog_txn *t);
+rd_status remote_catalog_commit(remote_catalog_txn *t, int64_t now_ms, rd_error *err);
+void remote_catalog_free(remote_catalog_txn *t);
 
 /* One mirrored plugin record; RD_ERR_NOT_FOUND when not cached. */
 rd_status remote_plugin_get(store *st, const char *repository_id, const char *plugin_id,
@@ -118,9 +129,12 @@ rd_status remote_tags_forget(store *st, const char *domain_id, const char *plugi
                              rd_error *err);
 
 /* Validates a plugin record received from an upstream: the fields a
- * mirror relies on are present with the right types and the image and
- * plugin_id are well formed.  RD_ERR_UPSTREAM_BAD_RESPONSE naming the
- * problem otherwise. */
+ * mirror relies on are present with the right types, the image is well
+ * formed, and plugin_id follows the rules of an id (the characters of one
+ * image component, at most 40): a client-chosen plugin_id need not be the
+ * last segment of image.  Fields it does not know are not looked at (they
+ * are kept as received).  RD_ERR_UPSTREAM_BAD_RESPONSE naming the problem
+ * (and the plugin_id when there is one) otherwise. */
 rd_status remote_check_plugin(const json_t *plugin, rd_error *err);
 
 /* Settings checks shared by the API and the config's "remotes":

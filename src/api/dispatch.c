@@ -125,7 +125,7 @@ static void audit_write(const api_call *call, rd_status rc, const json_t *result
 
 void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_error *err)
 {
-    const char *headers[3] = {NULL, NULL, NULL};
+    const char *headers[5] = {NULL, NULL, NULL, NULL, NULL};
     if (call->id_key != NULL)
         audit_write(call, rc, result);
     if (call->x_cache != NULL && rc == RD_OK) { /* errors are not cache answers */
@@ -135,6 +135,10 @@ void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_erro
         for (int i = 0; i < 3; i++)
             if (strcmp(call->x_cache, kinds[i]) == 0)
                 atomic_fetch_add(&call->app->cache_answers[i], 1);
+        if (call->x_partial != NULL) {
+            headers[2] = "X-Partial";
+            headers[3] = call->x_partial;
+        }
     }
     if (rc == RD_OK) {
         call->edge.reply(call->edge.edge_ctx, 200, result != NULL ? result : json_object(),
@@ -147,6 +151,7 @@ void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_erro
                     (err != NULL && err->code == rc) ? err->message : rd_status_name(rc), headers);
     }
     json_decref(call->body);
+    free(call->x_partial);
     free(call);
 }
 

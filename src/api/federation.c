@@ -142,6 +142,17 @@ static void note_cache(api_call *call, const char *what)
         call->x_cache = order[next];
 }
 
+/* Adds repository_id to the X-Partial list of a merged read. */
+static void note_partial(api_call *call, const char *repository_id)
+{
+    size_t old = call->x_partial != NULL ? strlen(call->x_partial) : 0;
+    char *grown = realloc(call->x_partial, old + strlen(repository_id) + 2);
+    if (grown == NULL)
+        return;
+    snprintf(grown + old, strlen(repository_id) + 2, "%s%s", old > 0 ? "," : "", repository_id);
+    call->x_partial = grown;
+}
+
 /* ---- gathering remote catalogs (list, stat) -------------------------------- */
 
 typedef struct {
@@ -200,6 +211,8 @@ static void gather_finish(gather_state *g)
                                  id);
             } else {
                 LOG_WARN("list: repository %s is unavailable and left out", id);
+                note_cache(g->call, "MISS");
+                note_partial(g->call, id);
             }
             continue;
         }

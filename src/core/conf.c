@@ -177,6 +177,8 @@ static const conf_row conf_rows[] = {
             "connect + response timeout of one upstream call"),
     ROW_INT("remote_defaults.max_response_bytes", remote_defaults.max_response_bytes, 0, 16 * MIB,
             1024, GIB, "larger upstream answers are rejected"),
+    ROW_INT("remote_defaults.sync_page_size", remote_defaults.sync_page_size, 0, 1000, 1, 100000,
+            "plugins asked for in one page of a catalog sync (query.page.limit)"),
     ROW_JSON("registries", CONF_OBJECT, registries, conf_check_registries,
              "registry host (as in registry_url) -> {api_url, ca_file, verify, username, "
              "password_file, aws_access_key_id, aws_secret_access_key_file, aws_region, "

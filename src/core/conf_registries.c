@@ -109,6 +109,8 @@ const conf_row conf_remote_entry_rows[] = {
               "as remote_defaults.timeout_ms"),
     ENTRY_ROW("cache.max_response_bytes", CONF_INT, 0, 1024, INT64_C(1) << 30, "remote_defaults.*",
               "as remote_defaults.max_response_bytes"),
+    ENTRY_ROW("cache.sync_page_size", CONF_INT, 0, 1, 100000, "remote_defaults.*",
+              "as remote_defaults.sync_page_size"),
 };
 
 const size_t conf_remote_entry_row_count =

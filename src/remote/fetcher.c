@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog_sync.h"
 #include "httpc.h"
 #include "log.h"
 #include "registry.h"
@@ -69,6 +70,7 @@ typedef struct inflight {
     char *body;
     char auth[600];
     const char *headers[5];
+    catalog_sync *sync; /* CATALOG: the pages so far */
     struct inflight *next;
 } inflight;
 
@@ -268,7 +270,7 @@ static void deliver_all(waiter *w, const fetch_result *res)
 
 /* Persists the upstream status after an attempt at repository_id. */
 static void record_status(fetcher *f, const char *repository_id, const char *state,
-                          const rd_error *failure, int catalog_count)
+                          const rd_error *failure, int catalog_count, const catalog_sync *sync)
 {
     store *st = f->a->st;
     json_t *status = NULL;
@@ -292,6 +294,13 @@ static void record_status(fetcher *f, const char *repository_id, const char *sta
         util_now_iso8601(now, sizeof(now));
         json_object_set_new(status, "last_sync_at", json_string(now));
         json_object_set_new(status, "cached_plugins", json_integer(catalog_count));
+        json_object_set_new(
+            status, "skipped_records",
+            json_integer(sync != NULL ? (json_int_t)catalog_sync_skipped(sync) : 0));
+        json_object_set_new(status, "last_skip_reason",
+                            sync != NULL && catalog_sync_skipped(sync) > 0
+                                ? json_string(catalog_sync_last_skip(sync))
+                                : json_null());
     }
     if (remote_status_put(st, repository_id, status, &err) != RD_OK)
         LOG_WARN("fetcher: cannot record the status of %s: %s", repository_id, err.message);
@@ -418,19 +427,16 @@ static rd_status apply_answer(inflight *in, json_t *body, json_t **value, int *c
                            in->job.repository_id);
     }
     switch (in->job.kind) {
-    case FETCH_CATALOG:
-        if (!json_is_array(results))
-            return bad_shape(in, "no results list", err);
-        json_array_foreach(results, i, p)
-        {
-            rc = remote_check_plugin(p, err);
-            if (rc != RD_OK)
-                return rc;
-        }
-        rc = remote_catalog_replace(st, in->job.repository_id, results, now, err);
+    case FETCH_CATALOG: /* the last page arrived: swap the new catalog in */
+        rc = catalog_sync_commit(in->sync, now, err);
         if (rc == RD_OK) {
-            *count = (int)json_array_size(results);
+            size_t skipped = catalog_sync_skipped(in->sync);
+            *count = (int)catalog_sync_count(in->sync);
             *value = json_pack("{s:i}", "plugins", *count);
+            if (skipped > 0)
+                LOG_WARN("fetcher: catalog %s: skipped %zu invalid record%s of %zu (first: %s)",
+                         in->job.repository_id, skipped, skipped == 1 ? "" : "s",
+                         skipped + (size_t)*count, catalog_sync_first_skip(in->sync));
         }
         return rc;
     case FETCH_PLUGIN:
@@ -470,6 +476,7 @@ static rd_status apply_answer(inflight *in, json_t *body, json_t **value, int *c
 static void inflight_free(inflight *in)
 {
     job_copy_free(&in->job);
+    catalog_sync_free(in->sync);
     free(in->body);
     free(in);
 }
@@ -505,7 +512,7 @@ static void complete(inflight *in, rd_status rc, const rd_error *err, json_t *va
                       rc == RD_ERR_INVALID_PARAMETER;
         const char *state = breaker_record(f, in->job.repository_id, success);
         record_status(f, in->job.repository_id, state, success ? NULL : &res.err,
-                      rc == RD_OK && in->job.kind == FETCH_CATALOG ? count : -1);
+                      rc == RD_OK && in->job.kind == FETCH_CATALOG ? count : -1, in->sync);
     }
     if (rc != RD_OK && rc != RD_ERR_NOT_FOUND)
         LOG_WARN("fetcher: %s %s%s%s: %s", kind_name(in->job.kind), job_subject(&in->job),
@@ -525,12 +532,14 @@ static void complete(inflight *in, rd_status rc, const rd_error *err, json_t *va
     inflight_free(in);
 }
 
+static rd_status ask_next_page(inflight *in, rd_error *err);
+
 static void on_http_done(const httpc_response *resp, void *arg)
 {
     inflight *in = arg;
     rd_error err = {RD_OK, ""};
     json_t *body = NULL, *value = NULL;
-    int count = -1;
+    int count = -1, more = 0;
     rd_status rc;
 
     if (resp->result != HTTPC_OK) {
@@ -541,7 +550,13 @@ static void on_http_done(const httpc_response *resp, void *arg)
             rc = http_failure(in, resp->status, body, &err);
         else if (!json_is_object(body))
             rc = bad_shape(in, "not a JSON object", &err);
+        else if (in->job.kind == FETCH_CATALOG)
+            rc = catalog_sync_page(in->sync, body, &more, &err);
         else
+            rc = RD_OK;
+        if (rc == RD_OK && more)
+            rc = ask_next_page(in, &err);
+        else if (rc == RD_OK)
             rc = apply_answer(in, body, &value, &count, &err);
         if (rc == RD_ERR_NOT_FOUND && in->job.kind == FETCH_PLUGIN) {
             rd_error e2;
@@ -550,7 +565,8 @@ static void on_http_done(const httpc_response *resp, void *arg)
         }
     }
     json_decref(body);
-    complete(in, rc, &err, value, count, 1);
+    if (rc != RD_OK || !more) /* else the next page is on its way */
+        complete(in, rc, &err, value, count, 1);
 }
 
 static void on_tags_done(rd_status rc, const rd_error *err, json_t *tags, void *arg)
@@ -574,6 +590,38 @@ static void start_tags(fetcher *f, inflight *in)
 }
 
 /* ---- starting a job ------------------------------------------------------- */
+
+/* Sends in's request (in->body) upstream; on_http_done follows. */
+static void send_request(inflight *in)
+{
+    httpc_request_opts o;
+    httpc_request_init(&o);
+    o.method = "POST";
+    o.url = in->url;
+    o.headers = in->headers;
+    o.body = in->body;
+    o.body_len = in->body != NULL ? strlen(in->body) : 0;
+    o.timeout_ms = (int)in->cs.timeout_ms;
+    o.max_response_bytes = (size_t)in->cs.max_response_bytes;
+    o.ca_file = in->job.ca_file;
+    o.verify = in->job.verify;
+    atomic_fetch_add(&in->f->sent, 1);
+    LOG_DEBUG("fetcher: %s %s %s", kind_name(in->job.kind), in->url, in->body ? in->body : "");
+    httpc_request(in->f->http, &o, on_http_done, in);
+}
+
+/* Asks for the next page of a catalog sync. */
+static rd_status ask_next_page(inflight *in, rd_error *err)
+{
+    json_t *body = catalog_sync_next_request(in->sync);
+    free(in->body);
+    in->body = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (in->body == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    send_request(in);
+    return RD_OK;
+}
 
 static const char *job_key(const job_copy *j, char *buf, size_t size)
 {
@@ -627,7 +675,8 @@ static rd_status prepare(inflight *in, rd_error *err)
         in->job.verify = !json_is_false(json_object_get(cfg, "verify"));
         if (in->job.kind == FETCH_CATALOG) {
             path = "/repository/v1/plugin/list";
-            body = json_pack("{s:s}", "repository_id", in->job.repository_id);
+            in->sync = catalog_sync_new(f->a->st, in->job.repository_id, in->cs.sync_page_size);
+            body = in->sync != NULL ? catalog_sync_next_request(in->sync) : NULL;
         } else {
             path = in->job.kind == FETCH_PLUGIN ? "/repository/v1/plugin/get"
                                                 : "/repository/v1/plugin/get-versions";
@@ -723,7 +772,6 @@ static void start_job(fetcher *f, queued *q)
     inflight *in;
     rd_error err = {RD_OK, ""};
     int64_t wait_ms = 0;
-    httpc_request_opts o;
 
     job_key(&q->job, key, sizeof(key));
     for (in = f->inflight; in != NULL; in = in->next) {
@@ -770,19 +818,7 @@ static void start_job(fetcher *f, queued *q)
         complete(in, err.code, &err, NULL, -1, 0);
         return;
     }
-    httpc_request_init(&o);
-    o.method = "POST";
-    o.url = in->url;
-    o.headers = in->headers;
-    o.body = in->body;
-    o.body_len = in->body != NULL ? strlen(in->body) : 0;
-    o.timeout_ms = (int)in->cs.timeout_ms;
-    o.max_response_bytes = (size_t)in->cs.max_response_bytes;
-    o.ca_file = in->job.ca_file;
-    o.verify = in->job.verify;
-    atomic_fetch_add(&f->sent, 1);
-    LOG_DEBUG("fetcher: %s %s", kind_name(in->job.kind), in->url);
-    httpc_request(f->http, &o, on_http_done, in);
+    send_request(in);
 }
 
 /* Drains the submission queue (engine thread). */

@@ -147,10 +147,16 @@ json_t *remote_view(const json_t *record, const json_t *status)
 {
     json_t *view = json_deep_copy(record);
     json_t *st = status != NULL ? json_deep_copy(status)
-                                : json_pack("{s:s, s:n, s:n, s:i}", "state", "ok", "last_sync_at",
-                                            "last_error", "cached_plugins", 0);
-    if (st != NULL)
+                                : json_pack("{s:s, s:n, s:n, s:i, s:i, s:n}", "state", "ok",
+                                            "last_sync_at", "last_error", "cached_plugins", 0,
+                                            "skipped_records", 0, "last_skip_reason");
+    if (st != NULL) { /* a status recorded before skipped records were counted */
+        if (json_object_get(st, "skipped_records") == NULL)
+            json_object_set_new(st, "skipped_records", json_integer(0));
+        if (json_object_get(st, "last_skip_reason") == NULL)
+            json_object_set_new(st, "last_skip_reason", json_null());
         json_object_set_new(view, "upstream", st);
+    }
     json_t *cfg = json_object_get(view, "upstream_config");
     if (cfg != NULL) {
         json_t *settings = json_pack(
@@ -188,6 +194,8 @@ void remote_cache_settings(const json_t *record, const conf_cache *defaults, con
         out->timeout_ms = json_integer_value(v);
     if (json_is_integer(v = json_object_get(c, "max_response_bytes")))
         out->max_response_bytes = json_integer_value(v);
+    if (json_is_integer(v = json_object_get(c, "sync_page_size")))
+        out->sync_page_size = json_integer_value(v);
 }
 
 remote_freshness remote_freshness_of(const conf_cache *cs, int64_t fetched_at_ms, int64_t now_ms)
@@ -265,40 +273,106 @@ rd_status remote_catalog_load(store *st, const char *repository_id, json_t *arr,
     return rc;
 }
 
-rd_status remote_catalog_replace(store *st, const char *repository_id, const json_t *plugins,
-                                 int64_t now_ms, rd_error *err)
+struct remote_catalog_txn {
+    store *st;
+    char repository_id[KEY_MAX / 4];
+    store_batch *b;
+    json_t *seen; /* plugin_id -> true: the ids queued so far */
+};
+
+remote_catalog_txn *remote_catalog_begin(store *st, const char *repository_id)
+{
+    remote_catalog_txn *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    t->st = st;
+    snprintf(t->repository_id, sizeof(t->repository_id), "%s", repository_id);
+    t->b = store_batch_new(st);
+    t->seen = json_object();
+    if (t->b == NULL || t->seen == NULL) {
+        remote_catalog_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+int remote_catalog_add(remote_catalog_txn *t, const json_t *plugin)
 {
     char key[KEY_MAX];
-    store_batch *b = store_batch_new(st);
+    const char *pid = json_string_value(json_object_get(plugin, "plugin_id"));
+    size_t klen = pid != NULL ? store_key(key, KEY_MAX, "C", t->repository_id, pid, NULL) : 0;
+    int fresh;
+    if (klen == 0)
+        return -1;
+    if (store_batch_put_json(t->b, STORE_CF_CACHE, key, klen, plugin) != 0)
+        return -1;
+    klen = store_key(key, KEY_MAX, "N", t->repository_id, pid, NULL);
+    store_batch_delete(t->b, STORE_CF_CACHE, key, klen);
+    fresh = json_object_get(t->seen, pid) == NULL;
+    if (fresh && json_object_set_new(t->seen, pid, json_true()) != 0)
+        return -1;
+    return fresh;
+}
+
+size_t remote_catalog_size(const remote_catalog_txn *t)
+{
+    return json_object_size(t->seen);
+}
+
+typedef struct {
+    remote_catalog_txn *t;
+    size_t plen;
+} drop_state;
+
+/* Queues the delete of a cached plugin the new catalog does not hold. */
+static int drop_missing(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    drop_state *ds = ud;
+    char pid[KEY_MAX];
+    size_t n = klen - ds->plen;
+    (void)val;
+    (void)vlen;
+    if (klen <= ds->plen || n >= sizeof(pid))
+        return 0;
+    memcpy(pid, key + ds->plen, n);
+    pid[n] = '\0';
+    if (json_object_get(ds->t->seen, pid) == NULL)
+        store_batch_delete(ds->t->b, STORE_CF_CACHE, key, klen);
+    return 0;
+}
+
+rd_status remote_catalog_commit(remote_catalog_txn *t, int64_t now_ms, rd_error *err)
+{
+    char prefix[KEY_MAX], key[KEY_MAX];
     json_t *meta = NULL;
-    size_t i, klen;
-    json_t *p;
+    drop_state ds = {t, 0};
+    size_t klen;
     rd_status rc;
 
-    if (b == NULL)
-        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-    rc = queue_cache_deletes(st, b, "C", repository_id, err);
+    ds.plen = store_key(prefix, KEY_MAX, "C", t->repository_id, "", NULL);
+    rc = store_scan(t->st, STORE_CF_CACHE, prefix, ds.plen, drop_missing, &ds, err);
     if (rc != RD_OK)
         goto done;
-    json_array_foreach(plugins, i, p)
-    {
-        const char *pid = json_string_value(json_object_get(p, "plugin_id"));
-        klen = store_key(key, KEY_MAX, "C", repository_id, pid, NULL);
-        if (pid == NULL || klen == 0)
-            continue;
-        store_batch_put_json(b, STORE_CF_CACHE, key, klen, p);
-        klen = store_key(key, KEY_MAX, "N", repository_id, pid, NULL);
-        store_batch_delete(b, STORE_CF_CACHE, key, klen);
-    }
     meta = json_pack("{s:I, s:I}", "fetched_at", (json_int_t)now_ms, "count",
-                     (json_int_t)json_array_size(plugins));
-    klen = store_key(key, KEY_MAX, "M", repository_id, NULL);
-    store_batch_put_json(b, STORE_CF_CACHE, key, klen, meta);
-    rc = store_write(st, b, err);
+                     (json_int_t)json_object_size(t->seen));
+    klen = store_key(key, KEY_MAX, "M", t->repository_id, NULL);
+    if (meta == NULL || store_batch_put_json(t->b, STORE_CF_CACHE, key, klen, meta) != 0) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
+    rc = store_write(t->st, t->b, err);
 done:
     json_decref(meta);
-    store_batch_free(b);
     return rc;
+}
+
+void remote_catalog_free(remote_catalog_txn *t)
+{
+    if (t == NULL)
+        return;
+    store_batch_free(t->b);
+    json_decref(t->seen);
+    free(t);
 }
 
 rd_status remote_plugin_get(store *st, const char *repository_id, const char *plugin_id,
@@ -427,47 +501,58 @@ rd_status remote_tags_put(store *st, const char *domain_id, const char *plugin_i
 
 /* ---- validation of upstream data ---------------------------------------- */
 
+/* 1 when id follows the rules of a plugin_id: one image component (lower
+ * case letters, digits, single '.', '_', '-' separators), at most
+ * PLUGIN_IMAGE_MAX characters. */
+static int valid_plugin_id(const json_t *v)
+{
+    rd_error sub;
+    const char *id = json_string_value(v);
+    return id != NULL && json_string_length(v) == strlen(id) && plugin_check_id(id, &sub) == RD_OK;
+}
+
 rd_status remote_check_plugin(const json_t *p, rd_error *err)
 {
-    static const char *const strings[] = {"plugin_id", "name", "image", "state", NULL};
-    static const char *const objects[] = {"capability", "template", "tags", "registry_config",
-                                          NULL};
-    const char *pid, *image;
-    char expect[PLUGIN_IMAGE_MAX + 1];
+    static const char *const strings[] = {"name", "image", "state", NULL};
+    static const char *const objects[] = {"capability",      "template", "tags",
+                                          "registry_config", "docs",     NULL};
+    const char *image;
+    char who[96] = "";
     rd_error sub;
 
     if (!json_is_object(p))
         return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
                        "Bad upstream response. (reason = a plugin is not an object)");
+    if (!valid_plugin_id(json_object_get(p, "plugin_id")))
+        return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                       "Bad upstream response. (reason = plugin without a valid plugin_id)");
+    snprintf(who, sizeof(who), ", plugin_id = %s",
+             json_string_value(json_object_get(p, "plugin_id")));
     for (size_t i = 0; strings[i] != NULL; i++) {
         json_t *v = json_object_get(p, strings[i]);
         if (!json_is_string(v) || json_string_length(v) == 0)
             return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
-                           "Bad upstream response. (reason = plugin without %s)", strings[i]);
+                           "Bad upstream response. (reason = plugin without %s%s)", strings[i],
+                           who);
     }
     for (size_t i = 0; objects[i] != NULL; i++) {
         json_t *v = json_object_get(p, objects[i]);
         if (v != NULL && !json_is_object(v))
             return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
-                           "Bad upstream response. (reason = plugin %s is not an object)",
-                           objects[i]);
+                           "Bad upstream response. (reason = plugin %s is not an object%s)",
+                           objects[i], who);
     }
     if (json_object_get(p, "labels") != NULL && !json_is_array(json_object_get(p, "labels")))
         return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
-                       "Bad upstream response. (reason = plugin labels is not a list)");
+                       "Bad upstream response. (reason = plugin labels is not a list%s)", who);
     if (!json_is_string(json_object_get(p, "resource_type")) &&
         !json_is_string(json_object_get(p, "service_type")))
         return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
-                       "Bad upstream response. (reason = plugin without resource_type)");
-    pid = json_string_value(json_object_get(p, "plugin_id"));
+                       "Bad upstream response. (reason = plugin without resource_type%s)", who);
     image = json_string_value(json_object_get(p, "image"));
     if (plugin_check_image(image, &sub) != RD_OK)
         return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
-                       "Bad upstream response. (reason = plugin with an invalid image)");
-    plugin_id_from_image(image, expect, sizeof(expect));
-    if (strcmp(expect, pid) != 0 && plugin_check_id(pid, &sub) != RD_OK)
-        return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
-                       "Bad upstream response. (reason = plugin with an invalid plugin_id)");
+                       "Bad upstream response. (reason = plugin with an invalid image%s)", who);
     return RD_OK;
 }
 

@@ -39,6 +39,7 @@ static const struct {
     {"negative_ttl_s", 0, 0, 86400},
     {"timeout_ms", 0, 100, 600000},
     {"max_response_bytes", 0, 1024, 1073741824},
+    {"sync_page_size", 0, 1, 100000},
 };
 
 rd_status remote_check_cache(const json_t *cache, rd_error *err)

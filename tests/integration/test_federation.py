@@ -16,7 +16,8 @@ from fake_upstream import FakeUpstream, fake_plugin
 from harness import (REPOSITORY_ID_RE, TIMESTAMP_RE, RepodTestCase, Server, free_port,
                      list_snapshot, other_cert_dir, plugin_body)
 
-UPSTREAM_STATUS_KEYS = {"state", "last_sync_at", "last_error", "cached_plugins"}
+UPSTREAM_STATUS_KEYS = {"state", "last_sync_at", "last_error", "cached_plugins", "skipped_records",
+                        "last_skip_reason"}
 UPSTREAM_ERROR_CODES = ("ERROR_UPSTREAM_BAD_RESPONSE", "ERROR_UPSTREAM_UNAVAILABLE",
                         "ERROR_UPSTREAM_TIMEOUT")
 
@@ -1255,9 +1256,11 @@ class MisbehavingUpstreamTest(RepodTestCase):
         r = self.mirror.api("plugin/get", {"plugin_id": "fake-a"})
         self.assertIn(r.status, (502, 503), self._ctx(r))
         self.assertError(r, r.status, ("ERROR_UPSTREAM_BAD_RESPONSE", "ERROR_UPSTREAM_UNAVAILABLE"))
-        # a merged list still answers, with what can be served
-        b = self.assertOK(self.mirror.api("plugin/list", {}, token=self.admin))
-        self.assertEqual(ids(b), ["loc-one"])
+        # a merged list still answers, with what can be served, and names the tier left out
+        r = self.mirror.api("plugin/list", {}, token=self.admin)
+        self.assertEqual(ids(self.assertOK(r)), ["loc-one"])
+        self.assertEqual(r.headers.get("X-Cache"), "MISS")
+        self.assertEqual(r.headers.get("X-Partial"), self.FAKE_ID)
 
     def test_upstream_with_certificate_of_another_ca(self):
         before = self.assertOK(self.mirror.api("repository/list", {}, token=self.system))

@@ -123,6 +123,7 @@ static void test_minimal_gets_defaults(void **state)
     assert_int_equal(conf->remote_defaults.negative_ttl_s, 30);
     assert_int_equal(conf->remote_defaults.timeout_ms, 5000);
     assert_int_equal(conf->remote_defaults.max_response_bytes, 16777216);
+    assert_int_equal(conf->remote_defaults.sync_page_size, 1000);
     assert_true(json_is_object(conf->registries));
     assert_int_equal(json_object_size(conf->registries), 0);
     assert_true(json_is_array(conf->remotes));

@@ -1,0 +1,54 @@
+/*
+ * catalog_sync.h - one catalog sync of a remote repository, page by page
+ * (internal to src/remote; the fetcher drives it).
+ *
+ * The upstream is asked for `plugin list` of its local repository with
+ * query.page {start, limit} (start 1-based), one page after another, each
+ * answer within max_response_bytes.  Each page is checked: an answer that
+ * is not of the expected shape fails the sync; a record that fails
+ * validation is skipped and counted; every valid record is queued for the
+ * new catalog, which replaces the mirrored one in one write only when every
+ * page arrived (remote_catalog_commit).
+ */
+#ifndef REPOD_CATALOG_SYNC_H
+#define REPOD_CATALOG_SYNC_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+#include "store.h"
+
+typedef struct catalog_sync catalog_sync;
+
+/* A new sync of repository_id asking page_size records a page (NULL when
+ * out of memory).  Free with catalog_sync_free (which drops anything not
+ * committed). */
+catalog_sync *catalog_sync_new(store *st, const char *repository_id, int64_t page_size);
+void catalog_sync_free(catalog_sync *s);
+
+/* The request body of the next page: {repository_id, query: {page}} (new
+ * reference; NULL when out of memory). */
+json_t *catalog_sync_next_request(const catalog_sync *s);
+
+/* Takes one page answer (a JSON object, borrowed).  RD_OK with *more = 1
+ * when another page must be asked for, 0 when the catalog is complete: a
+ * page shorter than the limit, total_count reached, or a page longer than
+ * the limit (an upstream that does not page sent everything at once).
+ * RD_ERR_UPSTREAM_BAD_RESPONSE when results is not a list, when a page
+ * holding records has no valid one, or when a full page brings no new
+ * plugin_id (paging that does not advance). */
+rd_status catalog_sync_page(catalog_sync *s, const json_t *body, int *more, rd_error *err);
+
+/* Swaps the new catalog in (one synced write). */
+rd_status catalog_sync_commit(catalog_sync *s, int64_t now_ms, rd_error *err);
+
+size_t catalog_sync_count(const catalog_sync *s);   /* distinct valid plugins */
+size_t catalog_sync_skipped(const catalog_sync *s); /* records skipped */
+/* Why the first / the last skipped record was skipped ("" when none). */
+const char *catalog_sync_first_skip(const catalog_sync *s);
+const char *catalog_sync_last_skip(const catalog_sync *s);
+unsigned catalog_sync_pages(const catalog_sync *s); /* pages taken so far */
+
+#endif
