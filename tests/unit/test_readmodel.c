@@ -1,0 +1,475 @@
+/*
+ * test_readmodel.c - unit tests of the in-memory read model
+ * (src/readmodel/, include/readmodel.h, include/resource.h).
+ *
+ * The main property: for random catalogs over several domains, random
+ * writes (insert / replace / delete) interleaved with random queries, every
+ * readmodel_query_json answer equals query_run over the reference documents
+ * of the readable domains in default order (results, their order and
+ * total_count).  Random tests print their seed; set REPOD_TEST_SEED to
+ * replay one.  REPOD_RM_MEASURE=N additionally builds N generated plugins
+ * and prints the resident memory they take.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "query.h"
+#include "readmodel.h"
+#include "resource.h"
+
+static json_t *plugin(const char *domain, const char *id, const char *name, const char *state)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[s], s:s, s:s}", "plugin_id", id,
+                     "domain_id", domain, "name", name, "state", state, "resource_type",
+                     "DataSource", "provider", "acme", "labels", "Fast", "created_at",
+                     "2024-01-01T00:00:00.000Z", "updated_at", "2024-01-02T00:00:00.000Z");
+}
+
+static json_t *run_rm(readmodel *rm, const char *qtext, const char *const *domains, size_t nd)
+{
+    rd_error err = {0};
+    json_error_t jerr;
+    json_t *qobj = json_loads(qtext, 0, &jerr), *out = NULL;
+    query *q = NULL;
+    query_schema schema = resource_query_schema(&resource_plugin);
+    assert_non_null(qobj);
+    assert_int_equal(query_compile(qobj, NULL, &schema, &q, &err), RD_OK);
+    assert_int_equal(readmodel_query_json(rm, q, domains, nd, &out, &err), RD_OK);
+    query_free(q);
+    json_decref(qobj);
+    return out;
+}
+
+static void test_schema_from_description(void **state)
+{
+    query_schema s = resource_query_schema(&resource_plugin);
+    (void)state;
+    for (size_t i = 0;; i++) {
+        assert_true((s.keyword_fields[i] == NULL) ==
+                    (query_schema_plugin.keyword_fields[i] == NULL));
+        if (s.keyword_fields[i] == NULL)
+            break;
+        assert_string_equal(s.keyword_fields[i], query_schema_plugin.keyword_fields[i]);
+    }
+    for (size_t i = 0;; i++) {
+        assert_true((s.minimal_fields[i] == NULL) ==
+                    (query_schema_plugin.minimal_fields[i] == NULL));
+        if (s.minimal_fields[i] == NULL)
+            break;
+        assert_string_equal(s.minimal_fields[i], query_schema_plugin.minimal_fields[i]);
+    }
+    assert_string_equal(resource_plugin.id_field, "plugin_id");
+    assert_true(resource_has_key(resource_plugin.sort_keys, "created_at"));
+    assert_false(resource_has_key(resource_plugin.sort_keys, "labels"));
+}
+
+static void test_put_get_replace_delete(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *v1 = plugin("d1", "p1", "One", "ENABLED"), *v2 = plugin("d1", "p1", "Uno", "ENABLED");
+    readmodel_doc *old, *cur;
+    size_t len;
+    char *expect;
+    (void)state;
+
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    assert_null(readmodel_get(rm, "d1", "p1"));
+    assert_int_equal(readmodel_put(rm, "d1", "p1", v1, &err), RD_OK);
+    assert_int_equal(readmodel_count(rm), 1);
+    old = readmodel_get(rm, "d1", "p1");
+    assert_non_null(old);
+    expect = json_dumps(v1, JSON_COMPACT);
+    assert_string_equal(readmodel_doc_bytes(old, &len), expect);
+    assert_int_equal(len, strlen(expect));
+    free(expect);
+    assert_true(json_equal((json_t *)readmodel_doc_view(old), v1));
+    /* the model keeps its own copy: changing the caller's view changes nothing */
+    json_object_set_new(v1, "name", json_string("Changed"));
+    assert_string_equal(json_string_value(json_object_get(readmodel_doc_view(old), "name")), "One");
+
+    assert_int_equal(readmodel_put(rm, "d1", "p1", v2, &err), RD_OK);
+    assert_int_equal(readmodel_count(rm), 1);
+    cur = readmodel_get(rm, "d1", "p1");
+    assert_string_equal(json_string_value(json_object_get(readmodel_doc_view(cur), "name")), "Uno");
+    /* a reader holding the old version still sees it whole */
+    assert_string_equal(json_string_value(json_object_get(readmodel_doc_view(old), "name")), "One");
+    assert_null(readmodel_get(rm, "d2", "p1"));
+
+    assert_int_equal(readmodel_delete(rm, "d1", "p1"), 1);
+    assert_int_equal(readmodel_delete(rm, "d1", "p1"), 0);
+    assert_null(readmodel_get(rm, "d1", "p1"));
+    assert_int_equal(readmodel_count(rm), 0);
+    readmodel_doc_release(old);
+    readmodel_doc_release(cur);
+    readmodel_destroy(rm);
+    json_decref(v1);
+    json_decref(v2);
+}
+
+static void test_domain_isolation(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    const char *d1[] = {"d1"}, *both[] = {"d1", "d2"};
+    json_t *a = plugin("d1", "same", "Shared", "ENABLED"), *b = plugin("d2", "same", "Shared", "ENABLED");
+    json_t *c = plugin("d2", "other", "Other", "ENABLED"), *out;
+    (void)state;
+
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d1", "same", a, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d2", "same", b, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d2", "other", c, &err), RD_OK);
+
+    out = run_rm(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"Shared\",\"o\":\"eq\"}]}", d1, 1);
+    assert_int_equal(json_integer_value(json_object_get(out, "total_count")), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(out, "results"), 0), "domain_id")),
+                        "d1");
+    json_decref(out);
+    out = run_rm(rm, "{\"keyword\":\"oth\"}", d1, 1);
+    assert_int_equal(json_integer_value(json_object_get(out, "total_count")), 0);
+    json_decref(out);
+    out = run_rm(rm, "{\"count_only\":true}", both, 2);
+    assert_int_equal(json_integer_value(json_object_get(out, "total_count")), 3);
+    assert_int_equal(json_array_size(json_object_get(out, "results")), 0);
+    json_decref(out);
+    out = run_rm(rm, "{}", NULL, 0);
+    assert_int_equal(json_integer_value(json_object_get(out, "total_count")), 3);
+    json_decref(out);
+    readmodel_destroy(rm);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+}
+
+static void test_build_swaps_content(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *views = json_array(), *old = plugin("d1", "gone", "Gone", "ENABLED"), *out;
+    readmodel_doc *d;
+    (void)state;
+
+    json_array_append_new(views, plugin("d1", "p2", "Bravo", "ENABLED"));
+    json_array_append_new(views, plugin("d2", "p1", "Alpha", "DISABLED"));
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d1", "gone", old, &err), RD_OK);
+    assert_int_equal(readmodel_build(rm, views, &err), RD_OK);
+    assert_int_equal(readmodel_count(rm), 2);
+    assert_null(readmodel_get(rm, "d1", "gone"));
+    d = readmodel_get(rm, "d2", "p1");
+    assert_non_null(d);
+    readmodel_doc_release(d);
+    /* default order: name, then plugin_id, then domain_id */
+    out = run_rm(rm, "{}", NULL, 0);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(out, "results"), 0), "name")),
+                        "Alpha");
+    json_decref(out);
+    readmodel_destroy(rm);
+    json_decref(views);
+    json_decref(old);
+}
+
+/* ---- randomised differential test ------------------------------------------ */
+
+static unsigned rnd_state;
+
+static unsigned rnd(unsigned n)
+{
+    rnd_state = rnd_state * 1103515245u + 12345u;
+    return ((rnd_state >> 8) & 0xffffffu) % n;
+}
+
+static const char *const names[] = {"Alpha", "alpha", "Beta", "Gamma Ray", "delta", "ALPHABET",
+                                    "zeta", "", "Beta"};
+static const char *const states[] = {"ENABLED", "DISABLED"};
+static const char *const types[] = {"DataSource", "Collector", "Notification"};
+static const char *const providers[] = {"acme", "Acme", "globex", "", "initech"};
+static const char *const labels[] = {"Fast", "slow", "beta", "ALPHA", "x"};
+static const char *const dates[] = {"2024-01-01T00:00:00.000Z", "2023-05-05T10:00:00.000Z",
+                                    "2024-01-01T00:00:00.000Z", "2025-12-31T23:59:59.999Z"};
+static const char *const domains_all[] = {"dA", "dB", "dC"};
+
+#define NIDS 40
+
+static json_t *random_string_or_odd(const char *const *pool, size_t n)
+{
+    unsigned r = rnd(20);
+    if (r == 0)
+        return NULL; /* missing */
+    if (r == 1)
+        return json_integer(rnd(3));
+    if (r == 2)
+        return json_null();
+    if (r == 3)
+        return json_pack("[ss]", pool[rnd((unsigned)n)], pool[rnd((unsigned)n)]);
+    return json_string(pool[rnd((unsigned)n)]);
+}
+
+static void set_maybe(json_t *o, const char *key, json_t *v)
+{
+    if (v != NULL)
+        json_object_set_new(o, key, v);
+}
+
+static json_t *random_view(const char *domain, const char *id)
+{
+    json_t *v = json_object(), *l = json_array();
+    char img[64];
+    json_object_set_new(v, "plugin_id", json_string(id));
+    json_object_set_new(v, "domain_id", json_string(domain));
+    set_maybe(v, "name", random_string_or_odd(names, sizeof(names) / sizeof(*names)));
+    set_maybe(v, "state", json_string(states[rnd(2)]));
+    set_maybe(v, "resource_type", random_string_or_odd(types, 3));
+    set_maybe(v, "provider", random_string_or_odd(providers, 5));
+    set_maybe(v, "registry_type", json_string(rnd(2) ? "DOCKER_HUB" : "HARBOR"));
+    set_maybe(v, "created_at", random_string_or_odd(dates, 4));
+    set_maybe(v, "updated_at", random_string_or_odd(dates, 4));
+    snprintf(img, sizeof(img), "repo/%s", id);
+    json_object_set_new(v, "image", json_string(img));
+    for (unsigned i = rnd(3); i > 0; i--)
+        json_array_append_new(l, json_string(labels[rnd(5)]));
+    json_object_set_new(v, "labels", l);
+    json_object_set_new(v, "tags", json_pack("{s:i}", "priority", (int)rnd(5)));
+    return v;
+}
+
+static int cmp_default(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    static const char *const keys[] = {"name", "plugin_id", "domain_id"};
+    for (int i = 0; i < 3; i++) {
+        const char *s = json_string_value(json_object_get(x, keys[i]));
+        const char *t = json_string_value(json_object_get(y, keys[i]));
+        int c = strcmp(s ? s : "", t ? t : "");
+        if (c != 0)
+            return c;
+    }
+    return 0;
+}
+
+/* The reference documents of the readable domains, in default order. */
+static json_t *reference(json_t *all, const char *const *domains, size_t nd)
+{
+    const char *k;
+    json_t *v, *arr = json_array();
+    size_t n = 0;
+    json_t **tmp = calloc(json_object_size(all) + 1, sizeof(*tmp));
+    json_object_foreach(all, k, v)
+    {
+        const char *dom = json_string_value(json_object_get(v, "domain_id"));
+        int ok = domains == NULL;
+        for (size_t i = 0; i < nd && !ok; i++)
+            ok = strcmp(domains[i], dom) == 0;
+        if (ok)
+            tmp[n++] = v;
+    }
+    qsort(tmp, n, sizeof(*tmp), cmp_default);
+    for (size_t i = 0; i < n; i++)
+        json_array_append(arr, tmp[i]);
+    free(tmp);
+    return arr;
+}
+
+static const char *const cond_fields[] = {"name",       "state",     "resource_type", "provider",
+                                          "created_at", "plugin_id", "labels",        "tags.priority"};
+
+static json_t *random_value(const char *field)
+{
+    if (strcmp(field, "name") == 0)
+        return json_string(names[rnd(sizeof(names) / sizeof(*names))]);
+    if (strcmp(field, "state") == 0)
+        return json_string(states[rnd(2)]);
+    if (strcmp(field, "resource_type") == 0)
+        return json_string(types[rnd(3)]);
+    if (strcmp(field, "provider") == 0)
+        return json_string(providers[rnd(5)]);
+    if (strcmp(field, "created_at") == 0)
+        return json_string(dates[rnd(4)]);
+    if (strcmp(field, "labels") == 0)
+        return json_string(labels[rnd(5)]);
+    if (strcmp(field, "tags.priority") == 0)
+        return json_integer(rnd(5));
+    {
+        char id[16];
+        snprintf(id, sizeof(id), "p%u", rnd(NIDS));
+        return json_string(id);
+    }
+}
+
+static json_t *random_cond(void)
+{
+    const char *f = cond_fields[rnd(sizeof(cond_fields) / sizeof(*cond_fields))];
+    static const char *const subs[] = {"alp", "ET", "a", "ph", "x", "acm", "ray"};
+    static const char *const res[] = {"^al", "A$", "b.t", "^$"};
+    switch (rnd(8)) {
+    case 0:
+        return json_pack("{s:s, s:o, s:s}", "k", f, "v", random_value(f), "o", "not");
+    case 1:
+        return json_pack("{s:s, s:[oo], s:s}", "k", f, "v", random_value(f), random_value(f), "o",
+                         rnd(4) ? "in" : "not_in");
+    case 2:
+        return json_pack("{s:s, s:s, s:s}", "k", f, "v", subs[rnd(7)], "o",
+                         rnd(3) ? "contain" : "not_contain");
+    case 3:
+        return json_pack("{s:s, s:s, s:s}", "k", f, "v", res[rnd(4)], "o", "regex");
+    case 4:
+        return json_pack("{s:s, s:b, s:s}", "k", f, "v", (int)rnd(2), "o", "exists");
+    default:
+        return json_pack("{s:s, s:o, s:s}", "k", f, "v", random_value(f), "o", "eq");
+    }
+}
+
+static json_t *random_query(void)
+{
+    json_t *q = json_object();
+    static const char *const sort_keys[] = {"name",     "created_at",    "updated_at", "plugin_id",
+                                            "provider", "resource_type", "state",      "labels"};
+    static const char *const words[] = {"alp", "ALPHA", "be x", "acme fast", "ra", "zzz", "Gamma"};
+    unsigned n = rnd(3);
+    if (n > 0) {
+        json_t *f = json_array();
+        while (n-- > 0)
+            json_array_append_new(f, random_cond());
+        json_object_set_new(q, "filter", f);
+    }
+    if (rnd(6) == 0) {
+        json_t *f = json_array();
+        json_array_append_new(f, random_cond());
+        json_array_append_new(f, random_cond());
+        json_object_set_new(q, "filter_or", f);
+    }
+    if (rnd(4) == 0)
+        json_object_set_new(q, "keyword", json_string(words[rnd(7)]));
+    switch (rnd(4)) {
+    case 0:
+        break;
+    case 1:
+    case 2:
+        json_object_set_new(q, "sort",
+                            json_pack("{s:s, s:b}", "key", sort_keys[rnd(8)], "desc", (int)rnd(2)));
+        break;
+    default:
+        json_object_set_new(q, "sort",
+                            json_pack("[{s:s, s:b}, {s:s, s:b}]", "key", sort_keys[rnd(8)], "desc",
+                                      (int)rnd(2), "key", sort_keys[rnd(8)], "desc", (int)rnd(2)));
+    }
+    if (rnd(2))
+        json_object_set_new(q, "page", json_pack("{s:i, s:i}", "start", (int)rnd(6), "limit",
+                                                 (int)rnd(5)));
+    if (rnd(8) == 0)
+        json_object_set_new(q, "count_only", json_true());
+    if (rnd(8) == 0)
+        json_object_set_new(q, "minimal", json_true());
+    return q;
+}
+
+static void test_random_differential(void **state)
+{
+    const char *seed_env = getenv("REPOD_TEST_SEED");
+    unsigned seed = seed_env != NULL ? (unsigned)strtoul(seed_env, NULL, 10) : (unsigned)time(NULL);
+    query_schema schema = resource_query_schema(&resource_plugin);
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *all = json_object();
+    size_t checked = 0;
+    (void)state;
+
+    printf("test_random_differential seed %u\n", seed);
+    rnd_state = seed;
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    for (int round = 0; round < 6; round++) {
+        /* a random catalog, sometimes loaded by a bulk build */
+        if (round % 3 == 0) {
+            json_t *views = json_array();
+            const char *k;
+            json_t *v;
+            json_object_clear(all);
+            for (unsigned i = rnd(NIDS * 2); i > 0; i--) {
+                char id[16], key[40];
+                const char *dom = domains_all[rnd(3)];
+                snprintf(id, sizeof(id), "p%u", rnd(NIDS));
+                snprintf(key, sizeof(key), "%s/%s", dom, id);
+                json_object_set_new(all, key, random_view(dom, id));
+            }
+            json_object_foreach(all, k, v)
+            {
+                json_array_append(views, v);
+            }
+            assert_int_equal(readmodel_build(rm, views, &err), RD_OK);
+            json_decref(views);
+        }
+        for (int step = 0; step < 150; step++) {
+            char id[16], key[40];
+            const char *dom = domains_all[rnd(3)];
+            snprintf(id, sizeof(id), "p%u", rnd(NIDS));
+            snprintf(key, sizeof(key), "%s/%s", dom, id);
+            if (rnd(4) == 0) {
+                int there = json_object_get(all, key) != NULL;
+                assert_int_equal(readmodel_delete(rm, dom, id), there);
+                json_object_del(all, key);
+            } else {
+                json_t *v = random_view(dom, id);
+                assert_int_equal(readmodel_put(rm, dom, id, v, &err), RD_OK);
+                json_object_set_new(all, key, v);
+            }
+            assert_int_equal(readmodel_count(rm), json_object_size(all));
+            for (int qi = 0; qi < 3; qi++) {
+                json_t *qobj = random_query(), *ref_docs, *ref = NULL, *got = NULL;
+                query *q = NULL;
+                const char *doms[3];
+                size_t nd = 0;
+                int use_domains = rnd(3) != 0;
+                for (int d = 0; d < 3 && use_domains; d++)
+                    if (rnd(2))
+                        doms[nd++] = domains_all[d];
+                assert_int_equal(query_compile(qobj, NULL, &schema, &q, &err), RD_OK);
+                ref_docs = reference(all, use_domains ? doms : NULL, nd);
+                assert_int_equal(query_run(q, ref_docs, &ref, &err), RD_OK);
+                assert_int_equal(
+                    readmodel_query_json(rm, q, use_domains ? doms : NULL, nd, &got, &err), RD_OK);
+                if (!json_equal(ref, got)) {
+                    char *qs = json_dumps(qobj, JSON_COMPACT), *rs = json_dumps(ref, JSON_COMPACT),
+                         *gs = json_dumps(got, JSON_COMPACT);
+                    printf("seed %u round %d step %d domains %zu%s\nquery %s\nwant %s\ngot  %s\n",
+                           seed, round, step, nd, use_domains ? "" : " (all)", qs, rs, gs);
+                    free(qs);
+                    free(rs);
+                    free(gs);
+                    fail();
+                }
+                checked++;
+                json_decref(ref);
+                json_decref(got);
+                json_decref(ref_docs);
+                query_free(q);
+                json_decref(qobj);
+            }
+        }
+    }
+    printf("test_random_differential: %zu queries equal\n", checked);
+    readmodel_destroy(rm);
+    json_decref(all);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_schema_from_description),
+        cmocka_unit_test(test_put_get_replace_delete),
+        cmocka_unit_test(test_domain_isolation),
+        cmocka_unit_test(test_build_swaps_content),
+        cmocka_unit_test(test_random_differential),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
