@@ -119,7 +119,7 @@ static size_t order_pos(const rm_state *st, const rm_order *o, size_t k, const r
 
 static int order_add(rm_state *st, rm_order *o, size_t k, uint32_t s)
 {
-    size_t pos = order_pos(st, o, k, st->slot[s]);
+    size_t pos = st->bulk ? o->n : order_pos(st, o, k, st->slot[s]);
     if (o->n == o->cap) {
         size_t ncap = o->cap ? o->cap * 2 : 64;
         uint32_t *nv = realloc(o->v, ncap * sizeof(*nv));
@@ -136,11 +136,39 @@ static int order_add(rm_state *st, rm_order *o, size_t k, uint32_t s)
 
 static void order_del(rm_state *st, rm_order *o, size_t k, uint32_t s)
 {
-    size_t pos = order_pos(st, o, k, st->slot[s]);
+    size_t pos = 0;
+    if (st->bulk) /* not sorted yet (a duplicate in a bulk build): search */
+        while (pos < o->n && o->v[pos] != s)
+            pos++;
+    else
+        pos = order_pos(st, o, k, st->slot[s]);
     if (pos < o->n && o->v[pos] == s) {
         memmove(&o->v[pos], &o->v[pos + 1], (o->n - pos - 1) * sizeof(*o->v));
         o->n--;
     }
+}
+
+typedef struct {
+    const rm_state *st;
+    size_t k;
+} sort_ctx;
+
+static int cmp_for_sort(const void *a, const void *b, void *arg)
+{
+    const sort_ctx *c = arg;
+    const readmodel_doc *x = c->st->slot[*(const uint32_t *)a];
+    const readmodel_doc *y = c->st->slot[*(const uint32_t *)b];
+    return c->k == SIZE_MAX ? rm_cmp_default(c->st, x, y) : rm_cmp_key(c->st, c->k, x, y);
+}
+
+/* Ends a bulk build: sorts the orders that were appended to. */
+static void finish_bulk(rm_state *st)
+{
+    sort_ctx c = {st, SIZE_MAX};
+    qsort_r(st->dorder.v, st->dorder.n, sizeof(*st->dorder.v), cmp_for_sort, &c);
+    for (c.k = 0; c.k < st->nsort; c.k++)
+        qsort_r(st->orders[c.k].v, st->orders[c.k].n, sizeof(uint32_t), cmp_for_sort, &c);
+    st->bulk = 0;
 }
 
 /* ---- state ----------------------------------------------------------------- */
@@ -434,10 +462,10 @@ rd_status readmodel_build(readmodel *rm, const json_t *views, rd_error *err)
     const json_t *v;
     if (st == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+    st->bulk = 1;
     json_array_foreach(views, i, v)
     {
-        const char *dom =
-            rm->res->domain_field != NULL ? str_or_empty(json_object_get(v, rm->res->domain_field))
+        const char *dom = rm->res->domain_field != NULL ? str_or_empty(json_object_get(v, rm->res->domain_field))
                                           : "";
         readmodel_doc *d =
             rm_doc_new(rm->res, dom,
@@ -447,6 +475,7 @@ rd_status readmodel_build(readmodel *rm, const json_t *views, rd_error *err)
             return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
         }
     }
+    finish_bulk(st);
     pthread_rwlock_wrlock(&rm->lock);
     old = rm->st;
     rm->st = st;

@@ -94,6 +94,7 @@ typedef struct {
     rm_order dorder;  /* default order */
     rm_order *orders; /* per sort key */
     size_t *narray;   /* per sort key: documents whose value is an array */
+    int bulk;         /* building: orders are appended, sorted at the end */
 } rm_state;
 
 struct readmodel {

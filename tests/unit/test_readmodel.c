@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "query.h"
 #include "readmodel.h"
@@ -161,10 +162,13 @@ static void test_build_swaps_content(void **state)
 
     json_array_append_new(views, plugin("d1", "p2", "Bravo", "ENABLED"));
     json_array_append_new(views, plugin("d2", "p1", "Alpha", "DISABLED"));
+    json_array_append_new(views, plugin("d1", "p0", "Zulu", "ENABLED"));
+    /* a later duplicate replaces the earlier one in every index */
+    json_array_append_new(views, plugin("d1", "p0", "Charlie", "ENABLED"));
     assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
     assert_int_equal(readmodel_put(rm, "d1", "gone", old, &err), RD_OK);
     assert_int_equal(readmodel_build(rm, views, &err), RD_OK);
-    assert_int_equal(readmodel_count(rm), 2);
+    assert_int_equal(readmodel_count(rm), 3);
     assert_null(readmodel_get(rm, "d1", "gone"));
     d = readmodel_get(rm, "d2", "p1");
     assert_non_null(d);
@@ -174,6 +178,19 @@ static void test_build_swaps_content(void **state)
     assert_string_equal(json_string_value(json_object_get(
                             json_array_get(json_object_get(out, "results"), 0), "name")),
                         "Alpha");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(out, "results"), 2), "name")),
+                        "Charlie");
+    assert_int_equal(json_integer_value(json_object_get(out, "total_count")), 3);
+    json_decref(out);
+    out = run_rm(rm, "{\"sort\":{\"key\":\"name\",\"desc\":true}}", NULL, 0);
+    assert_int_equal(json_array_size(json_object_get(out, "results")), 3);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(out, "results"), 0), "name")),
+                        "Charlie");
+    json_decref(out);
+    out = run_rm(rm, "{\"keyword\":\"zul\"}", NULL, 0);
+    assert_int_equal(json_integer_value(json_object_get(out, "total_count")), 0);
     json_decref(out);
     readmodel_destroy(rm);
     json_decref(views);
@@ -462,6 +479,138 @@ static void test_random_differential(void **state)
     json_decref(all);
 }
 
+/* ---- memory per plugin (REPOD_RM_MEASURE=N) -------------------------------- */
+
+static long rss_kb(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* A view shaped like what the catalog serves for a registered plugin. */
+static json_t *generated_view(size_t i)
+{
+    char id[32], name[48], image[96];
+    snprintf(id, sizeof(id), "plugin-%06zu", i);
+    snprintf(name, sizeof(name), "Plugin %zu for %s", i, i % 3 ? "metrics" : "logs");
+    snprintf(image, sizeof(image), "registry.example.com/team-%zu/%s", i % 50, id);
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{}, s:{}, s:{}, s:[ss], s:{s:s, s:i},"
+        " s:s, s:s, s:s, s:{s:s, s:s, s:s}}",
+        "plugin_id", id, "name", name, "state", i % 7 ? "ENABLED" : "DISABLED", "resource_type",
+        i % 2 ? "DataSource" : "Collector", "service_type", i % 2 ? "DataSource" : "Collector",
+        "image", image, "provider", i % 5 ? "aws" : "google_cloud", "registry_type", "DOCKER_HUB",
+        "registry_url", "https://registry.example.com", "registry_config", "capability",
+        "template", "labels", "Monitoring", i % 2 ? "Fast" : "Slow", "tags", "team", "core",
+        "priority", (int)(i % 10), "domain_id", i % 4 ? "domain-main" : "domain-other",
+        "created_at", "2024-03-01T10:20:30.123Z", "updated_at", "2024-03-02T10:20:30.123Z",
+        "repository_info", "repository_id", "repo-local", "name", "local", "repository_type",
+        "local");
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Times one query over the model and over the plain array with query_run,
+ * and checks that both answer the same. */
+static void time_query(readmodel *rm, const json_t *views, const char *text)
+{
+    query_schema schema = resource_query_schema(&resource_plugin);
+    json_t *qobj = json_loads(text, 0, NULL), *a = NULL, *b = NULL;
+    query *q = NULL;
+    rd_error err = {0};
+    double best_model = 1e12, best_run = 1e12;
+    assert_int_equal(query_compile(qobj, NULL, &schema, &q, &err), RD_OK);
+    for (int round = 0; round < 3; round++) { /* best of three */
+        double t0, t1, t2;
+        json_decref(a);
+        json_decref(b);
+        t0 = now_ms();
+        assert_int_equal(readmodel_query_json(rm, q, NULL, 0, &a, &err), RD_OK);
+        t1 = now_ms();
+        assert_int_equal(query_run(q, views, &b, &err), RD_OK);
+        t2 = now_ms();
+        assert_true(json_equal(a, b));
+        best_model = t1 - t0 < best_model ? t1 - t0 : best_model;
+        best_run = t2 - t1 < best_run ? t2 - t1 : best_run;
+    }
+    printf("  %-70s model %8.2f ms  query_run %8.2f ms  total_count %lld\n", text, best_model,
+           best_run, (long long)json_integer_value(json_object_get(a, "total_count")));
+    json_decref(a);
+    json_decref(b);
+    query_free(q);
+    json_decref(qobj);
+}
+
+static void test_memory_per_plugin(void **state)
+{
+    const char *env = getenv("REPOD_RM_MEASURE");
+    size_t n = env != NULL ? strtoul(env, NULL, 10) : 0;
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *views, **sorted;
+    long before, mid, after;
+    double t0, t1;
+    (void)state;
+    if (n == 0)
+        skip();
+    before = rss_kb();
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    t0 = now_ms();
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = generated_view(i);
+        assert_int_equal(readmodel_put(rm, json_string_value(json_object_get(v, "domain_id")),
+                                       json_string_value(json_object_get(v, "plugin_id")), v, &err),
+                         RD_OK);
+        json_decref(v);
+    }
+    t1 = now_ms();
+    mid = rss_kb();
+    /* the same documents as a plain jansson array in default order */
+    sorted = calloc(n, sizeof(*sorted));
+    assert_non_null(sorted);
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = generated_view(i);
+    qsort(sorted, n, sizeof(*sorted), cmp_default);
+    views = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(views, sorted[i]);
+    free(sorted);
+    after = rss_kb();
+    assert_int_equal(readmodel_count(rm), n);
+    {
+        readmodel *rm2 = NULL;
+        double b0, b1;
+        assert_int_equal(readmodel_create(&resource_plugin, &rm2, &err), RD_OK);
+        b0 = now_ms();
+        assert_int_equal(readmodel_build(rm2, views, &err), RD_OK);
+        b1 = now_ms();
+        printf("read model: bulk build of %zu plugins in %.0f ms\n", n, b1 - b0);
+        readmodel_destroy(rm2);
+    }
+    printf("read model: %zu plugins put one by one in %.0f ms; RSS +%ld KiB (%ld B/plugin); "
+           "the same views as a jansson array: RSS +%ld KiB (%ld B/plugin)\n",
+           n, t1 - t0, mid - before, (mid - before) * 1024 / (long)n, after - mid,
+           (after - mid) * 1024 / (long)n);
+    time_query(rm, views, "{\"page\":{\"limit\":20}}");
+    time_query(rm, views, "{\"sort\":{\"key\":\"updated_at\",\"desc\":true},\"page\":{\"limit\":20}}");
+    time_query(rm, views, "{\"keyword\":\"plugin 4242\",\"page\":{\"limit\":20}}");
+    time_query(rm, views, "{\"filter\":[{\"k\":\"provider\",\"v\":\"google_cloud\",\"o\":\"eq\"}],\"count_only\":true}");
+    time_query(rm, views, "{\"filter\":[{\"k\":\"name\",\"v\":\"^plugin 99\",\"o\":\"regex\"}],\"page\":{\"limit\":20}}");
+    json_decref(views);
+    readmodel_destroy(rm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -470,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_domain_isolation),
         cmocka_unit_test(test_build_swaps_content),
         cmocka_unit_test(test_random_differential),
+        cmocka_unit_test(test_memory_per_plugin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
