@@ -11,9 +11,9 @@
 #include "query.h"
 
 typedef struct {
-    const char *name;      /* "Plugin" */
-    const char *id_field;  /* top-level key holding the document's id */
-    const char *id_rule;   /* how an id is made, for documentation */
+    const char *name;         /* "Plugin" */
+    const char *id_field;     /* top-level key holding the document's id */
+    const char *id_rule;      /* how an id is made, for documentation */
     const char *domain_field; /* top-level key holding the owning domain */
     /* top-level keys with postings: eq / in over strings on them are
      * answered from the read model's indexes */

@@ -465,11 +465,11 @@ rd_status readmodel_build(readmodel *rm, const json_t *views, rd_error *err)
     st->bulk = 1;
     json_array_foreach(views, i, v)
     {
-        const char *dom = rm->res->domain_field != NULL ? str_or_empty(json_object_get(v, rm->res->domain_field))
-                                          : "";
+        const char *dom = rm->res->domain_field != NULL
+                              ? str_or_empty(json_object_get(v, rm->res->domain_field))
+                              : "";
         readmodel_doc *d =
-            rm_doc_new(rm->res, dom,
-                       str_or_empty(json_object_get(v, rm->res->id_field)), v);
+            rm_doc_new(rm->res, dom, str_or_empty(json_object_get(v, rm->res->id_field)), v);
         if (d == NULL || rm_state_put(st, d) != 0) {
             rm_state_free(st);
             return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");

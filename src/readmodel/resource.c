@@ -5,11 +5,10 @@
 
 #include <string.h>
 
-static const char *const plugin_eq_fields[] = {"name",     "state",         "resource_type",
-                                               "provider", "registry_type", "plugin_id",
-                                               NULL};
-static const char *const plugin_sort_keys[] = {"name",     "created_at", "updated_at", "plugin_id",
-                                               "provider", "resource_type", NULL};
+static const char *const plugin_eq_fields[] = {
+    "name", "state", "resource_type", "provider", "registry_type", "plugin_id", NULL};
+static const char *const plugin_sort_keys[] = {
+    "name", "created_at", "updated_at", "plugin_id", "provider", "resource_type", NULL};
 static const char *const plugin_keyword_fields[] = {"plugin_id", "name", "provider", "labels",
                                                     NULL};
 static const char *const plugin_minimal_fields[] = {

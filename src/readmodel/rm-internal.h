@@ -86,11 +86,11 @@ typedef struct {
     uint32_t *freel;
     size_t nfree;
     size_t count;
-    rm_map keys;    /* "domain\0id" -> slot + 1 */
-    rm_map domains; /* domain -> rm_ids */
-    rm_map *eq;     /* per eq field: string value -> rm_ids */
-    rm_ids *eqarr;  /* per eq field: documents whose value is an array */
-    rm_map tri;     /* trigram -> rm_ids */
+    rm_map keys;      /* "domain\0id" -> slot + 1 */
+    rm_map domains;   /* domain -> rm_ids */
+    rm_map *eq;       /* per eq field: string value -> rm_ids */
+    rm_ids *eqarr;    /* per eq field: documents whose value is an array */
+    rm_map tri;       /* trigram -> rm_ids */
     rm_order dorder;  /* default order */
     rm_order *orders; /* per sort key */
     size_t *narray;   /* per sort key: documents whose value is an array */

@@ -210,8 +210,7 @@ int rm_trigrams(const char *s, size_t len, rm_ids *out)
 {
     for (size_t i = 0; i + 3 <= len; i++) {
         uint32_t t = (uint32_t)lower((unsigned char)s[i]) << 16 |
-                     (uint32_t)lower((unsigned char)s[i + 1]) << 8 |
-                     lower((unsigned char)s[i + 2]);
+                     (uint32_t)lower((unsigned char)s[i + 1]) << 8 | lower((unsigned char)s[i + 2]);
         if (out->n == out->cap) {
             size_t ncap = out->cap ? out->cap * 2 : 32;
             uint32_t *nv = realloc(out->v, ncap * sizeof(*nv));

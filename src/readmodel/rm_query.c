@@ -119,8 +119,8 @@ static int candidates(const rm_state *st, const query *q, const char *const *dom
         u.n = 0;
         json_array_foreach(vals, i, v)
         {
-            if (ids_append(&u, rm_map_get(&st->eq[f], json_string_value(v),
-                                          json_string_length(v))) != 0)
+            if (ids_append(
+                    &u, rm_map_get(&st->eq[f], json_string_value(v), json_string_length(v))) != 0)
                 goto done;
         }
         json_decref(vals);

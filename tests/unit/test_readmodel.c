@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,7 +123,8 @@ static void test_domain_isolation(void **state)
     readmodel *rm = NULL;
     rd_error err = {0};
     const char *d1[] = {"d1"}, *both[] = {"d1", "d2"};
-    json_t *a = plugin("d1", "same", "Shared", "ENABLED"), *b = plugin("d2", "same", "Shared", "ENABLED");
+    json_t *a = plugin("d1", "same", "Shared", "ENABLED"),
+           *b = plugin("d2", "same", "Shared", "ENABLED");
     json_t *c = plugin("d2", "other", "Other", "ENABLED"), *out;
     (void)state;
 
@@ -197,6 +200,81 @@ static void test_build_swaps_content(void **state)
     json_decref(old);
 }
 
+/* ---- readers during writes ------------------------------------------------- */
+
+typedef struct {
+    readmodel *rm;
+    atomic_int bad;
+} race_ctx;
+
+/* Each version N of a document has name "vN" and labels ["vN"]: a reader
+ * that sees a name and labels from different versions saw half a write. */
+static json_t *versioned(int n)
+{
+    char v[16];
+    snprintf(v, sizeof(v), "v%d", n);
+    return json_pack("{s:s, s:s, s:s, s:[s]}", "plugin_id", "p", "domain_id", "d", "name", v,
+                     "labels", v);
+}
+
+static void *race_reader(void *arg)
+{
+    race_ctx *c = arg;
+    query_schema schema = resource_query_schema(&resource_plugin);
+    json_t *qobj = json_pack("{s:s}", "keyword", "v");
+    query *q = NULL;
+    rd_error err = {0};
+    if (query_compile(qobj, NULL, &schema, &q, &err) != RD_OK) {
+        c->bad = 1;
+        goto done;
+    }
+    for (int i = 0; i < 2000; i++) {
+        readmodel_result r;
+        readmodel_doc *d = readmodel_get(c->rm, "d", "p");
+        if (d != NULL) {
+            const json_t *v = readmodel_doc_view(d);
+            if (strcmp(json_string_value(json_object_get(v, "name")),
+                       json_string_value(json_array_get(json_object_get(v, "labels"), 0))) != 0)
+                c->bad = 1;
+            readmodel_doc_release(d);
+        }
+        if (readmodel_query(c->rm, q, NULL, 0, &r, &err) != RD_OK || r.n != r.total_count ||
+            r.n > 1)
+            c->bad = 1;
+        readmodel_result_free(&r);
+    }
+done:
+    query_free(q);
+    json_decref(qobj);
+    return NULL;
+}
+
+static void test_readers_during_writes(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    pthread_t th[2];
+    race_ctx c = {NULL, 0};
+    atomic_init(&c.bad, 0);
+    (void)state;
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    c.rm = rm;
+    for (int t = 0; t < 2; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, race_reader, &c), 0);
+    for (int i = 0; i < 2000; i++) {
+        json_t *v = versioned(i);
+        if (i % 5 == 4)
+            readmodel_delete(rm, "d", "p");
+        else
+            assert_int_equal(readmodel_put(rm, "d", "p", v, &err), RD_OK);
+        json_decref(v);
+    }
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    assert_int_equal(c.bad, 0);
+    readmodel_destroy(rm);
+}
+
 /* ---- randomised differential test ------------------------------------------ */
 
 static unsigned rnd_state;
@@ -207,8 +285,8 @@ static unsigned rnd(unsigned n)
     return ((rnd_state >> 8) & 0xffffffu) % n;
 }
 
-static const char *const names[] = {"Alpha", "alpha", "Beta", "Gamma Ray", "delta", "ALPHABET",
-                                    "zeta", "", "Beta"};
+static const char *const names[] = {"Alpha",    "alpha", "Beta", "Gamma Ray", "delta",
+                                    "ALPHABET", "zeta",  "",     "Beta"};
 static const char *const states[] = {"ENABLED", "DISABLED"};
 static const char *const types[] = {"DataSource", "Collector", "Notification"};
 static const char *const providers[] = {"acme", "Acme", "globex", "", "initech"};
@@ -298,8 +376,9 @@ static json_t *reference(json_t *all, const char *const *domains, size_t nd)
     return arr;
 }
 
-static const char *const cond_fields[] = {"name",       "state",     "resource_type", "provider",
-                                          "created_at", "plugin_id", "labels",        "tags.priority"};
+static const char *const cond_fields[] = {"name",     "state",        "resource_type",
+                                          "provider", "created_at",   "plugin_id",
+                                          "labels",   "tags.priority"};
 
 static json_t *random_value(const char *field)
 {
@@ -382,8 +461,8 @@ static json_t *random_query(void)
                                       (int)rnd(2), "key", sort_keys[rnd(8)], "desc", (int)rnd(2)));
     }
     if (rnd(2))
-        json_object_set_new(q, "page", json_pack("{s:i, s:i}", "start", (int)rnd(6), "limit",
-                                                 (int)rnd(5)));
+        json_object_set_new(q, "page",
+                            json_pack("{s:i, s:i}", "start", (int)rnd(6), "limit", (int)rnd(5)));
     if (rnd(8) == 0)
         json_object_set_new(q, "count_only", json_true());
     if (rnd(8) == 0)
@@ -506,12 +585,11 @@ static json_t *generated_view(size_t i)
         "plugin_id", id, "name", name, "state", i % 7 ? "ENABLED" : "DISABLED", "resource_type",
         i % 2 ? "DataSource" : "Collector", "service_type", i % 2 ? "DataSource" : "Collector",
         "image", image, "provider", i % 5 ? "aws" : "google_cloud", "registry_type", "DOCKER_HUB",
-        "registry_url", "https://registry.example.com", "registry_config", "capability",
-        "template", "labels", "Monitoring", i % 2 ? "Fast" : "Slow", "tags", "team", "core",
-        "priority", (int)(i % 10), "domain_id", i % 4 ? "domain-main" : "domain-other",
-        "created_at", "2024-03-01T10:20:30.123Z", "updated_at", "2024-03-02T10:20:30.123Z",
-        "repository_info", "repository_id", "repo-local", "name", "local", "repository_type",
-        "local");
+        "registry_url", "https://registry.example.com", "registry_config", "capability", "template",
+        "labels", "Monitoring", i % 2 ? "Fast" : "Slow", "tags", "team", "core", "priority",
+        (int)(i % 10), "domain_id", i % 4 ? "domain-main" : "domain-other", "created_at",
+        "2024-03-01T10:20:30.123Z", "updated_at", "2024-03-02T10:20:30.123Z", "repository_info",
+        "repository_id", "repo-local", "name", "local", "repository_type", "local");
 }
 
 static double now_ms(void)
@@ -603,10 +681,15 @@ static void test_memory_per_plugin(void **state)
            n, t1 - t0, mid - before, (mid - before) * 1024 / (long)n, after - mid,
            (after - mid) * 1024 / (long)n);
     time_query(rm, views, "{\"page\":{\"limit\":20}}");
-    time_query(rm, views, "{\"sort\":{\"key\":\"updated_at\",\"desc\":true},\"page\":{\"limit\":20}}");
+    time_query(rm, views,
+               "{\"sort\":{\"key\":\"updated_at\",\"desc\":true},\"page\":{\"limit\":20}}");
     time_query(rm, views, "{\"keyword\":\"plugin 4242\",\"page\":{\"limit\":20}}");
-    time_query(rm, views, "{\"filter\":[{\"k\":\"provider\",\"v\":\"google_cloud\",\"o\":\"eq\"}],\"count_only\":true}");
-    time_query(rm, views, "{\"filter\":[{\"k\":\"name\",\"v\":\"^plugin 99\",\"o\":\"regex\"}],\"page\":{\"limit\":20}}");
+    time_query(rm, views,
+               "{\"filter\":[{\"k\":\"provider\",\"v\":\"google_cloud\",\"o\":\"eq\"}],\"count_"
+               "only\":true}");
+    time_query(rm, views,
+               "{\"filter\":[{\"k\":\"name\",\"v\":\"^plugin "
+               "99\",\"o\":\"regex\"}],\"page\":{\"limit\":20}}");
     json_decref(views);
     readmodel_destroy(rm);
 }
@@ -618,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_put_get_replace_delete),
         cmocka_unit_test(test_domain_isolation),
         cmocka_unit_test(test_build_swaps_content),
+        cmocka_unit_test(test_readers_during_writes),
         cmocka_unit_test(test_random_differential),
         cmocka_unit_test(test_memory_per_plugin),
     };
