@@ -24,9 +24,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catalog.h"
+#include "plugin.h"
 #include "query.h"
 #include "readmodel.h"
 #include "resource.h"
+#include "store.h"
+#include "testkit.h"
 
 static json_t *plugin(const char *domain, const char *id, const char *name, const char *state)
 {
@@ -273,6 +277,88 @@ static void test_readers_during_writes(void **state)
         pthread_join(th[t], NULL);
     assert_int_equal(c.bad, 0);
     readmodel_destroy(rm);
+}
+
+/* ---- the catalog's model of the local plugins ------------------------------- */
+
+static rd_status rename_fn(void *ud, const json_t *current, json_t **updated, rd_error *err)
+{
+    (void)err;
+    *updated = json_deep_copy(current);
+    json_object_set_new(*updated, "name", json_string(ud));
+    return RD_OK;
+}
+
+/* The model's view of (domain, id) equals plugin_view of the stored record,
+ * or both are absent. */
+static void check_view(catalog *cat, const char *domain, const char *id)
+{
+    readmodel_doc *d = catalog_plugin_view(cat, domain, id);
+    json_t *rec = NULL, *want;
+    rd_error err = {0};
+    rd_status rc = catalog_plugin_get(cat, domain, id, &rec, &err);
+    if (rc == RD_ERR_NOT_FOUND) {
+        assert_null(d);
+        return;
+    }
+    assert_int_equal(rc, RD_OK);
+    assert_non_null(d);
+    want = plugin_view(rec, catalog_local_info(cat));
+    assert_true(json_equal(want, (json_t *)readmodel_doc_view(d)));
+    json_decref(want);
+    json_decref(rec);
+    readmodel_doc_release(d);
+}
+
+static void test_catalog_keeps_model(void **state)
+{
+    char dir[64];
+    store *st = NULL;
+    catalog *cat = NULL;
+    rd_error err = {0};
+    json_t *a = plugin("d1", "p1", "One", "ENABLED"), *many = json_array();
+    readmodel_doc *d;
+    (void)state;
+
+    snprintf(dir, sizeof(dir), "/tmp/test_readmodel.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(store_open(dir, &st, &err), RD_OK);
+    assert_int_equal(catalog_open(st, "local-repo", &cat, &err), RD_OK);
+    assert_null(catalog_plugin_view(cat, "d1", "p1"));
+    assert_int_equal(catalog_plugin_insert(cat, a, &err), RD_OK);
+    check_view(cat, "d1", "p1");
+    d = catalog_plugin_view(cat, "d1", "p1");
+    assert_non_null(d);
+    assert_non_null(json_object_get(readmodel_doc_view(d), "repository_info"));
+    readmodel_doc_release(d);
+    assert_int_equal(catalog_plugin_modify(cat, "d1", "p1", rename_fn, "Renamed", NULL, &err),
+                     RD_OK);
+    check_view(cat, "d1", "p1");
+    d = catalog_plugin_view(cat, "d1", "p1");
+    assert_string_equal(json_string_value(json_object_get(readmodel_doc_view(d), "name")),
+                        "Renamed");
+    readmodel_doc_release(d);
+    json_array_append_new(many, plugin("d1", "p2", "Two", "ENABLED"));
+    json_array_append_new(many, plugin("d2", "p1", "Other", "DISABLED"));
+    assert_int_equal(catalog_plugin_insert_many(cat, many, &err), RD_OK);
+    check_view(cat, "d1", "p2");
+    check_view(cat, "d2", "p1");
+    assert_int_equal(catalog_plugin_delete(cat, "d1", "p2", &err), RD_OK);
+    assert_null(catalog_plugin_view(cat, "d1", "p2"));
+
+    /* a new open builds the model from the store */
+    catalog_close(cat);
+    store_close(st);
+    assert_int_equal(store_open(dir, &st, &err), RD_OK);
+    assert_int_equal(catalog_open(st, "local-repo", &cat, &err), RD_OK);
+    check_view(cat, "d1", "p1");
+    check_view(cat, "d2", "p1");
+    assert_null(catalog_plugin_view(cat, "d1", "p2"));
+    catalog_close(cat);
+    store_close(st);
+    testkit_rm_tree(dir);
+    json_decref(a);
+    json_decref(many);
 }
 
 /* ---- randomised differential test ------------------------------------------ */
@@ -702,6 +788,7 @@ int main(void)
         cmocka_unit_test(test_domain_isolation),
         cmocka_unit_test(test_build_swaps_content),
         cmocka_unit_test(test_readers_during_writes),
+        cmocka_unit_test(test_catalog_keeps_model),
         cmocka_unit_test(test_random_differential),
         cmocka_unit_test(test_memory_per_plugin),
     };
