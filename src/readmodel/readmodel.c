@@ -165,10 +165,12 @@ static int cmp_for_sort(const void *a, const void *b, void *arg)
 static void finish_bulk(rm_state *st)
 {
     sort_ctx c = {st, SIZE_MAX};
+    st->bulk = 0;
+    if (st->dorder.n < 2) /* qsort_r wants a non-NULL array */
+        return;
     qsort_r(st->dorder.v, st->dorder.n, sizeof(*st->dorder.v), cmp_for_sort, &c);
     for (c.k = 0; c.k < st->nsort; c.k++)
         qsort_r(st->orders[c.k].v, st->orders[c.k].n, sizeof(uint32_t), cmp_for_sort, &c);
-    st->bulk = 0;
 }
 
 /* ---- state ----------------------------------------------------------------- */

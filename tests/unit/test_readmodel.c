@@ -173,6 +173,12 @@ static void test_build_swaps_content(void **state)
     /* a later duplicate replaces the earlier one in every index */
     json_array_append_new(views, plugin("d1", "p0", "Charlie", "ENABLED"));
     assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    {
+        json_t *none = json_array(); /* an empty build is fine */
+        assert_int_equal(readmodel_build(rm, none, &err), RD_OK);
+        assert_int_equal(readmodel_count(rm), 0);
+        json_decref(none);
+    }
     assert_int_equal(readmodel_put(rm, "d1", "gone", old, &err), RD_OK);
     assert_int_equal(readmodel_build(rm, views, &err), RD_OK);
     assert_int_equal(readmodel_count(rm), 3);
