@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "readmodel.h"
 #include "status.h"
 #include "store.h"
 
@@ -55,6 +56,13 @@ rd_status catalog_plugin_insert_many(catalog *cat, const json_t *records, rd_err
  * RD_ERR_NOT_FOUND when absent (err untouched). */
 rd_status catalog_plugin_get(catalog *cat, const char *domain_id, const char *plugin_id,
                              json_t **out, rd_error *err);
+
+/* The served view of the local plugin (domain_id, plugin_id) from the
+ * catalog's read model (built at open, updated with every write): a new
+ * reference (readmodel_doc_release), or NULL when the model does not hold
+ * it - then read the store with catalog_plugin_get (the model leaves out a
+ * document it had no memory for). */
+readmodel_doc *catalog_plugin_view(catalog *cat, const char *domain_id, const char *plugin_id);
 
 /* Change callback for catalog_plugin_modify: given the current record
  * (borrowed) returns a new record in *updated, or fails. */

@@ -93,6 +93,26 @@ int query_index_only(const query *q, const char *const *fields);
 /* 1 when q asks only for total_count (query.count_only). */
 int query_is_count_only(const query *q);
 
+/* Plan accessors for callers that keep their own indexes (the read model).
+ * query_sort_key: 1 and the i-th sort key (dotted text, borrowed from q)
+ * and its direction when q has one, else 0.  query_page_window: the
+ * [*from, *to) slice of total sorted matches that q's page selects.
+ * query_keyword_words: the number of keyword words and, in *words, the
+ * words themselves (borrowed from q).  query_value_cmp: the total order
+ * over JSON values that sort uses (NULL = missing sorts as null).
+ * query_project: a new copy of doc (borrowed) as query_run would return it
+ * (the only / minimal projection applied); NULL when memory runs out. */
+int query_sort_key(const query *q, size_t i, const char **key, int *desc);
+void query_page_window(const query *q, size_t total, size_t *from, size_t *to);
+size_t query_keyword_words(const query *q, const char *const **words);
+int query_value_cmp(const json_t *a, const json_t *b);
+json_t *query_project(const query *q, const json_t *doc);
+
+/* Sorts order[0..n) - indexes into docs (borrowed) - stably by q's sort,
+ * exactly as query_run does.  RD_ERR_INTERNAL on allocation failure. */
+rd_status query_sort(const query *q, const json_t *const *docs, size_t *order, size_t n,
+                     rd_error *err);
+
 /* Looks up a dotted key ("tags.description", "labels") in doc; returns a
  * borrowed value or NULL when missing.  Through arrays of objects the key
  * reaches every element: the result is then a new array owned by the caller

@@ -53,6 +53,35 @@ static json_t *view(api_call *call, const json_t *record)
     return plugin_view(record, catalog_local_info(call->app->cat));
 }
 
+/* Finds the view of a readable local plugin: from the catalog's read model,
+ * else (a document the model left out) from the store.  *out gets a new
+ * document. */
+static rd_status find_readable_view(api_call *call, const char *plugin_id, json_t **out,
+                                    rd_error *err)
+{
+    const char *domains[MAX_DOMAINS];
+    size_t n = readable_domains(call, domains, MAX_DOMAINS);
+    for (size_t i = 0; i < n; i++) {
+        readmodel_doc *d = catalog_plugin_view(call->app->cat, domains[i], plugin_id);
+        json_t *record = NULL;
+        rd_status rc;
+        if (d != NULL) {
+            *out = json_deep_copy(readmodel_doc_view(d));
+            readmodel_doc_release(d);
+            return *out != NULL ? RD_OK : rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        }
+        rc = catalog_plugin_get(call->app->cat, domains[i], plugin_id, &record, err);
+        if (rc == RD_OK) {
+            *out = view(call, record);
+            json_decref(record);
+            return *out != NULL ? RD_OK : rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        }
+        if (rc != RD_ERR_NOT_FOUND)
+            return rc;
+    }
+    return RD_ERR_NOT_FOUND;
+}
+
 /* Answers a write that found no plugin of the caller's domain: a plugin the
  * caller can read elsewhere (a public domain) is not its to change. */
 static rd_status write_target_missing(api_call *call, const char *plugin_id, rd_error *err)
@@ -305,7 +334,10 @@ static rd_status find_plugin(api_call *call, int want_versions, json_t **out, rd
     search_local =
         repository_id == NULL || strcmp(repository_id, catalog_local_id(call->app->cat)) == 0;
     search_remote = !search_local || repository_id == NULL;
-    rc = search_local ? find_readable(call, plugin_id, &record, err) : RD_ERR_NOT_FOUND;
+    if (search_local && !want_versions)
+        rc = find_readable_view(call, plugin_id, &doc, err);
+    else
+        rc = search_local ? find_readable(call, plugin_id, &record, err) : RD_ERR_NOT_FOUND;
     if (rc == RD_ERR_NOT_FOUND && search_remote)
         return federation_find_plugin(call, plugin_id, repository_id, want_versions,
                                       want_versions ? remote_versions_done : remote_get_done, NULL,
@@ -319,7 +351,8 @@ static rd_status find_plugin(api_call *call, int want_versions, json_t **out, rd
         json_decref(record);
         return rc;
     }
-    doc = view(call, record);
+    if (doc == NULL)
+        doc = view(call, record);
     json_decref(record);
     rc = api_project_only(json_object_get(call->body, "only"), &query_schema_plugin, &doc, err);
     if (rc != RD_OK) {

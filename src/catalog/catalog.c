@@ -9,6 +9,13 @@
  *
  * Every plugin write queues the record and its index changes in one batch,
  * under the write lock, so the index always describes the stored records.
+ *
+ * The catalog also owns the read model of the local plugins' views
+ * (readmodel.h), built at open from the stored records and updated under the
+ * same write lock right after each successful store write, so a read after
+ * an acknowledged write sees it.  When the model cannot take a document
+ * (memory), the document is dropped from it and readers fall back to the
+ * store.
  */
 #include "catalog.h"
 
@@ -20,6 +27,8 @@
 #include "log.h"
 #include "plugin.h"
 #include "query.h"
+#include "readmodel.h"
+#include "resource.h"
 #include "util.h"
 
 #define KEY_MAX 1024
@@ -30,7 +39,30 @@ struct catalog {
     char local_id[32];
     json_t *local_record; /* full RepositoryInfo */
     json_t *local_info;   /* {repository_id, name, repository_type} */
+    readmodel *rm;        /* the local plugins' views */
 };
+
+/* Puts the view of record (borrowed) into the read model; on failure the
+ * document is left out, so that readers use the store.  Under the write
+ * lock. */
+static void model_put(catalog *cat, const json_t *record)
+{
+    const char *domain_id = json_string_value(json_object_get(record, "domain_id"));
+    const char *plugin_id = json_string_value(json_object_get(record, "plugin_id"));
+    json_t *view = plugin_view(record, cat->local_info);
+    rd_error err = {0};
+    if (domain_id == NULL || plugin_id == NULL)
+        goto done;
+    if (view == NULL || readmodel_put(cat->rm, domain_id, plugin_id, view, &err) != RD_OK) {
+        LOG_ERROR("catalog: read model could not take plugin %s/%s: out of memory", domain_id,
+                  plugin_id);
+        readmodel_delete(cat->rm, domain_id, plugin_id);
+    }
+done:
+    json_decref(view);
+}
+
+static rd_status model_build(catalog *cat, rd_error *err);
 
 static const char META_LOCAL_ID[] = "local_repository_id";
 
@@ -106,6 +138,8 @@ rd_status catalog_open(store *st, const char *local_name, catalog **out, rd_erro
     rc = ensure_local(cat, local_name, err);
     if (rc == RD_OK)
         rc = pindex_ensure(st, err);
+    if (rc == RD_OK)
+        rc = model_build(cat, err);
     if (rc != RD_OK) {
         catalog_close(cat);
         return rc;
@@ -120,6 +154,7 @@ void catalog_close(catalog *cat)
         return;
     json_decref(cat->local_record);
     json_decref(cat->local_info);
+    readmodel_destroy(cat->rm);
     pthread_mutex_destroy(&cat->write_lock);
     free(cat);
 }
@@ -179,6 +214,8 @@ rd_status catalog_plugin_insert(catalog *cat, const json_t *record, rd_error *er
     store_batch_put_json(b, STORE_CF_PLUGINS, key, klen, record);
     pindex_put_changes(b, domain_id, plugin_id, NULL, record);
     rc = store_write(cat->st, b, err);
+    if (rc == RD_OK)
+        model_put(cat, record);
 done:
     pthread_mutex_unlock(&cat->write_lock);
     store_batch_free(b);
@@ -245,12 +282,19 @@ rd_status catalog_plugin_insert_many(catalog *cat, const json_t *records, rd_err
         pindex_put_changes(b, domain_id, plugin_id, NULL, rec);
     }
     rc = store_write(cat->st, b, err);
+    for (size_t i = 0; rc == RD_OK && i < n; i++)
+        model_put(cat, json_array_get(records, i));
 done:
     if (locked)
         pthread_mutex_unlock(&cat->write_lock);
     store_batch_free(b);
     free(refs);
     return rc;
+}
+
+readmodel_doc *catalog_plugin_view(catalog *cat, const char *domain_id, const char *plugin_id)
+{
+    return readmodel_get(cat->rm, domain_id, plugin_id);
 }
 
 rd_status catalog_plugin_get(catalog *cat, const char *domain_id, const char *plugin_id,
@@ -301,6 +345,8 @@ rd_status catalog_plugin_modify(catalog *cat, const char *domain_id, const char 
     store_batch_put_json(b, STORE_CF_PLUGINS, key, klen, next);
     pindex_put_changes(b, domain_id, plugin_id, cur, next);
     rc = store_write(cat->st, b, err);
+    if (rc == RD_OK)
+        model_put(cat, next);
     if (rc == RD_OK && out != NULL) {
         *out = next;
         next = NULL;
@@ -343,6 +389,8 @@ rd_status catalog_plugin_delete(catalog *cat, const char *domain_id, const char 
     store_batch_delete(b, STORE_CF_PLUGINS, key, klen);
     pindex_put_changes(b, domain_id, plugin_id, rec, NULL);
     rc = store_write(cat->st, b, err);
+    if (rc == RD_OK)
+        readmodel_delete(cat->rm, domain_id, plugin_id);
 done:
     pthread_mutex_unlock(&cat->write_lock);
     json_decref(rec);
@@ -370,6 +418,40 @@ static int collect_one(void *ud, const char *key, size_t klen, const char *val, 
     }
     json_array_append_new(cs->arr, rec);
     return 0;
+}
+
+/* Builds the read model from every stored local plugin record. */
+static rd_status model_build(catalog *cat, rd_error *err)
+{
+    char prefix[2] = {'L', '\0'};
+    json_t *records = json_array(), *views = json_array(), *rec;
+    size_t i;
+    rd_status rc = readmodel_create(&resource_plugin, &cat->rm, err);
+    collect_state cs = {records, 0};
+    if (rc != RD_OK)
+        goto done;
+    if (records == NULL || views == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
+    rc = store_scan(cat->st, STORE_CF_PLUGINS, prefix, 2, collect_one, &cs, err);
+    if (rc != RD_OK)
+        goto done;
+    json_array_foreach(records, i, rec)
+    {
+        json_t *v = plugin_view(rec, cat->local_info);
+        if (v == NULL || json_array_append_new(views, v) != 0) {
+            rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+            goto done;
+        }
+    }
+    rc = readmodel_build(cat->rm, views, err);
+    if (rc == RD_OK)
+        LOG_INFO("catalog: read model holds %zu local plugins", readmodel_count(cat->rm));
+done:
+    json_decref(records);
+    json_decref(views);
+    return rc;
 }
 
 rd_status catalog_plugin_collect(catalog *cat, const char *domain_id, json_t *arr, rd_error *err)

@@ -99,3 +99,42 @@ int query_index_only(const query *q, const char *const *fields)
     }
     return 1;
 }
+
+/* ---- plan accessors ------------------------------------------------------ */
+
+int query_sort_key(const query *q, size_t i, const char **key, int *desc)
+{
+    if (i >= q->sort.nkeys)
+        return 0;
+    *key = q->sort.keys[i].path.text;
+    *desc = q->sort.keys[i].desc;
+    return 1;
+}
+
+void query_page_window(const query *q, size_t total, size_t *from, size_t *to)
+{
+    qpage_slice(&q->page, total, from, to);
+}
+
+size_t query_keyword_words(const query *q, const char *const **words)
+{
+    *words = (const char *const *)q->words;
+    return q->nwords;
+}
+
+int query_value_cmp(const json_t *a, const json_t *b)
+{
+    return qjson_cmp(a, b);
+}
+
+json_t *query_project(const query *q, const json_t *doc)
+{
+    return q->proj != NULL && json_is_object(doc) ? qi_proj_object(doc, q->proj)
+                                                  : json_deep_copy(doc);
+}
+
+rd_status query_sort(const query *q, const json_t *const *docs, size_t *order, size_t n,
+                     rd_error *err)
+{
+    return qsort_order(&q->sort, docs, order, n, err);
+}

@@ -1,0 +1,87 @@
+/*
+ * readmodel.h - the in-memory read model of one tier of documents (the
+ * local domains' plugins, or one remote repository's cached catalog).
+ *
+ * A model keeps, for every document of its resource (include/resource.h):
+ * the view clients see as an immutable JSON tree and as ready bytes, and
+ * indexes over it: postings per string value of each eq field and per
+ * domain, a trigram index over the keyword fields, a kept order per sort
+ * key and the default order.  A list query is answered from those indexes
+ * and query_match on the candidates only, with results exactly those of
+ * query_run over the same documents in default order.
+ *
+ * Documents are keyed by (domain, id); the remote tier uses domain "".
+ *
+ * Thread safety: every function may be called from several threads at
+ * once; writers are serialised by an internal lock and a reader never sees
+ * half a write.  Documents handed out (readmodel_doc) are immutable and
+ * reference-counted, so they stay valid after a later write replaces them.
+ */
+#ifndef REPOD_READMODEL_H
+#define REPOD_READMODEL_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "query.h"
+#include "resource.h"
+#include "status.h"
+
+typedef struct readmodel readmodel;
+typedef struct readmodel_doc readmodel_doc;
+
+/* A new empty model of resource res (borrowed; use a static description).
+ * RD_ERR_INTERNAL when memory runs out. */
+rd_status readmodel_create(const resource_desc *res, readmodel **out, rd_error *err);
+void readmodel_destroy(readmodel *rm);
+
+/* Inserts or replaces the document (domain, id) with a copy of view (a JSON
+ * object, borrowed).  RD_ERR_INTERNAL when memory runs out (the document
+ * is then absent: an old version of it is gone). */
+rd_status readmodel_put(readmodel *rm, const char *domain, const char *id, const json_t *view,
+                        rd_error *err);
+
+/* Removes (domain, id); 1 when it was there, 0 when not. */
+int readmodel_delete(readmodel *rm, const char *domain, const char *id);
+
+/* Replaces the whole content by views (a JSON array of objects, borrowed),
+ * each keyed by its resource domain_field and id_field (a missing or
+ * non-string value counts as ""; a later duplicate replaces an earlier
+ * one).  The new content is built aside and swapped in at once. */
+rd_status readmodel_build(readmodel *rm, const json_t *views, rd_error *err);
+
+/* The number of documents. */
+size_t readmodel_count(readmodel *rm);
+
+/* A new reference to the document (domain, id), or NULL when absent. */
+readmodel_doc *readmodel_get(readmodel *rm, const char *domain, const char *id);
+
+/* The view (borrowed, immutable: never modify it) and its compact JSON
+ * serialisation (borrowed, NUL-terminated, *len bytes) of a document. */
+const json_t *readmodel_doc_view(const readmodel_doc *d);
+const char *readmodel_doc_bytes(const readmodel_doc *d, size_t *len);
+void readmodel_doc_release(readmodel_doc *d);
+
+/* The answer of readmodel_query: the page of matching documents in order
+ * (new references) and the number of matches before paging. */
+typedef struct {
+    readmodel_doc **docs;
+    size_t n;
+    size_t total_count;
+} readmodel_result;
+
+/* Runs list query q (compiled with resource_query_schema of the model's
+ * resource) over the documents of the given domains (domains[0..ndomains);
+ * domains NULL = every document).  Fills *out (free with
+ * readmodel_result_free); count_only gives no documents.  RD_ERR_INTERNAL
+ * when memory runs out. */
+rd_status readmodel_query(readmodel *rm, const query *q, const char *const *domains,
+                          size_t ndomains, readmodel_result *out, rd_error *err);
+void readmodel_result_free(readmodel_result *r);
+
+/* readmodel_query, answered in query_run's shape: a new object
+ * {"results": [...], "total_count": N} with projected copies. */
+rd_status readmodel_query_json(readmodel *rm, const query *q, const char *const *domains,
+                               size_t ndomains, json_t **out, rd_error *err);
+
+#endif

@@ -1,0 +1,350 @@
+/*
+ * rm_query.c - list queries over a read model: candidates from postings
+ * (domains, eq / in over the eq fields) and the keyword trigram index,
+ * query_match on the candidates unless the postings alone are exact, then
+ * the requested order from a kept order (one kept sort key, or none) or
+ * the query engine's own sort, and the page.  The answer equals query_run
+ * over the same documents in default order.
+ */
+#include "rm-internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A sorted set that may stand for "every document". */
+typedef struct {
+    rm_ids s;
+    int all;
+} cset;
+
+static int ids_push(rm_ids *s, uint32_t id)
+{
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 64;
+        uint32_t *nv = realloc(s->v, ncap * sizeof(*nv));
+        if (nv == NULL)
+            return -1;
+        s->v = nv;
+        s->cap = ncap;
+    }
+    s->v[s->n++] = id;
+    return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* *dst = *dst AND src (src sorted); dst->all becomes 0. */
+static int cset_and(cset *dst, const rm_ids *src)
+{
+    rm_ids out = {0};
+    if (dst->all) {
+        for (size_t i = 0; i < src->n; i++)
+            if (ids_push(&out, src->v[i]) != 0)
+                goto fail;
+    } else {
+        size_t i = 0, j = 0;
+        while (i < dst->s.n && j < src->n) {
+            if (dst->s.v[i] < src->v[j])
+                i++;
+            else if (dst->s.v[i] > src->v[j])
+                j++;
+            else {
+                if (ids_push(&out, dst->s.v[i]) != 0)
+                    goto fail;
+                i++;
+                j++;
+            }
+        }
+    }
+    free(dst->s.v);
+    dst->s = out;
+    dst->all = 0;
+    return 0;
+fail:
+    free(out.v);
+    return -1;
+}
+
+/* Sorts and deduplicates u in place. */
+static void ids_normalise(rm_ids *u)
+{
+    size_t w = 0;
+    if (u->n > 1)
+        qsort(u->v, u->n, sizeof(*u->v), cmp_u32);
+    for (size_t i = 0; i < u->n; i++)
+        if (w == 0 || u->v[w - 1] != u->v[i])
+            u->v[w++] = u->v[i];
+    u->n = w;
+}
+
+static int ids_append(rm_ids *u, const rm_ids *p)
+{
+    for (size_t i = 0; p != NULL && i < p->n; i++)
+        if (ids_push(u, p->v[i]) != 0)
+            return -1;
+    return 0;
+}
+
+/* Narrows c by every index the query allows. */
+static int candidates(const rm_state *st, const query *q, const char *const *domains,
+                      size_t ndomains, cset *c)
+{
+    rm_ids u = {0};
+    json_t *vals = NULL;
+    const char *const *words;
+    size_t nwords;
+    int rc = -1;
+
+    c->all = 1;
+    if (domains != NULL) {
+        for (size_t i = 0; i < ndomains; i++)
+            if (ids_append(&u, rm_map_get(&st->domains, domains[i], strlen(domains[i]))) != 0)
+                goto done;
+        ids_normalise(&u);
+        if (cset_and(c, &u) != 0)
+            goto done;
+    }
+    for (size_t f = 0; f < st->neq; f++) {
+        size_t i;
+        const json_t *v;
+        int r = query_index_values(q, st->res->eq_fields[f], &vals);
+        if (r < 0)
+            goto done;
+        if (r == 0)
+            continue;
+        u.n = 0;
+        json_array_foreach(vals, i, v)
+        {
+            if (ids_append(
+                    &u, rm_map_get(&st->eq[f], json_string_value(v), json_string_length(v))) != 0)
+                goto done;
+        }
+        json_decref(vals);
+        vals = NULL;
+        /* an array value may match through several elements */
+        if (ids_append(&u, &st->eqarr[f]) != 0)
+            goto done;
+        ids_normalise(&u);
+        if (cset_and(c, &u) != 0)
+            goto done;
+    }
+    nwords = query_keyword_words(q, &words);
+    for (size_t w = 0; st->kw_indexable && w < nwords; w++) {
+        u.n = 0;
+        if (rm_trigrams(words[w], strlen(words[w]), &u) != 0)
+            goto done;
+        for (size_t t = 0; t < u.n; t++) {
+            static const rm_ids none = {0};
+            char key[3] = {(char)(u.v[t] >> 16), (char)(u.v[t] >> 8), (char)u.v[t]};
+            const rm_ids *p = rm_map_get(&st->tri, key, 3);
+            if (cset_and(c, p != NULL ? p : &none) != 0)
+                goto done;
+        }
+    }
+    rc = 0;
+done:
+    json_decref(vals);
+    free(u.v);
+    return rc;
+}
+
+/* ---- ordering -------------------------------------------------------------- */
+
+typedef struct {
+    const rm_state *st;
+    size_t k; /* SIZE_MAX = default order */
+    int desc;
+} ord_ctx;
+
+static int cmp_slots(const void *a, const void *b, void *arg)
+{
+    const ord_ctx *o = arg;
+    const readmodel_doc *x = o->st->slot[*(const uint32_t *)a];
+    const readmodel_doc *y = o->st->slot[*(const uint32_t *)b];
+    int c = 0;
+    if (o->k != SIZE_MAX) {
+        c = query_value_cmp(x->sortv[o->k], y->sortv[o->k]);
+        if (o->desc)
+            c = -c;
+    }
+    return c != 0 ? c : rm_cmp_default(o->st, x, y);
+}
+
+/* Puts matched (in slot order) into the query's order: a kept order when
+ * the sort is one kept key (or none) without array values, else the query
+ * engine's sort over the matches in default order.  On return *order holds
+ * at least the first `to` matches in order (possibly all). */
+static int order_matches(const rm_state *st, const query *q, rm_ids *matched, size_t to,
+                         rm_ids *ordered, rd_error *err)
+{
+    const char *key, *key2;
+    int desc = 0, desc2;
+    ord_ctx o = {st, SIZE_MAX, 0};
+    const rm_order *kept = &st->dorder;
+    unsigned char *mark = NULL;
+    size_t *idx = NULL;
+    const json_t **docs = NULL;
+    int rc = -1;
+
+    if (query_sort_key(q, 0, &key, &desc)) {
+        size_t k;
+        for (k = 0; k < st->nsort; k++)
+            if (strcmp(st->res->sort_keys[k], key) == 0)
+                break;
+        if (k == st->nsort || st->narray[k] > 0 || query_sort_key(q, 1, &key2, &desc2))
+            goto general;
+        o.k = k;
+        o.desc = desc;
+        kept = &st->orders[k];
+    }
+    if (matched->n * 16 < st->count) { /* few matches: sort them */
+        qsort_r(matched->v, matched->n, sizeof(*matched->v), cmp_slots, &o);
+        *ordered = *matched;
+        memset(matched, 0, sizeof(*matched));
+        return 0;
+    }
+    /* many matches: walk the kept order until the page is full */
+    mark = calloc(st->nslots ? st->nslots : 1, 1);
+    if (mark == NULL)
+        goto done;
+    for (size_t i = 0; i < matched->n; i++)
+        mark[matched->v[i]] = 1;
+    if (!o.desc) {
+        for (size_t i = 0; i < kept->n && ordered->n < to; i++)
+            if (mark[kept->v[i]] && ids_push(ordered, kept->v[i]) != 0)
+                goto done;
+    } else {
+        /* descending: groups of equal values from the end, each group in
+         * default order (what a stable sort of the default order gives) */
+        size_t i = kept->n;
+        while (i > 0 && ordered->n < to) {
+            size_t j = i - 1;
+            const json_t *v = st->slot[kept->v[j]]->sortv[o.k];
+            while (j > 0 && query_value_cmp(st->slot[kept->v[j - 1]]->sortv[o.k], v) == 0)
+                j--;
+            for (size_t g = j; g < i && ordered->n < to; g++)
+                if (mark[kept->v[g]] && ids_push(ordered, kept->v[g]) != 0)
+                    goto done;
+            i = j;
+        }
+    }
+    rc = 0;
+    goto done;
+general:
+    o.k = SIZE_MAX;
+    qsort_r(matched->v, matched->n, sizeof(*matched->v), cmp_slots, &o);
+    idx = malloc((matched->n ? matched->n : 1) * sizeof(*idx));
+    docs = malloc((matched->n ? matched->n : 1) * sizeof(*docs));
+    if (idx == NULL || docs == NULL)
+        goto done;
+    for (size_t i = 0; i < matched->n; i++) {
+        idx[i] = i;
+        docs[i] = st->slot[matched->v[i]]->view;
+    }
+    if (query_sort(q, docs, idx, matched->n, err) != RD_OK)
+        goto done;
+    for (size_t i = 0; i < matched->n; i++)
+        if (ids_push(ordered, matched->v[idx[i]]) != 0)
+            goto done;
+    rc = 0;
+done:
+    free(mark);
+    free(idx);
+    free(docs);
+    return rc;
+}
+
+/* ---- entry points ---------------------------------------------------------- */
+
+rd_status readmodel_query(readmodel *rm, const query *q, const char *const *domains,
+                          size_t ndomains, readmodel_result *out, rd_error *err)
+{
+    rm_state *st;
+    cset c = {{0}, 1};
+    rm_ids matched = {0}, ordered = {0};
+    size_t from, to, n;
+    int exact;
+    rd_status rc = RD_OK;
+
+    memset(out, 0, sizeof(*out));
+    pthread_rwlock_rdlock(&rm->lock);
+    st = rm->st;
+    if (candidates(st, q, domains, ndomains, &c) != 0)
+        goto oom;
+    /* The postings are exact when the query only constrains eq fields, but
+     * a document holding an array there is still matched in full. */
+    exact = query_index_only(q, st->res->eq_fields);
+    n = c.all ? st->nslots : c.s.n;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t s = c.all ? (uint32_t)i : c.s.v[i];
+        const readmodel_doc *d = st->slot[s];
+        if (d != NULL && ((exact && !d->eq_array) || query_match(q, d->view)) &&
+            ids_push(&matched, s) != 0)
+            goto oom;
+    }
+    out->total_count = matched.n;
+    if (query_is_count_only(q) || matched.n == 0)
+        goto done;
+    query_page_window(q, matched.n, &from, &to);
+    if (from >= to)
+        goto done;
+    if (order_matches(st, q, &matched, to, &ordered, err) != 0)
+        goto oom;
+    out->docs = calloc(to - from, sizeof(*out->docs));
+    if (out->docs == NULL)
+        goto oom;
+    for (size_t i = from; i < to && i < ordered.n; i++) {
+        out->docs[out->n] = st->slot[ordered.v[i]];
+        rm_doc_ref(out->docs[out->n++]);
+    }
+    goto done;
+oom:
+    readmodel_result_free(out);
+    rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+done:
+    pthread_rwlock_unlock(&rm->lock);
+    free(c.s.v);
+    free(matched.v);
+    free(ordered.v);
+    return rc;
+}
+
+void readmodel_result_free(readmodel_result *r)
+{
+    for (size_t i = 0; r->docs != NULL && i < r->n; i++)
+        readmodel_doc_release(r->docs[i]);
+    free(r->docs);
+    memset(r, 0, sizeof(*r));
+}
+
+rd_status readmodel_query_json(readmodel *rm, const query *q, const char *const *domains,
+                               size_t ndomains, json_t **out, rd_error *err)
+{
+    readmodel_result r;
+    json_t *results = NULL;
+    rd_status rc = readmodel_query(rm, q, domains, ndomains, &r, err);
+    *out = NULL;
+    if (rc != RD_OK)
+        return rc;
+    results = json_array();
+    if (results == NULL)
+        goto oom;
+    for (size_t i = 0; i < r.n; i++)
+        if (json_array_append_new(results, query_project(q, r.docs[i]->view)) != 0)
+            goto oom;
+    *out = json_pack("{s:o, s:I}", "results", results, "total_count", (json_int_t)r.total_count);
+    results = NULL;
+    if (*out == NULL)
+        goto oom;
+    goto done;
+oom:
+    rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+done:
+    json_decref(results);
+    readmodel_result_free(&r);
+    return rc;
+}

@@ -1,0 +1,802 @@
+/*
+ * test_readmodel.c - unit tests of the in-memory read model
+ * (src/readmodel/, include/readmodel.h, include/resource.h).
+ *
+ * The main property: for random catalogs over several domains, random
+ * writes (insert / replace / delete) interleaved with random queries, every
+ * readmodel_query_json answer equals query_run over the reference documents
+ * of the readable domains in default order (results, their order and
+ * total_count).  Random tests print their seed; set REPOD_TEST_SEED to
+ * replay one.  REPOD_RM_MEASURE=N additionally builds N generated plugins
+ * and prints the resident memory they take.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "plugin.h"
+#include "query.h"
+#include "readmodel.h"
+#include "resource.h"
+#include "store.h"
+#include "testkit.h"
+
+static json_t *plugin(const char *domain, const char *id, const char *name, const char *state)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[s], s:s, s:s}", "plugin_id", id,
+                     "domain_id", domain, "name", name, "state", state, "resource_type",
+                     "DataSource", "provider", "acme", "labels", "Fast", "created_at",
+                     "2024-01-01T00:00:00.000Z", "updated_at", "2024-01-02T00:00:00.000Z");
+}
+
+static json_t *run_rm(readmodel *rm, const char *qtext, const char *const *domains, size_t nd)
+{
+    rd_error err = {0};
+    json_error_t jerr;
+    json_t *qobj = json_loads(qtext, 0, &jerr), *out = NULL;
+    query *q = NULL;
+    query_schema schema = resource_query_schema(&resource_plugin);
+    assert_non_null(qobj);
+    assert_int_equal(query_compile(qobj, NULL, &schema, &q, &err), RD_OK);
+    assert_int_equal(readmodel_query_json(rm, q, domains, nd, &out, &err), RD_OK);
+    query_free(q);
+    json_decref(qobj);
+    return out;
+}
+
+static void test_schema_from_description(void **state)
+{
+    query_schema s = resource_query_schema(&resource_plugin);
+    (void)state;
+    for (size_t i = 0;; i++) {
+        assert_true((s.keyword_fields[i] == NULL) ==
+                    (query_schema_plugin.keyword_fields[i] == NULL));
+        if (s.keyword_fields[i] == NULL)
+            break;
+        assert_string_equal(s.keyword_fields[i], query_schema_plugin.keyword_fields[i]);
+    }
+    for (size_t i = 0;; i++) {
+        assert_true((s.minimal_fields[i] == NULL) ==
+                    (query_schema_plugin.minimal_fields[i] == NULL));
+        if (s.minimal_fields[i] == NULL)
+            break;
+        assert_string_equal(s.minimal_fields[i], query_schema_plugin.minimal_fields[i]);
+    }
+    assert_string_equal(resource_plugin.id_field, "plugin_id");
+    assert_true(resource_has_key(resource_plugin.sort_keys, "created_at"));
+    assert_false(resource_has_key(resource_plugin.sort_keys, "labels"));
+}
+
+static void test_put_get_replace_delete(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *v1 = plugin("d1", "p1", "One", "ENABLED"), *v2 = plugin("d1", "p1", "Uno", "ENABLED");
+    readmodel_doc *old, *cur;
+    size_t len;
+    char *expect;
+    (void)state;
+
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    assert_null(readmodel_get(rm, "d1", "p1"));
+    assert_int_equal(readmodel_put(rm, "d1", "p1", v1, &err), RD_OK);
+    assert_int_equal(readmodel_count(rm), 1);
+    old = readmodel_get(rm, "d1", "p1");
+    assert_non_null(old);
+    expect = json_dumps(v1, JSON_COMPACT);
+    assert_string_equal(readmodel_doc_bytes(old, &len), expect);
+    assert_int_equal(len, strlen(expect));
+    free(expect);
+    assert_true(json_equal((json_t *)readmodel_doc_view(old), v1));
+    /* the model keeps its own copy: changing the caller's view changes nothing */
+    json_object_set_new(v1, "name", json_string("Changed"));
+    assert_string_equal(json_string_value(json_object_get(readmodel_doc_view(old), "name")), "One");
+
+    assert_int_equal(readmodel_put(rm, "d1", "p1", v2, &err), RD_OK);
+    assert_int_equal(readmodel_count(rm), 1);
+    cur = readmodel_get(rm, "d1", "p1");
+    assert_string_equal(json_string_value(json_object_get(readmodel_doc_view(cur), "name")), "Uno");
+    /* a reader holding the old version still sees it whole */
+    assert_string_equal(json_string_value(json_object_get(readmodel_doc_view(old), "name")), "One");
+    assert_null(readmodel_get(rm, "d2", "p1"));
+
+    assert_int_equal(readmodel_delete(rm, "d1", "p1"), 1);
+    assert_int_equal(readmodel_delete(rm, "d1", "p1"), 0);
+    assert_null(readmodel_get(rm, "d1", "p1"));
+    assert_int_equal(readmodel_count(rm), 0);
+    readmodel_doc_release(old);
+    readmodel_doc_release(cur);
+    readmodel_destroy(rm);
+    json_decref(v1);
+    json_decref(v2);
+}
+
+static void test_domain_isolation(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    const char *d1[] = {"d1"}, *both[] = {"d1", "d2"};
+    json_t *a = plugin("d1", "same", "Shared", "ENABLED"),
+           *b = plugin("d2", "same", "Shared", "ENABLED");
+    json_t *c = plugin("d2", "other", "Other", "ENABLED"), *out;
+    (void)state;
+
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d1", "same", a, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d2", "same", b, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d2", "other", c, &err), RD_OK);
+
+    out = run_rm(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"Shared\",\"o\":\"eq\"}]}", d1, 1);
+    assert_int_equal(json_integer_value(json_object_get(out, "total_count")), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(out, "results"), 0), "domain_id")),
+                        "d1");
+    json_decref(out);
+    out = run_rm(rm, "{\"keyword\":\"oth\"}", d1, 1);
+    assert_int_equal(json_integer_value(json_object_get(out, "total_count")), 0);
+    json_decref(out);
+    out = run_rm(rm, "{\"count_only\":true}", both, 2);
+    assert_int_equal(json_integer_value(json_object_get(out, "total_count")), 3);
+    assert_int_equal(json_array_size(json_object_get(out, "results")), 0);
+    json_decref(out);
+    out = run_rm(rm, "{}", NULL, 0);
+    assert_int_equal(json_integer_value(json_object_get(out, "total_count")), 3);
+    json_decref(out);
+    readmodel_destroy(rm);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+}
+
+static void test_build_swaps_content(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *views = json_array(), *old = plugin("d1", "gone", "Gone", "ENABLED"), *out;
+    readmodel_doc *d;
+    (void)state;
+
+    json_array_append_new(views, plugin("d1", "p2", "Bravo", "ENABLED"));
+    json_array_append_new(views, plugin("d2", "p1", "Alpha", "DISABLED"));
+    json_array_append_new(views, plugin("d1", "p0", "Zulu", "ENABLED"));
+    /* a later duplicate replaces the earlier one in every index */
+    json_array_append_new(views, plugin("d1", "p0", "Charlie", "ENABLED"));
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    {
+        json_t *none = json_array(); /* an empty build is fine */
+        assert_int_equal(readmodel_build(rm, none, &err), RD_OK);
+        assert_int_equal(readmodel_count(rm), 0);
+        json_decref(none);
+    }
+    assert_int_equal(readmodel_put(rm, "d1", "gone", old, &err), RD_OK);
+    assert_int_equal(readmodel_build(rm, views, &err), RD_OK);
+    assert_int_equal(readmodel_count(rm), 3);
+    assert_null(readmodel_get(rm, "d1", "gone"));
+    d = readmodel_get(rm, "d2", "p1");
+    assert_non_null(d);
+    readmodel_doc_release(d);
+    /* default order: name, then plugin_id, then domain_id */
+    out = run_rm(rm, "{}", NULL, 0);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(out, "results"), 0), "name")),
+                        "Alpha");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(out, "results"), 2), "name")),
+                        "Charlie");
+    assert_int_equal(json_integer_value(json_object_get(out, "total_count")), 3);
+    json_decref(out);
+    out = run_rm(rm, "{\"sort\":{\"key\":\"name\",\"desc\":true}}", NULL, 0);
+    assert_int_equal(json_array_size(json_object_get(out, "results")), 3);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(out, "results"), 0), "name")),
+                        "Charlie");
+    json_decref(out);
+    out = run_rm(rm, "{\"keyword\":\"zul\"}", NULL, 0);
+    assert_int_equal(json_integer_value(json_object_get(out, "total_count")), 0);
+    json_decref(out);
+    readmodel_destroy(rm);
+    json_decref(views);
+    json_decref(old);
+}
+
+/* ---- readers during writes ------------------------------------------------- */
+
+typedef struct {
+    readmodel *rm;
+    atomic_int bad;
+} race_ctx;
+
+/* Each version N of a document has name "vN" and labels ["vN"]: a reader
+ * that sees a name and labels from different versions saw half a write. */
+static json_t *versioned(int n)
+{
+    char v[16];
+    snprintf(v, sizeof(v), "v%d", n);
+    return json_pack("{s:s, s:s, s:s, s:[s]}", "plugin_id", "p", "domain_id", "d", "name", v,
+                     "labels", v);
+}
+
+static void *race_reader(void *arg)
+{
+    race_ctx *c = arg;
+    query_schema schema = resource_query_schema(&resource_plugin);
+    json_t *qobj = json_pack("{s:s}", "keyword", "v");
+    query *q = NULL;
+    rd_error err = {0};
+    if (query_compile(qobj, NULL, &schema, &q, &err) != RD_OK) {
+        c->bad = 1;
+        goto done;
+    }
+    for (int i = 0; i < 2000; i++) {
+        readmodel_result r;
+        readmodel_doc *d = readmodel_get(c->rm, "d", "p");
+        if (d != NULL) {
+            const json_t *v = readmodel_doc_view(d);
+            if (strcmp(json_string_value(json_object_get(v, "name")),
+                       json_string_value(json_array_get(json_object_get(v, "labels"), 0))) != 0)
+                c->bad = 1;
+            readmodel_doc_release(d);
+        }
+        if (readmodel_query(c->rm, q, NULL, 0, &r, &err) != RD_OK || r.n != r.total_count ||
+            r.n > 1)
+            c->bad = 1;
+        readmodel_result_free(&r);
+    }
+done:
+    query_free(q);
+    json_decref(qobj);
+    return NULL;
+}
+
+static void test_readers_during_writes(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    pthread_t th[2];
+    race_ctx c = {NULL, 0};
+    atomic_init(&c.bad, 0);
+    (void)state;
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    c.rm = rm;
+    for (int t = 0; t < 2; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, race_reader, &c), 0);
+    for (int i = 0; i < 2000; i++) {
+        json_t *v = versioned(i);
+        if (i % 5 == 4)
+            readmodel_delete(rm, "d", "p");
+        else
+            assert_int_equal(readmodel_put(rm, "d", "p", v, &err), RD_OK);
+        json_decref(v);
+    }
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    assert_int_equal(c.bad, 0);
+    readmodel_destroy(rm);
+}
+
+/* ---- the catalog's model of the local plugins ------------------------------- */
+
+static rd_status rename_fn(void *ud, const json_t *current, json_t **updated, rd_error *err)
+{
+    (void)err;
+    *updated = json_deep_copy(current);
+    json_object_set_new(*updated, "name", json_string(ud));
+    return RD_OK;
+}
+
+/* The model's view of (domain, id) equals plugin_view of the stored record,
+ * or both are absent. */
+static void check_view(catalog *cat, const char *domain, const char *id)
+{
+    readmodel_doc *d = catalog_plugin_view(cat, domain, id);
+    json_t *rec = NULL, *want;
+    rd_error err = {0};
+    rd_status rc = catalog_plugin_get(cat, domain, id, &rec, &err);
+    if (rc == RD_ERR_NOT_FOUND) {
+        assert_null(d);
+        return;
+    }
+    assert_int_equal(rc, RD_OK);
+    assert_non_null(d);
+    want = plugin_view(rec, catalog_local_info(cat));
+    assert_true(json_equal(want, (json_t *)readmodel_doc_view(d)));
+    json_decref(want);
+    json_decref(rec);
+    readmodel_doc_release(d);
+}
+
+static void test_catalog_keeps_model(void **state)
+{
+    char dir[64];
+    store *st = NULL;
+    catalog *cat = NULL;
+    rd_error err = {0};
+    json_t *a = plugin("d1", "p1", "One", "ENABLED"), *many = json_array();
+    readmodel_doc *d;
+    (void)state;
+
+    snprintf(dir, sizeof(dir), "/tmp/test_readmodel.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(store_open(dir, &st, &err), RD_OK);
+    assert_int_equal(catalog_open(st, "local-repo", &cat, &err), RD_OK);
+    assert_null(catalog_plugin_view(cat, "d1", "p1"));
+    assert_int_equal(catalog_plugin_insert(cat, a, &err), RD_OK);
+    check_view(cat, "d1", "p1");
+    d = catalog_plugin_view(cat, "d1", "p1");
+    assert_non_null(d);
+    assert_non_null(json_object_get(readmodel_doc_view(d), "repository_info"));
+    readmodel_doc_release(d);
+    assert_int_equal(catalog_plugin_modify(cat, "d1", "p1", rename_fn, "Renamed", NULL, &err),
+                     RD_OK);
+    check_view(cat, "d1", "p1");
+    d = catalog_plugin_view(cat, "d1", "p1");
+    assert_string_equal(json_string_value(json_object_get(readmodel_doc_view(d), "name")),
+                        "Renamed");
+    readmodel_doc_release(d);
+    json_array_append_new(many, plugin("d1", "p2", "Two", "ENABLED"));
+    json_array_append_new(many, plugin("d2", "p1", "Other", "DISABLED"));
+    assert_int_equal(catalog_plugin_insert_many(cat, many, &err), RD_OK);
+    check_view(cat, "d1", "p2");
+    check_view(cat, "d2", "p1");
+    assert_int_equal(catalog_plugin_delete(cat, "d1", "p2", &err), RD_OK);
+    assert_null(catalog_plugin_view(cat, "d1", "p2"));
+
+    /* a new open builds the model from the store */
+    catalog_close(cat);
+    store_close(st);
+    assert_int_equal(store_open(dir, &st, &err), RD_OK);
+    assert_int_equal(catalog_open(st, "local-repo", &cat, &err), RD_OK);
+    check_view(cat, "d1", "p1");
+    check_view(cat, "d2", "p1");
+    assert_null(catalog_plugin_view(cat, "d1", "p2"));
+    catalog_close(cat);
+    store_close(st);
+    testkit_rm_tree(dir);
+    json_decref(a);
+    json_decref(many);
+}
+
+/* ---- randomised differential test ------------------------------------------ */
+
+static unsigned rnd_state;
+
+static unsigned rnd(unsigned n)
+{
+    rnd_state = rnd_state * 1103515245u + 12345u;
+    return ((rnd_state >> 8) & 0xffffffu) % n;
+}
+
+static const char *const names[] = {"Alpha",    "alpha", "Beta", "Gamma Ray", "delta",
+                                    "ALPHABET", "zeta",  "",     "Beta"};
+static const char *const states[] = {"ENABLED", "DISABLED"};
+static const char *const types[] = {"DataSource", "Collector", "Notification"};
+static const char *const providers[] = {"acme", "Acme", "globex", "", "initech"};
+static const char *const labels[] = {"Fast", "slow", "beta", "ALPHA", "x"};
+static const char *const dates[] = {"2024-01-01T00:00:00.000Z", "2023-05-05T10:00:00.000Z",
+                                    "2024-01-01T00:00:00.000Z", "2025-12-31T23:59:59.999Z"};
+static const char *const domains_all[] = {"dA", "dB", "dC"};
+
+#define NIDS 40
+
+static json_t *random_string_or_odd(const char *const *pool, size_t n)
+{
+    unsigned r = rnd(20);
+    if (r == 0)
+        return NULL; /* missing */
+    if (r == 1)
+        return json_integer(rnd(3));
+    if (r == 2)
+        return json_null();
+    if (r == 3)
+        return json_pack("[ss]", pool[rnd((unsigned)n)], pool[rnd((unsigned)n)]);
+    return json_string(pool[rnd((unsigned)n)]);
+}
+
+static void set_maybe(json_t *o, const char *key, json_t *v)
+{
+    if (v != NULL)
+        json_object_set_new(o, key, v);
+}
+
+static json_t *random_view(const char *domain, const char *id)
+{
+    json_t *v = json_object(), *l = json_array();
+    char img[64];
+    json_object_set_new(v, "plugin_id", json_string(id));
+    json_object_set_new(v, "domain_id", json_string(domain));
+    set_maybe(v, "name", random_string_or_odd(names, sizeof(names) / sizeof(*names)));
+    set_maybe(v, "state", json_string(states[rnd(2)]));
+    set_maybe(v, "resource_type", random_string_or_odd(types, 3));
+    set_maybe(v, "provider", random_string_or_odd(providers, 5));
+    set_maybe(v, "registry_type", json_string(rnd(2) ? "DOCKER_HUB" : "HARBOR"));
+    set_maybe(v, "created_at", random_string_or_odd(dates, 4));
+    set_maybe(v, "updated_at", random_string_or_odd(dates, 4));
+    snprintf(img, sizeof(img), "repo/%s", id);
+    json_object_set_new(v, "image", json_string(img));
+    for (unsigned i = rnd(3); i > 0; i--)
+        json_array_append_new(l, json_string(labels[rnd(5)]));
+    json_object_set_new(v, "labels", l);
+    json_object_set_new(v, "tags", json_pack("{s:i}", "priority", (int)rnd(5)));
+    return v;
+}
+
+static int cmp_default(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    static const char *const keys[] = {"name", "plugin_id", "domain_id"};
+    for (int i = 0; i < 3; i++) {
+        const char *s = json_string_value(json_object_get(x, keys[i]));
+        const char *t = json_string_value(json_object_get(y, keys[i]));
+        int c = strcmp(s ? s : "", t ? t : "");
+        if (c != 0)
+            return c;
+    }
+    return 0;
+}
+
+/* The reference documents of the readable domains, in default order. */
+static json_t *reference(json_t *all, const char *const *domains, size_t nd)
+{
+    const char *k;
+    json_t *v, *arr = json_array();
+    size_t n = 0;
+    json_t **tmp = calloc(json_object_size(all) + 1, sizeof(*tmp));
+    json_object_foreach(all, k, v)
+    {
+        const char *dom = json_string_value(json_object_get(v, "domain_id"));
+        int ok = domains == NULL;
+        for (size_t i = 0; i < nd && !ok; i++)
+            ok = strcmp(domains[i], dom) == 0;
+        if (ok)
+            tmp[n++] = v;
+    }
+    qsort(tmp, n, sizeof(*tmp), cmp_default);
+    for (size_t i = 0; i < n; i++)
+        json_array_append(arr, tmp[i]);
+    free(tmp);
+    return arr;
+}
+
+static const char *const cond_fields[] = {"name",     "state",        "resource_type",
+                                          "provider", "created_at",   "plugin_id",
+                                          "labels",   "tags.priority"};
+
+static json_t *random_value(const char *field)
+{
+    if (strcmp(field, "name") == 0)
+        return json_string(names[rnd(sizeof(names) / sizeof(*names))]);
+    if (strcmp(field, "state") == 0)
+        return json_string(states[rnd(2)]);
+    if (strcmp(field, "resource_type") == 0)
+        return json_string(types[rnd(3)]);
+    if (strcmp(field, "provider") == 0)
+        return json_string(providers[rnd(5)]);
+    if (strcmp(field, "created_at") == 0)
+        return json_string(dates[rnd(4)]);
+    if (strcmp(field, "labels") == 0)
+        return json_string(labels[rnd(5)]);
+    if (strcmp(field, "tags.priority") == 0)
+        return json_integer(rnd(5));
+    {
+        char id[16];
+        snprintf(id, sizeof(id), "p%u", rnd(NIDS));
+        return json_string(id);
+    }
+}
+
+static json_t *random_cond(void)
+{
+    const char *f = cond_fields[rnd(sizeof(cond_fields) / sizeof(*cond_fields))];
+    static const char *const subs[] = {"alp", "ET", "a", "ph", "x", "acm", "ray"};
+    static const char *const res[] = {"^al", "A$", "b.t", "^$"};
+    switch (rnd(8)) {
+    case 0:
+        return json_pack("{s:s, s:o, s:s}", "k", f, "v", random_value(f), "o", "not");
+    case 1:
+        return json_pack("{s:s, s:[oo], s:s}", "k", f, "v", random_value(f), random_value(f), "o",
+                         rnd(4) ? "in" : "not_in");
+    case 2:
+        return json_pack("{s:s, s:s, s:s}", "k", f, "v", subs[rnd(7)], "o",
+                         rnd(3) ? "contain" : "not_contain");
+    case 3:
+        return json_pack("{s:s, s:s, s:s}", "k", f, "v", res[rnd(4)], "o", "regex");
+    case 4:
+        return json_pack("{s:s, s:b, s:s}", "k", f, "v", (int)rnd(2), "o", "exists");
+    default:
+        return json_pack("{s:s, s:o, s:s}", "k", f, "v", random_value(f), "o", "eq");
+    }
+}
+
+static json_t *random_query(void)
+{
+    json_t *q = json_object();
+    static const char *const sort_keys[] = {"name",     "created_at",    "updated_at", "plugin_id",
+                                            "provider", "resource_type", "state",      "labels"};
+    static const char *const words[] = {"alp", "ALPHA", "be x", "acme fast", "ra", "zzz", "Gamma"};
+    unsigned n = rnd(3);
+    if (n > 0) {
+        json_t *f = json_array();
+        while (n-- > 0)
+            json_array_append_new(f, random_cond());
+        json_object_set_new(q, "filter", f);
+    }
+    if (rnd(6) == 0) {
+        json_t *f = json_array();
+        json_array_append_new(f, random_cond());
+        json_array_append_new(f, random_cond());
+        json_object_set_new(q, "filter_or", f);
+    }
+    if (rnd(4) == 0)
+        json_object_set_new(q, "keyword", json_string(words[rnd(7)]));
+    switch (rnd(4)) {
+    case 0:
+        break;
+    case 1:
+    case 2:
+        json_object_set_new(q, "sort",
+                            json_pack("{s:s, s:b}", "key", sort_keys[rnd(8)], "desc", (int)rnd(2)));
+        break;
+    default:
+        json_object_set_new(q, "sort",
+                            json_pack("[{s:s, s:b}, {s:s, s:b}]", "key", sort_keys[rnd(8)], "desc",
+                                      (int)rnd(2), "key", sort_keys[rnd(8)], "desc", (int)rnd(2)));
+    }
+    if (rnd(2))
+        json_object_set_new(q, "page",
+                            json_pack("{s:i, s:i}", "start", (int)rnd(6), "limit", (int)rnd(5)));
+    if (rnd(8) == 0)
+        json_object_set_new(q, "count_only", json_true());
+    if (rnd(8) == 0)
+        json_object_set_new(q, "minimal", json_true());
+    return q;
+}
+
+static void test_random_differential(void **state)
+{
+    const char *seed_env = getenv("REPOD_TEST_SEED");
+    unsigned seed = seed_env != NULL ? (unsigned)strtoul(seed_env, NULL, 10) : (unsigned)time(NULL);
+    query_schema schema = resource_query_schema(&resource_plugin);
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *all = json_object();
+    size_t checked = 0;
+    (void)state;
+
+    printf("test_random_differential seed %u\n", seed);
+    rnd_state = seed;
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    for (int round = 0; round < 6; round++) {
+        /* a random catalog, sometimes loaded by a bulk build */
+        if (round % 3 == 0) {
+            json_t *views = json_array();
+            const char *k;
+            json_t *v;
+            json_object_clear(all);
+            for (unsigned i = rnd(NIDS * 2); i > 0; i--) {
+                char id[16], key[40];
+                const char *dom = domains_all[rnd(3)];
+                snprintf(id, sizeof(id), "p%u", rnd(NIDS));
+                snprintf(key, sizeof(key), "%s/%s", dom, id);
+                json_object_set_new(all, key, random_view(dom, id));
+            }
+            json_object_foreach(all, k, v)
+            {
+                json_array_append(views, v);
+            }
+            assert_int_equal(readmodel_build(rm, views, &err), RD_OK);
+            json_decref(views);
+        }
+        for (int step = 0; step < 150; step++) {
+            char id[16], key[40];
+            const char *dom = domains_all[rnd(3)];
+            snprintf(id, sizeof(id), "p%u", rnd(NIDS));
+            snprintf(key, sizeof(key), "%s/%s", dom, id);
+            if (rnd(4) == 0) {
+                int there = json_object_get(all, key) != NULL;
+                assert_int_equal(readmodel_delete(rm, dom, id), there);
+                json_object_del(all, key);
+            } else {
+                json_t *v = random_view(dom, id);
+                assert_int_equal(readmodel_put(rm, dom, id, v, &err), RD_OK);
+                json_object_set_new(all, key, v);
+            }
+            assert_int_equal(readmodel_count(rm), json_object_size(all));
+            for (int qi = 0; qi < 3; qi++) {
+                json_t *qobj = random_query(), *ref_docs, *ref = NULL, *got = NULL;
+                query *q = NULL;
+                const char *doms[3];
+                size_t nd = 0;
+                int use_domains = rnd(3) != 0;
+                for (int d = 0; d < 3 && use_domains; d++)
+                    if (rnd(2))
+                        doms[nd++] = domains_all[d];
+                assert_int_equal(query_compile(qobj, NULL, &schema, &q, &err), RD_OK);
+                ref_docs = reference(all, use_domains ? doms : NULL, nd);
+                assert_int_equal(query_run(q, ref_docs, &ref, &err), RD_OK);
+                assert_int_equal(
+                    readmodel_query_json(rm, q, use_domains ? doms : NULL, nd, &got, &err), RD_OK);
+                if (!json_equal(ref, got)) {
+                    char *qs = json_dumps(qobj, JSON_COMPACT), *rs = json_dumps(ref, JSON_COMPACT),
+                         *gs = json_dumps(got, JSON_COMPACT);
+                    printf("seed %u round %d step %d domains %zu%s\nquery %s\nwant %s\ngot  %s\n",
+                           seed, round, step, nd, use_domains ? "" : " (all)", qs, rs, gs);
+                    free(qs);
+                    free(rs);
+                    free(gs);
+                    fail();
+                }
+                checked++;
+                json_decref(ref);
+                json_decref(got);
+                json_decref(ref_docs);
+                query_free(q);
+                json_decref(qobj);
+            }
+        }
+    }
+    printf("test_random_differential: %zu queries equal\n", checked);
+    readmodel_destroy(rm);
+    json_decref(all);
+}
+
+/* ---- memory per plugin (REPOD_RM_MEASURE=N) -------------------------------- */
+
+static long rss_kb(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* A view shaped like what the catalog serves for a registered plugin. */
+static json_t *generated_view(size_t i)
+{
+    char id[32], name[48], image[96];
+    snprintf(id, sizeof(id), "plugin-%06zu", i);
+    snprintf(name, sizeof(name), "Plugin %zu for %s", i, i % 3 ? "metrics" : "logs");
+    snprintf(image, sizeof(image), "registry.example.com/team-%zu/%s", i % 50, id);
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{}, s:{}, s:{}, s:[ss], s:{s:s, s:i},"
+        " s:s, s:s, s:s, s:{s:s, s:s, s:s}}",
+        "plugin_id", id, "name", name, "state", i % 7 ? "ENABLED" : "DISABLED", "resource_type",
+        i % 2 ? "DataSource" : "Collector", "service_type", i % 2 ? "DataSource" : "Collector",
+        "image", image, "provider", i % 5 ? "aws" : "google_cloud", "registry_type", "DOCKER_HUB",
+        "registry_url", "https://registry.example.com", "registry_config", "capability", "template",
+        "labels", "Monitoring", i % 2 ? "Fast" : "Slow", "tags", "team", "core", "priority",
+        (int)(i % 10), "domain_id", i % 4 ? "domain-main" : "domain-other", "created_at",
+        "2024-03-01T10:20:30.123Z", "updated_at", "2024-03-02T10:20:30.123Z", "repository_info",
+        "repository_id", "repo-local", "name", "local", "repository_type", "local");
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Times one query over the model and over the plain array with query_run,
+ * and checks that both answer the same. */
+static void time_query(readmodel *rm, const json_t *views, const char *text)
+{
+    query_schema schema = resource_query_schema(&resource_plugin);
+    json_t *qobj = json_loads(text, 0, NULL), *a = NULL, *b = NULL;
+    query *q = NULL;
+    rd_error err = {0};
+    double best_model = 1e12, best_run = 1e12;
+    assert_int_equal(query_compile(qobj, NULL, &schema, &q, &err), RD_OK);
+    for (int round = 0; round < 3; round++) { /* best of three */
+        double t0, t1, t2;
+        json_decref(a);
+        json_decref(b);
+        t0 = now_ms();
+        assert_int_equal(readmodel_query_json(rm, q, NULL, 0, &a, &err), RD_OK);
+        t1 = now_ms();
+        assert_int_equal(query_run(q, views, &b, &err), RD_OK);
+        t2 = now_ms();
+        assert_true(json_equal(a, b));
+        best_model = t1 - t0 < best_model ? t1 - t0 : best_model;
+        best_run = t2 - t1 < best_run ? t2 - t1 : best_run;
+    }
+    printf("  %-70s model %8.2f ms  query_run %8.2f ms  total_count %lld\n", text, best_model,
+           best_run, (long long)json_integer_value(json_object_get(a, "total_count")));
+    json_decref(a);
+    json_decref(b);
+    query_free(q);
+    json_decref(qobj);
+}
+
+static void test_memory_per_plugin(void **state)
+{
+    const char *env = getenv("REPOD_RM_MEASURE");
+    size_t n = env != NULL ? strtoul(env, NULL, 10) : 0;
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *views, **sorted;
+    long before, mid, after;
+    double t0, t1;
+    (void)state;
+    if (n == 0)
+        skip();
+    before = rss_kb();
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    t0 = now_ms();
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = generated_view(i);
+        assert_int_equal(readmodel_put(rm, json_string_value(json_object_get(v, "domain_id")),
+                                       json_string_value(json_object_get(v, "plugin_id")), v, &err),
+                         RD_OK);
+        json_decref(v);
+    }
+    t1 = now_ms();
+    mid = rss_kb();
+    /* the same documents as a plain jansson array in default order */
+    sorted = calloc(n, sizeof(*sorted));
+    assert_non_null(sorted);
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = generated_view(i);
+    qsort(sorted, n, sizeof(*sorted), cmp_default);
+    views = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(views, sorted[i]);
+    free(sorted);
+    after = rss_kb();
+    assert_int_equal(readmodel_count(rm), n);
+    {
+        readmodel *rm2 = NULL;
+        double b0, b1;
+        assert_int_equal(readmodel_create(&resource_plugin, &rm2, &err), RD_OK);
+        b0 = now_ms();
+        assert_int_equal(readmodel_build(rm2, views, &err), RD_OK);
+        b1 = now_ms();
+        printf("read model: bulk build of %zu plugins in %.0f ms\n", n, b1 - b0);
+        readmodel_destroy(rm2);
+    }
+    printf("read model: %zu plugins put one by one in %.0f ms; RSS +%ld KiB (%ld B/plugin); "
+           "the same views as a jansson array: RSS +%ld KiB (%ld B/plugin)\n",
+           n, t1 - t0, mid - before, (mid - before) * 1024 / (long)n, after - mid,
+           (after - mid) * 1024 / (long)n);
+    time_query(rm, views, "{\"page\":{\"limit\":20}}");
+    time_query(rm, views,
+               "{\"sort\":{\"key\":\"updated_at\",\"desc\":true},\"page\":{\"limit\":20}}");
+    time_query(rm, views, "{\"keyword\":\"plugin 4242\",\"page\":{\"limit\":20}}");
+    time_query(rm, views,
+               "{\"filter\":[{\"k\":\"provider\",\"v\":\"google_cloud\",\"o\":\"eq\"}],\"count_"
+               "only\":true}");
+    time_query(rm, views,
+               "{\"filter\":[{\"k\":\"name\",\"v\":\"^plugin "
+               "99\",\"o\":\"regex\"}],\"page\":{\"limit\":20}}");
+    json_decref(views);
+    readmodel_destroy(rm);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_schema_from_description),
+        cmocka_unit_test(test_put_get_replace_delete),
+        cmocka_unit_test(test_domain_isolation),
+        cmocka_unit_test(test_build_swaps_content),
+        cmocka_unit_test(test_readers_during_writes),
+        cmocka_unit_test(test_catalog_keeps_model),
+        cmocka_unit_test(test_random_differential),
+        cmocka_unit_test(test_memory_per_plugin),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
