@@ -11,9 +11,7 @@
  * A repository whose last upstream call failed is probed on a timer, not
  * only when a client asks: a tick looks for breakers whose probe is due
  * and sends each a catalog sync (a real upstream call that also refreshes
- * the mirrored catalog).  Success closes the breaker; failure pushes the
- * next probe out (1 s while degraded, then 1 s, 2 s, 4 s ... at most 60 s
- * once offline, each shortened by up to 20 % at random).
+ * the mirrored catalog).  The breakers and their schedule are breakers.c.
  */
 #include "fetcher.h"
 
@@ -24,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "breakers.h"
 #include "catalog_sync.h"
 #include "httpc.h"
 #include "log.h"
@@ -31,11 +30,7 @@
 #include "remote.h"
 #include "util.h"
 
-#define BREAKER_THRESHOLD 3
-#define BACKOFF_FIRST_MS  1000
-#define BACKOFF_MAX_MS    60000
-#define PROBE_TICK_MS     200 /* how often due probes are looked for */
-#define JITTER_PERCENT    20  /* a delay is shortened by up to this, at random */
+#define PROBE_TICK_MS 200 /* how often due probes are looked for */
 
 typedef struct waiter {
     struct event_base *base;
@@ -83,13 +78,6 @@ typedef struct {
     rd_error err;
 } recent_outcome;
 
-typedef struct {
-    char repository_id[64];
-    int failures;
-    int64_t backoff_ms;
-    int64_t next_probe_ms;
-} breaker;
-
 struct fetcher {
     app *a;
     pthread_t thread;
@@ -99,11 +87,10 @@ struct fetcher {
     registry_client *registry; /* local plugins' versions (TAGS jobs) */
     struct event *wake;
     struct event *probe_tick; /* looks for due probes every PROBE_TICK_MS */
-    pthread_mutex_t lock;     /* queue, stopping, breakers */
+    pthread_mutex_t lock;     /* queue, stopping */
     queued *head, *tail;
     int stopping;
-    breaker *breakers;
-    size_t nbreakers, capbreakers;
+    breakers *breakers;                /* its own lock */
     inflight *inflight;                /* engine thread only */
     recent_outcome recent[RECENT_MAX]; /* engine thread only; a ring */
     size_t recent_next;
@@ -126,101 +113,9 @@ static void job_copy_free(job_copy *j)
     json_decref(j->plugin);
 }
 
-/* ---- breaker (under f->lock) --------------------------------------------- */
-
-/* delay_ms shortened by up to JITTER_PERCENT at random, so mirrors that
- * lost the same upstream do not probe it in step. */
-static int64_t jittered(int64_t delay_ms)
-{
-    uint32_t r = 0;
-    if (util_random_bytes(&r, sizeof(r)) != 0)
-        return delay_ms;
-    return delay_ms - (int64_t)(r % (uint32_t)(delay_ms * JITTER_PERCENT / 100 + 1));
-}
-
-static breaker *breaker_find(fetcher *f, const char *repository_id, int create)
-{
-    for (size_t i = 0; i < f->nbreakers; i++)
-        if (strcmp(f->breakers[i].repository_id, repository_id) == 0)
-            return &f->breakers[i];
-    if (!create)
-        return NULL;
-    if (f->nbreakers == f->capbreakers) {
-        size_t ncap = f->capbreakers ? f->capbreakers * 2 : 8;
-        breaker *nb = realloc(f->breakers, ncap * sizeof(*nb));
-        if (nb == NULL)
-            return NULL;
-        f->breakers = nb;
-        f->capbreakers = ncap;
-    }
-    breaker *b = &f->breakers[f->nbreakers++];
-    memset(b, 0, sizeof(*b));
-    snprintf(b->repository_id, sizeof(b->repository_id), "%s", repository_id);
-    return b;
-}
-
 int fetcher_is_offline(fetcher *f, const char *repository_id)
 {
-    int offline = 0;
-    pthread_mutex_lock(&f->lock);
-    breaker *b = breaker_find(f, repository_id, 0);
-    if (b != NULL && b->failures >= BREAKER_THRESHOLD && util_now_ms() < b->next_probe_ms)
-        offline = 1;
-    pthread_mutex_unlock(&f->lock);
-    return offline;
-}
-
-/* Returns 1 if the upstream may be asked now; an open breaker lets one probe
- * through when its back-off has passed and pushes the next one out. */
-static int breaker_admit(fetcher *f, const char *repository_id, int force, int64_t *wait_ms)
-{
-    int ok = 1;
-    int64_t now = util_now_ms();
-    pthread_mutex_lock(&f->lock);
-    breaker *b = breaker_find(f, repository_id, 0);
-    if (b != NULL && b->failures >= BREAKER_THRESHOLD) {
-        if (now < b->next_probe_ms && !force) {
-            ok = 0;
-            *wait_ms = b->next_probe_ms - now;
-        } else {
-            b->next_probe_ms = now + jittered(b->backoff_ms); /* this request is the probe */
-        }
-    }
-    pthread_mutex_unlock(&f->lock);
-    return ok;
-}
-
-/* Records an outcome; returns the state name to persist. */
-static const char *breaker_record(fetcher *f, const char *repository_id, int success)
-{
-    const char *state = "ok";
-    pthread_mutex_lock(&f->lock);
-    breaker *b = breaker_find(f, repository_id, 1);
-    if (b != NULL) {
-        if (success) {
-            if (b->failures >= BREAKER_THRESHOLD)
-                LOG_INFO("upstream of %s is back", repository_id);
-            b->failures = 0;
-            b->backoff_ms = 0;
-            b->next_probe_ms = 0;
-        } else {
-            b->failures++;
-            if (b->failures == BREAKER_THRESHOLD) {
-                b->backoff_ms = BACKOFF_FIRST_MS;
-                LOG_WARN("upstream of %s is offline after %d failures", repository_id, b->failures);
-            } else if (b->failures > BREAKER_THRESHOLD) {
-                b->backoff_ms =
-                    b->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b->backoff_ms * 2;
-            }
-            /* the timed probe after this failure */
-            b->next_probe_ms =
-                util_now_ms() +
-                jittered(b->failures >= BREAKER_THRESHOLD ? b->backoff_ms : BACKOFF_FIRST_MS);
-            state = b->failures >= BREAKER_THRESHOLD ? "offline" : "degraded";
-        }
-    }
-    pthread_mutex_unlock(&f->lock);
-    return state;
+    return breakers_is_offline(f->breakers, repository_id);
 }
 
 /* ---- delivery ------------------------------------------------------------- */
@@ -510,7 +405,7 @@ static void complete(inflight *in, rd_status rc, const rd_error *err, json_t *va
                       rc == RD_ERR_REGISTRY_UNAVAILABLE || rc == RD_ERR_REGISTRY_TIMEOUT ||
                       rc == RD_ERR_REGISTRY_BAD_RESPONSE || rc == RD_ERR_NO_IMAGE_IN_REGISTRY ||
                       rc == RD_ERR_INVALID_PARAMETER;
-        const char *state = breaker_record(f, in->job.repository_id, success);
+        const char *state = breakers_record(f->breakers, in->job.repository_id, success);
         record_status(f, in->job.repository_id, state, success ? NULL : &res.err,
                       rc == RD_OK && in->job.kind == FETCH_CATALOG ? count : -1, in->sync);
     }
@@ -810,7 +705,7 @@ static void start_job(fetcher *f, queued *q)
         return;
     }
     if (in->job.repository_id != NULL &&
-        !breaker_admit(f, in->job.repository_id, in->job.force, &wait_ms)) {
+        !breakers_admit(f->breakers, in->job.repository_id, in->job.force, &wait_ms)) {
         rd_fail(&err, RD_ERR_UPSTREAM_UNAVAILABLE,
                 "Upstream unavailable. (repository = %s, reason = offline, next probe in %lld "
                 "ms)",
@@ -865,36 +760,19 @@ static void send_probe(fetcher *f, const char *repository_id)
 static void on_probe_tick(evutil_socket_t fd, short what, void *arg)
 {
     fetcher *f = arg;
-    int64_t now = util_now_ms();
-    char due[16][64];
-    size_t ndue = 0;
+    char due[16][BREAKERS_ID_MAX];
+    size_t ndue = breakers_take_due(f->breakers, due, sizeof(due) / sizeof(due[0]));
     (void)fd;
     (void)what;
-    pthread_mutex_lock(&f->lock);
-    for (size_t i = 0; i < f->nbreakers && ndue < sizeof(due) / sizeof(due[0]); i++) {
-        breaker *b = &f->breakers[i];
-        if (b->failures == 0 || now < b->next_probe_ms)
-            continue;
-        /* until this probe answers (bounded by timeout_ms); a later tick
-         * that finds it still in flight joins it */
-        b->next_probe_ms = now + (b->backoff_ms > 0 ? b->backoff_ms : BACKOFF_FIRST_MS);
-        snprintf(due[ndue++], sizeof(due[0]), "%s", b->repository_id);
-    }
-    pthread_mutex_unlock(&f->lock);
     for (size_t i = 0; i < ndue; i++) {
         json_t *rec = NULL;
         rd_error e;
         rd_status rc = remote_get(f->a->st, due[i], &rec, &e);
         json_decref(rec);
-        if (rc == RD_OK) {
+        if (rc == RD_OK)
             send_probe(f, due[i]);
-        } else if (rc == RD_ERR_NOT_FOUND) {
-            pthread_mutex_lock(&f->lock);
-            breaker *b = breaker_find(f, due[i], 0);
-            if (b != NULL)
-                *b = f->breakers[--f->nbreakers];
-            pthread_mutex_unlock(&f->lock);
-        }
+        else if (rc == RD_ERR_NOT_FOUND)
+            breakers_drop(f->breakers, due[i]);
     }
 }
 
@@ -915,15 +793,8 @@ static void seed_breakers(fetcher *f)
         if (id == NULL || remote_status_get(f->a->st, id, &status, &e) != RD_OK)
             continue;
         state = json_string_value(json_object_get(status, "state"));
-        if (state != NULL && (strcmp(state, "offline") == 0 || strcmp(state, "degraded") == 0)) {
-            breaker *b = breaker_find(f, id, 1);
-            if (b != NULL) {
-                int offline = strcmp(state, "offline") == 0;
-                b->failures = offline ? BREAKER_THRESHOLD : 1;
-                b->backoff_ms = offline ? BACKOFF_FIRST_MS : 0;
-                b->next_probe_ms = util_now_ms() + jittered(BACKOFF_FIRST_MS);
-            }
-        }
+        if (state != NULL)
+            breakers_restore(f->breakers, id, state);
         json_decref(status);
     }
     json_decref(recs);
@@ -945,12 +816,13 @@ rd_status fetcher_start(app *a, fetcher **out, rd_error *err)
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
     f->a = a;
     pthread_mutex_init(&f->lock, NULL);
+    f->breakers = breakers_new();
     f->base = event_base_new();
     f->http = f->base != NULL ? httpc_new(f->base) : NULL;
     f->registry = f->http != NULL ? registry_client_new(f->http, a->conf) : NULL;
     f->wake = f->base != NULL ? event_new(f->base, -1, EV_PERSIST, on_wake, f) : NULL;
     f->probe_tick = f->base != NULL ? event_new(f->base, -1, EV_PERSIST, on_probe_tick, f) : NULL;
-    if (f->registry == NULL || f->wake == NULL || f->probe_tick == NULL ||
+    if (f->breakers == NULL || f->registry == NULL || f->wake == NULL || f->probe_tick == NULL ||
         event_add(f->wake, NULL) != 0 || event_add(f->probe_tick, &tick) != 0) {
         fetcher_free(f);
         return rd_fail(err, RD_ERR_INTERNAL, "cannot start the upstream engine");
@@ -1035,7 +907,7 @@ void fetcher_free(fetcher *f)
         event_free(f->probe_tick);
     if (f->base != NULL)
         event_base_free(f->base);
-    free(f->breakers);
+    breakers_free(f->breakers);
     pthread_mutex_destroy(&f->lock);
     free(f);
 }
