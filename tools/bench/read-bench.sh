@@ -3,7 +3,8 @@
 # docs/benchmarks.md, "Read path over HTTPS").
 #
 # Usage: tools/bench/read-bench.sh [--plugins N] [--iterations K]
-#            [--connections C] [--keep DIR] [--no-mirror] [--max-minutes M]
+#            [--mirror-iterations K2] [--connections C] [--keep DIR]
+#            [--no-mirror] [--max-minutes M]
 #
 # Expects a built server (build/repod, or REPOD_BIN).  Loads N plugins
 # (default 100000) through plugin/register, times the request mix and prints
