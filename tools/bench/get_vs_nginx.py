@@ -161,6 +161,8 @@ def main(argv=None):
                          % REPOD_BIN)
     install_handlers(args.max_minutes)
     if args.keep:
+        if os.path.exists(args.keep):
+            raise BenchError("--keep %s: already exists (give a new folder)" % args.keep)
         os.makedirs(args.keep)
         workdir = args.keep
         CLEANUP.keep = True
