@@ -31,13 +31,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from procs import (CLEANUP, REPOD_BIN, BenchError, Client, client_context, free_port,  # noqa: E402
-                   install_handlers, log, make_certs)
+                   log, run_in_workdir, make_certs)
 from read_bench import load, start_mirror, start_upstream  # noqa: E402
 
 NGINX_CONF = """\
@@ -159,19 +158,7 @@ def main(argv=None):
     if not os.access(REPOD_BIN, os.X_OK):
         raise BenchError("no repod binary at %s: build it (tools/build.sh) or set REPOD_BIN"
                          % REPOD_BIN)
-    install_handlers(args.max_minutes)
-    if args.keep:
-        if os.path.exists(args.keep):
-            raise BenchError("--keep %s: already exists (give a new folder)" % args.keep)
-        os.makedirs(args.keep)
-        workdir = args.keep
-        CLEANUP.keep = True
-    else:
-        workdir = CLEANUP.dir(tempfile.mkdtemp(prefix="repod-get-vs-nginx-"))
-    try:
-        return run(args, workdir)
-    finally:
-        CLEANUP.run()
+    return run_in_workdir(args, "repod-get-vs-nginx-", run)
 
 
 def run(args, workdir):

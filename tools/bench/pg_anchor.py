@@ -22,13 +22,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gen  # noqa: E402
-from procs import CLEANUP, BenchError, install_handlers, log  # noqa: E402
+from procs import CLEANUP, BenchError, log, run_in_workdir  # noqa: E402
 from read_bench import pct  # noqa: E402
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -92,19 +91,7 @@ def main(argv=None):
         ap.error("--plugins and --iterations must be >= 1")
     if not os.access(os.path.join(PG_BIN, "postgres"), os.X_OK):
         raise BenchError("PostgreSQL 15 not found in %s (apt-get install postgresql-15)" % PG_BIN)
-    install_handlers(args.max_minutes)
-    if args.keep:
-        if os.path.exists(args.keep):
-            raise BenchError("--keep %s: already exists (give a new folder)" % args.keep)
-        os.makedirs(args.keep)
-        workdir = args.keep
-        CLEANUP.keep = True
-    else:
-        workdir = CLEANUP.dir(tempfile.mkdtemp(prefix="repod-pg-anchor-"))
-    try:
-        return run(args, workdir)
-    finally:
-        CLEANUP.run()
+    return run_in_workdir(args, "repod-pg-anchor-", run)
 
 
 def run(args, workdir):

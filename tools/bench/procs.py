@@ -268,3 +268,22 @@ class Repod:
                 return "".join(f.readlines()[-n:])
         except OSError:
             return ""
+
+
+def run_in_workdir(args, prefix, run):
+    """Runs run(args, workdir) with the signal and deadline handlers
+    installed, in args.keep (a new folder, kept) or a temp dir (removed),
+    and cleans up whatever it started, however it ends."""
+    install_handlers(args.max_minutes)
+    if args.keep:
+        if os.path.exists(args.keep):
+            raise BenchError("--keep %s: already exists (give a new folder)" % args.keep)
+        os.makedirs(args.keep)
+        workdir = args.keep
+        CLEANUP.keep = True
+    else:
+        workdir = CLEANUP.dir(tempfile.mkdtemp(prefix=prefix))
+    try:
+        return run(args, workdir)
+    finally:
+        CLEANUP.run()

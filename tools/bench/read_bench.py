@@ -26,14 +26,13 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gen  # noqa: E402
-from procs import CLEANUP, REPOD_BIN, BenchError, Repod, install_handlers, log, make_certs  # noqa: E402
+from procs import REPOD_BIN, BenchError, Repod, log, make_certs, run_in_workdir  # noqa: E402
 
 PAGE = {"start": 1, "limit": 20}
 
@@ -208,19 +207,7 @@ def main(argv=None):
     if not os.access(REPOD_BIN, os.X_OK):
         raise BenchError("no repod binary at %s: build it (tools/build.sh) or set REPOD_BIN"
                          % REPOD_BIN)
-    install_handlers(args.max_minutes)
-    if args.keep:
-        if os.path.exists(args.keep):
-            raise BenchError("--keep %s: already exists (give a new folder)" % args.keep)
-        os.makedirs(args.keep)
-        workdir = args.keep
-        CLEANUP.keep = True
-    else:
-        workdir = CLEANUP.dir(tempfile.mkdtemp(prefix="repod-read-bench-"))
-    try:
-        return run(args, workdir)
-    finally:
-        CLEANUP.run()
+    return run_in_workdir(args, "repod-read-bench-", run)
 
 
 def run(args, workdir):
