@@ -225,6 +225,17 @@ class Server:
         with self._log_lock:
             return "".join(self._log_lines)
 
+    def wait_log(self, text, timeout=5.0):
+        """Waits until text is in the log (the harness reads the server's
+        stderr on its own thread, so a line written before an answer may
+        be read after it).  Returns whether it came."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def log_tail(self, n=60):
         with self._log_lock:
             return "".join(self._log_lines[-n:])

@@ -455,7 +455,7 @@ class ConfigRemotesTest(RepodTestCase):
         m.write_config()
         m.sighup()
         self.assertTrue(wait_until(lambda: self.remote(m, "Up")["priority"] == 9, 5), m.describe())
-        self.assertIn("remote Up: priority changed from 7 to 9", m.log())
+        self.assertTrue(m.wait_log("remote Up: priority changed from 7 to 9"), m.describe())
 
         # a SIGHUP with a broken file changes nothing
         m.config["remotes"][0]["priority"] = 11

@@ -878,7 +878,9 @@ static void test_unresolvable_host(void **state)
     assert_true(run_until(fx, &res.done, 1, 5000));
     ms = (res.t_done_us - res.t_start_us) / 1000;
     assert_true(res.result == HTTPC_ERR_CONNECT || res.result == HTTPC_ERR_TIMEOUT);
-    assert_true(ms <= 500);
+    /* the 300 ms deadline bounds it: well under the 5 s a stuck resolver
+     * would take (generous, for a loaded machine and sanitizer builds) */
+    assert_true(ms <= 3000);
     result_clear(&res);
 }
 
