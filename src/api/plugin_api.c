@@ -429,35 +429,15 @@ static void merged_remote_done(api_call *call, void *ud, json_t *remote_docs, rd
     api_call_finish(call, rc, out, err);
 }
 
-/* A count_only list over the local repository alone whose conditions the
- * indexes answer exactly is counted from index keys, decoding nothing.
- * Returns 1 with *out set when it could. */
-static int count_from_keys(api_call *call, const query *q, int local_only, json_t **out)
+/* 1 when no remote repository is registered (a failure to tell counts as
+ * "some": the merged path then reports it). */
+static int no_remotes(api_call *call)
 {
-    const char *domains[MAX_DOMAINS];
-    size_t n = readable_domains(call, domains, MAX_DOMAINS), total = 0;
     json_t *remotes = NULL;
     rd_error e;
-    if (!query_is_count_only(q))
-        return 0;
-    if (!local_only) { /* remote catalogs count too: only when there are none */
-        int none =
-            remote_list(call->app->st, &remotes, &e) == RD_OK && json_array_size(remotes) == 0;
-        json_decref(remotes);
-        if (!none)
-            return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        size_t count = 0;
-        int exact = 0;
-        if (catalog_plugin_count_query(call->app->cat, domains[i], q, &count, &exact, &e) !=
-                RD_OK ||
-            !exact)
-            return 0;
-        total += count;
-    }
-    *out = json_pack("{s:[], s:I}", "results", "total_count", (json_int_t)total);
-    return *out != NULL;
+    int none = remote_list(call->app->st, &remotes, &e) == RD_OK && json_array_size(remotes) == 0;
+    json_decref(remotes);
+    return none;
 }
 
 /* Runs m (owned) over what repository_id names: NULL = everything the
@@ -468,9 +448,13 @@ static rd_status merged_read_start(api_call *call, merged_read *m, const char *r
     int local_only =
         repository_id != NULL && strcmp(repository_id, catalog_local_id(call->app->cat)) == 0;
     rd_status rc;
-    if ((repository_id == NULL || local_only) && count_from_keys(call, m->q, local_only, out)) {
+    if (m->q != NULL && (local_only || (repository_id == NULL && no_remotes(call)))) {
+        /* the local tier alone: the whole list from the catalog's read model */
+        const char *domains[MAX_DOMAINS];
+        size_t n = readable_domains(call, domains, MAX_DOMAINS);
+        rc = catalog_query_views(call->app->cat, domains, n, m->q, out, err);
         merged_read_free(m);
-        return RD_OK;
+        return rc;
     }
     rc = collect_visible(call, repository_id, m->q != NULL ? m->q : m->hint, &m->docs, err);
     if (rc == RD_OK && local_only)
