@@ -55,9 +55,10 @@ static json_t *view(api_call *call, const json_t *record)
 
 /* Finds the view of a readable local plugin: from the catalog's read model,
  * else (a document the model left out) from the store.  *out gets a new
- * document. */
+ * document; or, when ready is not NULL and the model holds the plugin, *ready
+ * gets the model's document (new reference) and *out stays NULL. */
 static rd_status find_readable_view(api_call *call, const char *plugin_id, json_t **out,
-                                    rd_error *err)
+                                    readmodel_doc **ready, rd_error *err)
 {
     const char *domains[MAX_DOMAINS];
     size_t n = readable_domains(call, domains, MAX_DOMAINS);
@@ -65,6 +66,10 @@ static rd_status find_readable_view(api_call *call, const char *plugin_id, json_
         readmodel_doc *d = catalog_plugin_view(call->app->cat, domains[i], plugin_id);
         json_t *record = NULL;
         rd_status rc;
+        if (d != NULL && ready != NULL) {
+            *ready = d;
+            return RD_OK;
+        }
         if (d != NULL) {
             *out = json_deep_copy(readmodel_doc_view(d));
             readmodel_doc_release(d);
@@ -334,9 +339,14 @@ static rd_status find_plugin(api_call *call, int want_versions, json_t **out, rd
     search_local =
         repository_id == NULL || strcmp(repository_id, catalog_local_id(call->app->cat)) == 0;
     search_remote = !search_local || repository_id == NULL;
-    if (search_local && !want_versions)
-        rc = find_readable_view(call, plugin_id, &doc, err);
-    else
+    if (search_local && !want_versions) {
+        /* without a projection the model's ready bytes are the answer */
+        const json_t *only = json_object_get(call->body, "only");
+        int as_is = only == NULL || json_is_null(only);
+        rc = find_readable_view(call, plugin_id, &doc, as_is ? &call->ready : NULL, err);
+        if (rc == RD_OK && call->ready != NULL)
+            return RD_OK; /* *out stays NULL: api_call_finish sends the bytes */
+    } else
         rc = search_local ? find_readable(call, plugin_id, &record, err) : RD_ERR_NOT_FOUND;
     if (rc == RD_ERR_NOT_FOUND && search_remote)
         return federation_find_plugin(call, plugin_id, repository_id, want_versions,
