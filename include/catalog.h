@@ -116,8 +116,10 @@ rd_status catalog_plugin_count_query(catalog *cat, const char *domain_id, const 
  * default order: name, then plugin_id, then domain_id.  *out is a new array;
  * decoded (optional) is increased by the records decoded.  This is the
  * local half of every plugin list and stat.  Taken from the read model
- * (copies of the matches alone; nothing decoded) when it holds every local
- * plugin, else from the store (catalog_collect_store_views). */
+ * (the matches alone; nothing decoded) when it holds every local plugin,
+ * else from the store (catalog_collect_store_views).  The documents may be
+ * the model's own views, shared: read them, never modify them (copy first,
+ * as query_run and query_stat do for what they return). */
 rd_status catalog_collect_views(catalog *cat, const char *const *domains, size_t n,
                                 const struct query *q, json_t **out, size_t *decoded,
                                 rd_error *err);

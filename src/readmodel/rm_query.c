@@ -89,6 +89,50 @@ static int ids_append(rm_ids *u, const rm_ids *p)
     return 0;
 }
 
+/* Is d (NULL = a free slot) in one of the domains? */
+static int in_domains(const readmodel_doc *d, const char *const *domains, size_t n)
+{
+    for (size_t i = 0; d != NULL && i < n; i++)
+        if (strcmp(d->domain, domains[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* *out (empty) = the union of the domains' postings, sorted: each posting
+ * is sorted and the domains' sets are disjoint, so they are merged. */
+static int domains_union(const rm_state *st, const char *const *domains, size_t n, rm_ids *out)
+{
+    rm_ids acc = {0}, next = {0};
+    int rc = -1;
+    for (size_t d = 0; d < n; d++) {
+        const rm_ids *p = rm_map_get(&st->domains, domains[d], strlen(domains[d]));
+        size_t i = 0, j = 0;
+        int dup = 0;
+        for (size_t e = 0; e < d && !dup; e++)
+            dup = strcmp(domains[e], domains[d]) == 0;
+        if (p == NULL || p->n == 0 || dup)
+            continue;
+        next.n = 0;
+        while (i < acc.n || j < p->n) {
+            uint32_t v = (j == p->n || (i < acc.n && acc.v[i] < p->v[j])) ? acc.v[i++] : p->v[j++];
+            if (ids_push(&next, v) != 0)
+                goto done;
+        }
+        {
+            rm_ids t = acc;
+            acc = next;
+            next = t;
+        }
+    }
+    *out = acc;
+    acc.v = NULL;
+    rc = 0;
+done:
+    free(acc.v);
+    free(next.v);
+    return rc;
+}
+
 /* Narrows c by every index the query allows. */
 static int candidates(const rm_state *st, const query *q, const char *const *domains,
                       size_t ndomains, cset *c)
@@ -100,14 +144,6 @@ static int candidates(const rm_state *st, const query *q, const char *const *dom
     int rc = -1;
 
     c->all = 1;
-    if (domains != NULL) {
-        for (size_t i = 0; i < ndomains; i++)
-            if (ids_append(&u, rm_map_get(&st->domains, domains[i], strlen(domains[i]))) != 0)
-                goto done;
-        ids_normalise(&u);
-        if (cset_and(c, &u) != 0)
-            goto done;
-    }
     for (size_t f = 0; f < st->neq; f++) {
         size_t i;
         const json_t *v;
@@ -144,6 +180,19 @@ static int candidates(const rm_state *st, const query *q, const char *const *dom
             if (cset_and(c, p != NULL ? p : &none) != 0)
                 goto done;
         }
+    }
+    /* Domains last: few candidates are checked one by one, else the
+     * readable domains' postings are merged in. */
+    if (domains != NULL && !c->all) {
+        size_t w = 0;
+        for (size_t i = 0; i < c->s.n; i++)
+            if (in_domains(st->slot[c->s.v[i]], domains, ndomains))
+                c->s.v[w++] = c->s.v[i];
+        c->s.n = w;
+    } else if (domains != NULL) {
+        if (domains_union(st, domains, ndomains, &c->s) != 0)
+            goto done;
+        c->all = 0;
     }
     rc = 0;
 done:
@@ -275,14 +324,8 @@ static int match_slots(const rm_state *st, const query *q, const char *const *do
          * but a document holding an array there is still matched in full. */
         exact = query_index_only(q, st->res->eq_fields);
     } else if (domains != NULL) {
-        rm_ids u = {0};
-        for (size_t i = 0; i < ndomains; i++)
-            if (ids_append(&u, rm_map_get(&st->domains, domains[i], strlen(domains[i]))) != 0) {
-                free(u.v);
-                goto done;
-            }
-        ids_normalise(&u);
-        c.s = u;
+        if (domains_union(st, domains, ndomains, &c.s) != 0)
+            goto done;
         c.all = 0;
     }
     n = c.all ? st->nslots : c.s.n;
