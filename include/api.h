@@ -15,19 +15,24 @@
 #include "app.h"
 #include "auth.h"
 #include "query.h"
+#include "readmodel.h"
 #include "status.h"
 
 typedef struct api_call api_call;
 
 /* The edge's side of a call: how to send the answer.  reply() receives the
  * HTTP status, a body (new reference, stolen) and extra headers (borrowed
- * NULL-terminated name/value pairs, may be NULL). */
+ * NULL-terminated name/value pairs, may be NULL).  reply_bytes() (NULL when
+ * the edge has none) sends a body already serialised as compact JSON
+ * (borrowed, len bytes) the same way. */
 struct event_base;
 
 typedef struct {
     void (*reply)(void *edge_ctx, int http_status, json_t *body, const char *const *headers);
     void *edge_ctx;
     struct event_base *base; /* the worker's event loop, for handlers that wait */
+    void (*reply_bytes)(void *edge_ctx, int http_status, const char *body, size_t len,
+                        const char *const *headers);
 } api_edge;
 
 struct api_call {
@@ -43,6 +48,8 @@ struct api_call {
     const char *resource;          /* "plugin" | "repository" (static) */
     const char *verb;              /* "register", ... (static) */
     const char *id_key;            /* a write's id field ("plugin_id", ...); NULL for reads */
+    readmodel_doc *ready;          /* a handler's answer as a read model document (owned;
+                                    * NULL = the result json): its ready bytes are sent */
 };
 
 /* Handles one API request.  path is the URL path (no query string);
@@ -53,7 +60,9 @@ struct api_call {
 void api_dispatch(app *a, const api_edge *edge, const char *method, const char *path,
                   const char *authorization, const char *body, size_t len, char *domain_out);
 
-/* Ends a call with rc/result: RD_OK sends result (stolen) with 200; anything
+/* Ends a call with rc/result: RD_OK sends result (stolen) with 200 (or, when
+ * call->ready is set, that document's ready bytes, exactly what its view
+ * would serialise to); anything
  * else sends the JSON error made from err.  A write (a route with an id_key)
  * also logs one audit line: verb, id, domain, the token's name and role, and
  * the outcome; never the token itself.  Frees the call. */

@@ -115,10 +115,34 @@ rd_status catalog_plugin_count_query(catalog *cat, const char *domain_id, const 
  * (NULL = all), as response views (service_type, repository_info) in the
  * default order: name, then plugin_id, then domain_id.  *out is a new array;
  * decoded (optional) is increased by the records decoded.  This is the
- * local half of every plugin list and stat. */
+ * local half of every plugin list and stat.  Taken from the read model
+ * (the matches alone; nothing decoded) when it holds every local plugin,
+ * else from the store (catalog_collect_store_views).  The documents may be
+ * the model's own views, shared: read them, never modify them (copy first,
+ * as query_run and query_stat do for what they return). */
 rd_status catalog_collect_views(catalog *cat, const char *const *domains, size_t n,
                                 const struct query *q, json_t **out, size_t *decoded,
                                 rd_error *err);
+
+/* As catalog_collect_views, but always from the store (records decoded and
+ * viewed for this call), never from the read model: the reference the model
+ * is tested against, and the path when the model is not whole. */
+rd_status catalog_collect_store_views(catalog *cat, const char *const *domains, size_t n,
+                                      const struct query *q, json_t **out, size_t *decoded,
+                                      rd_error *err);
+
+/* Answers the list query q (borrowed) over the local plugins of the given
+ * domains alone, in query_run's shape ({"results": [...], "total_count":
+ * N}, *out new): from the read model's indexes (candidates, kept orders,
+ * page) when it holds every local plugin, else as query_run over
+ * catalog_collect_views. */
+rd_status catalog_query_views(catalog *cat, const char *const *domains, size_t n,
+                              const struct query *q, json_t **out, rd_error *err);
+
+/* 1 when the read model holds every stored local plugin (it was built at
+ * open and has taken every write since); lists then read it, not the
+ * store. */
+int catalog_model_whole(catalog *cat);
 
 /* Number of local plugins in all domains (for repository deregister checks). */
 rd_status catalog_plugin_count_all(catalog *cat, size_t *count, rd_error *err);

@@ -79,6 +79,13 @@ rd_status readmodel_query(readmodel *rm, const query *q, const char *const *doma
                           size_t ndomains, readmodel_result *out, rd_error *err);
 void readmodel_result_free(readmodel_result *r);
 
+/* Every document of the given domains (domains NULL = all) that matches q
+ * (borrowed; NULL = every document), in default order, unpaged: the local
+ * half of a merged read.  Fills *out as readmodel_query (total_count = n).
+ * RD_ERR_INTERNAL when memory runs out. */
+rd_status readmodel_matches(readmodel *rm, const query *q, const char *const *domains,
+                            size_t ndomains, readmodel_result *out, rd_error *err);
+
 /* readmodel_query, answered in query_run's shape: a new object
  * {"results": [...], "total_count": N} with projected copies. */
 rd_status readmodel_query_json(readmodel *rm, const query *q, const char *const *domains,

@@ -2,7 +2,7 @@
  * bench-query.c - benchmark of plugin list / stat queries over a large local
  * catalog: latencies, records decoded, peak memory.
  *
- *   bench-query [--plugins N] [--data-dir DIR] [--iterations K]
+ *   bench-query [--plugins N] [--data-dir DIR] [--iterations K] [--store]
  *
  * Loads N generated plugins (default 100000) into a fresh data dir (default
  * a temporary folder, removed at the end; a DIR that already holds plugins
@@ -18,6 +18,12 @@
  * API does, and stored 1000 per batch with catalog_plugin_insert_many (a
  * synced write per plugin would take minutes).  The generator is seeded, so
  * every run loads the same catalog.
+ *
+ * By default lists go through the read model as the API's local-only lists
+ * do (catalog_query_views) and stat through catalog_collect_views (from the
+ * model); --store times the store path instead
+ * (catalog_collect_store_views, then query_run / query_stat), the path
+ * every list took before the read model answered them.
  */
 #include <ftw.h>
 #include <getopt.h>
@@ -160,12 +166,17 @@ static int load(catalog *cat, size_t n, rd_error *err)
 
 /* ---- the API path ------------------------------------------------------------ */
 
-/* The local half of the API's list path: catalog_collect_views. */
+static int use_store; /* --store */
+
+/* The local half of the API's list path: catalog_collect_views (or, with
+ * --store, the store path). */
 static rd_status collect_views(catalog *cat, const query *q, json_t **out, size_t *decoded,
                                int64_t *catalog_us, rd_error *err)
 {
     int64_t t0 = util_monotonic_us();
-    rd_status rc = catalog_collect_views(cat, readable, NREADABLE, q, out, decoded, err);
+    rd_status rc = use_store
+                       ? catalog_collect_store_views(cat, readable, NREADABLE, q, out, decoded, err)
+                       : catalog_collect_views(cat, readable, NREADABLE, q, out, decoded, err);
     *catalog_us = util_monotonic_us() - t0;
     return rc;
 }
@@ -256,6 +267,12 @@ static rd_status run_case(catalog *cat, const bench_case *c, run_out *o, rd_erro
         o->total = (long long)total;
         goto done;
     }
+    if (rc == RD_OK && !use_store) { /* a local-only list, as the API answers it */
+        int64_t t0 = util_monotonic_us();
+        rc = catalog_query_views(cat, readable, NREADABLE, q, &res, err);
+        o->catalog_us = util_monotonic_us() - t0;
+        goto done;
+    }
     if (rc == RD_OK)
         rc = collect_views(cat, q, &docs, &o->decoded, &o->catalog_us, err);
     if (rc == RD_OK)
@@ -324,7 +341,8 @@ static int size_entry(const char *path, const struct stat *sb, int flag, struct 
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench-query [--plugins N] [--data-dir DIR] [--iterations K]\n");
+    fprintf(stderr,
+            "usage: bench-query [--plugins N] [--data-dir DIR] [--iterations K] [--store]\n");
 }
 
 int main(int argc, char **argv)
@@ -332,6 +350,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"plugins", required_argument, NULL, 'n'},
                                          {"data-dir", required_argument, NULL, 'd'},
                                          {"iterations", required_argument, NULL, 'k'},
+                                         {"store", no_argument, NULL, 's'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     char tmpdir[] = "/tmp/bench-query.XXXXXX";
@@ -344,7 +363,7 @@ int main(int argc, char **argv)
     struct rusage ru;
     int c, status = 1;
 
-    while ((c = getopt_long(argc, argv, "n:d:k:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:d:k:sh", opts, NULL)) != -1) {
         switch (c) {
         case 'n':
             nplugins = strtoull(optarg, NULL, 10);
@@ -354,6 +373,9 @@ int main(int argc, char **argv)
             break;
         case 'k':
             iterations = strtoull(optarg, NULL, 10);
+            break;
+        case 's':
+            use_store = 1;
             break;
         default:
             usage();

@@ -140,7 +140,14 @@ void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_erro
             headers[3] = call->x_partial;
         }
     }
-    if (rc == RD_OK) {
+    if (rc == RD_OK && call->ready != NULL && call->edge.reply_bytes != NULL) {
+        size_t len = 0;
+        const char *bytes = readmodel_doc_bytes(call->ready, &len);
+        json_decref(result);
+        call->edge.reply_bytes(call->edge.edge_ctx, 200, bytes, len, headers);
+    } else if (rc == RD_OK) {
+        if (result == NULL && call->ready != NULL)
+            result = json_deep_copy(readmodel_doc_view(call->ready));
         call->edge.reply(call->edge.edge_ctx, 200, result != NULL ? result : json_object(),
                          headers);
     } else {
@@ -150,6 +157,8 @@ void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_erro
         reply_error(&call->edge, rc,
                     (err != NULL && err->code == rc) ? err->message : rd_status_name(rc), headers);
     }
+    if (call->ready != NULL)
+        readmodel_doc_release(call->ready);
     json_decref(call->body);
     free(call->x_partial);
     free(call);

@@ -55,9 +55,10 @@ static json_t *view(api_call *call, const json_t *record)
 
 /* Finds the view of a readable local plugin: from the catalog's read model,
  * else (a document the model left out) from the store.  *out gets a new
- * document. */
+ * document; or, when ready is not NULL and the model holds the plugin, *ready
+ * gets the model's document (new reference) and *out stays NULL. */
 static rd_status find_readable_view(api_call *call, const char *plugin_id, json_t **out,
-                                    rd_error *err)
+                                    readmodel_doc **ready, rd_error *err)
 {
     const char *domains[MAX_DOMAINS];
     size_t n = readable_domains(call, domains, MAX_DOMAINS);
@@ -65,6 +66,10 @@ static rd_status find_readable_view(api_call *call, const char *plugin_id, json_
         readmodel_doc *d = catalog_plugin_view(call->app->cat, domains[i], plugin_id);
         json_t *record = NULL;
         rd_status rc;
+        if (d != NULL && ready != NULL) {
+            *ready = d;
+            return RD_OK;
+        }
         if (d != NULL) {
             *out = json_deep_copy(readmodel_doc_view(d));
             readmodel_doc_release(d);
@@ -334,9 +339,14 @@ static rd_status find_plugin(api_call *call, int want_versions, json_t **out, rd
     search_local =
         repository_id == NULL || strcmp(repository_id, catalog_local_id(call->app->cat)) == 0;
     search_remote = !search_local || repository_id == NULL;
-    if (search_local && !want_versions)
-        rc = find_readable_view(call, plugin_id, &doc, err);
-    else
+    if (search_local && !want_versions) {
+        /* without a projection the model's ready bytes are the answer */
+        const json_t *only = json_object_get(call->body, "only");
+        int as_is = only == NULL || json_is_null(only);
+        rc = find_readable_view(call, plugin_id, &doc, as_is ? &call->ready : NULL, err);
+        if (rc == RD_OK && call->ready != NULL)
+            return RD_OK; /* *out stays NULL: api_call_finish sends the bytes */
+    } else
         rc = search_local ? find_readable(call, plugin_id, &record, err) : RD_ERR_NOT_FOUND;
     if (rc == RD_ERR_NOT_FOUND && search_remote)
         return federation_find_plugin(call, plugin_id, repository_id, want_versions,
@@ -429,35 +439,15 @@ static void merged_remote_done(api_call *call, void *ud, json_t *remote_docs, rd
     api_call_finish(call, rc, out, err);
 }
 
-/* A count_only list over the local repository alone whose conditions the
- * indexes answer exactly is counted from index keys, decoding nothing.
- * Returns 1 with *out set when it could. */
-static int count_from_keys(api_call *call, const query *q, int local_only, json_t **out)
+/* 1 when no remote repository is registered (a failure to tell counts as
+ * "some": the merged path then reports it). */
+static int no_remotes(api_call *call)
 {
-    const char *domains[MAX_DOMAINS];
-    size_t n = readable_domains(call, domains, MAX_DOMAINS), total = 0;
     json_t *remotes = NULL;
     rd_error e;
-    if (!query_is_count_only(q))
-        return 0;
-    if (!local_only) { /* remote catalogs count too: only when there are none */
-        int none =
-            remote_list(call->app->st, &remotes, &e) == RD_OK && json_array_size(remotes) == 0;
-        json_decref(remotes);
-        if (!none)
-            return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        size_t count = 0;
-        int exact = 0;
-        if (catalog_plugin_count_query(call->app->cat, domains[i], q, &count, &exact, &e) !=
-                RD_OK ||
-            !exact)
-            return 0;
-        total += count;
-    }
-    *out = json_pack("{s:[], s:I}", "results", "total_count", (json_int_t)total);
-    return *out != NULL;
+    int none = remote_list(call->app->st, &remotes, &e) == RD_OK && json_array_size(remotes) == 0;
+    json_decref(remotes);
+    return none;
 }
 
 /* Runs m (owned) over what repository_id names: NULL = everything the
@@ -468,9 +458,13 @@ static rd_status merged_read_start(api_call *call, merged_read *m, const char *r
     int local_only =
         repository_id != NULL && strcmp(repository_id, catalog_local_id(call->app->cat)) == 0;
     rd_status rc;
-    if ((repository_id == NULL || local_only) && count_from_keys(call, m->q, local_only, out)) {
+    if (m->q != NULL && (local_only || (repository_id == NULL && no_remotes(call)))) {
+        /* the local tier alone: the whole list from the catalog's read model */
+        const char *domains[MAX_DOMAINS];
+        size_t n = readable_domains(call, domains, MAX_DOMAINS);
+        rc = catalog_query_views(call->app->cat, domains, n, m->q, out, err);
         merged_read_free(m);
-        return RD_OK;
+        return rc;
     }
     rc = collect_visible(call, repository_id, m->q != NULL ? m->q : m->hint, &m->docs, err);
     if (rc == RD_OK && local_only)

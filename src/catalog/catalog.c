@@ -20,6 +20,7 @@
 #include "catalog.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,7 @@ struct catalog {
     json_t *local_record; /* full RepositoryInfo */
     json_t *local_info;   /* {repository_id, name, repository_type} */
     readmodel *rm;        /* the local plugins' views */
+    atomic_int rm_whole;  /* the model holds every stored local plugin */
 };
 
 /* Puts the view of record (borrowed) into the read model; on failure the
@@ -56,6 +58,7 @@ static void model_put(catalog *cat, const json_t *record)
     if (view == NULL || readmodel_put(cat->rm, domain_id, plugin_id, view, &err) != RD_OK) {
         LOG_ERROR("catalog: read model could not take plugin %s/%s: out of memory", domain_id,
                   plugin_id);
+        atomic_store(&cat->rm_whole, 0); /* lists read the store from now on */
         readmodel_delete(cat->rm, domain_id, plugin_id);
     }
 done:
@@ -447,6 +450,8 @@ static rd_status model_build(catalog *cat, rd_error *err)
     }
     rc = readmodel_build(cat->rm, views, err);
     if (rc == RD_OK)
+        atomic_store(&cat->rm_whole, 1);
+    if (rc == RD_OK)
         LOG_INFO("catalog: read model holds %zu local plugins", readmodel_count(cat->rm));
 done:
     json_decref(records);
@@ -527,8 +532,63 @@ rd_status catalog_plugin_count_query(catalog *cat, const char *domain_id, const 
     return pindex_count(cat->st, domain_id, q, count, exact, err);
 }
 
+/* catalog_collect_views from the read model: the matches' views, shared
+ * with the model (immutable; jansson's reference counts are atomic here). */
+static rd_status model_collect_views(catalog *cat, const char *const *domains, size_t n,
+                                     const struct query *q, json_t **out, rd_error *err)
+{
+    readmodel_result r;
+    json_t *docs = NULL;
+    rd_status rc = readmodel_matches(cat->rm, q, domains, n, &r, err);
+    if (rc != RD_OK)
+        return rc;
+    docs = json_array();
+    if (docs == NULL)
+        goto oom;
+    for (size_t i = 0; i < r.n; i++)
+        if (json_array_append(docs, (json_t *)readmodel_doc_view(r.docs[i])) != 0)
+            goto oom;
+    *out = docs;
+    docs = NULL;
+    goto done;
+oom:
+    rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+done:
+    json_decref(docs);
+    readmodel_result_free(&r);
+    return rc;
+}
+
+int catalog_model_whole(catalog *cat)
+{
+    return atomic_load(&cat->rm_whole);
+}
+
+rd_status catalog_query_views(catalog *cat, const char *const *domains, size_t n,
+                              const struct query *q, json_t **out, rd_error *err)
+{
+    json_t *docs = NULL;
+    rd_status rc;
+    if (atomic_load(&cat->rm_whole))
+        return readmodel_query_json(cat->rm, q, domains, n, out, err);
+    rc = catalog_collect_views(cat, domains, n, q, &docs, NULL, err);
+    if (rc == RD_OK)
+        rc = query_run(q, docs, out, err);
+    json_decref(docs);
+    return rc;
+}
+
 rd_status catalog_collect_views(catalog *cat, const char *const *domains, size_t n,
                                 const struct query *q, json_t **out, size_t *decoded, rd_error *err)
+{
+    if (atomic_load(&cat->rm_whole))
+        return model_collect_views(cat, domains, n, q, out, err);
+    return catalog_collect_store_views(cat, domains, n, q, out, decoded, err);
+}
+
+rd_status catalog_collect_store_views(catalog *cat, const char *const *domains, size_t n,
+                                      const struct query *q, json_t **out, size_t *decoded,
+                                      rd_error *err)
 {
     json_t *records = json_array(), *docs = json_array(), *info = NULL;
     json_t **sorted = NULL;

@@ -89,6 +89,50 @@ static int ids_append(rm_ids *u, const rm_ids *p)
     return 0;
 }
 
+/* Is d (NULL = a free slot) in one of the domains? */
+static int in_domains(const readmodel_doc *d, const char *const *domains, size_t n)
+{
+    for (size_t i = 0; d != NULL && i < n; i++)
+        if (strcmp(d->domain, domains[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* *out (empty) = the union of the domains' postings, sorted: each posting
+ * is sorted and the domains' sets are disjoint, so they are merged. */
+static int domains_union(const rm_state *st, const char *const *domains, size_t n, rm_ids *out)
+{
+    rm_ids acc = {0}, next = {0};
+    int rc = -1;
+    for (size_t d = 0; d < n; d++) {
+        const rm_ids *p = rm_map_get(&st->domains, domains[d], strlen(domains[d]));
+        size_t i = 0, j = 0;
+        int dup = 0;
+        for (size_t e = 0; e < d && !dup; e++)
+            dup = strcmp(domains[e], domains[d]) == 0;
+        if (p == NULL || p->n == 0 || dup)
+            continue;
+        next.n = 0;
+        while (i < acc.n || j < p->n) {
+            uint32_t v = (j == p->n || (i < acc.n && acc.v[i] < p->v[j])) ? acc.v[i++] : p->v[j++];
+            if (ids_push(&next, v) != 0)
+                goto done;
+        }
+        {
+            rm_ids t = acc;
+            acc = next;
+            next = t;
+        }
+    }
+    *out = acc;
+    acc.v = NULL;
+    rc = 0;
+done:
+    free(acc.v);
+    free(next.v);
+    return rc;
+}
+
 /* Narrows c by every index the query allows. */
 static int candidates(const rm_state *st, const query *q, const char *const *domains,
                       size_t ndomains, cset *c)
@@ -100,14 +144,6 @@ static int candidates(const rm_state *st, const query *q, const char *const *dom
     int rc = -1;
 
     c->all = 1;
-    if (domains != NULL) {
-        for (size_t i = 0; i < ndomains; i++)
-            if (ids_append(&u, rm_map_get(&st->domains, domains[i], strlen(domains[i]))) != 0)
-                goto done;
-        ids_normalise(&u);
-        if (cset_and(c, &u) != 0)
-            goto done;
-    }
     for (size_t f = 0; f < st->neq; f++) {
         size_t i;
         const json_t *v;
@@ -144,6 +180,19 @@ static int candidates(const rm_state *st, const query *q, const char *const *dom
             if (cset_and(c, p != NULL ? p : &none) != 0)
                 goto done;
         }
+    }
+    /* Domains last: few candidates are checked one by one, else the
+     * readable domains' postings are merged in. */
+    if (domains != NULL && !c->all) {
+        size_t w = 0;
+        for (size_t i = 0; i < c->s.n; i++)
+            if (in_domains(st->slot[c->s.v[i]], domains, ndomains))
+                c->s.v[w++] = c->s.v[i];
+        c->s.n = w;
+    } else if (domains != NULL) {
+        if (domains_union(st, domains, ndomains, &c->s) != 0)
+            goto done;
+        c->all = 0;
     }
     rc = 0;
 done:
@@ -260,32 +309,99 @@ done:
 
 /* ---- entry points ---------------------------------------------------------- */
 
-rd_status readmodel_query(readmodel *rm, const query *q, const char *const *domains,
-                          size_t ndomains, readmodel_result *out, rd_error *err)
+/* The slots (ascending) of the documents of the given domains that match q
+ * (NULL = every document of those domains).  Under the read lock. */
+static int match_slots(const rm_state *st, const query *q, const char *const *domains,
+                       size_t ndomains, rm_ids *matched)
+{
+    cset c = {{0}, 1};
+    size_t n;
+    int exact = 0, rc = -1;
+    if (q != NULL) {
+        if (candidates(st, q, domains, ndomains, &c) != 0)
+            goto done;
+        /* The postings are exact when the query only constrains eq fields,
+         * but a document holding an array there is still matched in full. */
+        exact = query_index_only(q, st->res->eq_fields);
+    } else if (domains != NULL) {
+        if (domains_union(st, domains, ndomains, &c.s) != 0)
+            goto done;
+        c.all = 0;
+    }
+    n = c.all ? st->nslots : c.s.n;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t s = c.all ? (uint32_t)i : c.s.v[i];
+        const readmodel_doc *d = st->slot[s];
+        if (d != NULL && (q == NULL || (exact && !d->eq_array) || query_match(q, d->view)) &&
+            ids_push(matched, s) != 0)
+            goto done;
+    }
+    rc = 0;
+done:
+    free(c.s.v);
+    return rc;
+}
+
+rd_status readmodel_matches(readmodel *rm, const query *q, const char *const *domains,
+                            size_t ndomains, readmodel_result *out, rd_error *err)
 {
     rm_state *st;
-    cset c = {{0}, 1};
-    rm_ids matched = {0}, ordered = {0};
-    size_t from, to, n;
-    int exact;
+    rm_ids matched = {0};
+    ord_ctx o = {NULL, SIZE_MAX, 0};
+    unsigned char *mark = NULL;
     rd_status rc = RD_OK;
 
     memset(out, 0, sizeof(*out));
     pthread_rwlock_rdlock(&rm->lock);
     st = rm->st;
-    if (candidates(st, q, domains, ndomains, &c) != 0)
+    o.st = st;
+    if (match_slots(st, q, domains, ndomains, &matched) != 0)
         goto oom;
-    /* The postings are exact when the query only constrains eq fields, but
-     * a document holding an array there is still matched in full. */
-    exact = query_index_only(q, st->res->eq_fields);
-    n = c.all ? st->nslots : c.s.n;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t s = c.all ? (uint32_t)i : c.s.v[i];
-        const readmodel_doc *d = st->slot[s];
-        if (d != NULL && ((exact && !d->eq_array) || query_match(q, d->view)) &&
-            ids_push(&matched, s) != 0)
+    out->total_count = matched.n;
+    out->docs = calloc(matched.n ? matched.n : 1, sizeof(*out->docs));
+    if (out->docs == NULL)
+        goto oom;
+    if (matched.n * 16 < st->count) { /* few: sort them */
+        if (matched.n > 1)
+            qsort_r(matched.v, matched.n, sizeof(*matched.v), cmp_slots, &o);
+        for (size_t i = 0; i < matched.n; i++)
+            out->docs[out->n++] = st->slot[matched.v[i]];
+    } else { /* many: pick them from the default order */
+        mark = calloc(st->nslots ? st->nslots : 1, 1);
+        if (mark == NULL)
             goto oom;
+        for (size_t i = 0; i < matched.n; i++)
+            mark[matched.v[i]] = 1;
+        for (size_t i = 0; i < st->dorder.n && out->n < matched.n; i++)
+            if (mark[st->dorder.v[i]])
+                out->docs[out->n++] = st->slot[st->dorder.v[i]];
     }
+    for (size_t i = 0; i < out->n; i++)
+        rm_doc_ref(out->docs[i]);
+    goto done;
+oom:
+    readmodel_result_free(out);
+    rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+done:
+    pthread_rwlock_unlock(&rm->lock);
+    free(mark);
+    free(matched.v);
+    return rc;
+}
+
+rd_status readmodel_query(readmodel *rm, const query *q, const char *const *domains,
+                          size_t ndomains, readmodel_result *out, rd_error *err)
+{
+    rm_state *st;
+    rm_ids matched = {0}, ordered = {0};
+    size_t from, to;
+    rd_status rc = RD_OK;
+
+    memset(out, 0, sizeof(*out));
+    pthread_rwlock_rdlock(&rm->lock);
+    st = rm->st;
+    if (match_slots(st, q, domains, ndomains, &matched) != 0)
+        goto oom;
     out->total_count = matched.n;
     if (query_is_count_only(q) || matched.n == 0)
         goto done;
@@ -307,7 +423,6 @@ oom:
     rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
 done:
     pthread_rwlock_unlock(&rm->lock);
-    free(c.s.v);
     free(matched.v);
     free(ordered.v);
     return rc;
