@@ -440,7 +440,6 @@ char *registry_base64_encode(const void *data, size_t n)
     return out;
 }
 
-
 /* expiresAt seconds as ms, clamped to +-1e18 (NaN gives 0): the cast of an
  * out-of-range double is undefined. */
 static int64_t seconds_to_ms(double s)

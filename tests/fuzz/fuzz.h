@@ -21,28 +21,28 @@
 
 #include "log.h"
 
-#define FUZZ_CHECK(cond)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "fuzz invariant broken at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                       \
-        }                                                                                  \
+#define FUZZ_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz invariant broken at %s:%d: %s\n", __FILE__, __LINE__, #cond);    \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 #ifdef FUZZ_REPLAY
 #define FUZZ_ENTRY(name)
 #else
-#define FUZZ_ENTRY(name)                                                                   \
-    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);                          \
-    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)                           \
-    {                                                                                      \
-        static int quiet;                                                                  \
-        if (!quiet) {                                                                      \
-            log_set_level(LOG_LVL_ERROR);                                                  \
-            quiet = 1;                                                                     \
-        }                                                                                  \
-        fuzz_##name(data, size);                                                           \
-        return 0;                                                                          \
+#define FUZZ_ENTRY(name)                                                                           \
+    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);                                  \
+    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)                                   \
+    {                                                                                              \
+        static int quiet;                                                                          \
+        if (!quiet) {                                                                              \
+            log_set_level(LOG_LVL_ERROR);                                                          \
+            quiet = 1;                                                                             \
+        }                                                                                          \
+        fuzz_##name(data, size);                                                                   \
+        return 0;                                                                                  \
     }
 #endif
 
@@ -102,7 +102,8 @@ static inline const json_t *fuzz_catalog(void)
             " {\"plugin_id\": \"plugin-aws\", \"name\": \"AWS EC2\", \"provider\": \"aws\","
             " \"state\": \"DISABLED\", \"labels\": [], \"capability\": null,"
             " \"created_at\": \"2023-12-31\", \"priority\": 2.5, \"tags\": {}},"
-            " {\"plugin_id\": \"p3\", \"name\": \"\", \"provider\": null, \"labels\": [1, true, null,"
+            " {\"plugin_id\": \"p3\", \"name\": \"\", \"provider\": null, \"labels\": [1, true, "
+            "null,"
             " {\"x\": [\"y\"]}], \"created_at\": \"not a date\", \"priority\": -1,"
             " \"capability\": {\"version\": \"2\", \"targets\": []}},"
             " {\"plugin_id\": \"p4\", \"repository_id\": \"repo-1\"}]",

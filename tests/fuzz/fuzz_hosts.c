@@ -57,8 +57,8 @@ static void fuzz_hosts(const uint8_t *data, size_t size)
     (void)registry_google_host(f[1]);
     (void)registry_ecr_account_valid(f[1]);
     (void)registry_ecr_region_valid(f[2]);
-    if (registry_resolve_target(conf, f[4][0] ? f[4] : NULL, f[5][0] ? f[5] : NULL, NULL, f[6],
-                                &t, &err) == RD_OK) {
+    if (registry_resolve_target(conf, f[4][0] ? f[4] : NULL, f[5][0] ? f[5] : NULL, NULL, f[6], &t,
+                                &err) == RD_OK) {
         FUZZ_CHECK(t.host != NULL && t.api_url != NULL && t.repository != NULL);
         FUZZ_CHECK(registry_host_rule_of(conf, t.api_url) != REGISTRY_HOST_REFUSED ||
                    registry_host_rule_of(conf, t.host) != REGISTRY_HOST_REFUSED || t.ecr);

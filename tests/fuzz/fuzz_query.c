@@ -28,8 +28,7 @@ static void fuzz_query(const uint8_t *data, size_t size)
         FUZZ_CHECK(q == NULL);
         goto done;
     }
-    json_array_foreach(docs, i, doc)
-        matched += query_match(q, doc) ? 1 : 0;
+    json_array_foreach(docs, i, doc) matched += query_match(q, doc) ? 1 : 0;
     FUZZ_CHECK(query_run(q, docs, &out, &err) == RD_OK);
     FUZZ_CHECK(json_is_object(out));
     FUZZ_CHECK(json_integer_value(json_object_get(out, "total_count")) == (json_int_t)matched);

@@ -15,8 +15,8 @@ static void fuzz_stat(const uint8_t *data, size_t size)
 
     if (stat == NULL)
         return;
-    if (query_stat(stat, size % 2 ? &query_schema_repository : &query_schema_plugin,
-                   fuzz_catalog(), &out, &err) == RD_OK) {
+    if (query_stat(stat, size % 2 ? &query_schema_repository : &query_schema_plugin, fuzz_catalog(),
+                   &out, &err) == RD_OK) {
         FUZZ_CHECK(json_is_object(out));
         FUZZ_CHECK(json_is_array(json_object_get(out, "results")));
     } else {

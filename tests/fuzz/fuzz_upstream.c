@@ -14,16 +14,19 @@
 #include "remote.h"
 #include "store.h"
 
+/* One store for the whole run, in a new folder under /tmp (the replay test
+ * closes and removes it). */
+static store *fuzz_upstream_st;
+static char fuzz_upstream_dir[] = "/tmp/repod-fuzz-upstream-XXXXXX";
+
 static store *fuzz_upstream_store(void)
 {
-    static store *st;
-    static char dir[] = "/tmp/repod-fuzz-upstream-XXXXXX";
     rd_error err;
-    if (st == NULL) {
-        FUZZ_CHECK(mkdtemp(dir) != NULL);
-        FUZZ_CHECK(store_open(dir, &st, &err) == RD_OK);
+    if (fuzz_upstream_st == NULL) {
+        FUZZ_CHECK(mkdtemp(fuzz_upstream_dir) != NULL);
+        FUZZ_CHECK(store_open(fuzz_upstream_dir, &fuzz_upstream_st, &err) == RD_OK);
     }
-    return st;
+    return fuzz_upstream_st;
 }
 
 static void fuzz_upstream(const uint8_t *data, size_t size)
@@ -38,7 +41,8 @@ static void fuzz_upstream(const uint8_t *data, size_t size)
         goto done;
     if (remote_check_plugin(body, &err) == RD_OK)
         FUZZ_CHECK(json_is_string(json_object_get(body, "plugin_id")));
-    json_array_foreach(json_object_get(body, "results"), i, rec) {
+    json_array_foreach(json_object_get(body, "results"), i, rec)
+    {
         if (remote_check_plugin(rec, &err) == RD_OK)
             FUZZ_CHECK(json_is_string(json_object_get(rec, "plugin_id")));
     }

@@ -30,8 +30,7 @@ static void fuzz_versions(const uint8_t *data, size_t size)
     registry_sort_versions(tags);
     n = json_array_size(tags);
     FUZZ_CHECK(n == json_array_size(orig));
-    json_array_foreach(orig, i, v)
-        nstr += json_is_string(v) ? 1 : 0;
+    json_array_foreach(orig, i, v) nstr += json_is_string(v) ? 1 : 0;
     /* strings first, sorted; each pair consistent */
     for (i = 0; i < n; i++) {
         const char *a = json_string_value(json_array_get(tags, i));
@@ -48,7 +47,8 @@ static void fuzz_versions(const uint8_t *data, size_t size)
         }
     }
     /* a permutation: every element of the input is there as often */
-    json_array_foreach(orig, i, v) {
+    json_array_foreach(orig, i, v)
+    {
         size_t want = 0, got = 0;
         for (j = 0; j < n; j++) {
             want += json_equal(v, json_array_get(orig, j)) ? 1 : 0;
