@@ -119,13 +119,17 @@ void qi_cond_free(qcond *c)
 #define EQ_HASH_MIN     8 /* `in` lists longer than this are hashed */
 
 /* 0 = acceptable, -1 = too complex, -2 = uses a back-reference.  *budget
- * is what the condition may still spend (regex_in shares one budget). */
+ * is what the condition may still spend (regex_in shares one budget).
+ * '+' copies its atom in glibc (a+ is aa*), so it doubles like {1,2}; a '+'
+ * or a bound right after another duplication symbol (undefined in POSIX
+ * ERE) is refused: glibc takes seconds on e.g. "e*****...*+". */
 static int regex_check(const char *p, double *budget)
 {
     double seq[REGEX_MAX_DEPTH + 1], last[REGEX_MAX_DEPTH + 1];
-    int depth = 0;
+    int depth = 0, prev_dup = 0;
     seq[0] = last[0] = 0;
     for (; *p != '\0'; p++) {
+        int dup = 0;
         switch (*p) {
         case '\\':
             if (p[1] >= '1' && p[1] <= '9')
@@ -175,6 +179,18 @@ static int regex_check(const char *p, double *budget)
         case '|':
             last[depth] = 0; /* alternatives add up: an upper bound */
             break;
+        case '*':
+        case '?':
+            seq[depth] += 1;
+            dup = 1;
+            break;
+        case '+':
+            if (prev_dup)
+                return -1;
+            seq[depth] += last[depth] + 1;
+            last[depth] *= 2;
+            dup = 1;
+            break;
         case '{': {
             char *end;
             unsigned long m = strtoul(p + 1, &end, 10), n = m;
@@ -189,8 +205,9 @@ static int regex_check(const char *p, double *budget)
                 break;
             if (n < m)
                 n = m;
-            if (n > 100000)
+            if (n > 100000 || prev_dup)
                 return -1;
+            dup = 1;
             seq[depth] += last[depth] * ((double)n - 1);
             last[depth] *= (double)n;
             p = end;
@@ -203,6 +220,7 @@ static int regex_check(const char *p, double *budget)
         }
         if (seq[depth] > *budget)
             return -1;
+        prev_dup = dup;
     }
     if (seq[0] > *budget)
         return -1;
