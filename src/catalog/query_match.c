@@ -122,9 +122,10 @@ void qi_cond_free(qcond *c)
 
 /* 0 = acceptable, -1 = too complex, -2 = uses a back-reference.  *budget
  * is what the condition may still spend (regex_in shares one budget).
- * '+' copies its atom in glibc (a+ is aa*), so it doubles like {1,2}; a '+'
- * or a bound right after another duplication symbol (undefined in POSIX
- * ERE) is refused: glibc takes seconds on e.g. "e*****...*+". */
+ * '+' copies its atom in glibc (a+ is aa*), so it doubles like {1,2}.
+ * Stacked duplication symbols (undefined in POSIX ERE) are refused, but for
+ * one '?' after one '*' or '+' (".*?"): glibc takes seconds on runs of
+ * them such as "e*****...*+" or "e*****...2***". */
 static int regex_check(const char *p, double *budget)
 {
     double seq[REGEX_MAX_DEPTH + 1], last[REGEX_MAX_DEPTH + 1];
@@ -183,8 +184,10 @@ static int regex_check(const char *p, double *budget)
             break;
         case '*':
         case '?':
+            if (prev_dup > 1 || (prev_dup == 1 && *p != '?'))
+                return -1;
             seq[depth] += 1;
-            dup = 1;
+            dup = prev_dup + 1;
             break;
         case '+':
             if (prev_dup)
