@@ -113,19 +113,26 @@ void qi_cond_free(qcond *c)
 /* Upper bound on the size of the automaton glibc builds for a pattern: every
  * atom costs 1 and a bounded repetition {m,n} multiplies the atom (or group)
  * before it.  glibc expands bounded repetitions, so nested ones such as
- * ((a{1,100}){1,100}){1,100} would take seconds and hundreds of MB. */
-#define REGEX_MAX_COST  10000.0
+ * ((a{1,100}){1,100}){1,100} would take seconds and hundreds of MB; its
+ * epsilon closures grow quadratically, so even ((a*)*){3000} takes over
+ * 20 s: at 1000 the worst seen is under 0.1 s and 10 MB. */
+#define REGEX_MAX_COST  1000.0
 #define REGEX_MAX_DEPTH 32
 #define EQ_HASH_MIN     8 /* `in` lists longer than this are hashed */
 
 /* 0 = acceptable, -1 = too complex, -2 = uses a back-reference.  *budget
- * is what the condition may still spend (regex_in shares one budget). */
+ * is what the condition may still spend (regex_in shares one budget).
+ * '+' copies its atom in glibc (a+ is aa*), so it doubles like {1,2}.
+ * Stacked duplication symbols (undefined in POSIX ERE) are refused, but for
+ * one '?' after one '*' or '+' (".*?"): glibc takes seconds on runs of
+ * them such as "e*****...*+" or "e*****...2***". */
 static int regex_check(const char *p, double *budget)
 {
     double seq[REGEX_MAX_DEPTH + 1], last[REGEX_MAX_DEPTH + 1];
-    int depth = 0;
+    int depth = 0, prev_dup = 0;
     seq[0] = last[0] = 0;
     for (; *p != '\0'; p++) {
+        int dup = 0;
         switch (*p) {
         case '\\':
             if (p[1] >= '1' && p[1] <= '9')
@@ -175,6 +182,20 @@ static int regex_check(const char *p, double *budget)
         case '|':
             last[depth] = 0; /* alternatives add up: an upper bound */
             break;
+        case '*':
+        case '?':
+            if (prev_dup > 1 || (prev_dup == 1 && *p != '?'))
+                return -1;
+            seq[depth] += 1;
+            dup = prev_dup + 1;
+            break;
+        case '+':
+            if (prev_dup)
+                return -1;
+            seq[depth] += last[depth] + 1;
+            last[depth] *= 2;
+            dup = 1;
+            break;
         case '{': {
             char *end;
             unsigned long m = strtoul(p + 1, &end, 10), n = m;
@@ -189,8 +210,9 @@ static int regex_check(const char *p, double *budget)
                 break;
             if (n < m)
                 n = m;
-            if (n > 100000)
+            if (n > 100000 || prev_dup)
                 return -1;
+            dup = 1;
             seq[depth] += last[depth] * ((double)n - 1);
             last[depth] *= (double)n;
             p = end;
@@ -203,6 +225,7 @@ static int regex_check(const char *p, double *budget)
         }
         if (seq[depth] > *budget)
             return -1;
+        prev_dup = dup;
     }
     if (seq[0] > *budget)
         return -1;

@@ -481,7 +481,8 @@ void registry_on_token(lookup *lk, const httpc_response *resp)
     exp = json_object_get(root, "expires_in");
     if (json_is_integer(exp) && json_integer_value(exp) > 0)
         ttl = json_integer_value(exp);
-    else if (json_is_real(exp) && json_real_value(exp) >= 1)
+    else if (json_is_real(exp) && json_real_value(exp) >= 1 &&
+             json_real_value(exp) < 1e15) /* the cast of a larger double is undefined */
         ttl = (json_int_t)json_real_value(exp);
     lk->auth = util_strdup_printf("Bearer %s", json_string_value(tok));
     if (lk->auth == NULL) {

@@ -212,7 +212,8 @@ int registry_gcp_parse_token(const char *body, size_t len, char **access_token,
     exp = json_object_get(root, "expires_in");
     if (json_is_integer(exp) && json_integer_value(exp) > 0)
         *expires_in_s = json_integer_value(exp);
-    else if (json_is_real(exp) && json_real_value(exp) >= 1)
+    else if (json_is_real(exp) && json_real_value(exp) >= 1 &&
+             json_real_value(exp) < 1e15) /* the cast of a larger double is undefined */
         *expires_in_s = (int64_t)json_real_value(exp);
     if ((*access_token = strdup(json_string_value(tok))) != NULL)
         rc = 0;

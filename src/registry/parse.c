@@ -440,6 +440,19 @@ char *registry_base64_encode(const void *data, size_t n)
     return out;
 }
 
+/* expiresAt seconds as ms, clamped to +-1e18 (NaN gives 0): the cast of an
+ * out-of-range double is undefined. */
+static int64_t seconds_to_ms(double s)
+{
+    double ms = s * 1000.0;
+    if (ms != ms)
+        return 0;
+    if (ms > 1e18)
+        return (int64_t)1e18;
+    if (ms < -1e18)
+        return -(int64_t)1e18;
+    return (int64_t)ms;
+}
 /* ---- ECR GetAuthorizationToken answer ---------------------------------------------- */
 
 int registry_ecr_parse_token(const char *body, size_t len, char **basic, int64_t *expires_at_ms)
@@ -467,12 +480,12 @@ int registry_ecr_parse_token(const char *body, size_t len, char **basic, int64_t
         goto done;
     exp = json_object_get(data, "expiresAt");
     if (json_is_number(exp)) {
-        *expires_at_ms = (int64_t)(json_number_value(exp) * 1000.0);
+        *expires_at_ms = seconds_to_ms(json_number_value(exp));
     } else if (json_is_string(exp)) {
         char *end = NULL;
         double d = strtod(json_string_value(exp), &end);
         if (end != json_string_value(exp) && *end == '\0')
-            *expires_at_ms = (int64_t)(d * 1000.0);
+            *expires_at_ms = seconds_to_ms(d);
     }
     *basic = malloc(6 + json_string_length(token) + 1);
     if (*basic == NULL)

@@ -301,7 +301,8 @@ static int canonical_query(const char *query, sbuf *out)
         if (items[n - 1].key == NULL || items[n - 1].value == NULL)
             goto done;
     }
-    qsort(items, n, sizeof(*items), query_item_cmp);
+    if (n > 0) /* items is NULL for an empty query */
+        qsort(items, n, sizeof(*items), query_item_cmp);
     for (i = 0; i < n; i++) {
         if (i > 0)
             sb_add(out, "&");
