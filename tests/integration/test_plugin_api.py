@@ -554,7 +554,10 @@ class PluginApiTest(RepodTestCase):
         (local,) = [x for x in b["results"] if x["repository_type"] == "local"]
         self.assertEqual(local["endpoint"], "")
         self.assertOK(gw("deregister", {"plugin_id": "plugin-gw-one"}))
-        # the same audit line as the versioned route
+        # the same audit line as the versioned route (the harness reads the
+        # log on its own thread: wait for the last line)
+        self.assertTrue(self.server.wait_log("audit plugin.deregister id=plugin-gw-one "
+                                             "domain=domain-a "), self.server.describe())
         log = self.server.log()
         self.assertRegex(log, r"audit plugin\.register id=plugin-gw-one domain=domain-a ")
         self.assertRegex(log, r"audit plugin\.deregister id=plugin-gw-one domain=domain-a ")
