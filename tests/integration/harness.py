@@ -17,6 +17,7 @@ import atexit
 import collections
 import copy
 import http.client
+import http.server
 import json
 import os
 import re
@@ -578,6 +579,26 @@ def list_snapshot(server, token, body=None):
         raise ServerError("plugin list failed: %r%s" % ((r.status, r.body), server.describe()))
     res = sorted(r.body.get("results", []), key=lambda p: (p.get("domain_id", ""), p.get("plugin_id", "")))
     return {"total_count": r.body.get("total_count"), "results": res}
+
+
+def serve_https(handler_cls, certs=None):
+    """Starts a threaded HTTPS server on 127.0.0.1, on a port it picks, with
+    the development certificate of certs (default: cert_dir()), serving on a
+    daemon thread.  Returns the server; its port is server_address[1].  Stop
+    it with stop_https()."""
+    certs = certs or cert_dir()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(certs, "server.crt"), os.path.join(certs, "server.key"))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
+    httpd.daemon_threads = True
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def stop_https(httpd):
+    httpd.shutdown()
+    httpd.server_close()
 
 
 def free_port():

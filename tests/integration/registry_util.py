@@ -407,7 +407,6 @@ class TokenService:
 
     def __init__(self, users=None, public_prefixes=()):
         import http.server
-        import ssl
         from cryptography.hazmat.primitives import serialization
         from cryptography import x509
         outer = self
@@ -444,14 +443,8 @@ class TokenService:
             def do_POST(self):
                 outer._grant(self)
 
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(os.path.join(certs, "server.crt"), os.path.join(certs, "server.key"))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd = harness.serve_https(Handler, certs)
         self.port = self.httpd.server_address[1]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self._thread.start()
 
     @property
     def host(self):
@@ -473,8 +466,7 @@ class TokenService:
             return self.grants.count(email)
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        harness.stop_https(self.httpd)
 
     # -- docker-registry token auth -----------------------------------------
 

@@ -25,7 +25,6 @@ import http.server
 import json
 import os
 import socket
-import ssl
 import threading
 import time
 import unittest
@@ -116,23 +115,15 @@ class FakeRegistry:
                 self.end_headers()
                 self.wfile.write(body)
 
-        certs = harness.cert_dir()
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(os.path.join(certs, "server.crt"), os.path.join(certs, "server.key"))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd = harness.serve_https(Handler)
         self.port = self.httpd.server_address[1]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self._thread.start()
 
     @property
     def host(self):
         return "127.0.0.1:%d" % self.port
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        harness.stop_https(self.httpd)
 
 
 def ca_file():

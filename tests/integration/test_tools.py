@@ -14,13 +14,12 @@ import pty
 import select
 import shutil
 import socket
-import ssl
 import subprocess
 import tempfile
 import threading
 import time
 import unittest
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import harness
 from harness import SEED_JIRA_REGISTER, RepodTestCase, Server, free_port, plugin_body
@@ -453,15 +452,8 @@ class FakeUpstream:
                 self.end_headers()
                 self.wfile.write(data)
 
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(os.path.join(harness.cert_dir(), "server.crt"),
-                            os.path.join(harness.cert_dir(), "server.key"))
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd = harness.serve_https(Handler)
         self.endpoint = "https://127.0.0.1:%d" % self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
         self.stopped = False
 
     def route(self, path, body):
@@ -496,8 +488,7 @@ class FakeUpstream:
         if self.stopped:
             return
         self.stopped = True
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        harness.stop_https(self.httpd)
         with self.lock:
             for c in self.conns:
                 for f in (lambda: c.shutdown(socket.SHUT_RDWR), c.close):
