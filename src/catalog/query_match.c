@@ -111,8 +111,9 @@ void qi_cond_free(qcond *c)
 }
 
 /* Upper bound on the size of the automaton glibc builds for a pattern: every
- * atom costs 1 and a bounded repetition {m,n} multiplies the atom (or group)
- * before it.  glibc expands bounded repetitions, so nested ones such as
+ * atom (and group, even an empty one) costs at least 1 and a bounded
+ * repetition {m,n} multiplies the atom (or group) before it by max(n, 1).  glibc expands bounded
+ * repetitions, so nested ones such as
  * ((a{1,100}){1,100}){1,100} would take seconds and hundreds of MB; its
  * epsilon closures grow quadratically, so even ((a*)*){3000} takes over
  * 20 s: at 1000 the worst seen is under 0.1 s and 10 MB. */
@@ -174,7 +175,9 @@ static int regex_check(const char *p, double *budget)
             break;
         case ')':
             if (depth > 0) {
-                double inner = seq[depth--];
+                /* a group is a node even when empty or repeated {0} */
+                double inner = seq[depth] < 1 ? 1 : seq[depth];
+                depth--;
                 seq[depth] += inner;
                 last[depth] = inner;
             }
@@ -213,6 +216,8 @@ static int regex_check(const char *p, double *budget)
             if (n > 100000 || prev_dup)
                 return -1;
             dup = 1;
+            if (n == 0)
+                n = 1; /* x{0} still leaves its node: it does not make x free */
             seq[depth] += last[depth] * ((double)n - 1);
             last[depth] *= (double)n;
             p = end;
