@@ -7,6 +7,8 @@
 # A finding (crash, leak, timeout, UB, broken invariant) makes the script
 # exit 1; its input is kept in build-fuzz/findings/<target>/ - add it to
 # tests/fuzz/regressions/<target>/ so that the unit suite replays it.
+# FUZZ_SEED=N fixes libFuzzer's seed, so that a run can be replayed exactly
+# (CI sets it; by hand each run explores from a new random seed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:-all}
@@ -38,6 +40,7 @@ for t in $targets; do
   mkdir -p "$build/corpus/$t" "$build/findings/$t" "tests/fuzz/corpus/$t"
   dict=()
   [ -f "tests/fuzz/dict/$t.dict" ] && dict=(-dict="tests/fuzz/dict/$t.dict")
+  [ -n "${FUZZ_SEED:-}" ] && dict+=(-seed="$FUZZ_SEED")
   echo "== fuzz $t for ${seconds}s"
   if "$bin" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 -max_len=8192 \
        -print_final_stats=1 "${dict[@]}" -artifact_prefix="$build/findings/$t/" \
