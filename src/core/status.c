@@ -108,6 +108,8 @@ const char *rd_http_reason(int http_status)
     switch (http_status) {
     case 200:
         return "OK";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:

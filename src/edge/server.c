@@ -35,6 +35,7 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "openapi_doc.h"
 #include "tls.h"
 #include "util.h"
 
@@ -109,6 +110,7 @@ typedef struct {
     struct evhttp_connection *evcon;
     int64_t start_us;
     int linger; /* refused before its body was read: close with linger.h */
+    const char *cache_control; /* NULL: no-store */
     char method[8];
     char path[256];
     char domain[AUTH_NAME_MAX];
@@ -180,7 +182,8 @@ static void send_raw(edge_req *er, int status, const char *content_type, const c
     out = evhttp_request_get_output_headers(er->req);
     buf = evbuffer_new();
     evhttp_add_header(out, "Content-Type", content_type);
-    evhttp_add_header(out, "Cache-Control", "no-store");
+    evhttp_add_header(out, "Cache-Control",
+                      er->cache_control != NULL ? er->cache_control : "no-store");
     for (size_t i = 0; headers != NULL && headers[i] != NULL && headers[i + 1] != NULL; i += 2)
         evhttp_add_header(out, headers[i], headers[i + 1]);
     if (buf != NULL)
@@ -240,21 +243,39 @@ static void serve_metrics(edge_req *er)
     evbuffer_free(text);
 }
 
-/* Answers /healthz, /readyz and /metrics; returns 0 if path is not one. */
-static int serve_operational(edge_req *er, enum evhttp_cmd_type cmd, const char *path)
+/* GET /openapi.json: the embedded document; 304 when the client holds
+ * this edition (If-None-Match). */
+static void serve_openapi(edge_req *er, struct evhttp_request *req)
+{
+    static const char *const etag[] = {"ETag", edge_openapi_json_etag, NULL};
+    const char *match = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
+    er->cache_control = "public, max-age=300";
+    if (match != NULL && (strstr(match, edge_openapi_json_etag) != NULL || strcmp(match, "*") == 0))
+        send_raw(er, 304, "application/json", "", 0, etag);
+    else
+        send_raw(er, 200, "application/json", (const char *)edge_openapi_json,
+                 edge_openapi_json_len, etag);
+}
+
+/* Answers /healthz, /readyz, /metrics and /openapi.json; returns 0 if path
+ * is not one. */
+static int serve_operational(edge_req *er, struct evhttp_request *req, const char *path)
 {
     static const char *const allow_get[] = {"Allow", "GET", NULL};
     int is_health = strcmp(path, "/healthz") == 0;
     int is_ready = strcmp(path, "/readyz") == 0;
     int is_metrics = strcmp(path, "/metrics") == 0;
-    if (!is_health && !is_ready && !is_metrics)
+    int is_openapi = strcmp(path, "/openapi.json") == 0;
+    if (!is_health && !is_ready && !is_metrics && !is_openapi)
         return 0;
-    if (cmd != EVHTTP_REQ_GET) {
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
         reply_error(er, RD_ERR_METHOD_NOT_ALLOWED, "Method not allowed. (allowed = GET)",
                     allow_get);
         return 1;
     }
-    if (is_metrics) {
+    if (is_openapi) {
+        serve_openapi(er, req);
+    } else if (is_metrics) {
         serve_metrics(er);
     } else if (is_ready && !atomic_load(&er->w->srv->app->ready)) {
         edge_reply(er, 503, json_pack("{s:s}", "status", "not ready"), NULL);
@@ -304,7 +325,7 @@ static void on_ops_request(struct evhttp_request *req, void *arg)
     if (path == NULL)
         path = "-";
     snprintf(er->path, sizeof(er->path), "%s", path);
-    if (!serve_operational(er, evhttp_request_get_command(req), path))
+    if (!serve_operational(er, req, path))
         reply_error(er, RD_ERR_UNKNOWN_ROUTE, "Unknown route.", NULL);
 }
 
@@ -316,7 +337,6 @@ static void on_request(struct evhttp_request *req, void *arg)
     SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
     const struct evhttp_uri *uri;
     const char *path;
-    enum evhttp_cmd_type cmd;
     struct evbuffer *in;
     edge_req *er;
 
@@ -333,7 +353,6 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     er->evcon = evcon;
     evhttp_connection_set_closecb(evcon, on_conn_close, er);
-    cmd = evhttp_request_get_command(req);
     {
         static const char *const close_hdr[] = {"Connection", "close", NULL};
         conn_info *ci = conn_ex_index >= 0 ? SSL_get_ex_data(ssl, conn_ex_index) : NULL;
@@ -365,7 +384,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (path == NULL || path[0] == '\0')
         path = "/";
     snprintf(er->path, sizeof(er->path), "%s", path);
-    if (serve_operational(er, cmd, path))
+    if (serve_operational(er, req, path))
         return;
     in = evhttp_request_get_input_buffer(req);
     if ((int64_t)evbuffer_get_length(in) > w->srv->app->conf->max_body_bytes) {
