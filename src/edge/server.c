@@ -109,7 +109,7 @@ typedef struct {
     struct evhttp_request *req; /* NULL once the client went away */
     struct evhttp_connection *evcon;
     int64_t start_us;
-    int linger; /* refused before its body was read: close with linger.h */
+    int linger;                /* refused before its body was read: close with linger.h */
     const char *cache_control; /* NULL: no-store */
     char method[8];
     char path[256];
