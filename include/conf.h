@@ -59,6 +59,7 @@ typedef struct {
     int64_t request_timeout_s;  /* limits.request_timeout_s, default 30 */
     int64_t max_connections;    /* limits.max_connections (all workers), default 10000 */
     int64_t shutdown_timeout_s; /* limits.shutdown_timeout_s, default 10 */
+    int64_t shutdown_grace_ms;  /* limits.shutdown_grace_ms, default 0 */
     char *tokens_file;          /* auth.tokens_file, default "<data_dir>/tokens.json" */
     int anonymous_read;         /* auth.anonymous_read, default 1 */
     char **public_domains;      /* auth.public_domains, NULL-terminated */

@@ -27,7 +27,10 @@ int server_metrics_port(const server *srv);
 /* Starts conf->workers threads that serve until server_stop(). */
 rd_status server_start(server *srv, rd_error *err);
 
-/* Graceful stop: every worker stops accepting; requests in flight get up to
+/* Graceful stop.  First the drain: for limits.shutdown_grace_ms the server
+ * keeps accepting and answering while /readyz answers 503 "draining" and
+ * every answer carries Connection: close (a load balancer takes it out of
+ * rotation).  Then every worker stops accepting; requests in flight get up to
  * limits.shutdown_timeout_s to finish.  If some are still waiting then,
  * cancel_waits(arg) (may be NULL) is called to end their waits (the
  * upstream engine answers them with errors) and they get 2 s more.  Then

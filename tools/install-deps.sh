@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git
   libevent-dev libssl-dev libjansson-dev librocksdb-dev libcmocka-dev
   openssl ca-certificates curl python3 python3-jsonschema python3-cryptography clang-format
-  docker-registry apache2-utils
+  docker-registry apache2-utils haproxy
 )
 
 if [ "$(id -u)" -eq 0 ]; then

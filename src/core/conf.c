@@ -139,6 +139,9 @@ static const conf_row conf_rows[] = {
             "open client connections over all workers"),
     ROW_INT("limits.shutdown_timeout_s", shutdown_timeout_s, 0, 10, 0, 600,
             "how long SIGTERM waits for in-flight requests"),
+    ROW_INT("limits.shutdown_grace_ms", shutdown_grace_ms, 0, 0, 0, 600000,
+            "on SIGTERM, keep serving this long with /readyz answering 503 (so a load "
+            "balancer takes the server out) before the listener closes"),
     ROW_SECTION("auth", "authentication"),
     ROW_PATH("auth.tokens_file", tokens_file, CF_IN_DATA_DIR, "tokens.json",
              "<data_dir>/tokens.json", "token hashes (managed by `repod token`)"),

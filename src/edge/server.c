@@ -58,6 +58,7 @@ struct server {
     evutil_socket_t metrics_fd; /* until worker 0 takes it over; else -1 */
     int nworkers;
     worker *workers;
+    atomic_int draining; /* SIGTERM came: /readyz 503, every answer closes its connection */
 };
 
 struct worker {
@@ -186,6 +187,8 @@ static void send_raw(edge_req *er, int status, const char *content_type, const c
                       er->cache_control != NULL ? er->cache_control : "no-store");
     for (size_t i = 0; headers != NULL && headers[i] != NULL && headers[i + 1] != NULL; i += 2)
         evhttp_add_header(out, headers[i], headers[i + 1]);
+    if (atomic_load(&er->w->srv->draining) && evhttp_find_header(out, "Connection") == NULL)
+        evhttp_add_header(out, "Connection", "close"); /* the client reconnects elsewhere */
     if (buf != NULL)
         evbuffer_add(buf, body, len);
     evhttp_send_reply(er->req, status, rd_http_reason(status), buf);
@@ -277,6 +280,8 @@ static int serve_operational(edge_req *er, struct evhttp_request *req, const cha
         serve_openapi(er, req);
     } else if (is_metrics) {
         serve_metrics(er);
+    } else if (is_ready && atomic_load(&er->w->srv->draining)) {
+        edge_reply(er, 503, json_pack("{s:s}", "status", "draining"), NULL);
     } else if (is_ready && !atomic_load(&er->w->srv->app->ready)) {
         edge_reply(er, 503, json_pack("{s:s}", "status", "not ready"), NULL);
     } else {
@@ -648,9 +653,32 @@ static int wait_idle(server *srv, int64_t timeout_ms)
     return n;
 }
 
+/* The drain before the listener closes: keep serving for
+ * limits.shutdown_grace_ms while /readyz answers 503, so that a load
+ * balancer's health check takes this server out of rotation first and no
+ * new connection meets a closed port; every answer from now on carries
+ * Connection: close, so keep-alive clients reconnect (through the
+ * balancer, to another server). */
+static void drain(server *srv)
+{
+    int64_t grace_ms = srv->app->conf->shutdown_grace_ms;
+    int64_t deadline = util_monotonic_us() + grace_ms * 1000;
+    atomic_store(&srv->draining, 1);
+    if (grace_ms <= 0)
+        return;
+    LOG_INFO("shutdown: draining for %lldms (readyz answers 503, connections close after "
+             "their answer)",
+             (long long)grace_ms);
+    while (util_monotonic_us() < deadline)
+        usleep(20000);
+    LOG_INFO("shutdown: drained; closing the listener with %d requests in flight",
+             inflight_total(srv));
+}
+
 void server_stop(server *srv, void (*cancel_waits)(void *), void *arg)
 {
     int left;
+    drain(srv);
     for (int i = 0; i < srv->nworkers; i++)
         if (srv->workers[i].started)
             event_active(srv->workers[i].stop_ev, 0, 0);

@@ -108,6 +108,7 @@ static void test_minimal_gets_defaults(void **state)
     assert_int_equal(conf->request_timeout_s, 30);
     assert_int_equal(conf->max_connections, 10000);
     assert_int_equal(conf->shutdown_timeout_s, 10);
+    assert_int_equal(conf->shutdown_grace_ms, 0);
     assert_string_equal(conf->tokens_file, "/etc/repod/data/tokens.json");
     assert_int_equal(conf->anonymous_read, 1);
     assert_non_null(conf->public_domains);
@@ -600,6 +601,7 @@ static void test_print_keys(void **state)
         "limits.request_timeout_s ",
         "limits.max_connections ",
         "limits.shutdown_timeout_s ",
+        "limits.shutdown_grace_ms ",
         "auth.tokens_file ",
         "<data_dir>/tokens.json",
         "auth.anonymous_read ",
@@ -694,6 +696,7 @@ static void test_shipped_files(void **state)
     assert_int_equal(conf->request_timeout_s, defaults->request_timeout_s);
     assert_int_equal(conf->max_connections, defaults->max_connections);
     assert_int_equal(conf->shutdown_timeout_s, defaults->shutdown_timeout_s);
+    assert_int_equal(conf->shutdown_grace_ms, defaults->shutdown_grace_ms);
     assert_int_equal(conf->anonymous_read, defaults->anonymous_read);
     assert_string_equal(conf->local_repository_name, defaults->local_repository_name);
     assert_memory_equal(&conf->remote_defaults, &defaults->remote_defaults,
