@@ -35,6 +35,7 @@ import time
 import unittest
 
 import harness
+import test_openapi
 from harness import RepodTestCase, Server, plugin_body
 
 HAPROXY_BIN = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -386,6 +387,10 @@ class DrainTest(RepodTestCase):
             self.assertTrue(srv.wait_log("shutdown: draining for 3000ms"), srv.describe())
             r = srv.request("/readyz", method="GET")
             self.assertEqual((r.status, r.body), (503, {"status": "draining"}))
+            doc = test_openapi.load_doc()  # the answer is the documented one
+            schema = doc["paths"]["/readyz"]["get"]["responses"]["503"]["content"]
+            v = test_openapi.schema_validator(doc, schema["application/json"]["schema"])
+            self.assertEqual(test_openapi.errors_of(v, r.body), [])
             self.assertEqual(r.headers.get("Connection"), "close")
             r = srv.request("plugin/list", {}, conn=conn)  # the keep-alive one
             self.assertOK(r)
