@@ -20,7 +20,6 @@ The counts are printed.  Skipped when haproxy is not installed
 (tools/install-deps.sh installs it).
 """
 
-import ctypes
 import http.client
 import json
 import os
@@ -35,6 +34,7 @@ import time
 import unittest
 
 import harness
+import registry_util
 import test_openapi
 from harness import RepodTestCase, Server, plugin_body
 
@@ -47,13 +47,6 @@ CHECK_TIMEOUT_MS = 500
 GRACE_MS = 1500  # > FALL * INTER_MS + CHECK_TIMEOUT_MS
 THREADS = 4
 PLUGINS = ["mk-%d" % i for i in range(4)]
-
-
-def _die_with_parent():
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def haproxy_config(front_port, backends, ca_file, admin_sock):
@@ -107,7 +100,7 @@ class HAProxy:
         try:
             self.proc = subprocess.Popen([HAPROXY_BIN, "-db", "-f", self.cfg],
                                          stdin=subprocess.DEVNULL, stdout=logf,
-                                         stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                                         stderr=subprocess.STDOUT, preexec_fn=registry_util._die_with_parent)
         finally:
             logf.close()
 
