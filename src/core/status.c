@@ -108,6 +108,10 @@ const char *rd_http_reason(int http_status)
     switch (http_status) {
     case 200:
         return "OK";
+    case 304:
+        return "Not Modified";
+    case 308:
+        return "Permanent Redirect";
     case 400:
         return "Bad Request";
     case 401:
