@@ -147,6 +147,7 @@ export function create() {
   async function update(p) {
     params = new URLSearchParams(p);
     const my = ++seq;
+    delete el.dataset.loaded;
     if (document.activeElement !== search) search.value = params.get('q') || '';
     sortSel.value = SORTS[params.get('sort')] ? params.get('sort') : 'name';
     const page = Math.max(1, parseInt(params.get('page') || '1', 10) || 1);
@@ -161,6 +162,7 @@ export function create() {
       mount(tbody);
       summary.textContent = '';
       mount(pager);
+      el.dataset.loaded = hashOf(params);
       return;
     }
     if (my !== seq) return;
@@ -184,6 +186,7 @@ export function create() {
     mount(facetsEl, FACETS.map((f, i) => (groups[i] instanceof Error || !Array.isArray(groups[i]))
       ? h('div', {className: 'facet-group'}, h('h3', {}, f.title), errorBox(groups[i]))
       : renderFacet(f, groups[i])));
+    el.dataset.loaded = hashOf(params); // everything of this query is on the page
   }
 
   return {el, update};

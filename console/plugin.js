@@ -69,16 +69,23 @@ export function create(ctx) {
         ? h('ol', {className: 'versions'}, list.map((v) => h('li', {}, String(v))))
         : h('p', {className: 'muted'}, 'No versions.'),
       h('p', {className: 'muted small'}, (data.total_count ?? list.length) + ' versions'));
-    }, (e) => mount(versions, errorBox(e, 'Versions unavailable')));
+      versions.dataset.loaded = 'ok';
+    }, (e) => {
+      mount(versions, errorBox(e, 'Versions unavailable'));
+      versions.dataset.loaded = 'error';
+    });
+    el.dataset.loaded = p.plugin_id;
   }
 
   async function load() {
+    delete el.dataset.loaded;
     mount(el, h('p', {className: 'muted'}, 'Loading…'));
     try {
       const {data} = await call('plugin/get', body());
       render(data);
     } catch (e) {
       mount(el, h('p', {}, h('a', {href: '#/catalog'}, '← Catalog')), errorBox(e, 'Cannot read plugin ' + pluginId));
+      el.dataset.loaded = 'error';
     }
   }
 

@@ -6,6 +6,7 @@ import {errorBox, h, mount, stateBadge} from './dom.js';
 
 export function create() {
   const el = h('section', {className: 'page repositories'});
+  const status = h('div', {id: 'repo-status'}); // kept across reloads: says how the last sync went
 
   function row(r, status) {
     const up = r.upstream || {};
@@ -43,9 +44,9 @@ export function create() {
       ({data} = await call('repository/list', {query: {sort: {key: 'priority'}}}));
     } catch (e) {
       mount(el, h('h1', {}, 'Repositories'), errorBox(e, 'Cannot list repositories'));
+      el.dataset.loaded = 'error';
       return;
     }
-    const status = h('div', {id: 'repo-status'});
     const results = data.results || [];
     mount(el, h('h1', {}, 'Repositories'),
       h('p', {className: 'muted'}, results.length + ' repositories. Local plugins are searched first, ' +
@@ -55,6 +56,7 @@ export function create() {
         h('thead', {}, h('tr', {}, ['Name', 'Type', 'Endpoint', 'Priority', 'Upstream', 'Last sync',
           'Last error', 'Cached plugins', ''].map((t) => h('th', {}, t)))),
         h('tbody', {}, results.map((r) => row(r, status)))));
+    el.dataset.loaded = String(Date.now());
   }
   return {el, update};
 }
