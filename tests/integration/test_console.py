@@ -336,8 +336,14 @@ class TestConsoleBrowser(RepodTestCase):
             "catalog %s loaded" % fragment)
 
     def shot(self, name):
+        """A screenshot of the whole page (the window grown to fit it)."""
         path = os.path.join(self.shots, name + ".png")
-        self.driver.save_screenshot(path)
+        height = self.driver.execute_script("return document.documentElement.scrollHeight")
+        self.driver.set_window_size(1280, max(600, min(int(height) + 120, 2400)))
+        try:
+            self.driver.save_screenshot(path)
+        finally:
+            self.driver.set_window_size(1280, 900)
         return path
 
     def assertCleanLog(self, allow_failed_loads=False):
@@ -569,6 +575,17 @@ class TestConsoleBrowser(RepodTestCase):
         self.assertIsNone(self.driver.execute_script("return window.__xss"))
         self.shot("plugin-xss")
         self.assertCleanLog(allow_failed_loads=True)
+
+    def test_anonymous_sees_what_anonymous_reads_allow(self):
+        self.open("#/catalog")
+        self.catalog_loaded("#/catalog")
+        anon = must(self.mirror.api("plugin/list", {"query": {"sort": {"key": "name"}}}),
+                    "anonymous list", self.mirror)
+        self.assertEqual(anon["total_count"], 6)  # the remote tier only
+        self.assertEqual(self.one("#summary").get_attribute("data-total"), "6")
+        self.assertEqual(self.shown_ids(), [p["plugin_id"] for p in anon["results"]])
+        self.assertEqual(self.one("#whoami").get_attribute("data-role"), "anonymous")
+        self.assertCleanLog()
 
     def test_csp_is_enforced_by_the_browser(self):
         self.open("#/catalog", self.viewer)
