@@ -371,7 +371,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     {
         console_answer ca; /* the web console under /ui (console.h) */
-        const char *inm = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
+        const char *inm =
+            evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
         if (console_route(w->srv->app->conf, er->method, path, inm, &ca)) {
             if (ca.error != RD_OK)
                 reply_error(er, ca.error, ca.message, ca.headers);
