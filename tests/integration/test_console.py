@@ -318,14 +318,16 @@ class TestConsoleBrowser(RepodTestCase):
     def url(self, fragment=""):
         return "https://127.0.0.1:%d/ui/%s" % (self.mirror.port, fragment)
 
-    def open(self, fragment, token=None):
-        """Opens the console at fragment signed in with token (None: anonymous)."""
+    def open(self, fragment, token=None, role=None):
+        """Opens the console at fragment signed in with token (None: anonymous);
+        role: what the console believes the token's role is (default: its own)."""
         d = self.driver
         d.get(self.url("#/signin"))
         if token is None:
             d.execute_script("sessionStorage.clear()")
         else:
-            role = {self.system: "system", self.admin: "admin", self.viewer: "viewer"}[token]
+            role = role or {self.system: "system", self.admin: "admin",
+                            self.viewer: "viewer"}[token]
             d.execute_script("sessionStorage.setItem('repod.token', arguments[0]);"
                              "sessionStorage.setItem('repod.role', arguments[1])", token, role)
         d.get(self.url(fragment))
@@ -445,6 +447,18 @@ class TestConsoleBrowser(RepodTestCase):
         self.assertEqual(self.shown_ids(), [p["plugin_id"] for p in both["results"]])
         self.assertEqual(sum(self.facet_counts("resource_type").values()), both["total_count"])
 
+        # the repository facet: the remote tier alone
+        self.driver.get(self.url("#/catalog"))
+        self.driver.refresh()
+        self.catalog_loaded("#/catalog")
+        self.css('a.facet[data-facet="repository"][data-value="%s"]' % self.up_local_id)[0].click()
+        self.catalog_loaded("#/catalog?repository=" + self.up_local_id)
+        remote = self.api_list(self.viewer, {"sort": {"key": "name"}, "filter": [
+            {"k": "repository_info.repository_id", "v": self.up_local_id, "o": "eq"}]})
+        self.assertEqual(remote["total_count"], 6)
+        self.assertEqual(self.shown_ids(), [p["plugin_id"] for p in remote["results"]])
+        self.assertTrue(all(r.text.find("Market (remote)") >= 0 for r in self.css("tr.plugin-row")))
+
         # the URL is a bookmark: a fresh load shows the same
         self.driver.get(self.url("#/catalog?sort=-name&q=local"))
         self.driver.refresh()
@@ -563,6 +577,20 @@ class TestConsoleBrowser(RepodTestCase):
         self.assertEqual(self.mirror.api("plugin/get", {"plugin_id": "loc-09"},
                                          token=self.admin).status, 404)
         self.assertCleanLog(allow_failed_loads=True)  # the versions 503 of the plugin pages
+
+    def test_a_refused_write_shows_the_api_message(self):
+        # a viewer's token with a stale belief that it is an admin: the
+        # buttons show, the server refuses, the page says why
+        self.open("#/plugin/loc-03", self.viewer, role="admin")
+        self.one("#disable").click()
+        err = self.one("#action-status .error")
+        r = self.mirror.api("plugin/disable", {"plugin_id": "loc-03"}, token=self.viewer)
+        self.assertEqual(r.status, 403, self._ctx(r))
+        self.assertIn("HTTP 403 ERROR_PERMISSION_DENIED", err.text)
+        self.assertIn(r.body["detail"]["message"], err.text)
+        self.assertEqual(self.mirror.api("plugin/get", {"plugin_id": "loc-03"},
+                                         token=self.admin).body["state"], "ENABLED")
+        self.assertCleanLog(allow_failed_loads=True)  # the 403 itself
 
     def test_remote_plugins_show_no_write_buttons(self):
         self.open("#/plugin/mk-alpha", self.admin)
