@@ -322,6 +322,10 @@ class TestConsoleBrowser(RepodTestCase):
         """Opens the console at fragment signed in with token (None: anonymous);
         role: what the console believes the token's role is (default: its own)."""
         d = self.driver
+        # leave the previous page first (its calls still pending end with
+        # it): what it logged is not this test's
+        d.get("about:blank")
+        d.get_log("browser")
         d.get(self.url("#/signin"))
         if token is None:
             d.execute_script("sessionStorage.clear()")
@@ -495,6 +499,15 @@ class TestConsoleBrowser(RepodTestCase):
         self.driver.get(self.url("#/signin"))
         self.wait(lambda d: "admin" in self.one("#signin-current").text, "signed-in text")
         self.shot("signin")
+
+        # sign out forgets the token; a system token is recognised as such
+        self.one("#signout").click()
+        self.wait(lambda d: d.execute_script("return sessionStorage.length") == 0, "sign out")
+        self.assertEqual(self.one("#whoami").get_attribute("data-role"), "anonymous")
+        self.one("#token-input").send_keys(self.system)
+        self.one("#signin").click()
+        self.wait(lambda d: d.current_url.endswith("#/catalog"), "catalog after sign-in")
+        self.assertEqual(self.one("#whoami").get_attribute("data-role"), "system")
         self.assertCleanLog(allow_failed_loads=True)  # the refused token's 401 (and role probes)
 
     def test_plugin_page_shows_fields_versions_and_curl(self):
