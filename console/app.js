@@ -60,9 +60,12 @@ async function route() {
 }
 
 window.addEventListener('hashchange', route);
+// A failure nobody caught still shows up on the page, never as a blank one.
 window.addEventListener('unhandledrejection', (ev) => {
-  const main = document.getElementById('main');
-  main.prepend(errorBox(ev.reason, 'Unexpected failure'));
+  document.getElementById('main').prepend(errorBox(ev.reason, 'Unexpected failure'));
+});
+window.addEventListener('error', (ev) => {
+  document.getElementById('main').prepend(errorBox(ev.error || ev.message, 'Unexpected failure'));
 });
 if (!location.hash) history.replaceState(null, '', '#/catalog');
 route();
