@@ -73,6 +73,7 @@ typedef struct {
     int64_t registry_negative_cache_ms; /* registry.negative_cache_ms, default 5000 */
     conf_cache remote_defaults;
     json_t *registries; /* "registries" object as given (owned); {} by default */
+    int ui_enabled;     /* ui.enabled: the web console at /ui/; default 1 */
     json_t *remotes;    /* "remotes": array of remote repositories the config manages (owned;
                            checked; upstream.ca_file resolved to an absolute path); [] */
 } repod_conf;

@@ -187,6 +187,9 @@ static const conf_row conf_rows[] = {
              "password_file, aws_access_key_id, aws_secret_access_key_file, aws_region, "
              "service_account_key_file, "
              "timeout_ms}"),
+    ROW_SECTION("ui", "the web console (docs/console.md)"),
+    ROW_BOOL("ui.enabled", ui_enabled, 1,
+             "serve the web console at /ui/; false answers /ui/ with the API's 404"),
     ROW_JSON("remotes", CONF_ARRAY, remotes, conf_check_remotes,
              "remote repositories managed by this file (registered at start, updated on "
              "restart and SIGHUP)"),

@@ -110,6 +110,8 @@ const char *rd_http_reason(int http_status)
         return "OK";
     case 304:
         return "Not Modified";
+    case 308:
+        return "Permanent Redirect";
     case 400:
         return "Bad Request";
     case 401:

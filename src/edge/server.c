@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "console.h"
 #include "http_guard.h"
 #include "linger.h"
 #include "listener.h"
@@ -183,10 +184,11 @@ static void send_raw(edge_req *er, int status, const char *content_type, const c
     out = evhttp_request_get_output_headers(er->req);
     buf = evbuffer_new();
     evhttp_add_header(out, "Content-Type", content_type);
-    evhttp_add_header(out, "Cache-Control",
-                      er->cache_control != NULL ? er->cache_control : "no-store");
     for (size_t i = 0; headers != NULL && headers[i] != NULL && headers[i + 1] != NULL; i += 2)
         evhttp_add_header(out, headers[i], headers[i + 1]);
+    if (evhttp_find_header(out, "Cache-Control") == NULL)
+        evhttp_add_header(out, "Cache-Control",
+                          er->cache_control != NULL ? er->cache_control : "no-store");
     if (atomic_load(&er->w->srv->draining) && evhttp_find_header(out, "Connection") == NULL)
         evhttp_add_header(out, "Connection", "close"); /* the client reconnects elsewhere */
     if (buf != NULL)
@@ -391,6 +393,18 @@ static void on_request(struct evhttp_request *req, void *arg)
     snprintf(er->path, sizeof(er->path), "%s", path);
     if (serve_operational(er, req, path))
         return;
+    {
+        console_answer ca; /* the web console under /ui (console.h) */
+        const char *inm =
+            evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
+        if (console_route(w->srv->app->conf, er->method, path, inm, &ca)) {
+            if (ca.error != RD_OK)
+                reply_error(er, ca.error, ca.message, ca.headers);
+            else
+                send_raw(er, ca.status, ca.content_type, ca.body, ca.len, ca.headers);
+            return;
+        }
+    }
     in = evhttp_request_get_input_buffer(req);
     if ((int64_t)evbuffer_get_length(in) > w->srv->app->conf->max_body_bytes) {
         static const char *const close_hdr[] = {"Connection", "close", NULL};
