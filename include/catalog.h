@@ -56,8 +56,8 @@ rd_status catalog_insert(catalog *cat, const resource_desc *res, const json_t *r
 
 /* Reads the record (domain_id, id) of res: *out new reference;
  * RD_ERR_NOT_FOUND when absent (err untouched). */
-rd_status catalog_get(catalog *cat, const resource_desc *res, const char *domain_id,
-                      const char *id, json_t **out, rd_error *err);
+rd_status catalog_get(catalog *cat, const resource_desc *res, const char *domain_id, const char *id,
+                      json_t **out, rd_error *err);
 
 /* The read model of res's local documents (borrowed; the catalog's). */
 readmodel *catalog_model(catalog *cat, const resource_desc *res);
@@ -100,6 +100,15 @@ rd_status catalog_res_query_views(catalog *cat, const resource_desc *res,
                                   const char *const *domains, size_t n, const struct query *q,
                                   json_t **out, rd_error *err);
 int catalog_res_whole(catalog *cat, const resource_desc *res);
+
+/* Validates a request that names one document of res by its id_field (get,
+ * enable, disable, deregister): the id (required string) and, when
+ * allow_repo is set, repository_id (string) and only (array of strings);
+ * legacy domain_id / project_id accepted.  Unknown keys ->
+ * RD_ERR_INVALID_PARAMETER; types -> RD_ERR_INVALID_PARAMETER_TYPE; the id
+ * absent, null or "" -> RD_ERR_REQUIRED_PARAMETER. */
+rd_status catalog_check_id_request(const resource_desc *res, const json_t *req, int allow_repo,
+                                   rd_error *err);
 
 /* ---- plugins ------------------------------------------------------------- */
 

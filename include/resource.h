@@ -25,8 +25,8 @@ typedef struct {
 
 /* The validation hooks of a resource (see plugin.h, dashboard.h). */
 /* A register request (borrowed) -> a new stored record in *record. */
-typedef rd_status (*resource_build_fn)(const json_t *req, const resource_ctx *ctx,
-                                       json_t **record, rd_error *err);
+typedef rd_status (*resource_build_fn)(const json_t *req, const resource_ctx *ctx, json_t **record,
+                                       rd_error *err);
 /* An update request (borrowed) applied to a record (borrowed) -> a new
  * record in *updated, updated_at = now. */
 typedef rd_status (*resource_update_fn)(const json_t *record, const json_t *req, const char *now,

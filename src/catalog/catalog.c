@@ -98,8 +98,7 @@ static size_t plugin_key(char *buf, const char *domain_id, const char *plugin_id
 
 /* The key of res's record (domain_id, id) into buf (KEY_MAX bytes); 0 when
  * it does not fit.  id "" gives the prefix of the domain's records. */
-static size_t record_key(const resource_desc *res, char *buf, const char *domain_id,
-                         const char *id)
+static size_t record_key(const resource_desc *res, char *buf, const char *domain_id, const char *id)
 {
     if (res->store_indexed)
         return plugin_key(buf, domain_id, id); /* the one spelling of the plugins' layout */
@@ -359,8 +358,8 @@ readmodel_doc *catalog_plugin_view(catalog *cat, const char *domain_id, const ch
     return catalog_view(cat, &resource_plugin, domain_id, plugin_id);
 }
 
-rd_status catalog_get(catalog *cat, const resource_desc *res, const char *domain_id,
-                      const char *id, json_t **out, rd_error *err)
+rd_status catalog_get(catalog *cat, const resource_desc *res, const char *domain_id, const char *id,
+                      json_t **out, rd_error *err)
 {
     char key[KEY_MAX];
     size_t klen = record_key(res, key, domain_id, id);
@@ -402,8 +401,7 @@ rd_status catalog_modify(catalog *cat, const resource_desc *res, const char *dom
     rc = fn(ud, cur, &next, err);
     if (rc != RD_OK)
         goto done;
-    if (!same_string(next, res->domain_field, domain_id) ||
-        !same_string(next, res->id_field, id)) {
+    if (!same_string(next, res->domain_field, domain_id) || !same_string(next, res->id_field, id)) {
         rc = rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = record identity changed)");
         goto done;
     }

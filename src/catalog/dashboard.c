@@ -107,8 +107,8 @@ done:
 rd_status dashboard_apply_update(const json_t *record, const json_t *req, const char *now,
                                  json_t **updated, rd_error *err)
 {
-    static const char *const changeable[] = {"name", "template_type", "dashboards", "labels",
-                                             "tags", NULL};
+    static const char *const changeable[] = {"name",   "template_type", "dashboards",
+                                             "labels", "tags",          NULL};
     const char *id, *stored, *name;
     json_t *out = NULL;
     rd_status rc;

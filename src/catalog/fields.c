@@ -3,6 +3,8 @@
  */
 #include "fields.h"
 
+#include "catalog.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -169,8 +171,8 @@ rd_status fields_check_id_request(const json_t *req, const char *id_key, int all
                                   rd_error *err)
 {
     fields_rule rules[] = {
-        {id_key, KT_STRING},         {"repository_id", KT_STRING}, {"only", KT_STRING_ARRAY},
-        {"domain_id", KT_IGNORED},   {"project_id", KT_IGNORED},   {NULL, KT_IGNORED},
+        {id_key, KT_STRING},       {"repository_id", KT_STRING}, {"only", KT_STRING_ARRAY},
+        {"domain_id", KT_IGNORED}, {"project_id", KT_IGNORED},   {NULL, KT_IGNORED},
     };
     const fields_rule *use = rules;
     rd_status rc;
@@ -215,4 +217,10 @@ int fields_apply_changes(json_t *rec, const json_t *req, const char *const *chan
             return -1;
     }
     return 0;
+}
+
+rd_status catalog_check_id_request(const resource_desc *res, const json_t *req, int allow_repo,
+                                   rd_error *err)
+{
+    return fields_check_id_request(req, res->id_field, allow_repo, err);
 }

@@ -580,11 +580,13 @@ rd_status plugin_build_record(const json_t *req, const plugin_ctx *ctx, json_t *
         plugin_id_from_image(image, plugin_id, sizeof(plugin_id));
     rec = json_object();
     if (rec == NULL || fields_set_string(rec, "plugin_id", plugin_id) != 0 ||
-        fields_set_string(rec, "name", name) != 0 || fields_set_string(rec, "state", "ENABLED") != 0 ||
+        fields_set_string(rec, "name", name) != 0 ||
+        fields_set_string(rec, "state", "ENABLED") != 0 ||
         fields_set_string(rec, "resource_type", resource_type) != 0 ||
         fields_set_string(rec, "image", image) != 0 ||
         fields_set_string(rec, "provider", provider != NULL ? provider : "") != 0 ||
-        fields_set_string(rec, "registry_type", type) != 0 || fields_set_string(rec, "registry_url", url) != 0 ||
+        fields_set_string(rec, "registry_type", type) != 0 ||
+        fields_set_string(rec, "registry_url", url) != 0 ||
         fields_set_copy(rec, "registry_config", req, json_object()) != 0 ||
         fields_set_copy(rec, "capability", req, json_object()) != 0 ||
         fields_set_copy(rec, "template", req, json_object()) != 0 ||

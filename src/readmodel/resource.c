@@ -43,8 +43,8 @@ const resource_desc resource_plugin = {
 
 static const char *const dashboard_eq_fields[] = {"name", "state", "template_type", "template_id",
                                                   NULL};
-static const char *const dashboard_sort_keys[] = {"name", "created_at", "updated_at", "template_id",
-                                                  "template_type", NULL};
+static const char *const dashboard_sort_keys[] = {"name",        "created_at",    "updated_at",
+                                                  "template_id", "template_type", NULL};
 static const char *const dashboard_keyword_fields[] = {"template_id", "name", "labels", NULL};
 static const char *const dashboard_minimal_fields[] = {"template_id", "name", "state",
                                                        "template_type", NULL};
