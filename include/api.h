@@ -21,6 +21,10 @@
 
 typedef struct api_call api_call;
 
+/* Tells whether id belongs to a remote tier: an error naming it, or
+ * RD_ERR_NOT_FOUND when it does not. */
+typedef rd_status (*api_remote_owner_fn)(api_call *call, const char *id, rd_error *err);
+
 /* The edge's side of a call: how to send the answer.  reply() receives the
  * HTTP status, a body (new reference, stolen) and extra headers (borrowed
  * NULL-terminated name/value pairs, may be NULL).  reply_bytes() (NULL when
@@ -39,20 +43,23 @@ typedef struct {
 struct api_call {
     app *app; /* borrowed */
     api_edge edge;
-    auth_identity who;             /* the caller */
-    char domain_id[AUTH_NAME_MAX]; /* effective domain ("" when anonymous) */
-    json_t *body;                  /* the request object (owned by the call) */
-    const char *x_cache;           /* "HIT" | "MISS" | "STALE" | NULL: sent as X-Cache */
-    char *x_partial;               /* repository ids left out of a merged read, comma-separated
-                                    * (owned; NULL = none): sent as X-Partial */
-    void *pending_ctx;             /* a waiting handler's own state (it frees it) */
-    const char *resource;          /* "plugin" | "repository" | ... (static) */
-    const resource_desc *res;      /* the route's resource description (static;
-                                    * NULL for repository routes) */
-    const char *verb;              /* "register", ... (static) */
-    const char *id_key;            /* a write's id field ("plugin_id", ...); NULL for reads */
-    readmodel_doc *ready;          /* a handler's answer as a read model document (owned;
-                                    * NULL = the result json): its ready bytes are sent */
+    auth_identity who;                /* the caller */
+    char domain_id[AUTH_NAME_MAX];    /* effective domain ("" when anonymous) */
+    json_t *body;                     /* the request object (owned by the call) */
+    const char *x_cache;              /* "HIT" | "MISS" | "STALE" | NULL: sent as X-Cache */
+    char *x_partial;                  /* repository ids left out of a merged read, comma-separated
+                                       * (owned; NULL = none): sent as X-Partial */
+    void *pending_ctx;                /* a waiting handler's own state (it frees it) */
+    const char *resource;             /* "plugin" | "repository" | ... (static) */
+    const resource_desc *res;         /* the route's resource description (static;
+                                       * NULL for repository routes) */
+    api_remote_owner_fn remote_owner; /* the route's remote-tier owner check of a
+                                       * write's id (NULL: the resource has no
+                                       * remote tier yet) */
+    const char *verb;                 /* "register", ... (static) */
+    const char *id_key;               /* a write's id field ("plugin_id", ...); NULL for reads */
+    readmodel_doc *ready;             /* a handler's answer as a read model document (owned;
+                                       * NULL = the result json): its ready bytes are sent */
 };
 
 /* Handles one API request.  path is the URL path (no query string);
@@ -83,8 +90,6 @@ typedef rd_status (*api_handler_fn)(api_call *call, json_t **out, rd_error *err)
 rd_status api_plugin_register(api_call *call, json_t **out, rd_error *err);
 rd_status api_plugin_update(api_call *call, json_t **out, rd_error *err);
 rd_status api_plugin_deregister(api_call *call, json_t **out, rd_error *err);
-rd_status api_plugin_enable(api_call *call, json_t **out, rd_error *err);
-rd_status api_plugin_disable(api_call *call, json_t **out, rd_error *err);
 rd_status api_plugin_get(api_call *call, json_t **out, rd_error *err);
 rd_status api_plugin_get_versions(api_call *call, json_t **out, rd_error *err);
 rd_status api_plugin_list(api_call *call, json_t **out, rd_error *err);
@@ -131,10 +136,6 @@ json_t *api_resource_view(api_call *call, const resource_desc *res, const json_t
 rd_status api_resource_find_view(api_call *call, const resource_desc *res, const char *id,
                                  json_t **out, readmodel_doc **ready, rd_error *err);
 
-/* Tells whether id belongs to a remote tier: an error naming it, or
- * RD_ERR_NOT_FOUND when it does not. */
-typedef rd_status (*api_remote_owner_fn)(api_call *call, const char *id, rd_error *err);
-
 /* Answers a write that found no document of the caller's domain: 403 when
  * a readable other domain holds it, else remote's answer (may be NULL),
  * else 404 ERROR_NOT_FOUND "Value not found. (<id_field> = id)". */
@@ -157,12 +158,17 @@ rd_status api_modify_update(void *ud, const json_t *current, json_t **updated, r
 
 /* update (fn) or, with fn NULL, enable/disable to state: validates, modifies
  * the caller's document of call->res, *out its view; a missing one is
- * answered by api_resource_write_missing(remote). */
-rd_status api_resource_modify(api_call *call, catalog_modify_fn fn, const char *state,
-                              api_remote_owner_fn remote, json_t **out, rd_error *err);
+ * answered by api_resource_write_missing(call->remote_owner). */
+rd_status api_resource_modify(api_call *call, catalog_modify_fn fn, const char *state, json_t **out,
+                              rd_error *err);
 
 /* deregister: validates and deletes the caller's document of call->res. */
-rd_status api_resource_delete(api_call *call, api_remote_owner_fn remote, rd_error *err);
+rd_status api_resource_delete(api_call *call, rd_error *err);
+
+/* The plugins' remote owner check: a plugin_id that only a remote tier
+ * holds -> 409 ERROR_NOT_LOCAL_PLUGIN naming the repository;
+ * RD_ERR_NOT_FOUND when none does. */
+rd_status api_plugin_remote_owner(api_call *call, const char *plugin_id, rd_error *err);
 
 rd_status api_repository_register(api_call *call, json_t **out, rd_error *err);
 rd_status api_repository_update(api_call *call, json_t **out, rd_error *err);

@@ -37,9 +37,7 @@ static json_t *view(api_call *call, const json_t *record)
     return api_resource_view(call, &resource_plugin, record);
 }
 
-/* A plugin_id that only a remote tier holds: 409 ERROR_NOT_LOCAL_PLUGIN
- * naming the repository; RD_ERR_NOT_FOUND when none does. */
-static rd_status remote_owner(api_call *call, const char *plugin_id, rd_error *err)
+rd_status api_plugin_remote_owner(api_call *call, const char *plugin_id, rd_error *err)
 {
     json_t *other = NULL;
     rd_status rc = federation_find_cached(call->app, plugin_id, &other, err);
@@ -149,23 +147,13 @@ static rd_status modify_update(void *ud, const json_t *current, json_t **updated
 
 rd_status api_plugin_update(api_call *call, json_t **out, rd_error *err)
 {
-    return api_resource_modify(call, modify_update, NULL, remote_owner, out, err);
-}
-
-rd_status api_plugin_enable(api_call *call, json_t **out, rd_error *err)
-{
-    return api_resource_modify(call, NULL, "ENABLED", remote_owner, out, err);
-}
-
-rd_status api_plugin_disable(api_call *call, json_t **out, rd_error *err)
-{
-    return api_resource_modify(call, NULL, "DISABLED", remote_owner, out, err);
+    return api_resource_modify(call, modify_update, NULL, out, err);
 }
 
 rd_status api_plugin_deregister(api_call *call, json_t **out, rd_error *err)
 {
     const char *plugin_id = json_string_value(json_object_get(call->body, "plugin_id"));
-    rd_status rc = api_resource_delete(call, remote_owner, err);
+    rd_status rc = api_resource_delete(call, err);
     if (rc != RD_OK)
         return rc;
     /* a plugin registered later under this id may point at another image */

@@ -138,8 +138,8 @@ static rd_status modify_state(void *ud, const json_t *current, json_t **updated,
     return RD_OK;
 }
 
-rd_status api_resource_modify(api_call *call, catalog_modify_fn fn, const char *state,
-                              api_remote_owner_fn remote, json_t **out, rd_error *err)
+rd_status api_resource_modify(api_call *call, catalog_modify_fn fn, const char *state, json_t **out,
+                              rd_error *err)
 {
     char now[32];
     const resource_desc *res = call->res;
@@ -164,14 +164,14 @@ rd_status api_resource_modify(api_call *call, catalog_modify_fn fn, const char *
     m.state = state;
     rc = catalog_modify(call->app->cat, res, call->domain_id, id, fn, &m, &record, err);
     if (rc == RD_ERR_NOT_FOUND)
-        return api_resource_write_missing(call, res, id, remote, err);
+        return api_resource_write_missing(call, res, id, call->remote_owner, err);
     if (rc == RD_OK)
         *out = api_resource_view(call, res, record);
     json_decref(record);
     return rc;
 }
 
-rd_status api_resource_delete(api_call *call, api_remote_owner_fn remote, rd_error *err)
+rd_status api_resource_delete(api_call *call, rd_error *err)
 {
     const resource_desc *res = call->res;
     const char *id = NULL;
@@ -181,28 +181,28 @@ rd_status api_resource_delete(api_call *call, api_remote_owner_fn remote, rd_err
     if (rc == RD_OK)
         rc = catalog_delete(call->app->cat, res, call->domain_id, id, err);
     if (rc == RD_ERR_NOT_FOUND)
-        return api_resource_write_missing(call, res, id, remote, err);
+        return api_resource_write_missing(call, res, id, call->remote_owner, err);
     return rc;
 }
 
 rd_status api_resource_update(api_call *call, json_t **out, rd_error *err)
 {
-    return api_resource_modify(call, api_modify_update, NULL, NULL, out, err);
+    return api_resource_modify(call, api_modify_update, NULL, out, err);
 }
 
 rd_status api_resource_enable(api_call *call, json_t **out, rd_error *err)
 {
-    return api_resource_modify(call, NULL, "ENABLED", NULL, out, err);
+    return api_resource_modify(call, NULL, "ENABLED", out, err);
 }
 
 rd_status api_resource_disable(api_call *call, json_t **out, rd_error *err)
 {
-    return api_resource_modify(call, NULL, "DISABLED", NULL, out, err);
+    return api_resource_modify(call, NULL, "DISABLED", out, err);
 }
 
 rd_status api_resource_deregister(api_call *call, json_t **out, rd_error *err)
 {
-    rd_status rc = api_resource_delete(call, NULL, err);
+    rd_status rc = api_resource_delete(call, err);
     if (rc == RD_OK)
         *out = json_object();
     return rc;

@@ -60,13 +60,7 @@ rd_status dashboard_build_record(const json_t *req, const resource_ctx *ctx, jso
         rc = fields_internal(err);
         goto done;
     }
-    if (!json_is_object(req)) {
-        rc = rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
-                     "Invalid parameter type. (key = body, type = object)");
-        goto done;
-    }
-    if ((rc = fields_check_unknown(req, register_keys, NULL, err)) != RD_OK ||
-        (rc = fields_check_types(req, register_keys, err)) != RD_OK)
+    if ((rc = fields_check_body(req, register_keys, NULL, err)) != RD_OK)
         goto done;
     name = fields_str(req, "name");
     if ((rc = fields_check_required(name, "name", err)) != RD_OK)
@@ -119,13 +113,7 @@ rd_status dashboard_apply_update(const json_t *record, const json_t *req, const 
         rc = fields_internal(err);
         goto done;
     }
-    if (!json_is_object(req)) {
-        rc = rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
-                     "Invalid parameter type. (key = body, type = object)");
-        goto done;
-    }
-    if ((rc = fields_check_unknown(req, register_keys, update_immutable, err)) != RD_OK ||
-        (rc = fields_check_types(req, register_keys, err)) != RD_OK)
+    if ((rc = fields_check_body(req, register_keys, update_immutable, err)) != RD_OK)
         goto done;
     id = fields_str(req, "template_id");
     if ((rc = fields_check_required(id, "template_id", err)) != RD_OK)

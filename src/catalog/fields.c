@@ -120,6 +120,19 @@ rd_status fields_check_types(const json_t *req, const fields_rule *rules, rd_err
     return RD_OK;
 }
 
+rd_status fields_check_body(const json_t *req, const fields_rule *rules,
+                            const char *const *immutable, rd_error *err)
+{
+    rd_status rc;
+    if (!json_is_object(req))
+        return rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
+                       "Invalid parameter type. (key = body, type = object)");
+    rc = fields_check_unknown(req, rules, immutable, err);
+    if (rc == RD_OK)
+        rc = fields_check_types(req, rules, err);
+    return rc;
+}
+
 rd_status fields_check_required(const char *value, const char *key, rd_error *err)
 {
     if (value == NULL || value[0] == '\0')

@@ -57,6 +57,12 @@ rd_status fields_check_unknown(const json_t *req, const fields_rule *rules,
  * INVALID_PARAMETER_TYPE "(key = labels, type = array)". */
 rd_status fields_check_types(const json_t *req, const fields_rule *rules, rd_error *err);
 
+/* The first steps of every register / update check: req must be an object
+ * (else INVALID_PARAMETER_TYPE "(key = body, type = object)"), then
+ * fields_check_unknown, then fields_check_types. */
+rd_status fields_check_body(const json_t *req, const fields_rule *rules,
+                            const char *const *immutable, rd_error *err);
+
 /* A required string: NULL and "" -> REQUIRED_PARAMETER "(key = name)". */
 rd_status fields_check_required(const char *value, const char *key, rd_error *err);
 

@@ -522,16 +522,8 @@ rd_status plugin_build_record(const json_t *req, const plugin_ctx *ctx, json_t *
         rc = fields_internal(err);
         goto done;
     }
-    if (!json_is_object(req)) {
-        rc = rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
-                     "Invalid parameter type. (key = body, type = object)");
-        goto done;
-    }
-
-    /* 1 unknown keys, 2 types */
-    if ((rc = fields_check_unknown(req, register_keys, NULL, err)) != RD_OK)
-        goto done;
-    if ((rc = fields_check_types(req, register_keys, err)) != RD_OK)
+    /* (body,) 1 unknown keys, 2 types */
+    if ((rc = fields_check_body(req, register_keys, NULL, err)) != RD_OK)
         goto done;
 
     /* 3 alias conflict, 4 required */
@@ -625,15 +617,8 @@ rd_status plugin_apply_update(const json_t *record, const json_t *req, const cha
         rc = fields_internal(err);
         goto done;
     }
-    if (!json_is_object(req)) {
-        rc = rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
-                     "Invalid parameter type. (key = body, type = object)");
-        goto done;
-    }
-
-    if ((rc = fields_check_unknown(req, update_keys, update_immutable, err)) != RD_OK)
-        goto done;
-    if ((rc = fields_check_types(req, update_keys, err)) != RD_OK)
+    /* (body,) 1 unknown keys, 2 types */
+    if ((rc = fields_check_body(req, update_keys, update_immutable, err)) != RD_OK)
         goto done;
 
     plugin_id = fields_str(req, "plugin_id");
