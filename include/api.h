@@ -165,6 +165,12 @@ rd_status api_resource_modify(api_call *call, catalog_modify_fn fn, const char *
 /* deregister: validates and deletes the caller's document of call->res. */
 rd_status api_resource_delete(api_call *call, rd_error *err);
 
+/* Checks a stat request (SPEC 3: query required, an object; repository_id
+ * optional string; no other keys but the legacy ones): *stat_query and
+ * *repository_id (NULL when absent) are borrowed from body. */
+rd_status api_stat_request(const json_t *body, const json_t **stat_query,
+                           const char **repository_id, rd_error *err);
+
 /* The plugins' remote owner check: a plugin_id that only a remote tier
  * holds -> 409 ERROR_NOT_LOCAL_PLUGIN naming the repository;
  * RD_ERR_NOT_FOUND when none does. */

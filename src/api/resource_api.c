@@ -280,16 +280,12 @@ rd_status api_resource_list(api_call *call, json_t **out, rd_error *err)
     return rc;
 }
 
-rd_status api_resource_stat(api_call *call, json_t **out, rd_error *err)
+rd_status api_stat_request(const json_t *body, const json_t **stat_query,
+                           const char **repository_id, rd_error *err)
 {
     static const char *const stat_keys[] = {"query", "repository_id", NULL};
-    const resource_desc *res = call->res;
-    query_schema schema = resource_query_schema(res);
-    const char *domains[API_MAX_DOMAINS];
-    const char *repository_id = NULL;
-    json_t *qv = json_object_get(call->body, "query"), *docs = NULL;
-    size_t n;
-    rd_status rc = api_check_keys(call->body, stat_keys, err);
+    const json_t *qv = json_object_get(body, "query");
+    rd_status rc = api_check_keys(body, stat_keys, err);
     if (rc != RD_OK)
         return rc;
     if (qv == NULL || json_is_null(qv))
@@ -297,7 +293,20 @@ rd_status api_resource_stat(api_call *call, json_t **out, rd_error *err)
     if (!json_is_object(qv))
         return rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
                        "Invalid parameter type. (key = query, type = object)");
-    rc = api_opt_string(call->body, "repository_id", &repository_id, err);
+    *stat_query = qv;
+    return api_opt_string(body, "repository_id", repository_id, err);
+}
+
+rd_status api_resource_stat(api_call *call, json_t **out, rd_error *err)
+{
+    const resource_desc *res = call->res;
+    query_schema schema = resource_query_schema(res);
+    const char *domains[API_MAX_DOMAINS];
+    const char *repository_id = NULL;
+    const json_t *qv = NULL;
+    json_t *docs = NULL;
+    size_t n;
+    rd_status rc = api_stat_request(call->body, &qv, &repository_id, err);
     if (rc != RD_OK)
         return rc;
     n = api_readable_domains(call, domains, API_MAX_DOMAINS);
