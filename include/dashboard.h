@@ -40,10 +40,10 @@ rd_status dashboard_build_record(const json_t *req, const resource_ctx *ctx, jso
 
 /* Validates an update request (borrowed) against record (borrowed) and
  * returns a new record in *updated (the old one is not modified).  Order:
- *   1. keys in request order: state, created_at, updated_at, domain_id
- *      and repository_info... ; state, created_at, updated_at and
- *      repository_info -> INVALID_PARAMETER "(key = state, reason = update
- *      cannot change it)"; other unknown keys -> INVALID_PARAMETER.
+ *   1. keys in request order: the register keys are known; state,
+ *      created_at, updated_at and repository_info -> INVALID_PARAMETER
+ *      "(key = state, reason = update cannot change it)"; any other key ->
+ *      INVALID_PARAMETER "(key = foo)".
  *   2. types as for register.
  *   3. template_id required; must equal the record's, else
  *      INVALID_PARAMETER.
