@@ -142,6 +142,11 @@ rd_status api_resource_find_view(api_call *call, const resource_desc *res, const
 rd_status api_resource_write_missing(api_call *call, const resource_desc *res, const char *id,
                                      api_remote_owner_fn remote, rd_error *err);
 
+/* Validates the register request of call->res and builds its record into
+ * *record (new reference): the resource's build_record hook with the
+ * caller's domain, the time now and the configured default registry URLs. */
+rd_status api_resource_build(api_call *call, json_t **record, rd_error *err);
+
 /* Stores record (borrowed) as a new document of call->res: *out its view. */
 rd_status api_resource_insert(api_call *call, const json_t *record, json_t **out, rd_error *err);
 

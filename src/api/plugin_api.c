@@ -87,16 +87,8 @@ static void register_verified(const fetch_result *res, void *arg)
 
 rd_status api_plugin_register(api_call *call, json_t **out, rd_error *err)
 {
-    char now[32];
     json_t *record = NULL, *existing = NULL;
-    plugin_ctx ctx;
-    rd_status rc;
-
-    util_now_iso8601(now, sizeof(now));
-    ctx.domain_id = call->domain_id;
-    ctx.now = now;
-    ctx.default_urls = call->app->conf->registry_default_urls;
-    rc = plugin_build_record(call->body, &ctx, &record, err);
+    rd_status rc = api_resource_build(call, &record, err);
     if (rc == RD_OK)
         rc = check_outbound(call, record, err);
     if (rc == RD_OK && call->app->conf->verify_on_register) {

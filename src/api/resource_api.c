@@ -102,18 +102,21 @@ rd_status api_resource_insert(api_call *call, const json_t *record, json_t **out
     return rc;
 }
 
-rd_status api_resource_register(api_call *call, json_t **out, rd_error *err)
+rd_status api_resource_build(api_call *call, json_t **record, rd_error *err)
 {
     char now[32];
-    json_t *record = NULL;
     resource_ctx ctx;
-    rd_status rc;
-
     util_now_iso8601(now, sizeof(now));
     ctx.domain_id = call->domain_id;
     ctx.now = now;
     ctx.default_urls = call->app->conf->registry_default_urls;
-    rc = call->res->build_record(call->body, &ctx, &record, err);
+    return call->res->build_record(call->body, &ctx, record, err);
+}
+
+rd_status api_resource_register(api_call *call, json_t **out, rd_error *err)
+{
+    json_t *record = NULL;
+    rd_status rc = api_resource_build(call, &record, err);
     if (rc == RD_OK)
         rc = api_resource_insert(call, record, out, err);
     json_decref(record);
