@@ -1,8 +1,10 @@
 /*
- * catalog.h - the repositories and the plugins they hold, on top of the store.
+ * catalog.h - the repositories and the documents they hold, on top of the
+ * store.
  *
  * The catalog owns the record of the one local repository (created at first
- * start) and the local plugins, keyed by (domain_id, plugin_id).  It enforces
+ * start) and the local documents of each resource (plugins, dashboard
+ * templates), keyed by (resource, domain_id, id).  It enforces
  * uniqueness and makes every change one synced batch.  It knows nothing about
  * callers or roles: the API layer decides who may see or change what.
  *
@@ -38,6 +40,78 @@ const json_t *catalog_local_info(const catalog *cat);
 /* The full RepositoryInfo record of the local repository (new reference). */
 json_t *catalog_local_record(const catalog *cat);
 
+/* ---- any resource ---------------------------------------------------------
+ *
+ * Every local document is keyed by (resource, domain, id): res is one of
+ * the static descriptions of include/resource.h (resource_plugin,
+ * resource_dashboard); its id_field and domain_field name the record's key
+ * fields, its store_prefix the first part of the store key.  The plugin
+ * functions further down are these with res = &resource_plugin. */
+
+/* Stores a new local record of res (borrowed).  A record with the same id
+ * in the same domain -> RD_ERR_SAVE_UNIQUE_VALUES "(key = <id_field>, value
+ * = <id>)", nothing stored; an incomplete record -> RD_ERR_INTERNAL. */
+rd_status catalog_insert(catalog *cat, const resource_desc *res, const json_t *record,
+                         rd_error *err);
+
+/* Reads the record (domain_id, id) of res: *out new reference;
+ * RD_ERR_NOT_FOUND when absent (err untouched). */
+rd_status catalog_get(catalog *cat, const resource_desc *res, const char *domain_id, const char *id,
+                      json_t **out, rd_error *err);
+
+/* The read model of res's local documents (borrowed; the catalog's). */
+readmodel *catalog_model(catalog *cat, const resource_desc *res);
+
+/* As catalog_plugin_view, for res. */
+readmodel_doc *catalog_view(catalog *cat, const resource_desc *res, const char *domain_id,
+                            const char *id);
+
+/* Change callback for catalog_modify: given the current record
+ * (borrowed) returns a new record in *updated, or fails. */
+typedef rd_status (*catalog_modify_fn)(void *ud, const json_t *current, json_t **updated,
+                                       rd_error *err);
+
+/* As catalog_plugin_modify, for res (the new record must keep its id and
+ * domain fields). */
+rd_status catalog_modify(catalog *cat, const resource_desc *res, const char *domain_id,
+                         const char *id, catalog_modify_fn fn, void *ud, json_t **out,
+                         rd_error *err);
+
+/* Deletes (domain_id, id) of res; RD_ERR_NOT_FOUND when absent. */
+rd_status catalog_delete(catalog *cat, const resource_desc *res, const char *domain_id,
+                         const char *id, rd_error *err);
+
+/* Appends every local record of res in domain_id, in id order, to arr. */
+rd_status catalog_collect(catalog *cat, const resource_desc *res, const char *domain_id,
+                          json_t *arr, rd_error *err);
+
+struct query;
+
+/* As catalog_collect_views / catalog_collect_store_views /
+ * catalog_query_views / catalog_model_whole, for res: the views in res's
+ * default order; from res's read model when it is whole. */
+rd_status catalog_res_collect_views(catalog *cat, const resource_desc *res,
+                                    const char *const *domains, size_t n, const struct query *q,
+                                    json_t **out, size_t *decoded, rd_error *err);
+rd_status catalog_res_store_views(catalog *cat, const resource_desc *res,
+                                  const char *const *domains, size_t n, const struct query *q,
+                                  json_t **out, size_t *decoded, rd_error *err);
+rd_status catalog_res_query_views(catalog *cat, const resource_desc *res,
+                                  const char *const *domains, size_t n, const struct query *q,
+                                  json_t **out, rd_error *err);
+int catalog_res_whole(catalog *cat, const resource_desc *res);
+
+/* Validates a request that names one document of res by its id_field (get,
+ * enable, disable, deregister): the id (required string) and, when
+ * allow_repo is set, repository_id (string) and only (array of strings);
+ * legacy domain_id / project_id accepted.  Unknown keys ->
+ * RD_ERR_INVALID_PARAMETER; types -> RD_ERR_INVALID_PARAMETER_TYPE; the id
+ * absent, null or "" -> RD_ERR_REQUIRED_PARAMETER. */
+rd_status catalog_check_id_request(const resource_desc *res, const json_t *req, int allow_repo,
+                                   rd_error *err);
+
+/* ---- plugins ------------------------------------------------------------- */
+
 /* Stores a new local plugin record (borrowed).  A plugin with the same
  * plugin_id in the same domain -> RD_ERR_SAVE_UNIQUE_VALUES, nothing stored. */
 rd_status catalog_plugin_insert(catalog *cat, const json_t *record, rd_error *err);
@@ -64,11 +138,6 @@ rd_status catalog_plugin_get(catalog *cat, const char *domain_id, const char *pl
  * document it had no memory for). */
 readmodel_doc *catalog_plugin_view(catalog *cat, const char *domain_id, const char *plugin_id);
 
-/* Change callback for catalog_plugin_modify: given the current record
- * (borrowed) returns a new record in *updated, or fails. */
-typedef rd_status (*catalog_modify_fn)(void *ud, const json_t *current, json_t **updated,
-                                       rd_error *err);
-
 /* Reads, changes and writes one record atomically with respect to other
  * writers.  *out (optional) receives the stored new record (new reference).
  * RD_ERR_NOT_FOUND when absent.  The new record must keep domain_id and
@@ -83,8 +152,6 @@ rd_status catalog_plugin_delete(catalog *cat, const char *domain_id, const char 
 /* Appends every local plugin record of domain_id, in plugin_id order, to arr
  * (new references). */
 rd_status catalog_plugin_collect(catalog *cat, const char *domain_id, json_t *arr, rd_error *err);
-
-struct query;
 
 /* Like catalog_plugin_collect, but may use secondary indexes to skip
  * records that cannot match q (borrowed; NULL = no hint): what it appends is

@@ -14,15 +14,15 @@
 
 #include <jansson.h>
 
+#include "resource.h"
 #include "status.h"
 
 #define PLUGIN_IMAGE_MAX 40
 
-typedef struct {
-    const char *domain_id;      /* owner of the new plugin */
-    const char *now;            /* ISO-8601 timestamp to use for created_at/updated_at */
-    const json_t *default_urls; /* object registry_type -> default registry_url (may be NULL) */
-} plugin_ctx;
+/* domain_id: owner of the new plugin; now: ISO-8601 timestamp to use for
+ * created_at/updated_at; default_urls: object registry_type -> default
+ * registry_url (may be NULL). */
+typedef resource_ctx plugin_ctx;
 
 /* Validates a register request (a JSON object, borrowed) and builds a new
  * stored record into *record (a new reference owned by the caller; NULL on

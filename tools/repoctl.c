@@ -96,12 +96,30 @@ typedef struct {
 typedef struct ctl ctl;
 
 typedef struct {
+    const char *header; /* column title */
+    const char *path;   /* dotted path in the result object */
+} column;
+
+/* A resource whose register / get / list / update / enable / disable /
+ * deregister commands share one implementation (the server serves them
+ * with one set of handlers). */
+typedef struct {
+    const char *route;  /* "plugin", "dashboard-template" */
+    const char *id_key; /* "plugin_id", "template_id" */
+    const char *noun;   /* "plugin", "dashboard template" */
+    const char *plural; /* "plugins", ... */
+    const column *cols; /* table columns, the id first */
+    size_t ncols;
+} ctl_res;
+
+typedef struct {
     const char *resource, *verb;
     const char *arg; /* positional argument name ("ID") or NULL */
     unsigned allowed;
     int (*run)(ctl *c);
     const char *synopsis;
     const char *help;
+    const ctl_res *res; /* the shared commands' resource; NULL for the others */
 } ctl_cmd;
 
 struct ctl {
@@ -138,11 +156,13 @@ static const char query_help[] =
     "  --limit M           results per page (0 = all)\n"
     "  --keyword WORD      every word must appear in plugin_id, name, provider or labels\n";
 
-static int run_plugin_register(ctl *c);
-static int run_plugin_get(ctl *c);
-static int run_plugin_list(ctl *c);
-static int run_plugin_update(ctl *c);
-static int run_plugin_state(ctl *c);
+static const ctl_res res_plugin, res_dashboard;
+
+static int run_register(ctl *c);
+static int run_get(ctl *c);
+static int run_res_list(ctl *c);
+static int run_update(ctl *c);
+static int run_state(ctl *c);
 static int run_plugin_versions(ctl *c);
 static int run_plugin_stat(ctl *c);
 static int run_repository_list(ctl *c);
@@ -152,35 +172,60 @@ static int run_repository_sync(ctl *c);
 static int run_token_create(ctl *c);
 
 static const ctl_cmd commands[] = {
-    {"plugin", "register", NULL, O_FILE, run_plugin_register, "plugin register -f FILE",
+    {"plugin", "register", NULL, O_FILE, run_register, "plugin register -f FILE",
      "Registers the plugin described by FILE (a CreatePluginRequest JSON object; \"-\"\n"
-     "reads standard input) in the caller's local repository.\n"},
-    {"plugin", "get", "ID", O_REPO, run_plugin_get, "plugin get ID [--repository-id R]",
+     "reads standard input) in the caller's local repository.\n",
+     &res_plugin},
+    {"plugin", "get", "ID", O_REPO, run_get, "plugin get ID [--repository-id R]",
      "Shows one plugin: the local repository first, then remote ones by priority, or\n"
-     "only repository R.\n"},
-    {"plugin", "list", NULL, O_QUERY | O_REPO, run_plugin_list,
+     "only repository R.\n",
+     &res_plugin},
+    {"plugin", "list", NULL, O_QUERY | O_REPO, run_res_list,
      "plugin list [--filter EXPR ...] [--sort KEY[:desc]] [--page N --limit M]\n"
      "[--keyword W] [--repository-id R]",
-     "Lists the plugins the caller can see (every repository, or only R).\n"},
-    {"plugin", "update", "ID", O_FILE, run_plugin_update, "plugin update ID -f PATCH",
+     "Lists the plugins the caller can see (every repository, or only R).\n", &res_plugin},
+    {"plugin", "update", "ID", O_FILE, run_update, "plugin update ID -f PATCH",
      "Updates a local plugin with the fields of PATCH (a JSON object with any of name,\n"
-     "capability, template, labels, tags; \"-\" reads standard input).\n"},
-    {"plugin", "enable", "ID", 0, run_plugin_state, "plugin enable ID",
-     "Sets a local plugin's state to ENABLED.\n"},
-    {"plugin", "disable", "ID", 0, run_plugin_state, "plugin disable ID",
-     "Sets a local plugin's state to DISABLED.\n"},
-    {"plugin", "deregister", "ID", 0, run_plugin_state, "plugin deregister ID",
-     "Removes a local plugin.\n"},
+     "capability, template, labels, tags; \"-\" reads standard input).\n",
+     &res_plugin},
+    {"plugin", "enable", "ID", 0, run_state, "plugin enable ID",
+     "Sets a local plugin's state to ENABLED.\n", &res_plugin},
+    {"plugin", "disable", "ID", 0, run_state, "plugin disable ID",
+     "Sets a local plugin's state to DISABLED.\n", &res_plugin},
+    {"plugin", "deregister", "ID", 0, run_state, "plugin deregister ID",
+     "Removes a local plugin.\n", &res_plugin},
     {"plugin", "versions", "ID", O_REPO, run_plugin_versions,
      "plugin versions ID [--repository-id R]",
-     "Lists the plugin's versions (its image tags), newest first.\n"},
+     "Lists the plugin's versions (its image tags), newest first.\n", NULL},
     {"plugin", "stat", NULL, O_DISTINCT | O_QUERY_FILE | O_FILTER | O_KEYWORD | O_REPO,
      run_plugin_stat,
      "plugin stat (--distinct KEY | --query-file FILE) [--filter EXPR ...]\n"
      "[--keyword W] [--repository-id R]",
      "Runs a statistics query over the plugins the caller can see: the sorted distinct\n"
      "values of KEY, or the StatisticsQuery object in FILE (filter, aggregate, ...;\n"
-     "--filter and --keyword then belong in the file).\n"},
+     "--filter and --keyword then belong in the file).\n",
+     NULL},
+    {"dashboard", "register", NULL, O_FILE, run_register, "dashboard register -f FILE",
+     "Registers the dashboard template described by FILE (a\n"
+     "RegisterDashboardTemplateRequest JSON object: name, template_id?, template_type\n"
+     "MULTI|SINGLE, dashboards, labels, tags; \"-\" reads standard input).\n",
+     &res_dashboard},
+    {"dashboard", "get", "ID", O_REPO, run_get, "dashboard get ID [--repository-id R]",
+     "Shows one dashboard template of the local repository.\n", &res_dashboard},
+    {"dashboard", "list", NULL, O_QUERY | O_REPO, run_res_list,
+     "dashboard list [--filter EXPR ...] [--sort KEY[:desc]] [--page N --limit M]\n"
+     "[--keyword W] [--repository-id R]",
+     "Lists the dashboard templates the caller can see in the local repository.\n", &res_dashboard},
+    {"dashboard", "update", "ID", O_FILE, run_update, "dashboard update ID -f PATCH",
+     "Updates a dashboard template with the fields of PATCH (a JSON object with any of\n"
+     "name, template_type, dashboards, labels, tags; \"-\" reads standard input).\n",
+     &res_dashboard},
+    {"dashboard", "enable", "ID", 0, run_state, "dashboard enable ID",
+     "Sets a dashboard template's state to ENABLED.\n", &res_dashboard},
+    {"dashboard", "disable", "ID", 0, run_state, "dashboard disable ID",
+     "Sets a dashboard template's state to DISABLED.\n", &res_dashboard},
+    {"dashboard", "deregister", "ID", 0, run_state, "dashboard deregister ID",
+     "Removes a dashboard template.\n", &res_dashboard},
     {"repository", "list", NULL, O_FILTER | O_SORT | O_PAGE | O_LIMIT, run_repository_list,
      "repository list [--filter EXPR ...] [--sort KEY[:desc]]\n[--page N --limit M]",
      "Lists the repositories: the local one and every remote one.  STATE is a remote\n"
@@ -192,21 +237,24 @@ static const ctl_cmd commands[] = {
      "            on the upstream, and a probe (a catalog sync) goes out after 1 s,\n"
      "            2 s, 4 s ... at most 60 s, without client traffic\n"
      "One success (a probe, a read or a repository sync) makes it ok again.  ENDPOINT\n"
-     "and the last error need a token.\n"},
+     "and the last error need a token.\n",
+     NULL},
     {"repository", "get", "ID", 0, run_repository_get, "repository get ID",
      "Shows one repository, with the upstream state of a remote one (see repository\n"
-     "list --help for the states).\n"},
+     "list --help for the states).\n",
+     NULL},
     {"repository", "register", NULL, O_FILE, run_repository_register, "repository register -f FILE",
      "Registers the repository described by FILE, e.g.\n"
      "  {\"name\": \"Market\", \"repository_type\": \"remote\",\n"
      "   \"endpoint\": \"https://market.example.com:8443\",\n"
      "   \"upstream\": {\"ca_file\": \"/etc/repod/market-ca.crt\"}}\n"
-     "(system token).\n"},
+     "(system token).\n",
+     NULL},
     {"repository", "sync", "ID", 0, run_repository_sync, "repository sync ID",
-     "Refreshes a remote repository's catalog from its upstream now (system token).\n"},
+     "Refreshes a remote repository's catalog from its upstream now (system token).\n", NULL},
     {"token", "create", NULL, 0, run_token_create, "token create",
-     "Tokens are not made over the API; this prints how to make one on the server.\n"},
-    {NULL, NULL, NULL, 0, NULL, NULL, NULL}};
+     "Tokens are not made over the API; this prints how to make one on the server.\n", NULL},
+    {NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL}};
 
 /* Prints prefix + the command's synopsis; its continuation lines are
  * indented to the column after "RESOURCE VERB ". */
@@ -753,11 +801,6 @@ done:
 
 /* ---- output --------------------------------------------------------------------- */
 
-typedef struct {
-    const char *header;
-    const char *path; /* dotted path in the result object */
-} column;
-
 static const column plugin_columns[] = {{"PLUGIN_ID", "plugin_id"},
                                         {"NAME", "name"},
                                         {"STATE", "state"},
@@ -776,6 +819,18 @@ static const column repository_columns[] = {{"REPOSITORY_ID", "repository_id"},
 
 #define NCOLS(a) (sizeof(a) / sizeof((a)[0]))
 
+static const column dashboard_columns[] = {{"TEMPLATE_ID", "template_id"},
+                                           {"NAME", "name"},
+                                           {"STATE", "state"},
+                                           {"TYPE", "template_type"},
+                                           {"REPOSITORY", "repository_info.name"}};
+
+static const ctl_res res_plugin = {"plugin",  "plugin_id",    "plugin",
+                                   "plugins", plugin_columns, NCOLS(plugin_columns)};
+static const ctl_res res_dashboard = {"dashboard-template", "template_id",
+                                      "dashboard template", "dashboard templates",
+                                      dashboard_columns,    NCOLS(dashboard_columns)};
+
 /* Prints items (array of objects) as a table of the given columns. */
 static int print_rows(const ctl *c, const column *cols, size_t ncols, const json_t *items)
 {
@@ -790,7 +845,7 @@ static int print_rows(const ctl *c, const column *cols, size_t ncols, const json
     t = tk_table_new(headers, ncols);
     if (t == NULL)
         return TK_EXIT_FAIL;
-    if (cols == plugin_columns || cols == repository_columns)
+    if (cols == plugin_columns || cols == repository_columns || cols == dashboard_columns)
         tk_table_keep(t, 0); /* the id: what the next command needs */
     json_array_foreach(items, i, it)
     {
@@ -848,23 +903,36 @@ static int call_and_print_one(ctl *c, const char *path, const json_t *body, cons
 
 /* ---- commands ------------------------------------------------------------------- */
 
-static int run_plugin_register(ctl *c)
+/* The route of the command's resource and verb into path. */
+static const char *res_path(const ctl *c, char *path, size_t size)
 {
+    snprintf(path, size, "%s/%s", c->cmd->res->route, c->cmd->verb);
+    return path;
+}
+
+static int run_register(ctl *c)
+{
+    char what[64], path[64];
+    const ctl_res *r = c->cmd->res;
     json_t *body = NULL;
-    int rc = read_json_object("plugin register", c->a.file, &body);
+    int rc;
+    snprintf(what, sizeof(what), "%s register", c->cmd->resource);
+    rc = read_json_object(what, c->a.file, &body);
     if (rc == TK_EXIT_OK)
-        rc = call_and_print_one(c, "plugin/register", body, plugin_columns, NCOLS(plugin_columns));
+        rc = call_and_print_one(c, res_path(c, path, sizeof(path)), body, r->cols, r->ncols);
     json_decref(body);
     return rc;
 }
 
-static int run_plugin_get(ctl *c)
+static int run_get(ctl *c)
 {
-    json_t *body = json_pack("{s:s}", "plugin_id", c->id);
+    char path[64];
+    const ctl_res *r = c->cmd->res;
+    json_t *body = json_pack("{s:s}", r->id_key, c->id);
     int rc;
     if (c->a.repository_id != NULL)
         json_object_set_new(body, "repository_id", json_string(c->a.repository_id));
-    rc = call_and_print_one(c, "plugin/get", body, plugin_columns, NCOLS(plugin_columns));
+    rc = call_and_print_one(c, res_path(c, path, sizeof(path)), body, r->cols, r->ncols);
     json_decref(body);
     return rc;
 }
@@ -896,44 +964,51 @@ done:
     return rc;
 }
 
-static int run_plugin_list(ctl *c)
+static int run_res_list(ctl *c)
 {
-    return run_list(c, "plugin/list", 1, plugin_columns, NCOLS(plugin_columns), "plugins");
+    char path[64];
+    const ctl_res *r = c->cmd->res;
+    return run_list(c, res_path(c, path, sizeof(path)), 1, r->cols, r->ncols, r->plural);
 }
 
-static int run_plugin_update(ctl *c)
+static int run_update(ctl *c)
 {
+    char what[64], path[64];
+    const ctl_res *r = c->cmd->res;
     json_t *body = NULL, *given;
-    int rc = read_json_object("plugin update", c->a.file, &body);
+    int rc;
+    snprintf(what, sizeof(what), "%s update", c->cmd->resource);
+    rc = read_json_object(what, c->a.file, &body);
     if (rc != TK_EXIT_OK)
         return rc;
-    given = json_object_get(body, "plugin_id");
+    given = json_object_get(body, r->id_key);
     if (given != NULL && !(json_is_string(given) && strcmp(json_string_value(given), c->id) == 0)) {
-        usage_error("plugin update: %s names another plugin_id than %s", c->a.file, c->id);
+        usage_error("%s: %s names another %s than %s", what, c->a.file, r->id_key, c->id);
         rc = TK_EXIT_USAGE;
     } else {
-        json_object_set_new(body, "plugin_id", json_string(c->id));
-        rc = call_and_print_one(c, "plugin/update", body, plugin_columns, NCOLS(plugin_columns));
+        json_object_set_new(body, r->id_key, json_string(c->id));
+        rc = call_and_print_one(c, res_path(c, path, sizeof(path)), body, r->cols, r->ncols);
     }
     json_decref(body);
     return rc;
 }
 
 /* enable / disable / deregister */
-static int run_plugin_state(ctl *c)
+static int run_state(ctl *c)
 {
     char path[64];
-    json_t *body = json_pack("{s:s}", "plugin_id", c->id), *answer = NULL;
+    const ctl_res *r = c->cmd->res;
+    json_t *body = json_pack("{s:s}", r->id_key, c->id), *answer = NULL;
     int rc;
-    snprintf(path, sizeof(path), "plugin/%s", c->cmd->verb);
+    res_path(c, path, sizeof(path));
     if (strcmp(c->cmd->verb, "deregister") != 0) {
-        rc = call_and_print_one(c, path, body, plugin_columns, NCOLS(plugin_columns));
+        rc = call_and_print_one(c, path, body, r->cols, r->ncols);
         json_decref(body);
         return rc;
     }
     rc = api(c, path, body, &answer);
     if (rc == TK_EXIT_OK && !maybe_json(c, answer))
-        printf("plugin %s deregistered\n", c->id);
+        printf("%s %s deregistered\n", r->noun, c->id);
     json_decref(answer);
     json_decref(body);
     return rc;

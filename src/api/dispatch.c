@@ -25,25 +25,51 @@ typedef struct {
     auth_role min_role; /* least role a token needs */
     int anonymous;      /* callable without a token when auth.anonymous_read */
     const char *id_key; /* writes: the field naming what changed (audit line); NULL for reads */
+    const resource_desc *res;         /* the resource the handler serves (NULL: repository) */
+    api_remote_owner_fn remote_owner; /* writes: who else may hold the id (NULL: nobody) */
 } api_route;
 
+#define PLUGIN &resource_plugin
+#define DASH   &resource_dashboard
+
 static const api_route routes[] = {
-    {"plugin", "register", api_plugin_register, AUTH_ROLE_ADMIN, 0, "plugin_id"},
-    {"plugin", "update", api_plugin_update, AUTH_ROLE_ADMIN, 0, "plugin_id"},
-    {"plugin", "deregister", api_plugin_deregister, AUTH_ROLE_ADMIN, 0, "plugin_id"},
-    {"plugin", "enable", api_plugin_enable, AUTH_ROLE_ADMIN, 0, "plugin_id"},
-    {"plugin", "disable", api_plugin_disable, AUTH_ROLE_ADMIN, 0, "plugin_id"},
-    {"plugin", "get", api_plugin_get, AUTH_ROLE_VIEWER, 1, NULL},
-    {"plugin", "get-versions", api_plugin_get_versions, AUTH_ROLE_VIEWER, 1, NULL},
-    {"plugin", "list", api_plugin_list, AUTH_ROLE_VIEWER, 1, NULL},
-    {"plugin", "stat", api_plugin_stat, AUTH_ROLE_VIEWER, 1, NULL},
-    {"repository", "register", api_repository_register, AUTH_ROLE_SYSTEM, 0, "repository_id"},
-    {"repository", "update", api_repository_update, AUTH_ROLE_SYSTEM, 0, "repository_id"},
-    {"repository", "deregister", api_repository_deregister, AUTH_ROLE_SYSTEM, 0, "repository_id"},
-    {"repository", "get", api_repository_get, AUTH_ROLE_VIEWER, 1, NULL},
-    {"repository", "list", api_repository_list, AUTH_ROLE_VIEWER, 1, NULL},
-    {"repository", "stat", api_repository_stat, AUTH_ROLE_VIEWER, 1, NULL},
-    {"repository", "sync", api_repository_sync, AUTH_ROLE_SYSTEM, 0, "repository_id"},
+    {"plugin", "register", api_plugin_register, AUTH_ROLE_ADMIN, 0, "plugin_id", PLUGIN,
+     api_plugin_remote_owner},
+    {"plugin", "update", api_plugin_update, AUTH_ROLE_ADMIN, 0, "plugin_id", PLUGIN,
+     api_plugin_remote_owner},
+    {"plugin", "deregister", api_plugin_deregister, AUTH_ROLE_ADMIN, 0, "plugin_id", PLUGIN,
+     api_plugin_remote_owner},
+    {"plugin", "enable", api_resource_enable, AUTH_ROLE_ADMIN, 0, "plugin_id", PLUGIN,
+     api_plugin_remote_owner},
+    {"plugin", "disable", api_resource_disable, AUTH_ROLE_ADMIN, 0, "plugin_id", PLUGIN,
+     api_plugin_remote_owner},
+    {"plugin", "get", api_plugin_get, AUTH_ROLE_VIEWER, 1, NULL, PLUGIN, NULL},
+    {"plugin", "get-versions", api_plugin_get_versions, AUTH_ROLE_VIEWER, 1, NULL, PLUGIN, NULL},
+    {"plugin", "list", api_plugin_list, AUTH_ROLE_VIEWER, 1, NULL, PLUGIN, NULL},
+    {"plugin", "stat", api_plugin_stat, AUTH_ROLE_VIEWER, 1, NULL, PLUGIN, NULL},
+    {"dashboard-template", "register", api_resource_register, AUTH_ROLE_ADMIN, 0, "template_id",
+     DASH, NULL},
+    {"dashboard-template", "update", api_resource_update, AUTH_ROLE_ADMIN, 0, "template_id", DASH,
+     NULL},
+    {"dashboard-template", "deregister", api_resource_deregister, AUTH_ROLE_ADMIN, 0, "template_id",
+     DASH, NULL},
+    {"dashboard-template", "enable", api_resource_enable, AUTH_ROLE_ADMIN, 0, "template_id", DASH,
+     NULL},
+    {"dashboard-template", "disable", api_resource_disable, AUTH_ROLE_ADMIN, 0, "template_id", DASH,
+     NULL},
+    {"dashboard-template", "get", api_resource_get, AUTH_ROLE_VIEWER, 1, NULL, DASH, NULL},
+    {"dashboard-template", "list", api_resource_list, AUTH_ROLE_VIEWER, 1, NULL, DASH, NULL},
+    {"dashboard-template", "stat", api_resource_stat, AUTH_ROLE_VIEWER, 1, NULL, DASH, NULL},
+    {"repository", "register", api_repository_register, AUTH_ROLE_SYSTEM, 0, "repository_id", NULL,
+     NULL},
+    {"repository", "update", api_repository_update, AUTH_ROLE_SYSTEM, 0, "repository_id", NULL,
+     NULL},
+    {"repository", "deregister", api_repository_deregister, AUTH_ROLE_SYSTEM, 0, "repository_id",
+     NULL, NULL},
+    {"repository", "get", api_repository_get, AUTH_ROLE_VIEWER, 1, NULL, NULL, NULL},
+    {"repository", "list", api_repository_list, AUTH_ROLE_VIEWER, 1, NULL, NULL, NULL},
+    {"repository", "stat", api_repository_stat, AUTH_ROLE_VIEWER, 1, NULL, NULL, NULL},
+    {"repository", "sync", api_repository_sync, AUTH_ROLE_SYSTEM, 0, "repository_id", NULL, NULL},
 };
 
 /* Finds the route of path; NULL when the path is not an API route.  Both
@@ -217,6 +243,8 @@ void api_dispatch(app *a, const api_edge *edge, const char *method, const char *
     call->resource = route->resource;
     call->verb = route->verb;
     call->id_key = route->id_key;
+    call->res = route->res;
+    call->remote_owner = route->remote_owner;
     rc = auth_authenticate(a->auth, authorization, &call->who, &err);
     if (rc != RD_OK)
         goto done;

@@ -19,99 +19,36 @@
 #include "remote.h"
 #include "util.h"
 
-/* The domains whose local plugins the caller may read, own domain first;
- * returns how many were written to out (borrowed strings). */
+/* The domains whose local plugins the caller may read (api_readable_domains). */
 static size_t readable_domains(const api_call *call, const char **out, size_t max)
 {
-    const repod_conf *conf = call->app->conf;
-    size_t n = 0;
-    if (call->domain_id[0] != '\0' && n < max)
-        out[n++] = call->domain_id;
-    for (size_t i = 0; i < conf->public_domains_count && n < max; i++)
-        if (strcmp(conf->public_domains[i], call->domain_id) != 0)
-            out[n++] = conf->public_domains[i];
-    return n;
+    return api_readable_domains(call, out, max);
 }
 
-#define MAX_DOMAINS 64
+#define MAX_DOMAINS API_MAX_DOMAINS
 
-/* Finds a readable local plugin: *out gets the record (new reference). */
 static rd_status find_readable(api_call *call, const char *plugin_id, json_t **out, rd_error *err)
 {
-    const char *domains[MAX_DOMAINS];
-    size_t n = readable_domains(call, domains, MAX_DOMAINS);
-    for (size_t i = 0; i < n; i++) {
-        rd_status rc = catalog_plugin_get(call->app->cat, domains[i], plugin_id, out, err);
-        if (rc != RD_ERR_NOT_FOUND)
-            return rc;
-    }
-    return RD_ERR_NOT_FOUND;
+    return api_resource_find_readable(call, &resource_plugin, plugin_id, out, err);
 }
 
 static json_t *view(api_call *call, const json_t *record)
 {
-    return plugin_view(record, catalog_local_info(call->app->cat));
+    return api_resource_view(call, &resource_plugin, record);
 }
 
-/* Finds the view of a readable local plugin: from the catalog's read model,
- * else (a document the model left out) from the store.  *out gets a new
- * document; or, when ready is not NULL and the model holds the plugin, *ready
- * gets the model's document (new reference) and *out stays NULL. */
-static rd_status find_readable_view(api_call *call, const char *plugin_id, json_t **out,
-                                    readmodel_doc **ready, rd_error *err)
-{
-    const char *domains[MAX_DOMAINS];
-    size_t n = readable_domains(call, domains, MAX_DOMAINS);
-    for (size_t i = 0; i < n; i++) {
-        readmodel_doc *d = catalog_plugin_view(call->app->cat, domains[i], plugin_id);
-        json_t *record = NULL;
-        rd_status rc;
-        if (d != NULL && ready != NULL) {
-            *ready = d;
-            return RD_OK;
-        }
-        if (d != NULL) {
-            *out = json_deep_copy(readmodel_doc_view(d));
-            readmodel_doc_release(d);
-            return *out != NULL ? RD_OK : rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-        }
-        rc = catalog_plugin_get(call->app->cat, domains[i], plugin_id, &record, err);
-        if (rc == RD_OK) {
-            *out = view(call, record);
-            json_decref(record);
-            return *out != NULL ? RD_OK : rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-        }
-        if (rc != RD_ERR_NOT_FOUND)
-            return rc;
-    }
-    return RD_ERR_NOT_FOUND;
-}
-
-/* Answers a write that found no plugin of the caller's domain: a plugin the
- * caller can read elsewhere (a public domain) is not its to change. */
-static rd_status write_target_missing(api_call *call, const char *plugin_id, rd_error *err)
+rd_status api_plugin_remote_owner(api_call *call, const char *plugin_id, rd_error *err)
 {
     json_t *other = NULL;
-    rd_status rc = find_readable(call, plugin_id, &other, err);
-    json_decref(other);
-    if (rc == RD_OK)
-        return rd_fail(err, RD_ERR_PERMISSION_DENIED,
-                       "Permission denied. (plugin_id = %s, reason = owned by another domain)",
-                       plugin_id);
-    if (rc != RD_ERR_NOT_FOUND)
-        return rc;
-    rc = federation_find_cached(call->app, plugin_id, &other, err);
+    rd_status rc = federation_find_cached(call->app, plugin_id, &other, err);
     if (rc == RD_OK) {
         rc = rd_fail(err, RD_ERR_NOT_LOCAL_PLUGIN,
                      "Plugin is not local. (plugin_id = %s, repository_id = %s, repository = %s)",
                      plugin_id, json_string_value(json_object_get(other, "repository_id")),
                      json_string_value(json_object_get(other, "name")));
         json_decref(other);
-        return rc;
     }
-    if (rc != RD_ERR_NOT_FOUND)
-        return rc;
-    return rd_fail(err, RD_ERR_NOT_FOUND, "Value not found. (plugin_id = %s)", plugin_id);
+    return rc;
 }
 
 /* The outbound allow-list (SPEC 9): a record whose registry host (from
@@ -143,25 +80,15 @@ static void register_verified(const fetch_result *res, void *arg)
                      "No image in the registry. (image = %s, reason = it has no tags)",
                      json_string_value(json_object_get(record, "image")));
     if (rc == RD_OK)
-        rc = catalog_plugin_insert(call->app->cat, record, &err);
-    if (rc == RD_OK)
-        out = view(call, record);
+        rc = api_resource_insert(call, record, &out, &err);
     json_decref(record);
     api_call_finish(call, rc, out, &err);
 }
 
 rd_status api_plugin_register(api_call *call, json_t **out, rd_error *err)
 {
-    char now[32];
     json_t *record = NULL, *existing = NULL;
-    plugin_ctx ctx;
-    rd_status rc;
-
-    util_now_iso8601(now, sizeof(now));
-    ctx.domain_id = call->domain_id;
-    ctx.now = now;
-    ctx.default_urls = call->app->conf->registry_default_urls;
-    rc = plugin_build_record(call->body, &ctx, &record, err);
+    rd_status rc = api_resource_build(call, &record, err);
     if (rc == RD_OK)
         rc = check_outbound(call, record, err);
     if (rc == RD_OK && call->app->conf->verify_on_register) {
@@ -186,24 +113,17 @@ rd_status api_plugin_register(api_call *call, json_t **out, rd_error *err)
         return RD_PENDING;
     }
     if (rc == RD_OK)
-        rc = catalog_plugin_insert(call->app->cat, record, err);
-    if (rc == RD_OK)
-        *out = view(call, record);
+        rc = api_resource_insert(call, record, out, err);
     json_decref(record);
     return rc;
 }
 
-typedef struct {
-    const api_call *call;
-    const json_t *req;
-    const char *now;
-    const char *state; /* for enable/disable */
-} modify_args;
-
+/* update: the plugin's own checks, then the outbound allow-list when a
+ * registry field was named. */
 static rd_status modify_update(void *ud, const json_t *current, json_t **updated, rd_error *err)
 {
-    modify_args *m = ud;
-    rd_status rc = plugin_apply_update(current, m->req, m->now, updated, err);
+    api_modify_args *m = ud;
+    rd_status rc = api_modify_update(ud, current, updated, err);
     if (rc == RD_OK && (json_object_get(m->req, "registry_url") != NULL ||
                         json_object_get(m->req, "registry_type") != NULL ||
                         json_object_get(m->req, "registry_config") != NULL ||
@@ -217,76 +137,15 @@ static rd_status modify_update(void *ud, const json_t *current, json_t **updated
     return rc;
 }
 
-static rd_status modify_state(void *ud, const json_t *current, json_t **updated, rd_error *err)
-{
-    modify_args *m = ud;
-    json_t *next = json_deep_copy(current);
-    if (next == NULL)
-        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-    json_object_set_new(next, "state", json_string(m->state));
-    json_object_set_new(next, "updated_at", json_string(m->now));
-    *updated = next;
-    return RD_OK;
-}
-
-/* Shared body of update/enable/disable: validate, modify, answer the view. */
-static rd_status modify_plugin(api_call *call, catalog_modify_fn fn, const char *state,
-                               int check_id_request, json_t **out, rd_error *err)
-{
-    char now[32];
-    const char *plugin_id = NULL;
-    json_t *record = NULL;
-    modify_args m;
-    rd_status rc;
-
-    if (check_id_request) {
-        rc = plugin_check_id_request(call->body, 0, err);
-        if (rc != RD_OK)
-            return rc;
-    }
-    rc = api_req_string(call->body, "plugin_id", &plugin_id, err);
-    if (rc != RD_OK)
-        return rc;
-    util_now_iso8601(now, sizeof(now));
-    m.call = call;
-    m.req = call->body;
-    m.now = now;
-    m.state = state;
-    rc = catalog_plugin_modify(call->app->cat, call->domain_id, plugin_id, fn, &m, &record, err);
-    if (rc == RD_ERR_NOT_FOUND)
-        return write_target_missing(call, plugin_id, err);
-    if (rc == RD_OK)
-        *out = view(call, record);
-    json_decref(record);
-    return rc;
-}
-
 rd_status api_plugin_update(api_call *call, json_t **out, rd_error *err)
 {
-    return modify_plugin(call, modify_update, NULL, 0, out, err);
-}
-
-rd_status api_plugin_enable(api_call *call, json_t **out, rd_error *err)
-{
-    return modify_plugin(call, modify_state, "ENABLED", 1, out, err);
-}
-
-rd_status api_plugin_disable(api_call *call, json_t **out, rd_error *err)
-{
-    return modify_plugin(call, modify_state, "DISABLED", 1, out, err);
+    return api_resource_modify(call, modify_update, NULL, out, err);
 }
 
 rd_status api_plugin_deregister(api_call *call, json_t **out, rd_error *err)
 {
-    const char *plugin_id = NULL;
-    rd_status rc = plugin_check_id_request(call->body, 0, err);
-    if (rc == RD_OK)
-        rc = api_req_string(call->body, "plugin_id", &plugin_id, err);
-    if (rc != RD_OK)
-        return rc;
-    rc = catalog_plugin_delete(call->app->cat, call->domain_id, plugin_id, err);
-    if (rc == RD_ERR_NOT_FOUND)
-        return write_target_missing(call, plugin_id, err);
+    const char *plugin_id = json_string_value(json_object_get(call->body, "plugin_id"));
+    rd_status rc = api_resource_delete(call, err);
     if (rc != RD_OK)
         return rc;
     /* a plugin registered later under this id may point at another image */
@@ -343,7 +202,8 @@ static rd_status find_plugin(api_call *call, int want_versions, json_t **out, rd
         /* without a projection the model's ready bytes are the answer */
         const json_t *only = json_object_get(call->body, "only");
         int as_is = only == NULL || json_is_null(only);
-        rc = find_readable_view(call, plugin_id, &doc, as_is ? &call->ready : NULL, err);
+        rc = api_resource_find_view(call, &resource_plugin, plugin_id, &doc,
+                                    as_is ? &call->ready : NULL, err);
         if (rc == RD_OK && call->ready != NULL)
             return RD_OK; /* *out stays NULL: api_call_finish sends the bytes */
     } else

@@ -1,17 +1,20 @@
 /*
  * catalog.c - the local repository record and local plugins in the store.
  *
- * Keys in STORE_CF_PLUGINS: "L\0<domain_id>\0<plugin_id>" -> plugin record.
+ * Keys in STORE_CF_PLUGINS: "<prefix>\0<domain_id>\0<id>" -> record, the
+ *   prefix from the resource's description ("L" plugins, "D" dashboard
+ *   templates).
  * Keys in STORE_CF_INDEX: the plugins' secondary indexes (index.h).
  * Keys in STORE_CF_META: "local_repository_id" -> id;
  *   "plugin_index_version" (index.h).
  * Keys in STORE_CF_REPOS: "<repository_id>" -> RepositoryInfo record.
  *
- * Every plugin write queues the record and its index changes in one batch,
- * under the write lock, so the index always describes the stored records.
+ * Every write queues the record and (plugins) its index changes in one
+ * batch, under the write lock, so the index always describes the stored
+ * records.
  *
- * The catalog also owns the read model of the local plugins' views
- * (readmodel.h), built at open from the stored records and updated under the
+ * The catalog also owns one read model per resource of the local documents'
+ * views (readmodel.h), built at open from the stored records and updated under the
  * same write lock right after each successful store write, so a read after
  * an acknowledged write sees it.  When the model cannot take a document
  * (memory), the document is dropped from it and readers fall back to the
@@ -34,44 +37,72 @@
 
 #define KEY_MAX 1024
 
+/* The resources the catalog keeps local documents of. */
+static const resource_desc *const resources[] = {&resource_plugin, &resource_dashboard};
+#define NRES (sizeof(resources) / sizeof(resources[0]))
+
+/* The read model of one resource's local documents. */
+typedef struct {
+    readmodel *rm;
+    atomic_int whole; /* the model holds every stored local document */
+} res_model;
+
 struct catalog {
     store *st;
     pthread_mutex_t write_lock;
     char local_id[32];
-    json_t *local_record; /* full RepositoryInfo */
-    json_t *local_info;   /* {repository_id, name, repository_type} */
-    readmodel *rm;        /* the local plugins' views */
-    atomic_int rm_whole;  /* the model holds every stored local plugin */
+    json_t *local_record;   /* full RepositoryInfo */
+    json_t *local_info;     /* {repository_id, name, repository_type} */
+    res_model models[NRES]; /* in the order of resources[] */
 };
 
-/* Puts the view of record (borrowed) into the read model; on failure the
+/* The model slot of res (a resource of resources[]; the plugins' else). */
+static res_model *model_of(catalog *cat, const resource_desc *res)
+{
+    size_t i = 0;
+    while (i + 1 < NRES && resources[i] != res)
+        i++;
+    return resources[i] == res ? &cat->models[i] : &cat->models[0];
+}
+
+/* Puts the view of record (borrowed) into res's read model; on failure the
  * document is left out, so that readers use the store.  Under the write
  * lock. */
-static void model_put(catalog *cat, const json_t *record)
+static void model_put(catalog *cat, const resource_desc *res, const json_t *record)
 {
-    const char *domain_id = json_string_value(json_object_get(record, "domain_id"));
-    const char *plugin_id = json_string_value(json_object_get(record, "plugin_id"));
-    json_t *view = plugin_view(record, cat->local_info);
+    res_model *m = model_of(cat, res);
+    const char *domain_id = json_string_value(json_object_get(record, res->domain_field));
+    const char *id = json_string_value(json_object_get(record, res->id_field));
+    json_t *view = res->view(record, cat->local_info);
     rd_error err = {0};
-    if (domain_id == NULL || plugin_id == NULL)
+    if (domain_id == NULL || id == NULL)
         goto done;
-    if (view == NULL || readmodel_put(cat->rm, domain_id, plugin_id, view, &err) != RD_OK) {
-        LOG_ERROR("catalog: read model could not take plugin %s/%s: out of memory", domain_id,
-                  plugin_id);
-        atomic_store(&cat->rm_whole, 0); /* lists read the store from now on */
-        readmodel_delete(cat->rm, domain_id, plugin_id);
+    if (view == NULL || readmodel_put(m->rm, domain_id, id, view, &err) != RD_OK) {
+        LOG_ERROR("catalog: read model could not take %s %s/%s: out of memory", res->name,
+                  domain_id, id);
+        atomic_store(&m->whole, 0); /* lists read the store from now on */
+        readmodel_delete(m->rm, domain_id, id);
     }
 done:
     json_decref(view);
 }
 
-static rd_status model_build(catalog *cat, rd_error *err);
+static rd_status model_build(catalog *cat, const resource_desc *res, rd_error *err);
 
 static const char META_LOCAL_ID[] = "local_repository_id";
 
 static size_t plugin_key(char *buf, const char *domain_id, const char *plugin_id)
 {
     return pindex_record_key(buf, KEY_MAX, domain_id, plugin_id);
+}
+
+/* The key of res's record (domain_id, id) into buf (KEY_MAX bytes); 0 when
+ * it does not fit.  id "" gives the prefix of the domain's records. */
+static size_t record_key(const resource_desc *res, char *buf, const char *domain_id, const char *id)
+{
+    if (res->store_indexed)
+        return plugin_key(buf, domain_id, id); /* the one spelling of the plugins' layout */
+    return store_key(buf, KEY_MAX, res->store_prefix, domain_id, id, NULL);
 }
 
 /* Loads the local repository, creating it on first start. */
@@ -141,8 +172,8 @@ rd_status catalog_open(store *st, const char *local_name, catalog **out, rd_erro
     rc = ensure_local(cat, local_name, err);
     if (rc == RD_OK)
         rc = pindex_ensure(st, err);
-    if (rc == RD_OK)
-        rc = model_build(cat, err);
+    for (size_t i = 0; i < NRES && rc == RD_OK; i++)
+        rc = model_build(cat, resources[i], err);
     if (rc != RD_OK) {
         catalog_close(cat);
         return rc;
@@ -157,7 +188,8 @@ void catalog_close(catalog *cat)
         return;
     json_decref(cat->local_record);
     json_decref(cat->local_info);
-    readmodel_destroy(cat->rm);
+    for (size_t i = 0; i < NRES; i++)
+        readmodel_destroy(cat->models[i].rm);
     pthread_mutex_destroy(&cat->write_lock);
     free(cat);
 }
@@ -177,36 +209,46 @@ json_t *catalog_local_record(const catalog *cat)
     return json_deep_copy(cat->local_record);
 }
 
-/* RD_OK when no plugin is stored under key; RD_ERR_SAVE_UNIQUE_VALUES
- * naming plugin_id when one is.  Called under the write lock. */
-static rd_status check_absent(catalog *cat, const char *key, size_t klen, const char *plugin_id,
-                              rd_error *err)
+/* RD_OK when no record is stored under key; RD_ERR_SAVE_UNIQUE_VALUES
+ * naming id_field = id when one is.  Called under the write lock. */
+static rd_status check_absent(catalog *cat, const char *key, size_t klen, const char *id_field,
+                              const char *id, rd_error *err)
 {
     char *old = NULL;
     rd_status rc = store_get(cat->st, STORE_CF_PLUGINS, key, klen, &old, NULL, err);
     free(old);
     if (rc == RD_OK)
-        return rd_fail(err, RD_ERR_SAVE_UNIQUE_VALUES,
-                       "Duplicated value. (key = plugin_id, value = %s)", plugin_id);
+        return rd_fail(err, RD_ERR_SAVE_UNIQUE_VALUES, "Duplicated value. (key = %s, value = %s)",
+                       id_field, id);
     return rc == RD_ERR_NOT_FOUND ? RD_OK : rc;
 }
 
-rd_status catalog_plugin_insert(catalog *cat, const json_t *record, rd_error *err)
+/* Queues the index changes of res's record going from old_rec to new_rec. */
+static void index_changes(const resource_desc *res, store_batch *b, const char *domain_id,
+                          const char *id, const json_t *old_rec, const json_t *new_rec)
+{
+    if (res->store_indexed)
+        pindex_put_changes(b, domain_id, id, old_rec, new_rec);
+}
+
+rd_status catalog_insert(catalog *cat, const resource_desc *res, const json_t *record,
+                         rd_error *err)
 {
     char key[KEY_MAX];
-    const char *domain_id = json_string_value(json_object_get(record, "domain_id"));
-    const char *plugin_id = json_string_value(json_object_get(record, "plugin_id"));
+    const char *domain_id = json_string_value(json_object_get(record, res->domain_field));
+    const char *id = json_string_value(json_object_get(record, res->id_field));
     store_batch *b = NULL;
     size_t klen;
     rd_status rc;
 
-    if (domain_id == NULL || plugin_id == NULL)
+    if (domain_id == NULL || id == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = incomplete record)");
-    klen = plugin_key(key, domain_id, plugin_id);
+    klen = record_key(res, key, domain_id, id);
     if (klen == 0)
-        return rd_fail(err, RD_ERR_INVALID_PARAMETER, "Invalid parameter. (key = plugin_id)");
+        return rd_fail(err, RD_ERR_INVALID_PARAMETER, "Invalid parameter. (key = %s)",
+                       res->id_field);
     pthread_mutex_lock(&cat->write_lock);
-    rc = check_absent(cat, key, klen, plugin_id, err);
+    rc = check_absent(cat, key, klen, res->id_field, id, err);
     if (rc != RD_OK)
         goto done;
     b = store_batch_new(cat->st);
@@ -215,14 +257,19 @@ rd_status catalog_plugin_insert(catalog *cat, const json_t *record, rd_error *er
         goto done;
     }
     store_batch_put_json(b, STORE_CF_PLUGINS, key, klen, record);
-    pindex_put_changes(b, domain_id, plugin_id, NULL, record);
+    index_changes(res, b, domain_id, id, NULL, record);
     rc = store_write(cat->st, b, err);
     if (rc == RD_OK)
-        model_put(cat, record);
+        model_put(cat, res, record);
 done:
     pthread_mutex_unlock(&cat->write_lock);
     store_batch_free(b);
     return rc;
+}
+
+rd_status catalog_plugin_insert(catalog *cat, const json_t *record, rd_error *err)
+{
+    return catalog_insert(cat, &resource_plugin, record, err);
 }
 
 typedef struct {
@@ -278,7 +325,7 @@ rd_status catalog_plugin_insert_many(catalog *cat, const json_t *records, rd_err
         const char *domain_id = json_string_value(json_object_get(rec, "domain_id"));
         const char *plugin_id = json_string_value(json_object_get(rec, "plugin_id"));
         klen = plugin_key(key, domain_id, plugin_id);
-        rc = check_absent(cat, key, klen, plugin_id, err);
+        rc = check_absent(cat, key, klen, "plugin_id", plugin_id, err);
         if (rc != RD_OK)
             goto done;
         store_batch_put_json(b, STORE_CF_PLUGINS, key, klen, rec);
@@ -286,7 +333,7 @@ rd_status catalog_plugin_insert_many(catalog *cat, const json_t *records, rd_err
     }
     rc = store_write(cat->st, b, err);
     for (size_t i = 0; rc == RD_OK && i < n; i++)
-        model_put(cat, json_array_get(records, i));
+        model_put(cat, &resource_plugin, json_array_get(records, i));
 done:
     if (locked)
         pthread_mutex_unlock(&cat->write_lock);
@@ -295,19 +342,36 @@ done:
     return rc;
 }
 
+readmodel *catalog_model(catalog *cat, const resource_desc *res)
+{
+    return model_of(cat, res)->rm;
+}
+
+readmodel_doc *catalog_view(catalog *cat, const resource_desc *res, const char *domain_id,
+                            const char *id)
+{
+    return readmodel_get(model_of(cat, res)->rm, domain_id, id);
+}
+
 readmodel_doc *catalog_plugin_view(catalog *cat, const char *domain_id, const char *plugin_id)
 {
-    return readmodel_get(cat->rm, domain_id, plugin_id);
+    return catalog_view(cat, &resource_plugin, domain_id, plugin_id);
+}
+
+rd_status catalog_get(catalog *cat, const resource_desc *res, const char *domain_id, const char *id,
+                      json_t **out, rd_error *err)
+{
+    char key[KEY_MAX];
+    size_t klen = record_key(res, key, domain_id, id);
+    if (klen == 0)
+        return RD_ERR_NOT_FOUND;
+    return store_get_json(cat->st, STORE_CF_PLUGINS, key, klen, out, err);
 }
 
 rd_status catalog_plugin_get(catalog *cat, const char *domain_id, const char *plugin_id,
                              json_t **out, rd_error *err)
 {
-    char key[KEY_MAX];
-    size_t klen = plugin_key(key, domain_id, plugin_id);
-    if (klen == 0)
-        return RD_ERR_NOT_FOUND;
-    return store_get_json(cat->st, STORE_CF_PLUGINS, key, klen, out, err);
+    return catalog_get(cat, &resource_plugin, domain_id, plugin_id, out, err);
 }
 
 /* 1 when rec's field is absent or the string s: a record keeps the identity
@@ -318,13 +382,14 @@ static int same_string(const json_t *rec, const char *field, const char *s)
     return v == NULL || (json_is_string(v) && strcmp(json_string_value(v), s) == 0);
 }
 
-rd_status catalog_plugin_modify(catalog *cat, const char *domain_id, const char *plugin_id,
-                                catalog_modify_fn fn, void *ud, json_t **out, rd_error *err)
+rd_status catalog_modify(catalog *cat, const resource_desc *res, const char *domain_id,
+                         const char *id, catalog_modify_fn fn, void *ud, json_t **out,
+                         rd_error *err)
 {
     char key[KEY_MAX];
     json_t *cur = NULL, *next = NULL;
     store_batch *b = NULL;
-    size_t klen = plugin_key(key, domain_id, plugin_id);
+    size_t klen = record_key(res, key, domain_id, id);
     rd_status rc;
 
     if (klen == 0)
@@ -336,8 +401,8 @@ rd_status catalog_plugin_modify(catalog *cat, const char *domain_id, const char 
     rc = fn(ud, cur, &next, err);
     if (rc != RD_OK)
         goto done;
-    if (!same_string(next, "domain_id", domain_id) || !same_string(next, "plugin_id", plugin_id)) {
-        rc = rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = plugin identity changed)");
+    if (!same_string(next, res->domain_field, domain_id) || !same_string(next, res->id_field, id)) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = record identity changed)");
         goto done;
     }
     b = store_batch_new(cat->st);
@@ -346,10 +411,10 @@ rd_status catalog_plugin_modify(catalog *cat, const char *domain_id, const char 
         goto done;
     }
     store_batch_put_json(b, STORE_CF_PLUGINS, key, klen, next);
-    pindex_put_changes(b, domain_id, plugin_id, cur, next);
+    index_changes(res, b, domain_id, id, cur, next);
     rc = store_write(cat->st, b, err);
     if (rc == RD_OK)
-        model_put(cat, next);
+        model_put(cat, res, next);
     if (rc == RD_OK && out != NULL) {
         *out = next;
         next = NULL;
@@ -362,8 +427,14 @@ done:
     return rc;
 }
 
-rd_status catalog_plugin_delete(catalog *cat, const char *domain_id, const char *plugin_id,
-                                rd_error *err)
+rd_status catalog_plugin_modify(catalog *cat, const char *domain_id, const char *plugin_id,
+                                catalog_modify_fn fn, void *ud, json_t **out, rd_error *err)
+{
+    return catalog_modify(cat, &resource_plugin, domain_id, plugin_id, fn, ud, out, err);
+}
+
+rd_status catalog_delete(catalog *cat, const resource_desc *res, const char *domain_id,
+                         const char *id, rd_error *err)
 {
     char key[KEY_MAX];
     char *old = NULL;
@@ -371,7 +442,7 @@ rd_status catalog_plugin_delete(catalog *cat, const char *domain_id, const char 
     json_t *rec = NULL;
     json_error_t jerr;
     store_batch *b = NULL;
-    size_t klen = plugin_key(key, domain_id, plugin_id);
+    size_t klen = record_key(res, key, domain_id, id);
     rd_status rc;
 
     if (klen == 0)
@@ -387,19 +458,25 @@ rd_status catalog_plugin_delete(catalog *cat, const char *domain_id, const char 
     }
     rec = json_loadb(old, oldlen, 0, &jerr);
     if (rec == NULL) /* its entries stay behind: they only cost a wasted read */
-        LOG_WARN("catalog: deleting corrupt plugin record %s/%s: %s", domain_id, plugin_id,
+        LOG_WARN("catalog: deleting corrupt %s record %s/%s: %s", res->name, domain_id, id,
                  jerr.text);
     store_batch_delete(b, STORE_CF_PLUGINS, key, klen);
-    pindex_put_changes(b, domain_id, plugin_id, rec, NULL);
+    index_changes(res, b, domain_id, id, rec, NULL);
     rc = store_write(cat->st, b, err);
     if (rc == RD_OK)
-        readmodel_delete(cat->rm, domain_id, plugin_id);
+        readmodel_delete(model_of(cat, res)->rm, domain_id, id);
 done:
     pthread_mutex_unlock(&cat->write_lock);
     json_decref(rec);
     free(old);
     store_batch_free(b);
     return rc;
+}
+
+rd_status catalog_plugin_delete(catalog *cat, const char *domain_id, const char *plugin_id,
+                                rd_error *err)
+{
+    return catalog_delete(cat, &resource_plugin, domain_id, plugin_id, err);
 }
 
 typedef struct {
@@ -423,13 +500,14 @@ static int collect_one(void *ud, const char *key, size_t klen, const char *val, 
     return 0;
 }
 
-/* Builds the read model from every stored local plugin record. */
-static rd_status model_build(catalog *cat, rd_error *err)
+/* Builds res's read model from every stored local record of res. */
+static rd_status model_build(catalog *cat, const resource_desc *res, rd_error *err)
 {
-    char prefix[2] = {'L', '\0'};
+    char prefix[2] = {res->store_prefix[0], '\0'};
+    res_model *m = model_of(cat, res);
     json_t *records = json_array(), *views = json_array(), *rec;
     size_t i;
-    rd_status rc = readmodel_create(&resource_plugin, &cat->rm, err);
+    rd_status rc = readmodel_create(res, &m->rm, err);
     collect_state cs = {records, 0};
     if (rc != RD_OK)
         goto done;
@@ -442,32 +520,38 @@ static rd_status model_build(catalog *cat, rd_error *err)
         goto done;
     json_array_foreach(records, i, rec)
     {
-        json_t *v = plugin_view(rec, cat->local_info);
+        json_t *v = res->view(rec, cat->local_info);
         if (v == NULL || json_array_append_new(views, v) != 0) {
             rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
             goto done;
         }
     }
-    rc = readmodel_build(cat->rm, views, err);
+    rc = readmodel_build(m->rm, views, err);
     if (rc == RD_OK)
-        atomic_store(&cat->rm_whole, 1);
+        atomic_store(&m->whole, 1);
     if (rc == RD_OK)
-        LOG_INFO("catalog: read model holds %zu local plugins", readmodel_count(cat->rm));
+        LOG_INFO("catalog: read model holds %zu local %s", readmodel_count(m->rm), res->plural);
 done:
     json_decref(records);
     json_decref(views);
     return rc;
 }
 
-rd_status catalog_plugin_collect(catalog *cat, const char *domain_id, json_t *arr, rd_error *err)
+rd_status catalog_collect(catalog *cat, const resource_desc *res, const char *domain_id,
+                          json_t *arr, rd_error *err)
 {
     char prefix[KEY_MAX];
-    /* "L\0<domain>\0" : the empty last part yields the trailing separator. */
-    size_t plen = store_key(prefix, KEY_MAX, "L", domain_id, "", NULL);
+    /* "<prefix>\0<domain>\0" : the empty last part yields the trailing separator. */
+    size_t plen = record_key(res, prefix, domain_id, "");
     collect_state cs = {arr, 0};
     if (plen == 0)
         return RD_OK;
     return store_scan(cat->st, STORE_CF_PLUGINS, prefix, plen, collect_one, &cs, err);
+}
+
+rd_status catalog_plugin_collect(catalog *cat, const char *domain_id, json_t *arr, rd_error *err)
+{
+    return catalog_collect(cat, &resource_plugin, domain_id, arr, err);
 }
 
 rd_status catalog_plugin_count_all(catalog *cat, size_t *count, rd_error *err)
@@ -532,14 +616,15 @@ rd_status catalog_plugin_count_query(catalog *cat, const char *domain_id, const 
     return pindex_count(cat->st, domain_id, q, count, exact, err);
 }
 
-/* catalog_collect_views from the read model: the matches' views, shared
+/* catalog_res_collect_views from the read model: the matches' views, shared
  * with the model (immutable; jansson's reference counts are atomic here). */
-static rd_status model_collect_views(catalog *cat, const char *const *domains, size_t n,
-                                     const struct query *q, json_t **out, rd_error *err)
+static rd_status model_collect_views(catalog *cat, const resource_desc *res,
+                                     const char *const *domains, size_t n, const struct query *q,
+                                     json_t **out, rd_error *err)
 {
     readmodel_result r;
     json_t *docs = NULL;
-    rd_status rc = readmodel_matches(cat->rm, q, domains, n, &r, err);
+    rd_status rc = readmodel_matches(model_of(cat, res)->rm, q, domains, n, &r, err);
     if (rc != RD_OK)
         return rc;
     docs = json_array();
@@ -559,36 +644,77 @@ done:
     return rc;
 }
 
-int catalog_model_whole(catalog *cat)
+int catalog_res_whole(catalog *cat, const resource_desc *res)
 {
-    return atomic_load(&cat->rm_whole);
+    return atomic_load(&model_of(cat, res)->whole);
 }
 
-rd_status catalog_query_views(catalog *cat, const char *const *domains, size_t n,
-                              const struct query *q, json_t **out, rd_error *err)
+int catalog_model_whole(catalog *cat)
+{
+    return catalog_res_whole(cat, &resource_plugin);
+}
+
+rd_status catalog_res_query_views(catalog *cat, const resource_desc *res,
+                                  const char *const *domains, size_t n, const struct query *q,
+                                  json_t **out, rd_error *err)
 {
     json_t *docs = NULL;
     rd_status rc;
-    if (atomic_load(&cat->rm_whole))
-        return readmodel_query_json(cat->rm, q, domains, n, out, err);
-    rc = catalog_collect_views(cat, domains, n, q, &docs, NULL, err);
+    if (catalog_res_whole(cat, res))
+        return readmodel_query_json(model_of(cat, res)->rm, q, domains, n, out, err);
+    rc = catalog_res_collect_views(cat, res, domains, n, q, &docs, NULL, err);
     if (rc == RD_OK)
         rc = query_run(q, docs, out, err);
     json_decref(docs);
     return rc;
 }
 
+rd_status catalog_query_views(catalog *cat, const char *const *domains, size_t n,
+                              const struct query *q, json_t **out, rd_error *err)
+{
+    return catalog_res_query_views(cat, &resource_plugin, domains, n, q, out, err);
+}
+
+rd_status catalog_res_collect_views(catalog *cat, const resource_desc *res,
+                                    const char *const *domains, size_t n, const struct query *q,
+                                    json_t **out, size_t *decoded, rd_error *err)
+{
+    if (catalog_res_whole(cat, res))
+        return model_collect_views(cat, res, domains, n, q, out, err);
+    return catalog_res_store_views(cat, res, domains, n, q, out, decoded, err);
+}
+
 rd_status catalog_collect_views(catalog *cat, const char *const *domains, size_t n,
                                 const struct query *q, json_t **out, size_t *decoded, rd_error *err)
 {
-    if (atomic_load(&cat->rm_whole))
-        return model_collect_views(cat, domains, n, q, out, err);
-    return catalog_collect_store_views(cat, domains, n, q, out, decoded, err);
+    return catalog_res_collect_views(cat, &resource_plugin, domains, n, q, out, decoded, err);
+}
+
+/* qsort_r comparator: res's default order (its default_order fields
+ * compared as strings, "" when missing). */
+static int cmp_default_order(const void *a, const void *b, void *arg)
+{
+    const resource_desc *res = arg;
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    int c = 0;
+    for (size_t i = 0; c == 0 && res->default_order[i] != NULL; i++) {
+        const char *s = json_string_value(json_object_get(x, res->default_order[i]));
+        const char *t = json_string_value(json_object_get(y, res->default_order[i]));
+        c = strcmp(s != NULL ? s : "", t != NULL ? t : "");
+    }
+    return c;
 }
 
 rd_status catalog_collect_store_views(catalog *cat, const char *const *domains, size_t n,
                                       const struct query *q, json_t **out, size_t *decoded,
                                       rd_error *err)
+{
+    return catalog_res_store_views(cat, &resource_plugin, domains, n, q, out, decoded, err);
+}
+
+rd_status catalog_res_store_views(catalog *cat, const resource_desc *res,
+                                  const char *const *domains, size_t n, const struct query *q,
+                                  json_t **out, size_t *decoded, rd_error *err)
 {
     json_t *records = json_array(), *docs = json_array(), *info = NULL;
     json_t **sorted = NULL;
@@ -599,8 +725,16 @@ rd_status catalog_collect_store_views(catalog *cat, const char *const *domains, 
         rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
         goto done;
     }
-    for (size_t i = 0; i < n && rc == RD_OK; i++)
-        rc = catalog_plugin_collect_query(cat, domains[i], q, records, decoded, err);
+    for (size_t i = 0; i < n && rc == RD_OK; i++) {
+        size_t before = json_array_size(records);
+        if (res->store_indexed) {
+            rc = catalog_plugin_collect_query(cat, domains[i], q, records, decoded, err);
+            continue;
+        }
+        rc = catalog_collect(cat, res, domains[i], records, err);
+        if (decoded != NULL)
+            *decoded += json_array_size(records) - before;
+    }
     if (rc != RD_OK)
         goto done;
     count = json_array_size(records);
@@ -612,10 +746,10 @@ rd_status catalog_collect_store_views(catalog *cat, const char *const *domains, 
     }
     for (size_t i = 0; i < count; i++)
         sorted[i] = json_array_get(records, i);
-    qsort(sorted, count, sizeof(*sorted), plugin_cmp_default_order);
+    qsort_r(sorted, count, sizeof(*sorted), cmp_default_order, (void *)res);
     /* the records were decoded for this call alone: view them in place */
     for (size_t i = 0; i < count; i++) {
-        plugin_view_in_place(sorted[i], info);
+        res->view_in_place(sorted[i], info);
         json_array_append(docs, sorted[i]);
     }
     *out = docs;

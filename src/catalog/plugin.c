@@ -6,7 +6,7 @@
  * in plugin.h, with a message naming the offending key.  Request objects are
  * only read; records and views are new objects that share nothing with the
  * request (values are deep-copied in).  Values quoted in messages pass through
- * printable(), so a message is always short printable ASCII.
+ * fields_printable(), so a message is always short printable ASCII.
  */
 #include "plugin.h"
 
@@ -14,29 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fields.h"
+
 #define DOCKER_HUB_URL     "registry.hub.docker.com"
 #define GITHUB_URL         "ghcr.io"
 #define REGISTRY_URL_MAX   255
 #define NEST_DEPTH_MAX     32
-#define PRINTABLE_MAX      64
 #define SCHEMA_REASON_SIZE 256
-
-/* How a request key is checked. */
-typedef enum {
-    KT_STRING,       /* a string */
-    KT_OBJECT,       /* an object */
-    KT_STRING_ARRAY, /* an array of strings */
-    KT_IGNORED       /* legacy key: accepted, not checked, not used */
-} key_type;
-
-typedef struct {
-    const char *key;
-    key_type type;
-} key_rule;
 
 /* clang-format off */
 /* Keys of a register request, in the order their types are checked. */
-static const key_rule register_keys[] = {
+static const fields_rule register_keys[] = {
     {"name",            KT_STRING},
     {"resource_type",   KT_STRING},
     {"service_type",    KT_STRING},
@@ -57,7 +45,7 @@ static const key_rule register_keys[] = {
 };
 
 /* Keys of an update request, in the order their types are checked. */
-static const key_rule update_keys[] = {
+static const fields_rule update_keys[] = {
     {"plugin_id",     KT_STRING},
     {"name",          KT_STRING},
     {"resource_type", KT_STRING},
@@ -78,23 +66,6 @@ static const char *const update_immutable[] = {
     "state", "created_at", "updated_at", "repository_info", NULL,
 };
 
-/* Keys of get / enable / disable / deregister requests. */
-static const key_rule id_keys[] = {
-    {"plugin_id",  KT_STRING},
-    {"domain_id",  KT_IGNORED},
-    {"project_id", KT_IGNORED},
-    {NULL,         KT_IGNORED},
-};
-
-/* Keys of get / get-versions requests (allow_repo). */
-static const key_rule repo_id_keys[] = {
-    {"plugin_id",     KT_STRING},
-    {"repository_id", KT_STRING},
-    {"only",          KT_STRING_ARRAY},
-    {"domain_id",     KT_IGNORED},
-    {"project_id",    KT_IGNORED},
-    {NULL,            KT_IGNORED},
-};
 /* clang-format on */
 
 static const char *const registry_types[] = {"DOCKER_HUB", "AWS_PRIVATE_ECR", "HARBOR",
@@ -117,51 +88,6 @@ static const char *const credential_exact[] = {
 
 /* ---- small helpers ----------------------------------------------------- */
 
-static int in_list(const char *s, const char *const *list)
-{
-    for (size_t i = 0; list[i] != NULL; i++) {
-        if (strcmp(s, list[i]) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static const key_rule *find_rule(const key_rule *rules, const char *key)
-{
-    for (size_t i = 0; rules[i].key != NULL; i++) {
-        if (strcmp(rules[i].key, key) == 0)
-            return &rules[i];
-    }
-    return NULL;
-}
-
-/* Copies s into buf (size > 4) for quoting in a message: at most
- * PRINTABLE_MAX printable ASCII characters, anything else as '?', and "..."
- * when cut.  Returns buf. */
-static const char *printable(const char *s, char *buf, size_t size)
-{
-    size_t n = 0;
-    size_t limit = size - 4 < PRINTABLE_MAX ? size - 4 : PRINTABLE_MAX;
-
-    for (; s[0] != '\0' && n < limit; s++) {
-        unsigned char c = (unsigned char)s[0];
-        buf[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-    }
-    if (s[0] != '\0') {
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
-/* The string value of req[key], or NULL when absent or null.  Types must have
- * been checked already. */
-static const char *get_str(const json_t *req, const char *key)
-{
-    return json_string_value(json_object_get(req, key));
-}
-
 static int is_lower_alnum(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
@@ -178,101 +104,7 @@ static char ascii_lower(char c)
     return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
 
-static rd_status internal_error(rd_error *err)
-{
-    return rd_fail(err, RD_ERR_INTERNAL, "Internal error.");
-}
-
-/* ---- generic request checks -------------------------------------------- */
-
-/* Step 1: the first key of req (in request order) that rules do not list.
- * Keys in immutable (may be NULL) get a "cannot be changed" reason. */
-static rd_status check_unknown_keys(const json_t *req, const key_rule *rules,
-                                    const char *const *immutable, rd_error *err)
-{
-    /* jansson's iterator API is not const-qualified; it only reads here. */
-    json_t *obj = (json_t *)req;
-    const char *key;
-    json_t *value;
-    char buf[PRINTABLE_MAX + 4];
-
-    json_object_foreach(obj, key, value)
-    {
-        if (find_rule(rules, key) != NULL)
-            continue;
-        if (immutable != NULL && in_list(key, immutable))
-            return rd_fail(err, RD_ERR_INVALID_PARAMETER,
-                           "Invalid parameter. (key = %s, reason = update cannot change it)", key);
-        return rd_fail(err, RD_ERR_INVALID_PARAMETER, "Invalid parameter. (key = %s)",
-                       printable(key, buf, sizeof(buf)));
-    }
-    return RD_OK;
-}
-
-/* Step 2: the type of every present, non-null key, in table order. */
-static rd_status check_types(const json_t *req, const key_rule *rules, rd_error *err)
-{
-    for (size_t i = 0; rules[i].key != NULL; i++) {
-        const json_t *v = json_object_get(req, rules[i].key);
-        const char *want = NULL;
-
-        if (v == NULL || json_is_null(v))
-            continue;
-        switch (rules[i].type) {
-        case KT_STRING:
-            if (!json_is_string(v))
-                want = "string";
-            break;
-        case KT_OBJECT:
-            if (!json_is_object(v))
-                want = "object";
-            break;
-        case KT_STRING_ARRAY:
-            if (!json_is_array(v)) {
-                want = "array";
-                break;
-            }
-            for (size_t j = 0; j < json_array_size(v); j++) {
-                if (!json_is_string(json_array_get(v, j))) {
-                    want = "array of strings";
-                    break;
-                }
-            }
-            break;
-        case KT_IGNORED:
-            break;
-        }
-        if (want != NULL)
-            return rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
-                           "Invalid parameter type. (key = %s, type = %s)", rules[i].key, want);
-    }
-    return RD_OK;
-}
-
-/* A required string: absent, null and "" all count as missing. */
-static rd_status check_required(const char *value, const char *key, rd_error *err)
-{
-    if (value == NULL || value[0] == '\0')
-        return rd_fail(err, RD_ERR_REQUIRED_PARAMETER, "Required parameter. (key = %s)", key);
-    return RD_OK;
-}
-
 /* ---- image ------------------------------------------------------------- */
-
-/* Checks one '/'-component [s, s + n): lowercase letters and digits joined
- * by single '.', '_' or '-'.  Returns a reason or NULL. */
-static const char *image_component_reason(const char *s, size_t n)
-{
-    if (n == 0)
-        return "empty path component";
-    if (!is_lower_alnum(s[0]) || !is_lower_alnum(s[n - 1]))
-        return "a component must start and end with a lowercase letter or digit";
-    for (size_t i = 1; i < n; i++) {
-        if (!is_lower_alnum(s[i]) && !is_lower_alnum(s[i - 1]))
-            return "doubled separator";
-    }
-    return NULL;
-}
 
 /* Returns why image (non-empty, length already checked) is malformed, or
  * NULL when it is well formed. */
@@ -294,7 +126,7 @@ static const char *image_format_reason(const char *image)
     for (;;) {
         const char *slash = strchr(p, '/');
         size_t n = slash != NULL ? (size_t)(slash - p) : strlen(p);
-        const char *reason = image_component_reason(p, n);
+        const char *reason = fields_component_reason(p, n);
 
         if (reason != NULL)
             return reason;
@@ -314,7 +146,7 @@ static const char *image_format_reason(const char *image)
 
 rd_status plugin_check_image(const char *image, rd_error *err)
 {
-    char buf[PRINTABLE_MAX + 4];
+    char buf[FIELDS_PRINTABLE_MAX + 4];
     const char *reason;
     size_t len;
 
@@ -329,36 +161,13 @@ rd_status plugin_check_image(const char *image, rd_error *err)
     if (reason != NULL)
         return rd_fail(err, RD_ERR_INVALID_IMAGE_FORMAT,
                        "Invalid image format. (key = image, image = %s, reason = %s)",
-                       printable(image, buf, sizeof(buf)), reason);
+                       fields_printable(image, buf, sizeof(buf)), reason);
     return RD_OK;
 }
 
 rd_status plugin_check_id(const char *plugin_id, rd_error *err)
 {
-    char buf[PRINTABLE_MAX + 4];
-    const char *reason;
-    size_t len;
-
-    if (plugin_id == NULL || plugin_id[0] == '\0')
-        return rd_fail(err, RD_ERR_REQUIRED_PARAMETER, "Required parameter. (key = plugin_id)");
-    len = strlen(plugin_id);
-    if (len > PLUGIN_IMAGE_MAX)
-        return rd_fail(err, RD_ERR_INVALID_PARAMETER,
-                       "Invalid parameter. (key = plugin_id, reason = longer than %d characters)",
-                       PLUGIN_IMAGE_MAX);
-    reason = NULL;
-    for (size_t i = 0; i < len && reason == NULL; i++) {
-        char c = plugin_id[i];
-        if (!is_lower_alnum(c) && c != '.' && c != '_' && c != '-')
-            reason = "only lowercase letters, digits, '.', '_' and '-' are allowed";
-    }
-    if (reason == NULL)
-        reason = image_component_reason(plugin_id, len);
-    if (reason != NULL)
-        return rd_fail(err, RD_ERR_INVALID_PARAMETER,
-                       "Invalid parameter. (key = plugin_id, value = %s, reason = %s)",
-                       printable(plugin_id, buf, sizeof(buf)), reason);
-    return RD_OK;
+    return fields_check_id("plugin_id", plugin_id, err);
 }
 
 void plugin_id_from_image(const char *image, char *out, size_t size)
@@ -446,7 +255,7 @@ static rd_status resolve_registry_url(const char *type, const char *url, const p
                                       const char **out, rd_error *err)
 {
     const char *reason;
-    char buf[PRINTABLE_MAX + 4];
+    char buf[FIELDS_PRINTABLE_MAX + 4];
 
     if (url != NULL && url[0] == '\0')
         url = NULL;
@@ -455,7 +264,7 @@ static rd_status resolve_registry_url(const char *type, const char *url, const p
             return rd_fail(err, RD_ERR_INVALID_PARAMETER,
                            "Invalid parameter. (key = registry_url, value = %s, reason = "
                            "DOCKER_HUB always uses " DOCKER_HUB_URL ")",
-                           printable(url, buf, sizeof(buf)));
+                           fields_printable(url, buf, sizeof(buf)));
         *out = DOCKER_HUB_URL;
         return RD_OK;
     }
@@ -475,7 +284,7 @@ static rd_status resolve_registry_url(const char *type, const char *url, const p
     if (reason != NULL)
         return rd_fail(err, RD_ERR_INVALID_PARAMETER,
                        "Invalid parameter. (key = registry_url, value = %s, reason = %s)",
-                       printable(url, buf, sizeof(buf)), reason);
+                       fields_printable(url, buf, sizeof(buf)), reason);
     *out = url;
     return RD_OK;
 }
@@ -517,7 +326,7 @@ static int is_credential_key(const char *key)
 static rd_status check_no_credentials(const json_t *v, const char *prefix, int depth, rd_error *err)
 {
     char path[256];
-    char buf[PRINTABLE_MAX + 4];
+    char buf[FIELDS_PRINTABLE_MAX + 4];
     rd_status rc;
 
     if (!json_is_object(v) && !json_is_array(v))
@@ -531,7 +340,7 @@ static rd_status check_no_credentials(const json_t *v, const char *prefix, int d
         json_t *child;
         json_object_foreach(obj, key, child)
         {
-            snprintf(path, sizeof(path), "%s.%s", prefix, printable(key, buf, sizeof(buf)));
+            snprintf(path, sizeof(path), "%s.%s", prefix, fields_printable(key, buf, sizeof(buf)));
             if (is_credential_key(key))
                 return rd_fail(err, RD_ERR_INVALID_PARAMETER,
                                "Invalid parameter. (key = %s, reason = registry credentials "
@@ -555,7 +364,7 @@ static rd_status check_no_credentials(const json_t *v, const char *prefix, int d
 static int is_schema_type(const json_t *t)
 {
     const char *s = json_string_value(t);
-    return s != NULL && in_list(s, schema_types);
+    return s != NULL && fields_in_list(s, schema_types);
 }
 
 /* Checks one JSON-Schema object.  path is its location below the template
@@ -567,7 +376,7 @@ static int check_schema(const json_t *schema, const char *path, int depth, char 
     const char *dot = path[0] != '\0' ? "." : "";
     const json_t *type, *props, *req, *items;
     char sub[SCHEMA_REASON_SIZE];
-    char buf[PRINTABLE_MAX + 4];
+    char buf[FIELDS_PRINTABLE_MAX + 4];
 
     if (!json_is_object(schema)) {
         snprintf(reason, size, "%s must be an object", path[0] != '\0' ? path : "schema");
@@ -610,7 +419,7 @@ static int check_schema(const json_t *schema, const char *path, int depth, char 
         json_object_foreach(obj, key, child)
         {
             snprintf(sub, sizeof(sub), "%s%sproperties.%s", path, dot,
-                     printable(key, buf, sizeof(buf)));
+                     fields_printable(key, buf, sizeof(buf)));
             if (check_schema(child, sub, depth + 1, reason, size) != 0)
                 return -1;
         }
@@ -653,7 +462,7 @@ rd_status plugin_check_template(const json_t *tmpl, rd_error *err)
     const char *key;
     json_t *entry;
     char reason[SCHEMA_REASON_SIZE];
-    char buf[PRINTABLE_MAX + 4];
+    char buf[FIELDS_PRINTABLE_MAX + 4];
 
     if (tmpl == NULL || json_is_null(tmpl))
         return RD_OK;
@@ -668,44 +477,26 @@ rd_status plugin_check_template(const json_t *tmpl, rd_error *err)
             return rd_fail(err, RD_ERR_INVALID_TEMPLATE_SCHEMA,
                            "Invalid template schema. (key = template.%s, reason = must be an "
                            "object)",
-                           printable(key, buf, sizeof(buf)));
+                           fields_printable(key, buf, sizeof(buf)));
         schema = json_object_get(entry, "schema");
         if (schema == NULL)
             continue;
         if (check_schema(schema, "", 0, reason, sizeof(reason)) != 0)
             return rd_fail(err, RD_ERR_INVALID_TEMPLATE_SCHEMA,
                            "Invalid template schema. (key = template.%s, reason = %s)",
-                           printable(key, buf, sizeof(buf)), reason);
+                           fields_printable(key, buf, sizeof(buf)), reason);
     }
     return RD_OK;
 }
 
 /* ---- register ---------------------------------------------------------- */
 
-/* Sets rec[key] to a new string; 0 or -1. */
-static int set_string(json_t *rec, const char *key, const char *value)
-{
-    return json_object_set_new(rec, key, json_string(value));
-}
-
-/* Sets rec[key] to a deep copy of req[key], or to dflt (a new reference,
- * always consumed) when req[key] is absent or null; 0 or -1. */
-static int set_copy(json_t *rec, const char *key, const json_t *req, json_t *dflt)
-{
-    const json_t *v = json_object_get(req, key);
-
-    if (v == NULL || json_is_null(v))
-        return json_object_set_new(rec, key, dflt);
-    json_decref(dflt);
-    return json_object_set_new(rec, key, json_deep_copy(v));
-}
-
 /* Steps 3-4: the resource_type of a register request (the service_type alias
  * included) into *out (borrowed from req). */
 static rd_status resolve_resource_type(const json_t *req, const char **out, rd_error *err)
 {
-    const char *rt = get_str(req, "resource_type");
-    const char *st = get_str(req, "service_type");
+    const char *rt = fields_str(req, "resource_type");
+    const char *st = fields_str(req, "service_type");
 
     if (rt != NULL && st != NULL && strcmp(rt, st) != 0)
         return rd_fail(err, RD_ERR_INVALID_PARAMETER,
@@ -723,56 +514,48 @@ rd_status plugin_build_record(const json_t *req, const plugin_ctx *ctx, json_t *
     const char *name = NULL, *resource_type = NULL, *image = NULL, *provider = NULL, *type = NULL,
                *url = NULL, *chosen_id = NULL;
     char plugin_id[PLUGIN_IMAGE_MAX + 1];
-    char buf[PRINTABLE_MAX + 4];
+    char buf[FIELDS_PRINTABLE_MAX + 4];
 
     if (record != NULL)
         *record = NULL;
     if (record == NULL || ctx == NULL || ctx->domain_id == NULL || ctx->now == NULL) {
-        rc = internal_error(err);
+        rc = fields_internal(err);
         goto done;
     }
-    if (!json_is_object(req)) {
-        rc = rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
-                     "Invalid parameter type. (key = body, type = object)");
-        goto done;
-    }
-
-    /* 1 unknown keys, 2 types */
-    if ((rc = check_unknown_keys(req, register_keys, NULL, err)) != RD_OK)
-        goto done;
-    if ((rc = check_types(req, register_keys, err)) != RD_OK)
+    /* (body,) 1 unknown keys, 2 types */
+    if ((rc = fields_check_body(req, register_keys, NULL, err)) != RD_OK)
         goto done;
 
     /* 3 alias conflict, 4 required */
     if ((rc = resolve_resource_type(req, &resource_type, err)) != RD_OK)
         goto done;
-    name = get_str(req, "name");
-    image = get_str(req, "image");
-    if ((rc = check_required(name, "name", err)) != RD_OK ||
-        (rc = check_required(resource_type, "resource_type", err)) != RD_OK ||
-        (rc = check_required(image, "image", err)) != RD_OK)
+    name = fields_str(req, "name");
+    image = fields_str(req, "image");
+    if ((rc = fields_check_required(name, "name", err)) != RD_OK ||
+        (rc = fields_check_required(resource_type, "resource_type", err)) != RD_OK ||
+        (rc = fields_check_required(image, "image", err)) != RD_OK)
         goto done;
 
     /* 5 image, then a client-chosen plugin_id ("" counts as absent) */
     if ((rc = plugin_check_image(image, err)) != RD_OK)
         goto done;
-    chosen_id = get_str(req, "plugin_id");
+    chosen_id = fields_str(req, "plugin_id");
     if (chosen_id != NULL && chosen_id[0] != '\0' &&
         (rc = plugin_check_id(chosen_id, err)) != RD_OK)
         goto done;
 
     /* 6 registry_type, 7 registry_url, 8 registry_config */
-    type = get_str(req, "registry_type");
+    type = fields_str(req, "registry_type");
     if (type == NULL)
         type = "DOCKER_HUB";
-    if (!in_list(type, registry_types)) {
+    if (!fields_in_list(type, registry_types)) {
         rc = rd_fail(err, RD_ERR_INVALID_REGISTRY_TYPE,
                      "Invalid registry type. (key = registry_type, value = %s, allowed = "
                      "DOCKER_HUB | AWS_PRIVATE_ECR | HARBOR | GITHUB | GCP_PRIVATE_GCR)",
-                     printable(type, buf, sizeof(buf)));
+                     fields_printable(type, buf, sizeof(buf)));
         goto done;
     }
-    if ((rc = resolve_registry_url(type, get_str(req, "registry_url"), ctx, &url, err)) != RD_OK)
+    if ((rc = resolve_registry_url(type, fields_str(req, "registry_url"), ctx, &url, err)) != RD_OK)
         goto done;
     if ((rc = check_no_credentials(json_object_get(req, "registry_config"), "registry_config", 0,
                                    err)) != RD_OK)
@@ -782,28 +565,30 @@ rd_status plugin_build_record(const json_t *req, const plugin_ctx *ctx, json_t *
     if ((rc = plugin_check_template(json_object_get(req, "template"), err)) != RD_OK)
         goto done;
 
-    provider = get_str(req, "provider");
+    provider = fields_str(req, "provider");
     if (chosen_id != NULL && chosen_id[0] != '\0')
         snprintf(plugin_id, sizeof(plugin_id), "%s", chosen_id);
     else
         plugin_id_from_image(image, plugin_id, sizeof(plugin_id));
     rec = json_object();
-    if (rec == NULL || set_string(rec, "plugin_id", plugin_id) != 0 ||
-        set_string(rec, "name", name) != 0 || set_string(rec, "state", "ENABLED") != 0 ||
-        set_string(rec, "resource_type", resource_type) != 0 ||
-        set_string(rec, "image", image) != 0 ||
-        set_string(rec, "provider", provider != NULL ? provider : "") != 0 ||
-        set_string(rec, "registry_type", type) != 0 || set_string(rec, "registry_url", url) != 0 ||
-        set_copy(rec, "registry_config", req, json_object()) != 0 ||
-        set_copy(rec, "capability", req, json_object()) != 0 ||
-        set_copy(rec, "template", req, json_object()) != 0 ||
-        set_copy(rec, "labels", req, json_array()) != 0 ||
-        set_copy(rec, "tags", req, json_object()) != 0 ||
-        set_copy(rec, "docs", req, json_object()) != 0 ||
-        set_string(rec, "domain_id", ctx->domain_id) != 0 ||
-        set_string(rec, "created_at", ctx->now) != 0 ||
-        set_string(rec, "updated_at", ctx->now) != 0) {
-        rc = internal_error(err);
+    if (rec == NULL || fields_set_string(rec, "plugin_id", plugin_id) != 0 ||
+        fields_set_string(rec, "name", name) != 0 ||
+        fields_set_string(rec, "state", "ENABLED") != 0 ||
+        fields_set_string(rec, "resource_type", resource_type) != 0 ||
+        fields_set_string(rec, "image", image) != 0 ||
+        fields_set_string(rec, "provider", provider != NULL ? provider : "") != 0 ||
+        fields_set_string(rec, "registry_type", type) != 0 ||
+        fields_set_string(rec, "registry_url", url) != 0 ||
+        fields_set_copy(rec, "registry_config", req, json_object()) != 0 ||
+        fields_set_copy(rec, "capability", req, json_object()) != 0 ||
+        fields_set_copy(rec, "template", req, json_object()) != 0 ||
+        fields_set_copy(rec, "labels", req, json_array()) != 0 ||
+        fields_set_copy(rec, "tags", req, json_object()) != 0 ||
+        fields_set_copy(rec, "docs", req, json_object()) != 0 ||
+        fields_set_string(rec, "domain_id", ctx->domain_id) != 0 ||
+        fields_set_string(rec, "created_at", ctx->now) != 0 ||
+        fields_set_string(rec, "updated_at", ctx->now) != 0) {
+        rc = fields_internal(err);
         goto done;
     }
     *record = rec;
@@ -829,34 +614,27 @@ rd_status plugin_apply_update(const json_t *record, const json_t *req, const cha
     if (updated != NULL)
         *updated = NULL;
     if (updated == NULL || now == NULL || !json_is_object(record)) {
-        rc = internal_error(err);
+        rc = fields_internal(err);
         goto done;
     }
-    if (!json_is_object(req)) {
-        rc = rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
-                     "Invalid parameter type. (key = body, type = object)");
-        goto done;
-    }
-
-    if ((rc = check_unknown_keys(req, update_keys, update_immutable, err)) != RD_OK)
-        goto done;
-    if ((rc = check_types(req, update_keys, err)) != RD_OK)
+    /* (body,) 1 unknown keys, 2 types */
+    if ((rc = fields_check_body(req, update_keys, update_immutable, err)) != RD_OK)
         goto done;
 
-    plugin_id = get_str(req, "plugin_id");
-    if ((rc = check_required(plugin_id, "plugin_id", err)) != RD_OK)
+    plugin_id = fields_str(req, "plugin_id");
+    if ((rc = fields_check_required(plugin_id, "plugin_id", err)) != RD_OK)
         goto done;
-    stored_id = get_str(record, "plugin_id");
+    stored_id = fields_str(record, "plugin_id");
     if (stored_id == NULL || strcmp(plugin_id, stored_id) != 0) {
         rc = rd_fail(err, RD_ERR_INVALID_PARAMETER,
                      "Invalid parameter. (key = plugin_id, reason = does not match the plugin)");
         goto done;
     }
 
-    stored_type = get_str(record, "resource_type");
+    stored_type = fields_str(record, "resource_type");
     for (size_t i = 0; i < 2; i++) {
         const char *key = i == 0 ? "resource_type" : "service_type";
-        const char *v = get_str(req, key);
+        const char *v = fields_str(req, key);
         if (v != NULL && (stored_type == NULL || strcmp(v, stored_type) != 0)) {
             rc = rd_fail(err, RD_ERR_INVALID_PARAMETER,
                          "Invalid parameter. (key = %s, reason = update cannot change it)", key);
@@ -864,28 +642,20 @@ rd_status plugin_apply_update(const json_t *record, const json_t *req, const cha
         }
     }
 
-    name = get_str(req, "name");
-    if (name != NULL && (rc = check_required(name, "name", err)) != RD_OK)
+    name = fields_str(req, "name");
+    if (name != NULL && (rc = fields_check_required(name, "name", err)) != RD_OK)
         goto done;
     if ((rc = plugin_check_template(json_object_get(req, "template"), err)) != RD_OK)
         goto done;
 
     out = json_deep_copy(record);
     if (out == NULL) {
-        rc = internal_error(err);
+        rc = fields_internal(err);
         goto done;
     }
-    for (size_t i = 0; changeable[i] != NULL; i++) {
-        const json_t *v = json_object_get(req, changeable[i]);
-        if (v == NULL || json_is_null(v))
-            continue;
-        if (json_object_set_new(out, changeable[i], json_deep_copy(v)) != 0) {
-            rc = internal_error(err);
-            goto done;
-        }
-    }
-    if (set_string(out, "updated_at", now) != 0) {
-        rc = internal_error(err);
+    if (fields_apply_changes(out, req, changeable) != 0 ||
+        fields_set_string(out, "updated_at", now) != 0) {
+        rc = fields_internal(err);
         goto done;
     }
     *updated = out;
@@ -901,17 +671,7 @@ done:
 
 rd_status plugin_check_id_request(const json_t *req, int allow_repo, rd_error *err)
 {
-    const key_rule *rules = allow_repo ? repo_id_keys : id_keys;
-    rd_status rc;
-
-    if (!json_is_object(req))
-        return rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
-                       "Invalid parameter type. (key = body, type = object)");
-    if ((rc = check_unknown_keys(req, rules, NULL, err)) != RD_OK)
-        return rc;
-    if ((rc = check_types(req, rules, err)) != RD_OK)
-        return rc;
-    return check_required(get_str(req, "plugin_id"), "plugin_id", err);
+    return fields_check_id_request(req, "plugin_id", allow_repo, err);
 }
 
 void plugin_view_complete(json_t *view)

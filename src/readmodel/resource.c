@@ -5,6 +5,9 @@
 
 #include <string.h>
 
+#include "dashboard.h"
+#include "plugin.h"
+
 static const char *const plugin_eq_fields[] = {
     "name", "state", "resource_type", "provider", "registry_type", "plugin_id", NULL};
 static const char *const plugin_sort_keys[] = {
@@ -14,6 +17,8 @@ static const char *const plugin_keyword_fields[] = {"plugin_id", "name", "provid
 static const char *const plugin_minimal_fields[] = {
     "plugin_id", "name", "state", "image", "resource_type", "registry_type", "provider", NULL};
 static const char *const plugin_default_order[] = {"name", "plugin_id", "domain_id", NULL};
+static const char *const plugin_list_eq_keys[] = {
+    "plugin_id", "name", "state", "resource_type", "provider", "registry_type", NULL};
 
 const resource_desc resource_plugin = {
     .name = "Plugin",
@@ -25,6 +30,45 @@ const resource_desc resource_plugin = {
     .keyword_fields = plugin_keyword_fields,
     .minimal_fields = plugin_minimal_fields,
     .default_order = plugin_default_order,
+    .route = "plugin",
+    .plural = "plugins",
+    .store_prefix = "L",
+    .store_indexed = 1,
+    .list_eq_keys = plugin_list_eq_keys,
+    .build_record = plugin_build_record,
+    .apply_update = plugin_apply_update,
+    .view = plugin_view,
+    .view_in_place = plugin_view_in_place,
+};
+
+static const char *const dashboard_eq_fields[] = {"name", "state", "template_type", "template_id",
+                                                  NULL};
+static const char *const dashboard_sort_keys[] = {"name",        "created_at",    "updated_at",
+                                                  "template_id", "template_type", NULL};
+static const char *const dashboard_keyword_fields[] = {"template_id", "name", "labels", NULL};
+static const char *const dashboard_minimal_fields[] = {"template_id", "name", "state",
+                                                       "template_type", NULL};
+static const char *const dashboard_default_order[] = {"name", "template_id", "domain_id", NULL};
+
+const resource_desc resource_dashboard = {
+    .name = "DashboardTemplate",
+    .id_field = "template_id",
+    .id_rule = "chosen by the client at register, else \"template-\" + 12 random hex digits",
+    .domain_field = "domain_id",
+    .eq_fields = dashboard_eq_fields,
+    .sort_keys = dashboard_sort_keys,
+    .keyword_fields = dashboard_keyword_fields,
+    .minimal_fields = dashboard_minimal_fields,
+    .default_order = dashboard_default_order,
+    .route = "dashboard-template",
+    .plural = "dashboard templates",
+    .store_prefix = "D",
+    .store_indexed = 0,
+    .list_eq_keys = dashboard_eq_fields,
+    .build_record = dashboard_build_record,
+    .apply_update = dashboard_apply_update,
+    .view = dashboard_view,
+    .view_in_place = dashboard_view_in_place,
 };
 
 query_schema resource_query_schema(const resource_desc *r)

@@ -13,7 +13,10 @@ fixed (list `results` carry `type: array` + `items` and a sibling `$ref`;
 the sibling `$ref` is dropped).  Every error answer is validated against
 the error shape repod documents (SPEC 2, docs/api.md).
 
-Routes the published document does not list (plugin stat, repository
+Every dashboard-template route is checked the same way (local tier only).
+
+Routes the published document does not list (plugin stat, dashboard-template
+stat, repository
 register / update / deregister / get / stat / sync) are checked against the
 schema docs/api.md gives them: RepositoryInfo for the repository answers
 that are one repository, a {results: [...]} object for stat.
@@ -389,6 +392,42 @@ class ContractTest(RepodTestCase):
                 self.assertError(r, 405, "ERROR_METHOD_NOT_ALLOWED")
                 self.assertEqual(errors_of(self.error_v, r.body), [])
 
+    def test_1b_dashboard_template_routes_both_styles(self):
+        adm, vw = R["admin"], R["viewer"]
+        res = "dashboard-template"
+        for i, style in enumerate(STYLES):
+            chosen = "contract-dash-%d" % i
+            t = self.ok(style, res, "register",
+                        {"template_id": chosen, "name": "Dash %d" % i, "template_type": "SINGLE",
+                         "dashboards": [{"name": "d", "layouts": []}], "labels": ["a"],
+                         "tags": {"k": "v"}}, adm)
+            self.assertEqual(t["template_id"], chosen)
+            g = self.ok(style, res, "register", {"name": "Generated %d" % i}, adm)
+            self.ok(style, res, "get", {"template_id": chosen}, vw)
+            self.ok(style, res, "get", {"template_id": chosen, "repository_id": R["m_local_id"]},
+                    vw)
+            self.ok(style, res, "update", {"template_id": chosen, "name": "Renamed"}, adm)
+            self.ok(style, res, "disable", {"template_id": chosen}, adm)
+            self.ok(style, res, "enable", {"template_id": chosen}, adm)
+            b = self.ok(style, res, "list", {}, vw)
+            self.assertGreaterEqual(b["total_count"], 2)
+            self.ok(style, res, "list", {"template_type": "SINGLE", "state": "ENABLED",
+                                         "name": "Renamed", "template_id": chosen,
+                                         "repository_id": R["m_local_id"],
+                                         "query": {"sort": [{"key": "name"}]}}, vw)
+            self.ok(style, res, "list", {"query": {"count_only": True}}, vw)
+            self.ok(style, res, "stat", {"query": {"distinct": "template_type"}}, vw,
+                    schema=STAT_SCHEMA)
+            self.ok(style, res, "deregister", {"template_id": g["template_id"]}, adm,
+                    schema=EMPTY_SCHEMA)
+            self.err(style, res, "register", {"template_id": chosen, "name": "x"}, adm, 409,
+                     "ERROR_SAVE_UNIQUE_VALUES")
+            self.err(style, res, "register", {"name": "x", "labels": "x"}, adm, 400,
+                     "ERROR_INVALID_PARAMETER_TYPE")
+            self.err(style, res, "get", {"template_id": "nope"}, vw, 404, "ERROR_NOT_FOUND")
+            self.err(style, res, "update", {"template_id": chosen, "name": "x"}, vw, 403,
+                     "ERROR_PERMISSION_DENIED")
+
     def test_2_every_published_route_was_served_in_both_styles(self):
         if not self.checked:
             self.skipTest("runs after test_1")
@@ -397,7 +436,7 @@ class ContractTest(RepodTestCase):
             if not path.startswith("/repository/"):
                 continue  # the document also lists a security scheme here
             _, _, resource, verb = path.split("/")
-            if resource in ("plugin", "repository"):
+            if resource in ("plugin", "repository", "dashboard-template"):
                 published.add((resource, verb))
         if _reg_skip:
             published.discard(("plugin", "get-versions"))

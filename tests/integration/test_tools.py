@@ -897,6 +897,61 @@ class RepoctlTest(RepodTestCase):
         self.assertIn("error: ERROR_NO_PLUGIN: ", p.stderr)
         self.assertEqual(p.stdout, "")
 
+    def test_dashboard_round_trip(self):
+        tid = "ops-board"
+        spec = self.write("board.json", {"template_id": tid, "name": "Ops Board",
+                                         "template_type": "SINGLE", "labels": ["ops"],
+                                         "dashboards": [{"name": "main"}]})
+        header, rows = self.table(self.ctl("dashboard", "register", "-f", spec))
+        self.assertEqual(header, ["TEMPLATE_ID", "NAME", "STATE", "TYPE", "REPOSITORY"])
+        self.assertEqual(len(rows), 1)
+        self.assertTrue(rows[0].startswith(tid + " "), rows)
+        self.assertIn("SINGLE", rows[0])
+        gen = self.json_out(self.ctl("dashboard", "register", "-f", "-", "-o", "json",
+                                     stdin_text='{"name": "Generated"}'))
+        self.assertRegex(gen["template_id"], r"^template-[0-9a-f]{12}$")
+        self.assertEqual(gen["template_type"], "MULTI")
+
+        header, rows = self.table(self.ctl("dashboard", "get", tid))
+        self.assertIn("Ops Board", rows[0])
+        self.assertEqual(self.json_out(self.ctl("dashboard", "get", tid, "-o", "json")),
+                         self.api("dashboard-template/get", {"template_id": tid}))
+        got = self.json_out(self.ctl("dashboard", "list", "--filter", "template_type=SINGLE",
+                                     "-o", "json"))
+        self.assertEqual([t["template_id"] for t in got["results"]], [tid])
+        header, rows = self.table(self.ctl("dashboard", "list", "--sort", "name:desc"))
+        self.assertEqual([r.split()[0] for r in rows], [tid, gen["template_id"]])
+
+        patch = self.write("board-patch.json", {"name": "Ops Board 2", "tags": {"a": "b"}})
+        got = self.json_out(self.ctl("dashboard", "update", tid, "-f", patch, "-o", "json"))
+        self.assertEqual((got["name"], got["tags"]), ("Ops Board 2", {"a": "b"}))
+        other = self.write("board-other.json", {"template_id": "another"})
+        p = self.ctl("dashboard", "update", tid, "-f", other)
+        self.assertEqual(p.returncode, 2, describe_run(p))
+        self.assertIn("names another template_id", p.stderr)
+
+        header, rows = self.table(self.ctl("dashboard", "disable", tid))
+        self.assertIn("DISABLED", rows[0])
+        self.assertEqual(self.json_out(self.ctl("dashboard", "enable", tid, "-o", "json"))["state"],
+                         "ENABLED")
+        p = self.ctl("dashboard", "register", "-f", spec)
+        self.assertEqual(p.returncode, 1, describe_run(p))
+        self.assertIn("error: ERROR_SAVE_UNIQUE_VALUES: ", p.stderr)
+        p = self.ctl("dashboard", "enable", tid, token=self.viewer)
+        self.assertEqual(p.returncode, 1, describe_run(p))
+        self.assertIn("ERROR_PERMISSION_DENIED", p.stderr)
+        self.assertIn("dashboard template %s deregistered" % tid,
+                      self.ok(self.ctl("dashboard", "deregister", tid)))
+        p = self.ctl("dashboard", "get", tid)
+        self.assertEqual(p.returncode, 1, describe_run(p))
+        self.assertIn("error: ERROR_NOT_FOUND: ", p.stderr)
+        self.ok(self.ctl("dashboard", "deregister", gen["template_id"]))
+        p = run_tool([REPOCTL, "dashboard", "--help"], env=tool_env(home=self.tmp))
+        self.assertEqual(p.returncode, 0, describe_run(p))
+        for verb in ("register -f FILE", "update ID -f PATCH", "get ID", "list", "enable ID",
+                     "disable ID", "deregister ID"):
+            self.assertIn("repoctl dashboard " + verb, p.stdout)
+
     def test_list_sort_and_page(self):
         header, rows = self.table(self.ctl("plugin", "list", "--sort", "name:desc",
                                            token=self.admin_q))
