@@ -468,9 +468,13 @@ class LiveAnswersTest(RepodTestCase):
                       404)
                     c("dashboard-template", "disable", {"template_id": tid}, adm, 200)
                     c("dashboard-template", "enable", {"template_id": tid}, adm, 200)
+                    c("dashboard-template", "enable", {"template_id": "nope"}, adm, 404)
+                    c("dashboard-template", "disable", {"template_id": tid}, view, 403)
                     c("dashboard-template", "get", {"template_id": tid}, view, 200)
                     c("dashboard-template", "get", {"template_id": "nope"}, view, 404)
                     c("dashboard-template", "list", {}, view, 200)
+                    c("dashboard-template", "list",
+                      {"query": {"filter": [{"k": "a", "o": "bad", "v": 1}]}}, view, 400)
                     c("dashboard-template", "stat", {"query": {"distinct": "template_id"}}, view,
                       200)
                     c("dashboard-template", "stat", {}, view, 400)
