@@ -2,7 +2,7 @@
  * console.h - the embedded web console (SPEC 13, docs/console.md).
  *
  * The files of console/ (HTML, CSS, JavaScript modules, an SVG icon) are
- * turned into a C table at build time by cmake/embed_console.cmake: path,
+ * turned into a C table at build time by cmake/embed_assets.cmake: path,
  * content type, bytes and a strong ETag (SHA-256 of the bytes).  This module
  * decides what a GET or HEAD under /ui answers; the edge (server.c) sends it.
  * Nothing here allocates: answers point into static data.

@@ -1,7 +1,7 @@
 /*
  * console.c - answers for the embedded web console under /ui (console.h).
  *
- * The files themselves live in the table that cmake/embed_console.cmake
+ * The files themselves live in the table that cmake/embed_assets.cmake
  * generates from console/; this file only maps a request to one of them
  * and adds the headers every console answer carries.
  */

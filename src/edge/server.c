@@ -36,7 +36,6 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
-#include "openapi_doc.h"
 #include "tls.h"
 #include "util.h"
 
@@ -248,18 +247,20 @@ static void serve_metrics(edge_req *er)
     evbuffer_free(text);
 }
 
-/* GET /openapi.json: the embedded document; 304 when the client holds
- * this edition (If-None-Match). */
+/* GET /openapi.json: the embedded document (the asset table of console.h);
+ * 304 when the client holds this edition (If-None-Match). */
 static void serve_openapi(edge_req *er, struct evhttp_request *req)
 {
-    static const char *const etag[] = {"ETag", edge_openapi_json_etag, NULL};
+    const console_asset *doc = console_find("/openapi.json");
     const char *match = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
+    const char *etag[] = {"ETag", doc != NULL ? doc->etag : "", NULL};
     er->cache_control = "public, max-age=300";
-    if (match != NULL && (strstr(match, edge_openapi_json_etag) != NULL || strcmp(match, "*") == 0))
-        send_raw(er, 304, "application/json", "", 0, etag);
+    if (doc == NULL)
+        reply_error(er, RD_ERR_INTERNAL, "Internal error.", NULL);
+    else if (match != NULL && console_etag_matches(match, doc->etag))
+        send_raw(er, 304, doc->content_type, "", 0, etag);
     else
-        send_raw(er, 200, "application/json", (const char *)edge_openapi_json,
-                 edge_openapi_json_len, etag);
+        send_raw(er, 200, doc->content_type, (const char *)doc->data, doc->len, etag);
 }
 
 /* Answers /healthz, /readyz, /metrics and /openapi.json; returns 0 if path
