@@ -108,6 +108,24 @@ size_t query_keyword_words(const query *q, const char *const **words);
 int query_value_cmp(const json_t *a, const json_t *b);
 json_t *query_project(const query *q, const json_t *doc);
 
+/* The distinct top-level keys that query_match(q, ...) reads: the first
+ * component of every filter, filter_or and eq_filters key and, when q has
+ * keyword words, of every keyword field.  *keys gets a new array (free() it)
+ * of strings borrowed from q.  Returns their number, (size_t)-1 when memory
+ * runs out (*keys NULL).  A document matches q exactly when a copy of it
+ * holding only those keys does. */
+size_t query_match_keys(const query *q, const char ***keys);
+
+/* Text hints for a trigram index: for AND condition i of q (filter and
+ * eq_filters, never filter_or), 1 when it is a positive contain, contain_in,
+ * regex or regex_in on a top-level key; then *field is that key, *is_regex
+ * says which, and *operand is the operand as given (a string, or an array of
+ * strings for the _in forms), all borrowed from q.  Both match ASCII
+ * case-insensitively.  0 for any other condition; -1 when i is past the
+ * last one. */
+int query_text_cond(const query *q, size_t i, const char **field, int *is_regex,
+                    const json_t **operand);
+
 /* Sorts order[0..n) - indexes into docs (borrowed) - stably by q's sort,
  * exactly as query_run does.  RD_ERR_INTERNAL on allocation failure. */
 rd_status query_sort(const query *q, const json_t *const *docs, size_t *order, size_t n,

@@ -50,14 +50,34 @@ int readmodel_delete(readmodel *rm, const char *domain, const char *id);
  * one).  The new content is built aside and swapped in at once. */
 rd_status readmodel_build(readmodel *rm, const json_t *views, rd_error *err);
 
+/* The same, one document at a time: begin, add each view (borrowed, keyed
+ * as above), then finish (swaps the new content in and frees the builder)
+ * or abort (drops it; the model keeps its content).  RD_ERR_INTERNAL when
+ * memory runs out (the builder must then be aborted). */
+typedef struct readmodel_builder readmodel_builder;
+rd_status readmodel_build_begin(readmodel *rm, readmodel_builder **out, rd_error *err);
+rd_status readmodel_build_add(readmodel_builder *b, const json_t *view, rd_error *err);
+void readmodel_build_finish(readmodel_builder *b);
+void readmodel_build_abort(readmodel_builder *b);
+
 /* The number of documents. */
 size_t readmodel_count(readmodel *rm);
 
 /* A new reference to the document (domain, id), or NULL when absent. */
 readmodel_doc *readmodel_get(readmodel *rm, const char *domain, const char *id);
 
-/* The view (borrowed, immutable: never modify it) and its compact JSON
- * serialisation (borrowed, NUL-terminated, *len bytes) of a document. */
+/* A document keeps its view as ready bytes (its compact JSON serialisation:
+ * borrowed, NUL-terminated, *len bytes) and, for queries, a compact copy of
+ * the top-level keys its resource names; the full view is decoded from the
+ * bytes on demand.
+ *
+ * readmodel_doc_decode: a new view decoded from the bytes (the caller owns
+ * it); NULL when memory runs out.  Prefer it when the view is used once.
+ * readmodel_doc_view: the same view, decoded on the first call and then
+ * kept with the document until it is released (borrowed, immutable: never
+ * modify it); NULL when memory runs out.  It costs the tree's memory for
+ * as long as the document lives. */
+json_t *readmodel_doc_decode(const readmodel_doc *d);
 const json_t *readmodel_doc_view(const readmodel_doc *d);
 const char *readmodel_doc_bytes(const readmodel_doc *d, size_t *len);
 void readmodel_doc_release(readmodel_doc *d);

@@ -532,8 +532,8 @@ rd_status catalog_plugin_count_query(catalog *cat, const char *domain_id, const 
     return pindex_count(cat->st, domain_id, q, count, exact, err);
 }
 
-/* catalog_collect_views from the read model: the matches' views, shared
- * with the model (immutable; jansson's reference counts are atomic here). */
+/* catalog_collect_views from the read model: the matches' views, decoded
+ * from the model's ready bytes. */
 static rd_status model_collect_views(catalog *cat, const char *const *domains, size_t n,
                                      const struct query *q, json_t **out, rd_error *err)
 {
@@ -546,7 +546,7 @@ static rd_status model_collect_views(catalog *cat, const char *const *domains, s
     if (docs == NULL)
         goto oom;
     for (size_t i = 0; i < r.n; i++)
-        if (json_array_append(docs, (json_t *)readmodel_doc_view(r.docs[i])) != 0)
+        if (json_array_append_new(docs, readmodel_doc_decode(r.docs[i])) != 0)
             goto oom;
     *out = docs;
     docs = NULL;

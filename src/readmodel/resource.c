@@ -14,6 +14,10 @@ static const char *const plugin_keyword_fields[] = {"plugin_id", "name", "provid
 static const char *const plugin_minimal_fields[] = {
     "plugin_id", "name", "state", "image", "resource_type", "registry_type", "provider", NULL};
 static const char *const plugin_default_order[] = {"name", "plugin_id", "domain_id", NULL};
+static const char *const plugin_match_fields[] = {"service_type", "registry_url", NULL};
+static const char *const plugin_shared_fields[] = {"state",         "resource_type", "provider",
+                                                   "registry_type", "domain_id",     "labels",
+                                                   "service_type",  "registry_url",  NULL};
 
 const resource_desc resource_plugin = {
     .name = "Plugin",
@@ -25,6 +29,8 @@ const resource_desc resource_plugin = {
     .keyword_fields = plugin_keyword_fields,
     .minimal_fields = plugin_minimal_fields,
     .default_order = plugin_default_order,
+    .match_fields = plugin_match_fields,
+    .shared_fields = plugin_shared_fields,
 };
 
 query_schema resource_query_schema(const resource_desc *r)

@@ -201,6 +201,99 @@ done:
     return rc;
 }
 
+/* ---- matching on the compact form ----------------------------------------- */
+
+/* Tests documents against q on their kept values when every key q reads is
+ * kept (a scratch object holding just those keys), else on the view decoded
+ * from the bytes. */
+typedef struct {
+    const query *q;
+    const char **keys; /* the keys q reads (borrowed from q) */
+    size_t *idx;       /* their kept-key indexes */
+    size_t n;
+    int decode;
+    json_t *scratch;
+} rm_matcher;
+
+static void matcher_free(rm_matcher *m)
+{
+    free(m->keys);
+    free(m->idx);
+    json_decref(m->scratch);
+    memset(m, 0, sizeof(*m));
+}
+
+static size_t kept_index(const rm_state *st, const char *key, size_t len)
+{
+    for (size_t k = 0; k < st->lay->nkeys; k++)
+        if (strncmp(st->lay->keys[k], key, len) == 0 && st->lay->keys[k][len] == '\0')
+            return k;
+    return SIZE_MAX;
+}
+
+static int matcher_init(rm_matcher *m, const rm_state *st, const query *q)
+{
+    memset(m, 0, sizeof(*m));
+    m->q = q;
+    m->n = query_match_keys(q, &m->keys);
+    if (m->n == (size_t)-1) {
+        m->n = 0;
+        return -1;
+    }
+    m->idx = calloc(m->n ? m->n : 1, sizeof(*m->idx));
+    m->scratch = json_object();
+    if (m->idx == NULL || m->scratch == NULL) {
+        matcher_free(m);
+        return -1;
+    }
+    for (size_t i = 0; i < m->n; i++)
+        if ((m->idx[i] = kept_index(st, m->keys[i], strlen(m->keys[i]))) == SIZE_MAX)
+            m->decode = 1;
+    return 0;
+}
+
+/* 1 / 0: d matches or not; -1 when memory runs out. */
+static int matcher_test(rm_matcher *m, const readmodel_doc *d)
+{
+    int r;
+    if (m->decode) {
+        json_t *v = readmodel_doc_decode(d);
+        if (v == NULL)
+            return -1;
+        r = query_match(m->q, v);
+        json_decref(v);
+        return r;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        json_t *v = d->vals[m->idx[i]];
+        if (v != NULL ? json_object_set(m->scratch, m->keys[i], v) != 0
+                      : (json_object_del(m->scratch, m->keys[i]), 0))
+            return -1;
+    }
+    return query_match(m->q, m->scratch);
+}
+
+/* A new object standing for d in the engine's sort by q: its sort keys' kept
+ * values, or the decoded view when a sort key is not kept.  NULL on OOM. */
+static json_t *sort_object(const rm_state *st, const query *q, const readmodel_doc *d)
+{
+    json_t *o = json_object();
+    const char *key;
+    int desc;
+    for (size_t i = 0; o != NULL && query_sort_key(q, i, &key, &desc); i++) {
+        size_t len = strcspn(key, "."), k = kept_index(st, key, len);
+        if (k == SIZE_MAX) {
+            json_decref(o);
+            return readmodel_doc_decode(d);
+        }
+        if (d->vals[k] != NULL && json_object_set(o, st->lay->keys[k], d->vals[k]) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    return o;
+}
+
 /* ---- ordering -------------------------------------------------------------- */
 
 typedef struct {
@@ -216,7 +309,7 @@ static int cmp_slots(const void *a, const void *b, void *arg)
     const readmodel_doc *y = o->st->slot[*(const uint32_t *)b];
     int c = 0;
     if (o->k != SIZE_MAX) {
-        c = query_value_cmp(x->sortv[o->k], y->sortv[o->k]);
+        c = query_value_cmp(RM_SORTV(x, o->k), RM_SORTV(y, o->k));
         if (o->desc)
             c = -c;
     }
@@ -236,7 +329,7 @@ static int order_matches(const rm_state *st, const query *q, rm_ids *matched, si
     const rm_order *kept = &st->dorder;
     unsigned char *mark = NULL;
     size_t *idx = NULL;
-    const json_t **docs = NULL;
+    json_t **docs = NULL;
     int rc = -1;
 
     if (query_sort_key(q, 0, &key, &desc)) {
@@ -272,8 +365,8 @@ static int order_matches(const rm_state *st, const query *q, rm_ids *matched, si
         size_t i = kept->n;
         while (i > 0 && ordered->n < to) {
             size_t j = i - 1;
-            const json_t *v = st->slot[kept->v[j]]->sortv[o.k];
-            while (j > 0 && query_value_cmp(st->slot[kept->v[j - 1]]->sortv[o.k], v) == 0)
+            const json_t *v = RM_SORTV(st->slot[kept->v[j]], o.k);
+            while (j > 0 && query_value_cmp(RM_SORTV(st->slot[kept->v[j - 1]], o.k), v) == 0)
                 j--;
             for (size_t g = j; g < i && ordered->n < to; g++)
                 if (mark[kept->v[g]] && ids_push(ordered, kept->v[g]) != 0)
@@ -287,14 +380,15 @@ general:
     o.k = SIZE_MAX;
     qsort_r(matched->v, matched->n, sizeof(*matched->v), cmp_slots, &o);
     idx = malloc((matched->n ? matched->n : 1) * sizeof(*idx));
-    docs = malloc((matched->n ? matched->n : 1) * sizeof(*docs));
+    docs = calloc(matched->n ? matched->n : 1, sizeof(*docs));
     if (idx == NULL || docs == NULL)
         goto done;
     for (size_t i = 0; i < matched->n; i++) {
         idx[i] = i;
-        docs[i] = st->slot[matched->v[i]]->view;
+        if ((docs[i] = sort_object(st, q, st->slot[matched->v[i]])) == NULL)
+            goto done;
     }
-    if (query_sort(q, docs, idx, matched->n, err) != RD_OK)
+    if (query_sort(q, (const json_t *const *)docs, idx, matched->n, err) != RD_OK)
         goto done;
     for (size_t i = 0; i < matched->n; i++)
         if (ids_push(ordered, matched->v[idx[i]]) != 0)
@@ -303,6 +397,8 @@ general:
 done:
     free(mark);
     free(idx);
+    for (size_t i = 0; docs != NULL && i < matched->n; i++)
+        json_decref(docs[i]);
     free(docs);
     return rc;
 }
@@ -315,10 +411,11 @@ static int match_slots(const rm_state *st, const query *q, const char *const *do
                        size_t ndomains, rm_ids *matched)
 {
     cset c = {{0}, 1};
+    rm_matcher m = {0};
     size_t n;
     int exact = 0, rc = -1;
     if (q != NULL) {
-        if (candidates(st, q, domains, ndomains, &c) != 0)
+        if (matcher_init(&m, st, q) != 0 || candidates(st, q, domains, ndomains, &c) != 0)
             goto done;
         /* The postings are exact when the query only constrains eq fields,
          * but a document holding an array there is still matched in full. */
@@ -332,12 +429,17 @@ static int match_slots(const rm_state *st, const query *q, const char *const *do
     for (size_t i = 0; i < n; i++) {
         uint32_t s = c.all ? (uint32_t)i : c.s.v[i];
         const readmodel_doc *d = st->slot[s];
-        if (d != NULL && (q == NULL || (exact && !d->eq_array) || query_match(q, d->view)) &&
-            ids_push(matched, s) != 0)
+        int r = 1;
+        if (d == NULL)
+            continue;
+        if (q != NULL && !(exact && !d->eq_array) && (r = matcher_test(&m, d)) < 0)
+            goto done;
+        if (r && ids_push(matched, s) != 0)
             goto done;
     }
     rc = 0;
 done:
+    matcher_free(&m);
     free(c.s.v);
     return rc;
 }
@@ -448,9 +550,13 @@ rd_status readmodel_query_json(readmodel *rm, const query *q, const char *const 
     results = json_array();
     if (results == NULL)
         goto oom;
-    for (size_t i = 0; i < r.n; i++)
-        if (json_array_append_new(results, query_project(q, r.docs[i]->view)) != 0)
+    for (size_t i = 0; i < r.n; i++) {
+        json_t *view = readmodel_doc_decode(r.docs[i]);
+        int bad = view == NULL || json_array_append_new(results, query_project(q, view)) != 0;
+        json_decref(view);
+        if (bad)
             goto oom;
+    }
     *out = json_pack("{s:o, s:I}", "results", results, "total_count", (json_int_t)r.total_count);
     results = NULL;
     if (*out == NULL)

@@ -521,8 +521,9 @@ static json_t *random_cond(void)
 static json_t *random_query(void)
 {
     json_t *q = json_object();
-    static const char *const sort_keys[] = {"name",     "created_at",    "updated_at", "plugin_id",
-                                            "provider", "resource_type", "state",      "labels"};
+    static const char *const sort_keys[] = {
+        "name",          "created_at", "updated_at", "plugin_id",     "provider",
+        "resource_type", "state",      "labels",     "tags.priority", "image"};
     static const char *const words[] = {"alp", "ALPHA", "be x", "acme fast", "ra", "zzz", "Gamma"};
     unsigned n = rnd(3);
     if (n > 0) {
@@ -544,13 +545,13 @@ static json_t *random_query(void)
         break;
     case 1:
     case 2:
-        json_object_set_new(q, "sort",
-                            json_pack("{s:s, s:b}", "key", sort_keys[rnd(8)], "desc", (int)rnd(2)));
+        json_object_set_new(
+            q, "sort", json_pack("{s:s, s:b}", "key", sort_keys[rnd(10)], "desc", (int)rnd(2)));
         break;
     default:
         json_object_set_new(q, "sort",
-                            json_pack("[{s:s, s:b}, {s:s, s:b}]", "key", sort_keys[rnd(8)], "desc",
-                                      (int)rnd(2), "key", sort_keys[rnd(8)], "desc", (int)rnd(2)));
+                            json_pack("[{s:s, s:b}, {s:s, s:b}]", "key", sort_keys[rnd(10)], "desc",
+                                      (int)rnd(2), "key", sort_keys[rnd(10)], "desc", (int)rnd(2)));
     }
     if (rnd(2))
         json_object_set_new(q, "page",
