@@ -51,13 +51,14 @@ int readmodel_delete(readmodel *rm, const char *domain, const char *id);
 rd_status readmodel_build(readmodel *rm, const json_t *views, rd_error *err);
 
 /* The same, one document at a time: begin, add each view (borrowed, keyed
- * as above), then finish (swaps the new content in and frees the builder)
- * or abort (drops it; the model keeps its content).  RD_ERR_INTERNAL when
- * memory runs out (the builder must then be aborted). */
+ * as above), then finish (swaps the new content in) or abort (drops it; the
+ * model keeps its content); both free the builder.  RD_ERR_INTERNAL when
+ * memory runs out: after a failed add, abort; a failed finish has freed
+ * the builder and left the model's content as it was. */
 typedef struct readmodel_builder readmodel_builder;
 rd_status readmodel_build_begin(readmodel *rm, readmodel_builder **out, rd_error *err);
 rd_status readmodel_build_add(readmodel_builder *b, const json_t *view, rd_error *err);
-void readmodel_build_finish(readmodel_builder *b);
+rd_status readmodel_build_finish(readmodel_builder *b, rd_error *err);
 void readmodel_build_abort(readmodel_builder *b);
 
 /* The number of documents. */

@@ -405,13 +405,19 @@ done:
 typedef struct {
     json_t *arr;
     int failed;
+    /* model_build: each record is viewed in place and handed to the
+     * builder instead of being appended to arr */
+    readmodel_builder *b;
+    json_t *info; /* the views' repository_info, shared */
+    rd_status rc;
+    rd_error *err;
 } collect_state;
 
 static int collect_one(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
 {
     collect_state *cs = ud;
     json_error_t jerr;
-    json_t *rec = json_loadb(val, vlen, 0, &jerr);
+    json_t *rec = json_loadb(val, vlen, 0, &jerr), *rt;
     (void)key;
     (void)klen;
     if (rec == NULL) {
@@ -419,43 +425,59 @@ static int collect_one(void *ud, const char *key, size_t klen, const char *val, 
         cs->failed = 1;
         return 0;
     }
-    json_array_append_new(cs->arr, rec);
-    return 0;
+    if (cs->b == NULL) {
+        json_array_append_new(cs->arr, rec);
+        return 0;
+    }
+    /* plugin_view(rec, info) without its deep copy: the record is ours */
+    rt = json_object_get(rec, "resource_type");
+    if (!json_is_object(rec) ||
+        json_object_set_new(rec, "service_type", rt != NULL ? json_incref(rt) : json_string("")) !=
+            0 ||
+        json_object_set(rec, "repository_info", cs->info) != 0) {
+        cs->rc = rd_fail(cs->err, RD_ERR_INTERNAL, "out of memory");
+    } else {
+        plugin_view_complete(rec);
+        cs->rc = readmodel_build_add(cs->b, rec, cs->err);
+    }
+    json_decref(rec);
+    return cs->rc != RD_OK; /* stops the scan */
 }
 
-/* Builds the read model from every stored local plugin record. */
+/* Builds the read model from every stored local plugin record, one record
+ * at a time. */
 static rd_status model_build(catalog *cat, rd_error *err)
 {
     char prefix[2] = {'L', '\0'};
-    json_t *records = json_array(), *views = json_array(), *rec;
-    size_t i;
+    collect_state cs = {NULL, 0, NULL, NULL, RD_OK, err};
     rd_status rc = readmodel_create(&resource_plugin, &cat->rm, err);
-    collect_state cs = {records, 0};
     if (rc != RD_OK)
         goto done;
-    if (records == NULL || views == NULL) {
+    /* one copy completed once (endpoint), as plugin_view makes per view */
+    cs.info = cat->local_info != NULL ? json_deep_copy(cat->local_info) : json_object();
+    if (cs.info == NULL) {
         rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
         goto done;
     }
-    rc = store_scan(cat->st, STORE_CF_PLUGINS, prefix, 2, collect_one, &cs, err);
+    if (json_is_object(cs.info) && !json_is_string(json_object_get(cs.info, "endpoint")))
+        json_object_set_new(cs.info, "endpoint", json_string(""));
+    rc = readmodel_build_begin(cat->rm, &cs.b, err);
     if (rc != RD_OK)
         goto done;
-    json_array_foreach(records, i, rec)
-    {
-        json_t *v = plugin_view(rec, cat->local_info);
-        if (v == NULL || json_array_append_new(views, v) != 0) {
-            rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-            goto done;
-        }
+    rc = store_scan(cat->st, STORE_CF_PLUGINS, prefix, 2, collect_one, &cs, err);
+    if (rc == RD_OK)
+        rc = cs.rc;
+    if (rc != RD_OK) {
+        readmodel_build_abort(cs.b);
+        goto done;
     }
-    rc = readmodel_build(cat->rm, views, err);
+    rc = readmodel_build_finish(cs.b, err);
     if (rc == RD_OK)
         atomic_store(&cat->rm_whole, 1);
     if (rc == RD_OK)
         LOG_INFO("catalog: read model holds %zu local plugins", readmodel_count(cat->rm));
 done:
-    json_decref(records);
-    json_decref(views);
+    json_decref(cs.info);
     return rc;
 }
 
@@ -464,7 +486,7 @@ rd_status catalog_plugin_collect(catalog *cat, const char *domain_id, json_t *ar
     char prefix[KEY_MAX];
     /* "L\0<domain>\0" : the empty last part yields the trailing separator. */
     size_t plen = store_key(prefix, KEY_MAX, "L", domain_id, "", NULL);
-    collect_state cs = {arr, 0};
+    collect_state cs = {arr, 0, NULL, NULL, RD_OK, err};
     if (plen == 0)
         return RD_OK;
     return store_scan(cat->st, STORE_CF_PLUGINS, prefix, plen, collect_one, &cs, err);

@@ -268,7 +268,8 @@ int rm_cmp_default(const rm_state *st, const readmodel_doc *a, const readmodel_d
 
 int rm_cmp_key(const rm_state *st, size_t k, const readmodel_doc *a, const readmodel_doc *b)
 {
-    int c = query_value_cmp(RM_SORTV(a, k), RM_SORTV(b, k));
+    const json_t *x = RM_SORTV(a, k), *y = RM_SORTV(b, k);
+    int c = x == y ? 0 : query_value_cmp(x, y);
     return c != 0 ? c : rm_cmp_default(st, a, b);
 }
 
@@ -321,27 +322,126 @@ static void order_del(rm_state *st, rm_order *o, size_t k, uint32_t s)
 
 typedef struct {
     const rm_state *st;
-    size_t k;
 } sort_ctx;
 
-static int cmp_for_sort(const void *a, const void *b, void *arg)
+static int cmp_default_slots(const void *a, const void *b, void *arg)
 {
     const sort_ctx *c = arg;
-    const readmodel_doc *x = c->st->slot[*(const uint32_t *)a];
-    const readmodel_doc *y = c->st->slot[*(const uint32_t *)b];
-    return c->k == SIZE_MAX ? rm_cmp_default(c->st, x, y) : rm_cmp_key(c->st, c->k, x, y);
+    return rm_cmp_default(c->st, c->st->slot[*(const uint32_t *)a],
+                          c->st->slot[*(const uint32_t *)b]);
 }
 
-/* Ends a bulk build: sorts the orders that were appended to. */
-static void finish_bulk(rm_state *st)
+/* Sort entries with their keys pulled out of the documents, so that the
+ * bulk sorts compare compact arrays rather than chase pointers. */
+#define DFLT_MAX 6
+typedef struct {
+    const char *f[DFLT_MAX]; /* default-order fields, then domain and id */
+    uint32_t slot;
+} dflt_ent;
+
+typedef struct {
+    const json_t *v;
+    int trank; /* 1 null / missing, 3 string, 0 anything else */
+    uint32_t rank;
+    uint32_t slot;
+} key_ent;
+
+static int cmp_dflt_ent(const void *a, const void *b, void *arg)
 {
-    sort_ctx c = {st, SIZE_MAX};
+    const dflt_ent *x = a, *y = b;
+    size_t n = *(const size_t *)arg;
+    for (size_t i = 0; i < n; i++) {
+        int c = strcmp(x->f[i], y->f[i]);
+        if (c != 0)
+            return c;
+    }
+    return 0;
+}
+
+static int cmp_key_ent(const void *a, const void *b)
+{
+    const key_ent *x = a, *y = b;
+    int c;
+    if (x->trank == 3 && y->trank == 3) {
+        size_t lx = json_string_length(x->v), ly = json_string_length(y->v);
+        c = x->v == y->v
+                ? 0
+                : memcmp(json_string_value(x->v), json_string_value(y->v), lx < ly ? lx : ly);
+        if (c == 0)
+            c = (lx > ly) - (lx < ly);
+    } else if (x->trank == 1 && y->trank == 1)
+        c = 0;
+    else
+        c = query_value_cmp(x->v, y->v);
+    return c != 0 ? c : (x->rank > y->rank) - (x->rank < y->rank);
+}
+
+static int sort_default(rm_state *st)
+{
+    size_t n = st->dorder.n, nf = st->ndflt + 2;
+    dflt_ent *e;
+    if (nf > DFLT_MAX) {
+        sort_ctx c = {st};
+        qsort_r(st->dorder.v, n, sizeof(*st->dorder.v), cmp_default_slots, &c);
+        return 0;
+    }
+    e = malloc(n * sizeof(*e));
+    if (e == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const readmodel_doc *d = st->slot[st->dorder.v[i]];
+        for (size_t k = 0; k < st->ndflt; k++)
+            e[i].f[k] = rm_dflt(d, k);
+        e[i].f[st->ndflt] = d->domain;
+        e[i].f[st->ndflt + 1] = d->id;
+        e[i].slot = st->dorder.v[i];
+    }
+    qsort_r(e, n, sizeof(*e), cmp_dflt_ent, &nf);
+    for (size_t i = 0; i < n; i++)
+        st->dorder.v[i] = e[i].slot;
+    free(e);
+    return 0;
+}
+
+static int sort_key(rm_state *st, size_t k, const uint32_t *rank, key_ent *e)
+{
+    rm_order *o = &st->orders[k];
+    for (size_t i = 0; i < o->n; i++) {
+        const json_t *v = RM_SORTV(st->slot[o->v[i]], k);
+        e[i].v = v;
+        e[i].trank = v == NULL || json_is_null(v) ? 1 : json_is_string(v) ? 3 : 0;
+        e[i].rank = rank[o->v[i]];
+        e[i].slot = o->v[i];
+    }
+    qsort(e, o->n, sizeof(*e), cmp_key_ent);
+    for (size_t i = 0; i < o->n; i++)
+        o->v[i] = e[i].slot;
+    return 0;
+}
+
+/* Ends a bulk build: sorts the orders that were appended to, the default
+ * order first, whose ranks then break the sort keys' ties. */
+static int finish_bulk(rm_state *st)
+{
+    uint32_t *rank = NULL;
+    key_ent *e = NULL;
+    int rc = -1;
     st->bulk = 0;
-    if (st->dorder.n < 2) /* qsort_r wants a non-NULL array */
-        return;
-    qsort_r(st->dorder.v, st->dorder.n, sizeof(*st->dorder.v), cmp_for_sort, &c);
-    for (c.k = 0; c.k < st->nsort; c.k++)
-        qsort_r(st->orders[c.k].v, st->orders[c.k].n, sizeof(uint32_t), cmp_for_sort, &c);
+    if (st->dorder.n < 2) /* qsort wants a non-NULL array */
+        return 0;
+    rank = malloc(st->nslots * sizeof(*rank));
+    e = malloc(st->dorder.n * sizeof(*e));
+    if (rank == NULL || e == NULL || sort_default(st) != 0)
+        goto done;
+    for (size_t i = 0; i < st->dorder.n; i++)
+        rank[st->dorder.v[i]] = (uint32_t)i;
+    for (size_t k = 0; k < st->nsort; k++)
+        sort_key(st, k, rank, e);
+    rc = 0;
+done:
+    free(rank);
+    free(e);
+    return rc;
 }
 
 /* ---- state ----------------------------------------------------------------- */
@@ -670,18 +770,20 @@ rd_status readmodel_build_add(readmodel_builder *b, const json_t *view, rd_error
     return RD_OK;
 }
 
-void readmodel_build_finish(readmodel_builder *b)
+rd_status readmodel_build_finish(readmodel_builder *b, rd_error *err)
 {
     rm_state *old;
-    if (b == NULL)
-        return;
-    finish_bulk(b->st);
+    if (finish_bulk(b->st) != 0) {
+        readmodel_build_abort(b);
+        return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+    }
     pthread_rwlock_wrlock(&b->rm->lock);
     old = b->rm->st;
     b->rm->st = b->st;
     pthread_rwlock_unlock(&b->rm->lock);
     rm_state_free(old);
     free(b);
+    return RD_OK;
 }
 
 void readmodel_build_abort(readmodel_builder *b)
@@ -708,8 +810,7 @@ rd_status readmodel_build(readmodel *rm, const json_t *views, rd_error *err)
             return rc;
         }
     }
-    readmodel_build_finish(b);
-    return RD_OK;
+    return readmodel_build_finish(b, err);
 }
 
 size_t readmodel_count(readmodel *rm)
