@@ -84,11 +84,13 @@ const char *readmodel_doc_bytes(const readmodel_doc *d, size_t *len);
 void readmodel_doc_release(readmodel_doc *d);
 
 /* The answer of readmodel_query: the page of matching documents in order
- * (new references) and the number of matches before paging. */
+ * (new references), the number of matches before paging, and how many
+ * documents had to be tested (what the indexes could not decide). */
 typedef struct {
     readmodel_doc **docs;
     size_t n;
     size_t total_count;
+    size_t tested; /* candidates the indexes left to test with query_match */
 } readmodel_result;
 
 /* Runs list query q (compiled with resource_query_schema of the model's

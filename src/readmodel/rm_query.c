@@ -133,6 +133,123 @@ done:
     return rc;
 }
 
+/* ---- trigram prefilter for contain / regex -------------------------------- */
+
+/* A byte that stands for itself in an extended regular expression (ASCII
+ * only: the matching is ASCII case-insensitive in the C locale). */
+static int regex_literal(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr(" -_/:@,=#%!~'\"<>;&", ch) != NULL);
+}
+
+/* Appends the trigrams of run[0..*n) to out and empties the run. */
+static int flush_run(char *run, size_t *n, rm_ids *out)
+{
+    int rc = rm_trigrams(run, *n, out);
+    *n = 0;
+    return rc;
+}
+
+/* Appends to out the trigrams of literal runs that every match of the
+ * extended regular expression p contains; conservative: a pattern with
+ * alternation gives none, and the scan stops at the first group or
+ * bracket expression (what precedes it is still required).  -1 on OOM. */
+static int regex_trigrams(const char *p, rm_ids *out)
+{
+    char run[128];
+    size_t n = 0;
+    if (strchr(p, '|') != NULL)
+        return 0;
+    for (size_t i = 0; p[i] != '\0'; i++) {
+        unsigned char ch = (unsigned char)p[i], next = (unsigned char)p[i + 1];
+        if (regex_literal(ch)) {
+            if (next == '?' || next == '*' || next == '{') { /* optional */
+                if (flush_run(run, &n, out) != 0)
+                    return -1;
+                continue;
+            }
+            if (n == sizeof(run) && flush_run(run, &n, out) != 0)
+                return -1;
+            run[n++] = (char)ch;
+            if (next == '+' && flush_run(run, &n, out) != 0)
+                return -1;
+            continue;
+        }
+        if (flush_run(run, &n, out) != 0)
+            return -1;
+        if (ch == '(' || ch == '[')
+            return 0;
+        if (ch == '{') /* an interval: its digits are no literal */
+            while (p[i + 1] != '\0' && p[i] != '}')
+                i++;
+        else if (ch == '\\' && next != '\0') /* an escape: skip its atom */
+            i++;
+    }
+    return flush_run(run, &n, out);
+}
+
+/* *out = the documents holding every trigram in tris (some may repeat). */
+static int tri_all(const rm_state *st, const rm_ids *tris, cset *out)
+{
+    static const rm_ids none = {0};
+    out->all = 1;
+    out->s.n = 0;
+    for (size_t t = 0; t < tris->n; t++) {
+        char key[3] = {(char)(tris->v[t] >> 16), (char)(tris->v[t] >> 8), (char)tris->v[t]};
+        const rm_ids *p = rm_map_get(&st->tri, key, 3);
+        if (cset_and(out, p != NULL ? p : &none) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Narrows c by the trigram index for each positive contain / regex (and
+ * their _in forms) on a keyword field: every match holds, in its keyword
+ * fields, the (lower-cased) trigrams of a contain operand of 3 bytes or
+ * more, or of the literal runs a pattern requires.  Over-approximates;
+ * query_match confirms. */
+static int text_prefilter(const rm_state *st, const query *q, cset *c)
+{
+    rm_ids tris = {0};
+    cset one = {{0}, 1}, any = {{0}, 0};
+    const char *field;
+    const json_t *operand;
+    int is_regex, r, rc = -1;
+    for (size_t i = 0; (r = query_text_cond(q, i, &field, &is_regex, &operand)) >= 0; i++) {
+        size_t nops, o;
+        if (r == 0 || !st->kw_indexable || !resource_has_key(st->res->keyword_fields, field))
+            continue;
+        nops = json_is_array(operand) ? json_array_size(operand) : 1;
+        any.s.n = 0;
+        for (o = 0; o < nops; o++) { /* the union over the operands */
+            const char *text =
+                json_string_value(json_is_array(operand) ? json_array_get(operand, o) : operand);
+            tris.n = 0;
+            if (text == NULL)
+                break;
+            if ((is_regex ? regex_trigrams(text, &tris) : rm_trigrams(text, strlen(text), &tris)) !=
+                0)
+                goto done;
+            if (tris.n == 0) /* this operand does not narrow: nor does the condition */
+                break;
+            if (tri_all(st, &tris, &one) != 0 || ids_append(&any.s, &one.s) != 0)
+                goto done;
+        }
+        if (o < nops || nops == 0)
+            continue;
+        ids_normalise(&any.s);
+        if (cset_and(c, &any.s) != 0)
+            goto done;
+    }
+    rc = 0;
+done:
+    free(tris.v);
+    free(one.s.v);
+    free(any.s.v);
+    return rc;
+}
+
 /* Narrows c by every index the query allows. */
 static int candidates(const rm_state *st, const query *q, const char *const *domains,
                       size_t ndomains, cset *c)
@@ -168,6 +285,8 @@ static int candidates(const rm_state *st, const query *q, const char *const *dom
         if (cset_and(c, &u) != 0)
             goto done;
     }
+    if (text_prefilter(st, q, c) != 0)
+        goto done;
     nwords = query_keyword_words(q, &words);
     for (size_t w = 0; st->kw_indexable && w < nwords; w++) {
         u.n = 0;
@@ -408,7 +527,7 @@ done:
 /* The slots (ascending) of the documents of the given domains that match q
  * (NULL = every document of those domains).  Under the read lock. */
 static int match_slots(const rm_state *st, const query *q, const char *const *domains,
-                       size_t ndomains, rm_ids *matched)
+                       size_t ndomains, rm_ids *matched, size_t *tested)
 {
     cset c = {{0}, 1};
     rm_matcher m = {0};
@@ -432,7 +551,7 @@ static int match_slots(const rm_state *st, const query *q, const char *const *do
         int r = 1;
         if (d == NULL)
             continue;
-        if (q != NULL && !(exact && !d->eq_array) && (r = matcher_test(&m, d)) < 0)
+        if (q != NULL && !(exact && !d->eq_array) && ((*tested)++, r = matcher_test(&m, d)) < 0)
             goto done;
         if (r && ids_push(matched, s) != 0)
             goto done;
@@ -457,7 +576,7 @@ rd_status readmodel_matches(readmodel *rm, const query *q, const char *const *do
     pthread_rwlock_rdlock(&rm->lock);
     st = rm->st;
     o.st = st;
-    if (match_slots(st, q, domains, ndomains, &matched) != 0)
+    if (match_slots(st, q, domains, ndomains, &matched, &out->tested) != 0)
         goto oom;
     out->total_count = matched.n;
     out->docs = calloc(matched.n ? matched.n : 1, sizeof(*out->docs));
@@ -502,7 +621,7 @@ rd_status readmodel_query(readmodel *rm, const query *q, const char *const *doma
     memset(out, 0, sizeof(*out));
     pthread_rwlock_rdlock(&rm->lock);
     st = rm->st;
-    if (match_slots(st, q, domains, ndomains, &matched) != 0)
+    if (match_slots(st, q, domains, ndomains, &matched, &out->tested) != 0)
         goto oom;
     out->total_count = matched.n;
     if (query_is_count_only(q) || matched.n == 0)

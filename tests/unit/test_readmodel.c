@@ -219,6 +219,84 @@ typedef struct {
 
 /* Each version N of a document has name "vN" and labels ["vN"]: a reader
  * that sees a name and labels from different versions saw half a write. */
+/* Runs qtext over rm; returns how many documents were tested, and checks
+ * the number of matches. */
+static size_t tested_by(readmodel *rm, const char *qtext, size_t want_matches)
+{
+    rd_error err = {0};
+    json_t *qobj = json_loads(qtext, 0, NULL);
+    query *q = NULL;
+    query_schema schema = resource_query_schema(&resource_plugin);
+    readmodel_result r;
+    size_t tested;
+    assert_non_null(qobj);
+    assert_int_equal(query_compile(qobj, NULL, &schema, &q, &err), RD_OK);
+    assert_int_equal(readmodel_query(rm, q, NULL, 0, &r, &err), RD_OK);
+    assert_int_equal(r.total_count, want_matches);
+    tested = r.tested;
+    readmodel_result_free(&r);
+    query_free(q);
+    json_decref(qobj);
+    return tested;
+}
+
+/* contain / regex on a keyword field test only the documents holding the
+ * operand's trigrams (or those of the literal runs a pattern requires). */
+static void test_text_prefilter(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    (void)state;
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    for (int i = 0; i < 300; i++) {
+        char id[16], name[32];
+        json_t *v;
+        snprintf(id, sizeof(id), "id-%d", i);
+        snprintf(name, sizeof(name), "Plugin %d", i);
+        v = plugin("d", id, name, "ENABLED");
+        assert_int_equal(readmodel_put(rm, "d", id, v, &err), RD_OK);
+        json_decref(v);
+    }
+    /* "Plugin 29", "Plugin 290".."Plugin 299" */
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"plugin 29\",\"o\":\"contain\"}]}", 11),
+        11);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"^PLUGIN 29\",\"o\":\"regex\"}]}", 11),
+        11);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"gin 29[0-4]\",\"o\":\"regex\"}]}", 5),
+        11);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"x?plugin 2x{0}9\",\"o\":\"regex\"}]}",
+                  11),
+        111); /* "plugin 2": the 9 after an optional part is a run of its own */
+    /* the union over the operands of the _in forms */
+    assert_int_equal(
+        tested_by(
+            rm, "{\"filter\":[{\"k\":\"name\",\"v\":[\"gin 7\",\"gin 12\"],\"o\":\"contain_in\"}]}",
+            22),
+        22);
+    assert_int_equal(
+        tested_by(
+            rm, "{\"filter\":[{\"k\":\"name\",\"v\":[\"n 7$\",\"n 12\"],\"o\":\"regex_in\"}]}", 12),
+        22);
+    /* nothing to narrow with: every document is tested */
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"n 29|n 3\",\"o\":\"regex\"}]}", 22),
+        300);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"(n 29)\",\"o\":\"regex\"}]}", 11), 300);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"29\",\"o\":\"contain\"}]}", 13), 300);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"n 29\",\"o\":\"not_contain\"}]}", 289),
+        300);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"image\",\"v\":\"n 29\",\"o\":\"contain\"}]}", 0), 300);
+    readmodel_destroy(rm);
+}
+
 static json_t *versioned(int n)
 {
     char v[16];
@@ -498,8 +576,31 @@ static json_t *random_value(const char *field)
 static json_t *random_cond(void)
 {
     const char *f = cond_fields[rnd(sizeof(cond_fields) / sizeof(*cond_fields))];
-    static const char *const subs[] = {"alp", "ET", "a", "ph", "x", "acm", "ray"};
-    static const char *const res[] = {"^al", "A$", "b.t", "^$"};
+    /* contain / regex operands of 3 literal bytes or more are answered with
+     * the trigram prefilter on keyword fields: cases with matches, case
+     * differences, optional parts, intervals, groups, classes, alternation */
+    static const char *const subs[] = {"alp", "ET",    "a",      "ph",  "x",    "acm",
+                                       "ray", "ALPHA", "amma r", "LOW", "fast", "zzzz"};
+    static const char *const res[] = {"^al",       "A$",        "b.t",      "^$",       "^alpha",
+                                      "LPH",       "gam+a ray", "alpx?ha",  "al{1}pha", "a.{2}ha",
+                                      "(al|be)ta", "^ALP[h]a",  "alph|gam", "ga(m)ma",  "elt\\w",
+                                      "^acme$",    "lo?w",      "fa[s]t",   "\\.*lph",  "x{0}alp"};
+    if (rnd(3) == 0) { /* a text operator on a keyword field, lists too */
+        static const char *const kw[] = {"name", "plugin_id", "provider", "labels"};
+        const char *k = kw[rnd(4)];
+        switch (rnd(4)) {
+        case 0:
+            return json_pack("{s:s, s:s, s:s}", "k", k, "v", subs[rnd(12)], "o", "contain");
+        case 1:
+            return json_pack("{s:s, s:[ss], s:s}", "k", k, "v", subs[rnd(12)], subs[rnd(12)], "o",
+                             "contain_in");
+        case 2:
+            return json_pack("{s:s, s:s, s:s}", "k", k, "v", res[rnd(20)], "o", "regex");
+        default:
+            return json_pack("{s:s, s:[ss], s:s}", "k", k, "v", res[rnd(20)], res[rnd(20)], "o",
+                             "regex_in");
+        }
+    }
     switch (rnd(8)) {
     case 0:
         return json_pack("{s:s, s:o, s:s}", "k", f, "v", random_value(f), "o", "not");
@@ -507,10 +608,10 @@ static json_t *random_cond(void)
         return json_pack("{s:s, s:[oo], s:s}", "k", f, "v", random_value(f), random_value(f), "o",
                          rnd(4) ? "in" : "not_in");
     case 2:
-        return json_pack("{s:s, s:s, s:s}", "k", f, "v", subs[rnd(7)], "o",
+        return json_pack("{s:s, s:s, s:s}", "k", f, "v", subs[rnd(12)], "o",
                          rnd(3) ? "contain" : "not_contain");
     case 3:
-        return json_pack("{s:s, s:s, s:s}", "k", f, "v", res[rnd(4)], "o", "regex");
+        return json_pack("{s:s, s:s, s:s}", "k", f, "v", res[rnd(20)], "o", "regex");
     case 4:
         return json_pack("{s:s, s:b, s:s}", "k", f, "v", (int)rnd(2), "o", "exists");
     default:
@@ -795,6 +896,7 @@ int main(void)
         cmocka_unit_test(test_domain_isolation),
         cmocka_unit_test(test_build_swaps_content),
         cmocka_unit_test(test_readers_during_writes),
+        cmocka_unit_test(test_text_prefilter),
         cmocka_unit_test(test_catalog_keeps_model),
         cmocka_unit_test(test_random_differential),
         cmocka_unit_test(test_memory_per_plugin),
