@@ -64,6 +64,28 @@ rd_status query_run(const query *q, const json_t *docs, json_t **out, rd_error *
 rd_status query_stat(const json_t *stat_query, const query_schema *schema, const json_t *docs,
                      json_t **out, rd_error *err);
 
+/* Statistics from group counts, for callers that keep their own indexes.
+ * query_stat_groups_compile compiles stat_query as query_stat does (same
+ * errors); when it is filter / filter_or / keyword, then an aggregate whose
+ * first stage is a group on one top-level key (no date_format) with only
+ * count fields (the v2 group_by form included), *out gets a new plan (free
+ * with query_stat_groups_free), else *out is NULL.  The plan gives the
+ * filter (a compiled list query, borrowed) and the key.  The caller counts
+ * the matching documents per value of the key - values compared as the
+ * group stage does (qjson_equal; missing and null differ) - and hands the
+ * groups to query_stat_groups_finish in order of first appearance in the
+ * input order: values[i] (borrowed; NULL = the key is missing) was seen
+ * counts[i] times.  It runs the remaining stages and the page and gives
+ * exactly query_stat's answer over those documents (*out new). */
+typedef struct query_stat_groups query_stat_groups;
+rd_status query_stat_groups_compile(const json_t *stat_query, const query_schema *schema,
+                                    query_stat_groups **out, rd_error *err);
+const query *query_stat_groups_filter(const query_stat_groups *g);
+const char *query_stat_groups_key(const query_stat_groups *g);
+rd_status query_stat_groups_finish(const query_stat_groups *g, const json_t *const *values,
+                                   const size_t *counts, size_t n, json_t **out, rd_error *err);
+void query_stat_groups_free(query_stat_groups *g);
+
 /* Index hints: what the AND part of q (top-level eq_filters and `filter`)
  * says about the top-level key `field` (a dotted field gives 0; keys compare
  * as text: "provider" is not "provider.0").  A condition counts when it is a positive `eq` or `in`

@@ -114,4 +114,17 @@ rd_status readmodel_matches(readmodel *rm, const query *q, const char *const *do
 rd_status readmodel_query_json(readmodel *rm, const query *q, const char *const *domains,
                                size_t ndomains, json_t **out, rd_error *err);
 
+/* Answers a StatisticsQuery (borrowed) over the documents of the given
+ * domains (as readmodel_query) when it has the shape the model counts
+ * itself: filter / filter_or / keyword, then an aggregate (v1, or the v2
+ * group_by form) whose first stage groups by one key the model keeps, with
+ * only count fields, where every matching value is a string, null or
+ * missing; any later stages and the page run as in query_stat.  *out then
+ * gets query_stat's answer over those documents in default order (new).
+ * Anything else: RD_OK with *out NULL (not applicable: the caller runs
+ * query_stat).  Errors: query_stat's for a bad query; RD_ERR_INTERNAL when
+ * memory runs out. */
+rd_status readmodel_stat(readmodel *rm, const json_t *stat_query, const char *const *domains,
+                         size_t ndomains, json_t **out, rd_error *err);
+
 #endif

@@ -600,6 +600,37 @@ rd_status catalog_query_views(catalog *cat, const char *const *domains, size_t n
     return rc;
 }
 
+rd_status catalog_stat_views(catalog *cat, const char *const *domains, size_t n,
+                             const json_t *stat_query, json_t **out, rd_error *err)
+{
+    static const char *const filter_keys[] = {"filter", "filter_or", "keyword", NULL};
+    json_t *docs = NULL, *f = NULL;
+    query *hint = NULL;
+    rd_error ignored;
+    rd_status rc;
+    *out = NULL;
+    if (atomic_load(&cat->rm_whole)) {
+        rc = readmodel_stat(cat->rm, stat_query, domains, n, out, err);
+        if (rc != RD_OK || *out != NULL)
+            return rc;
+    }
+    /* The stat's own filters narrow what is read; a bad filter is left for
+     * query_stat to report. */
+    f = json_object();
+    for (size_t i = 0; f != NULL && json_is_object(stat_query) && filter_keys[i] != NULL; i++)
+        if (json_object_get(stat_query, filter_keys[i]) != NULL)
+            json_object_set(f, filter_keys[i], json_object_get(stat_query, filter_keys[i]));
+    if (f == NULL || query_compile(f, NULL, &query_schema_plugin, &hint, &ignored) != RD_OK)
+        hint = NULL;
+    json_decref(f);
+    rc = catalog_collect_views(cat, domains, n, hint, &docs, NULL, err);
+    if (rc == RD_OK)
+        rc = query_stat(stat_query, &query_schema_plugin, docs, out, err);
+    json_decref(docs);
+    query_free(hint);
+    return rc;
+}
+
 rd_status catalog_collect_views(catalog *cat, const char *const *domains, size_t n,
                                 const struct query *q, json_t **out, size_t *decoded, rd_error *err)
 {

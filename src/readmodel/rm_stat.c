@@ -1,0 +1,118 @@
+/*
+ * rm_stat.c - statistics over a read model without decoding documents: a
+ * StatisticsQuery that groups by one kept key and counts
+ * (query_stat_groups_compile) is answered from the matches (postings,
+ * trigrams, compact values) by counting each value in default order; the
+ * rest of the pipeline runs in the engine (query_stat_groups_finish).
+ */
+#include "rm-internal.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    json_t **values; /* new references; NULL = missing */
+    size_t *counts;
+    size_t n, cap;
+    rm_map strings; /* string bytes -> group + 1 */
+    size_t missing; /* group + 1 of the missing value, 0 = none yet */
+    size_t null;    /* group + 1 of null */
+} groups;
+
+static void groups_free(groups *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        json_decref(g->values[i]);
+    free(g->values);
+    free(g->counts);
+    rm_map_free(&g->strings, NULL);
+}
+
+/* Adds a group for v (borrowed); its index + 1 in *at; -1 on OOM. */
+static int group_new(groups *g, const json_t *v, size_t *at)
+{
+    if (g->n == g->cap) {
+        size_t ncap = g->cap ? g->cap * 2 : 16;
+        json_t **nv = realloc(g->values, ncap * sizeof(*nv));
+        size_t *nc;
+        if (nv == NULL)
+            return -1;
+        g->values = nv;
+        nc = realloc(g->counts, ncap * sizeof(*nc));
+        if (nc == NULL)
+            return -1;
+        g->counts = nc;
+        g->cap = ncap;
+    }
+    g->values[g->n] = json_incref((json_t *)v);
+    g->counts[g->n] = 0;
+    *at = ++g->n;
+    return 0;
+}
+
+/* Counts v into its group: 1 done, 0 a value this cannot group (numbers,
+ * arrays, ...: the caller falls back), -1 on OOM. */
+static int group_count(groups *g, const json_t *v)
+{
+    size_t at = 0;
+    if (v == NULL || json_is_null(v)) {
+        size_t *slot = v == NULL ? &g->missing : &g->null;
+        if (*slot == 0 && group_new(g, v, slot) != 0)
+            return -1;
+        at = *slot;
+    } else if (json_is_string(v)) {
+        void *p = rm_map_get(&g->strings, json_string_value(v), json_string_length(v));
+        at = (size_t)(uintptr_t)p;
+        if (at == 0 && (group_new(g, v, &at) != 0 ||
+                        rm_map_put(&g->strings, json_string_value(v), json_string_length(v),
+                                   (void *)(uintptr_t)at) != 0))
+            return -1;
+    } else {
+        return 0;
+    }
+    g->counts[at - 1]++;
+    return 1;
+}
+
+rd_status readmodel_stat(readmodel *rm, const json_t *stat_query, const char *const *domains,
+                         size_t ndomains, json_t **out, rd_error *err)
+{
+    query_schema schema = resource_query_schema(rm->res);
+    query_stat_groups *plan = NULL;
+    readmodel_result r = {0};
+    groups g = {0};
+    size_t k = SIZE_MAX;
+    int applicable = 1;
+    rd_status rc;
+
+    *out = NULL;
+    rc = query_stat_groups_compile(stat_query, &schema, &plan, err);
+    if (rc != RD_OK || plan == NULL)
+        goto done;
+    for (size_t i = 0; i < rm->lay.nkeys && k == SIZE_MAX; i++)
+        if (strcmp(rm->lay.keys[i], query_stat_groups_key(plan)) == 0)
+            k = i;
+    if (k == SIZE_MAX)
+        goto done; /* not a kept key */
+    /* the matches in default order (the input order query_stat sees) */
+    rc = readmodel_matches(rm, query_stat_groups_filter(plan), domains, ndomains, &r, err);
+    if (rc != RD_OK)
+        goto done;
+    for (size_t i = 0; i < r.n && applicable; i++) {
+        int c = group_count(&g, rm_val(r.docs[i], k));
+        if (c < 0) {
+            rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+            goto done;
+        }
+        applicable = c;
+    }
+    if (applicable)
+        rc = query_stat_groups_finish(plan, (const json_t *const *)g.values, g.counts, g.n, out,
+                                      err);
+done:
+    readmodel_result_free(&r);
+    groups_free(&g);
+    query_stat_groups_free(plan);
+    return rc;
+}
