@@ -151,6 +151,12 @@ int rm_state_del(rm_state *st, const char *domain, const char *id);
 readmodel_doc *rm_doc_new(readmodel *rm, const char *domain, const char *id, const json_t *view);
 void rm_doc_ref(readmodel_doc *d);
 
+/* The slots of the documents of the given domains that match q (NULL =
+ * all), in default order, into *ordered (empty; free its v); *tested counts
+ * the documents query_match had to test.  Under the read lock; -1 on OOM. */
+int rm_matches_in_order(const rm_state *st, const query *q, const char *const *domains,
+                        size_t ndomains, rm_ids *ordered, size_t *tested);
+
 /* Default order, and the order of sort key k (then default order). */
 int rm_cmp_default(const rm_state *st, const readmodel_doc *a, const readmodel_doc *b);
 int rm_cmp_key(const rm_state *st, size_t k, const readmodel_doc *a, const readmodel_doc *b);

@@ -563,50 +563,66 @@ done:
     return rc;
 }
 
+int rm_matches_in_order(const rm_state *st, const query *q, const char *const *domains,
+                        size_t ndomains, rm_ids *ordered, size_t *tested)
+{
+    rm_ids matched = {0};
+    ord_ctx o = {st, SIZE_MAX, 0};
+    unsigned char *mark = NULL;
+    int rc = -1;
+    if (match_slots(st, q, domains, ndomains, &matched, tested) != 0)
+        goto done;
+    if (matched.n * 16 < st->count) { /* few: sort them */
+        if (matched.n > 1)
+            qsort_r(matched.v, matched.n, sizeof(*matched.v), cmp_slots, &o);
+        *ordered = matched;
+        memset(&matched, 0, sizeof(matched));
+        rc = 0;
+        goto done;
+    }
+    /* many: pick them from the default order */
+    mark = calloc(st->nslots ? st->nslots : 1, 1);
+    if (mark == NULL)
+        goto done;
+    for (size_t i = 0; i < matched.n; i++)
+        mark[matched.v[i]] = 1;
+    for (size_t i = 0, n = 0; i < st->dorder.n && n < matched.n; i++)
+        if (mark[st->dorder.v[i]])
+            matched.v[n++] = st->dorder.v[i];
+    *ordered = matched;
+    memset(&matched, 0, sizeof(matched));
+    rc = 0;
+done:
+    free(mark);
+    free(matched.v);
+    return rc;
+}
+
 rd_status readmodel_matches(readmodel *rm, const query *q, const char *const *domains,
                             size_t ndomains, readmodel_result *out, rd_error *err)
 {
-    rm_state *st;
-    rm_ids matched = {0};
-    ord_ctx o = {NULL, SIZE_MAX, 0};
-    unsigned char *mark = NULL;
+    rm_ids ordered = {0};
     rd_status rc = RD_OK;
 
     memset(out, 0, sizeof(*out));
     pthread_rwlock_rdlock(&rm->lock);
-    st = rm->st;
-    o.st = st;
-    if (match_slots(st, q, domains, ndomains, &matched, &out->tested) != 0)
+    if (rm_matches_in_order(rm->st, q, domains, ndomains, &ordered, &out->tested) != 0)
         goto oom;
-    out->total_count = matched.n;
-    out->docs = calloc(matched.n ? matched.n : 1, sizeof(*out->docs));
+    out->total_count = ordered.n;
+    out->docs = calloc(ordered.n ? ordered.n : 1, sizeof(*out->docs));
     if (out->docs == NULL)
         goto oom;
-    if (matched.n * 16 < st->count) { /* few: sort them */
-        if (matched.n > 1)
-            qsort_r(matched.v, matched.n, sizeof(*matched.v), cmp_slots, &o);
-        for (size_t i = 0; i < matched.n; i++)
-            out->docs[out->n++] = st->slot[matched.v[i]];
-    } else { /* many: pick them from the default order */
-        mark = calloc(st->nslots ? st->nslots : 1, 1);
-        if (mark == NULL)
-            goto oom;
-        for (size_t i = 0; i < matched.n; i++)
-            mark[matched.v[i]] = 1;
-        for (size_t i = 0; i < st->dorder.n && out->n < matched.n; i++)
-            if (mark[st->dorder.v[i]])
-                out->docs[out->n++] = st->slot[st->dorder.v[i]];
+    for (size_t i = 0; i < ordered.n; i++) {
+        out->docs[out->n] = rm->st->slot[ordered.v[i]];
+        rm_doc_ref(out->docs[out->n++]);
     }
-    for (size_t i = 0; i < out->n; i++)
-        rm_doc_ref(out->docs[i]);
     goto done;
 oom:
     readmodel_result_free(out);
     rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
 done:
     pthread_rwlock_unlock(&rm->lock);
-    free(mark);
-    free(matched.v);
+    free(ordered.v);
     return rc;
 }
 

@@ -18,6 +18,10 @@ typedef struct {
     rm_map strings; /* string bytes -> group + 1 */
     size_t missing; /* group + 1 of the missing value, 0 = none yet */
     size_t null;    /* group + 1 of null */
+    /* strings seen, by address, and their group + 1: shared values repeat
+     * as the same pointer */
+    const json_t *seen[64];
+    size_t seen_at[64];
 } groups;
 
 static void groups_free(groups *g)
@@ -55,12 +59,14 @@ static int group_new(groups *g, const json_t *v, size_t *at)
  * arrays, ...: the caller falls back), -1 on OOM. */
 static int group_count(groups *g, const json_t *v)
 {
-    size_t at = 0;
+    size_t at = 0, h = ((uintptr_t)v >> 4) & 63;
     if (v == NULL || json_is_null(v)) {
         size_t *slot = v == NULL ? &g->missing : &g->null;
         if (*slot == 0 && group_new(g, v, slot) != 0)
             return -1;
         at = *slot;
+    } else if (v == g->seen[h]) {
+        at = g->seen_at[h];
     } else if (json_is_string(v)) {
         void *p = rm_map_get(&g->strings, json_string_value(v), json_string_length(v));
         at = (size_t)(uintptr_t)p;
@@ -68,6 +74,8 @@ static int group_count(groups *g, const json_t *v)
                         rm_map_put(&g->strings, json_string_value(v), json_string_length(v),
                                    (void *)(uintptr_t)at) != 0))
             return -1;
+        g->seen[h] = v;
+        g->seen_at[h] = at;
     } else {
         return 0;
     }
@@ -80,7 +88,8 @@ rd_status readmodel_stat(readmodel *rm, const json_t *stat_query, const char *co
 {
     query_schema schema = resource_query_schema(rm->res);
     query_stat_groups *plan = NULL;
-    readmodel_result r = {0};
+    rm_ids ordered = {0};
+    size_t tested = 0;
     groups g = {0};
     size_t k = SIZE_MAX;
     int applicable = 1;
@@ -95,23 +104,24 @@ rd_status readmodel_stat(readmodel *rm, const json_t *stat_query, const char *co
             k = i;
     if (k == SIZE_MAX)
         goto done; /* not a kept key */
-    /* the matches in default order (the input order query_stat sees) */
-    rc = readmodel_matches(rm, query_stat_groups_filter(plan), domains, ndomains, &r, err);
-    if (rc != RD_OK)
+    /* the matches in default order (the input order query_stat sees),
+     * counted under the read lock: no document is referenced or decoded */
+    pthread_rwlock_rdlock(&rm->lock);
+    if (rm_matches_in_order(rm->st, query_stat_groups_filter(plan), domains, ndomains, &ordered,
+                            &tested) != 0)
+        applicable = -1;
+    for (size_t i = 0; i < ordered.n && applicable > 0; i++)
+        applicable = group_count(&g, rm_val(rm->st->slot[ordered.v[i]], k));
+    pthread_rwlock_unlock(&rm->lock);
+    if (applicable < 0) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
         goto done;
-    for (size_t i = 0; i < r.n && applicable; i++) {
-        int c = group_count(&g, rm_val(r.docs[i], k));
-        if (c < 0) {
-            rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
-            goto done;
-        }
-        applicable = c;
     }
     if (applicable)
         rc = query_stat_groups_finish(plan, (const json_t *const *)g.values, g.counts, g.n, out,
                                       err);
 done:
-    readmodel_result_free(&r);
+    free(ordered.v);
     groups_free(&g);
     query_stat_groups_free(plan);
     return rc;

@@ -917,6 +917,34 @@ static void time_query(readmodel *rm, const json_t *views, const char *text)
     json_decref(qobj);
 }
 
+/* Times a stat counted by the model against query_stat over the array. */
+static void time_stat(readmodel *rm, const json_t *views, const char *text)
+{
+    query_schema schema = resource_query_schema(&resource_plugin);
+    json_t *sq = json_loads(text, 0, NULL), *a = NULL, *b = NULL;
+    rd_error err = {0};
+    double best_model = 1e12, best_run = 1e12;
+    for (int round = 0; round < 3; round++) {
+        double t0, t1, t2;
+        json_decref(a);
+        json_decref(b);
+        t0 = now_ms();
+        assert_int_equal(readmodel_stat(rm, sq, NULL, 0, &a, &err), RD_OK);
+        t1 = now_ms();
+        assert_int_equal(query_stat(sq, &schema, views, &b, &err), RD_OK);
+        t2 = now_ms();
+        assert_non_null(a);
+        assert_true(json_equal(a, b));
+        best_model = t1 - t0 < best_model ? t1 - t0 : best_model;
+        best_run = t2 - t1 < best_run ? t2 - t1 : best_run;
+    }
+    printf("  stat %-65s model %8.2f ms  query_stat %8.2f ms  groups %zu\n", text, best_model,
+           best_run, json_array_size(json_object_get(a, "results")));
+    json_decref(a);
+    json_decref(b);
+    json_decref(sq);
+}
+
 static void test_memory_per_plugin(void **state)
 {
     const char *env = getenv("REPOD_RM_MEASURE");
@@ -977,6 +1005,15 @@ static void test_memory_per_plugin(void **state)
     time_query(rm, views,
                "{\"filter\":[{\"k\":\"name\",\"v\":\"^plugin "
                "99\",\"o\":\"regex\"}],\"page\":{\"limit\":20}}");
+    time_query(rm, views,
+               "{\"filter\":[{\"k\":\"name\",\"v\":\"plugin 4242\",\"o\":\"contain\"}],"
+               "\"page\":{\"limit\":20}}");
+    time_stat(rm, views,
+              "{\"aggregate\":[{\"group\":{\"keys\":[{\"key\":\"provider\",\"name\":\"p\"}],"
+              "\"fields\":[{\"name\":\"n\",\"operator\":\"count\"}]}}]}");
+    time_stat(rm, views,
+              "{\"filter\":[{\"k\":\"state\",\"v\":\"ENABLED\",\"o\":\"eq\"}],"
+              "\"group_by\":[\"resource_type\"],\"fields\":{\"n\":{\"operator\":\"count\"}}}");
     json_decref(views);
     readmodel_destroy(rm);
 }
