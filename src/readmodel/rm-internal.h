@@ -151,6 +151,12 @@ int rm_state_del(rm_state *st, const char *domain, const char *id);
 readmodel_doc *rm_doc_new(readmodel *rm, const char *domain, const char *id, const json_t *view);
 void rm_doc_ref(readmodel_doc *d);
 
+/* The slots (ascending) of the documents of the given domains that match q
+ * (NULL = all), appended to *matched; *tested counts the documents
+ * query_match had to test.  Under the read lock; -1 on OOM. */
+int rm_match_slots(const rm_state *st, const query *q, const char *const *domains, size_t ndomains,
+                   rm_ids *matched, size_t *tested);
+
 /* The slots of the documents of the given domains that match q (NULL =
  * all), in default order, into *ordered (empty; free its v); *tested counts
  * the documents query_match had to test.  Under the read lock; -1 on OOM. */

@@ -526,8 +526,8 @@ done:
 
 /* The slots (ascending) of the documents of the given domains that match q
  * (NULL = every document of those domains).  Under the read lock. */
-static int match_slots(const rm_state *st, const query *q, const char *const *domains,
-                       size_t ndomains, rm_ids *matched, size_t *tested)
+int rm_match_slots(const rm_state *st, const query *q, const char *const *domains, size_t ndomains,
+                   rm_ids *matched, size_t *tested)
 {
     cset c = {{0}, 1};
     rm_matcher m = {0};
@@ -570,7 +570,7 @@ int rm_matches_in_order(const rm_state *st, const query *q, const char *const *d
     ord_ctx o = {st, SIZE_MAX, 0};
     unsigned char *mark = NULL;
     int rc = -1;
-    if (match_slots(st, q, domains, ndomains, &matched, tested) != 0)
+    if (rm_match_slots(st, q, domains, ndomains, &matched, tested) != 0)
         goto done;
     if (matched.n * 16 < st->count) { /* few: sort them */
         if (matched.n > 1)
@@ -637,7 +637,7 @@ rd_status readmodel_query(readmodel *rm, const query *q, const char *const *doma
     memset(out, 0, sizeof(*out));
     pthread_rwlock_rdlock(&rm->lock);
     st = rm->st;
-    if (match_slots(st, q, domains, ndomains, &matched, &out->tested) != 0)
+    if (rm_match_slots(st, q, domains, ndomains, &matched, &out->tested) != 0)
         goto oom;
     out->total_count = matched.n;
     if (query_is_count_only(q) || matched.n == 0)

@@ -83,6 +83,69 @@ static int group_count(groups *g, const json_t *v)
     return 1;
 }
 
+/* Counts the matches (ascending slots) per value of eq field f from its
+ * postings, and orders the groups by first appearance from the default
+ * order, reading compact arrays only.  0 when some match holds no string
+ * there (or the field holds arrays): the caller counts document by
+ * document; 1 done; -1 on OOM. */
+static int count_from_postings(const rm_state *st, size_t f, const rm_ids *matched, groups *g)
+{
+    const rm_map *m = &st->eq[f];
+    unsigned char *mark = calloc(st->nslots ? st->nslots : 1, 1);
+    uint32_t *gid = calloc(st->nslots ? st->nslots : 1, sizeof(*gid));
+    const rm_mapent **vals = calloc(m->count ? m->count : 1, sizeof(*vals));
+    size_t *cnt = calloc(m->count ? m->count : 1, sizeof(*cnt));
+    size_t nvals = 0, total = 0, placed = 0;
+    int rc = -1;
+    if (mark == NULL || gid == NULL || vals == NULL || cnt == NULL)
+        goto done;
+    rc = 0;
+    if (st->eqarr[f].n > 0)
+        goto done;
+    for (size_t i = 0; i < matched->n; i++)
+        mark[matched->v[i]] = 1;
+    for (size_t e = 0; e < m->cap; e++) {
+        const rm_ids *p = m->e[e].val;
+        if (m->e[e].key == NULL)
+            continue;
+        for (size_t i = 0; i < p->n; i++)
+            if (mark[p->v[i]]) {
+                gid[p->v[i]] = (uint32_t)nvals + 1;
+                cnt[nvals]++;
+            }
+        if (cnt[nvals] > 0)
+            vals[nvals++] = &m->e[e];
+    }
+    for (size_t i = 0; i < nvals; i++)
+        total += cnt[i];
+    if (total != matched->n)
+        goto done; /* missing, null or other values: counted one by one */
+    rc = -1;
+    for (size_t i = 0; i < st->dorder.n && placed < nvals; i++) {
+        uint32_t s = st->dorder.v[i], gi = gid[s];
+        size_t at;
+        json_t *v;
+        if (!mark[s] || gi == 0 || vals[gi - 1] == NULL)
+            continue;
+        v = json_stringn_nocheck(vals[gi - 1]->key, vals[gi - 1]->len);
+        if (v == NULL || group_new(g, v, &at) != 0) {
+            json_decref(v);
+            goto done;
+        }
+        json_decref(v);
+        g->counts[at - 1] = cnt[gi - 1];
+        vals[gi - 1] = NULL; /* placed */
+        placed++;
+    }
+    rc = 1;
+done:
+    free(mark);
+    free(gid);
+    free(vals);
+    free(cnt);
+    return rc;
+}
+
 rd_status readmodel_stat(readmodel *rm, const json_t *stat_query, const char *const *domains,
                          size_t ndomains, json_t **out, rd_error *err)
 {
@@ -92,7 +155,7 @@ rd_status readmodel_stat(readmodel *rm, const json_t *stat_query, const char *co
     size_t tested = 0;
     groups g = {0};
     size_t k = SIZE_MAX;
-    int applicable = 1;
+    int applicable = 1, done_postings = 0;
     rd_status rc;
 
     *out = NULL;
@@ -107,10 +170,23 @@ rd_status readmodel_stat(readmodel *rm, const json_t *stat_query, const char *co
     /* the matches in default order (the input order query_stat sees),
      * counted under the read lock: no document is referenced or decoded */
     pthread_rwlock_rdlock(&rm->lock);
-    if (rm_matches_in_order(rm->st, query_stat_groups_filter(plan), domains, ndomains, &ordered,
-                            &tested) != 0)
+    for (size_t f = 0; f < rm->st->neq && done_postings == 0; f++) {
+        if (rm->lay.eq[f] != k)
+            continue;
+        if (rm_match_slots(rm->st, query_stat_groups_filter(plan), domains, ndomains, &ordered,
+                           &tested) != 0)
+            done_postings = -1;
+        else
+            done_postings = count_from_postings(rm->st, f, &ordered, &g);
+        free(ordered.v);
+        memset(&ordered, 0, sizeof(ordered));
+    }
+    if (done_postings < 0)
         applicable = -1;
-    for (size_t i = 0; i < ordered.n && applicable > 0; i++)
+    else if (done_postings == 0 && rm_matches_in_order(rm->st, query_stat_groups_filter(plan),
+                                                       domains, ndomains, &ordered, &tested) != 0)
+        applicable = -1;
+    for (size_t i = 0; done_postings == 0 && i < ordered.n && applicable > 0; i++)
         applicable = group_count(&g, rm_val(rm->st->slot[ordered.v[i]], k));
     pthread_rwlock_unlock(&rm->lock);
     if (applicable < 0) {
