@@ -3,12 +3,14 @@
  * local domains' plugins, or one remote repository's cached catalog).
  *
  * A model keeps, for every document of its resource (include/resource.h):
- * the view clients see as an immutable JSON tree and as ready bytes, and
- * indexes over it: postings per string value of each eq field and per
- * domain, a trigram index over the keyword fields, a kept order per sort
- * key and the default order.  A list query is answered from those indexes
- * and query_match on the candidates only, with results exactly those of
- * query_run over the same documents in default order.
+ * the view clients see as ready bytes, a compact copy of the top-level keys
+ * the resource names (values repeated across documents shared), and
+ * indexes: postings per string value of each eq field and per domain, a
+ * trigram index over the keyword fields, a kept order per sort key and the
+ * default order.  A list query is answered from those indexes and
+ * query_match on the candidates only, with results exactly those of
+ * query_run over the same documents in default order; a stat that groups
+ * by one kept key and counts is counted without reading views.
  *
  * Documents are keyed by (domain, id); the remote tier uses domain "".
  *
