@@ -439,8 +439,22 @@ static int cmp_slots(const void *a, const void *b, void *arg)
  * the sort is one kept key (or none) without array values, else the query
  * engine's sort over the matches in default order.  On return *order holds
  * at least the first `to` matches in order (possibly all). */
-static int order_matches(const rm_state *st, const query *q, rm_ids *matched, size_t to,
-                         rm_ids *ordered, rd_error *err)
+/* Is slot s one of the matches: marked, or (mark NULL: every document of
+ * the domains matches) in the domains? */
+static int accepted(const rm_state *st, const unsigned char *mark, const char *const *domains,
+                    size_t ndomains, uint32_t s)
+{
+    if (mark != NULL)
+        return mark[s];
+    return domains == NULL || in_domains(st->slot[s], domains, ndomains);
+}
+
+/* matched NULL: every document of the domains matches (the query has no
+ * condition); then 1 is returned, doing nothing, when the order is not a
+ * kept one. */
+static int order_matches(const rm_state *st, const query *q, rm_ids *matched,
+                         const char *const *domains, size_t ndomains, size_t to, rm_ids *ordered,
+                         rd_error *err)
 {
     const char *key, *key2;
     int desc = 0, desc2;
@@ -456,27 +470,33 @@ static int order_matches(const rm_state *st, const query *q, rm_ids *matched, si
         for (k = 0; k < st->nsort; k++)
             if (strcmp(st->res->sort_keys[k], key) == 0)
                 break;
-        if (k == st->nsort || st->narray[k] > 0 || query_sort_key(q, 1, &key2, &desc2))
+        if (k == st->nsort || st->narray[k] > 0 || query_sort_key(q, 1, &key2, &desc2)) {
+            if (matched == NULL)
+                return 1;
             goto general;
+        }
         o.k = k;
         o.desc = desc;
         kept = &st->orders[k];
     }
-    if (matched->n * 16 < st->count) { /* few matches: sort them */
+    if (matched != NULL && matched->n * 16 < st->count) { /* few matches: sort them */
         qsort_r(matched->v, matched->n, sizeof(*matched->v), cmp_slots, &o);
         *ordered = *matched;
         memset(matched, 0, sizeof(*matched));
         return 0;
     }
     /* many matches: walk the kept order until the page is full */
-    mark = calloc(st->nslots ? st->nslots : 1, 1);
-    if (mark == NULL)
-        goto done;
-    for (size_t i = 0; i < matched->n; i++)
-        mark[matched->v[i]] = 1;
+    if (matched != NULL) {
+        mark = calloc(st->nslots ? st->nslots : 1, 1);
+        if (mark == NULL)
+            goto done;
+        for (size_t i = 0; i < matched->n; i++)
+            mark[matched->v[i]] = 1;
+    }
     if (!o.desc) {
         for (size_t i = 0; i < kept->n && ordered->n < to; i++)
-            if (mark[kept->v[i]] && ids_push(ordered, kept->v[i]) != 0)
+            if (accepted(st, mark, domains, ndomains, kept->v[i]) &&
+                ids_push(ordered, kept->v[i]) != 0)
                 goto done;
     } else {
         /* descending: groups of equal values from the end, each group in
@@ -488,7 +508,8 @@ static int order_matches(const rm_state *st, const query *q, rm_ids *matched, si
             while (j > 0 && query_value_cmp(RM_SORTV(st->slot[kept->v[j - 1]], o.k), v) == 0)
                 j--;
             for (size_t g = j; g < i && ordered->n < to; g++)
-                if (mark[kept->v[g]] && ids_push(ordered, kept->v[g]) != 0)
+                if (accepted(st, mark, domains, ndomains, kept->v[g]) &&
+                    ids_push(ordered, kept->v[g]) != 0)
                     goto done;
             i = j;
         }
@@ -626,6 +647,33 @@ done:
     return rc;
 }
 
+/* 1 when q has no condition and no keyword word: it matches everything. */
+static int matches_all(const query *q)
+{
+    const char **keys = NULL;
+    const char *const *words;
+    size_t n = query_match_keys(q, &keys);
+    free(keys);
+    return n == 0 && query_keyword_words(q, &words) == 0;
+}
+
+/* The number of documents of the domains (NULL = all). */
+static size_t domains_count(const rm_state *st, const char *const *domains, size_t n)
+{
+    size_t total = 0;
+    if (domains == NULL)
+        return st->count;
+    for (size_t d = 0; d < n; d++) {
+        const rm_ids *p = rm_map_get(&st->domains, domains[d], strlen(domains[d]));
+        int dup = 0;
+        for (size_t e = 0; e < d && !dup; e++)
+            dup = strcmp(domains[e], domains[d]) == 0;
+        if (p != NULL && !dup)
+            total += p->n;
+    }
+    return total;
+}
+
 rd_status readmodel_query(readmodel *rm, const query *q, const char *const *domains,
                           size_t ndomains, readmodel_result *out, rd_error *err)
 {
@@ -637,6 +685,20 @@ rd_status readmodel_query(readmodel *rm, const query *q, const char *const *doma
     memset(out, 0, sizeof(*out));
     pthread_rwlock_rdlock(&rm->lock);
     st = rm->st;
+    if (matches_all(q)) { /* every document of the domains: no slot list */
+        int r;
+        out->total_count = domains_count(st, domains, ndomains);
+        if (query_is_count_only(q) || out->total_count == 0)
+            goto done;
+        query_page_window(q, out->total_count, &from, &to);
+        if (from >= to)
+            goto done;
+        r = order_matches(st, q, NULL, domains, ndomains, to, &ordered, err);
+        if (r < 0)
+            goto oom;
+        if (r == 0)
+            goto page;
+    }
     if (rm_match_slots(st, q, domains, ndomains, &matched, &out->tested) != 0)
         goto oom;
     out->total_count = matched.n;
@@ -645,8 +707,9 @@ rd_status readmodel_query(readmodel *rm, const query *q, const char *const *doma
     query_page_window(q, matched.n, &from, &to);
     if (from >= to)
         goto done;
-    if (order_matches(st, q, &matched, to, &ordered, err) != 0)
+    if (order_matches(st, q, &matched, domains, ndomains, to, &ordered, err) != 0)
         goto oom;
+page:
     out->docs = calloc(to - from, sizeof(*out->docs));
     if (out->docs == NULL)
         goto oom;
