@@ -206,6 +206,18 @@ rd_status catalog_collect_store_views(catalog *cat, const char *const *domains, 
 rd_status catalog_query_views(catalog *cat, const char *const *domains, size_t n,
                               const struct query *q, json_t **out, rd_error *err);
 
+/* Answers the StatisticsQuery stat_query (borrowed; the "query" of a plugin
+ * stat) over the local plugins of the given domains alone, in query_stat's
+ * shape (*out new): a group by one kept key with count fields is counted by
+ * the read model (readmodel_stat) when it holds every local plugin; any
+ * other stat runs query_stat over catalog_collect_views (narrowed by the
+ * stat's filters).  Errors: query_stat's; RD_ERR_INTERNAL. */
+rd_status catalog_stat_views(catalog *cat, const char *const *domains, size_t n,
+                             const json_t *stat_query, json_t **out, rd_error *err);
+/* catalog_stat_views over the local records of resource res. */
+rd_status catalog_res_stat_views(catalog *cat, const resource_desc *res, const char *const *domains,
+                                 size_t n, const json_t *stat_query, json_t **out, rd_error *err);
+
 /* 1 when the read model holds every stored local plugin (it was built at
  * open and has taken every write since); lists then read it, not the
  * store. */

@@ -64,6 +64,28 @@ rd_status query_run(const query *q, const json_t *docs, json_t **out, rd_error *
 rd_status query_stat(const json_t *stat_query, const query_schema *schema, const json_t *docs,
                      json_t **out, rd_error *err);
 
+/* Statistics from group counts, for callers that keep their own indexes.
+ * query_stat_groups_compile compiles stat_query as query_stat does (same
+ * errors); when it is filter / filter_or / keyword, then an aggregate whose
+ * first stage is a group on one top-level key (no date_format) with only
+ * count fields (the v2 group_by form included), *out gets a new plan (free
+ * with query_stat_groups_free), else *out is NULL.  The plan gives the
+ * filter (a compiled list query, borrowed) and the key.  The caller counts
+ * the matching documents per value of the key - values compared as the
+ * group stage does (qjson_equal; missing and null differ) - and hands the
+ * groups to query_stat_groups_finish in order of first appearance in the
+ * input order: values[i] (borrowed; NULL = the key is missing) was seen
+ * counts[i] times.  It runs the remaining stages and the page and gives
+ * exactly query_stat's answer over those documents (*out new). */
+typedef struct query_stat_groups query_stat_groups;
+rd_status query_stat_groups_compile(const json_t *stat_query, const query_schema *schema,
+                                    query_stat_groups **out, rd_error *err);
+const query *query_stat_groups_filter(const query_stat_groups *g);
+const char *query_stat_groups_key(const query_stat_groups *g);
+rd_status query_stat_groups_finish(const query_stat_groups *g, const json_t *const *values,
+                                   const size_t *counts, size_t n, json_t **out, rd_error *err);
+void query_stat_groups_free(query_stat_groups *g);
+
 /* Index hints: what the AND part of q (top-level eq_filters and `filter`)
  * says about the top-level key `field` (a dotted field gives 0; keys compare
  * as text: "provider" is not "provider.0").  A condition counts when it is a positive `eq` or `in`
@@ -107,6 +129,24 @@ void query_page_window(const query *q, size_t total, size_t *from, size_t *to);
 size_t query_keyword_words(const query *q, const char *const **words);
 int query_value_cmp(const json_t *a, const json_t *b);
 json_t *query_project(const query *q, const json_t *doc);
+
+/* The distinct top-level keys that query_match(q, ...) reads: the first
+ * component of every filter, filter_or and eq_filters key and, when q has
+ * keyword words, of every keyword field.  *keys gets a new array (free() it)
+ * of strings borrowed from q.  Returns their number, (size_t)-1 when memory
+ * runs out (*keys NULL).  A document matches q exactly when a copy of it
+ * holding only those keys does. */
+size_t query_match_keys(const query *q, const char ***keys);
+
+/* Text hints for a trigram index: for AND condition i of q (filter and
+ * eq_filters, never filter_or), 1 when it is a positive contain, contain_in,
+ * regex or regex_in on a top-level key; then *field is that key, *is_regex
+ * says which, and *operand is the operand as given (a string, or an array of
+ * strings for the _in forms), all borrowed from q.  Both match ASCII
+ * case-insensitively.  0 for any other condition; -1 when i is past the
+ * last one. */
+int query_text_cond(const query *q, size_t i, const char **field, int *is_regex,
+                    const json_t **operand);
 
 /* Sorts order[0..n) - indexes into docs (borrowed) - stably by q's sort,
  * exactly as query_run does.  RD_ERR_INTERNAL on allocation failure. */

@@ -3,12 +3,14 @@
  * local domains' plugins, or one remote repository's cached catalog).
  *
  * A model keeps, for every document of its resource (include/resource.h):
- * the view clients see as an immutable JSON tree and as ready bytes, and
- * indexes over it: postings per string value of each eq field and per
- * domain, a trigram index over the keyword fields, a kept order per sort
- * key and the default order.  A list query is answered from those indexes
- * and query_match on the candidates only, with results exactly those of
- * query_run over the same documents in default order.
+ * the view clients see as ready bytes, a compact copy of the top-level keys
+ * the resource names (values repeated across documents shared), and
+ * indexes: postings per string value of each eq field and per domain, a
+ * trigram index over the keyword fields, a kept order per sort key and the
+ * default order.  A list query is answered from those indexes and
+ * query_match on the candidates only, with results exactly those of
+ * query_run over the same documents in default order; a stat that groups
+ * by one kept key and counts is counted without reading views.
  *
  * Documents are keyed by (domain, id); the remote tier uses domain "".
  *
@@ -50,24 +52,47 @@ int readmodel_delete(readmodel *rm, const char *domain, const char *id);
  * one).  The new content is built aside and swapped in at once. */
 rd_status readmodel_build(readmodel *rm, const json_t *views, rd_error *err);
 
+/* The same, one document at a time: begin, add each view (borrowed, keyed
+ * as above), then finish (swaps the new content in) or abort (drops it; the
+ * model keeps its content); both free the builder.  RD_ERR_INTERNAL when
+ * memory runs out: after a failed add, abort; a failed finish has freed
+ * the builder and left the model's content as it was. */
+typedef struct readmodel_builder readmodel_builder;
+rd_status readmodel_build_begin(readmodel *rm, readmodel_builder **out, rd_error *err);
+rd_status readmodel_build_add(readmodel_builder *b, const json_t *view, rd_error *err);
+rd_status readmodel_build_finish(readmodel_builder *b, rd_error *err);
+void readmodel_build_abort(readmodel_builder *b);
+
 /* The number of documents. */
 size_t readmodel_count(readmodel *rm);
 
 /* A new reference to the document (domain, id), or NULL when absent. */
 readmodel_doc *readmodel_get(readmodel *rm, const char *domain, const char *id);
 
-/* The view (borrowed, immutable: never modify it) and its compact JSON
- * serialisation (borrowed, NUL-terminated, *len bytes) of a document. */
+/* A document keeps its view as ready bytes (its compact JSON serialisation:
+ * borrowed, NUL-terminated, *len bytes) and, for queries, a compact copy of
+ * the top-level keys its resource names; the full view is decoded from the
+ * bytes on demand.
+ *
+ * readmodel_doc_decode: a new view decoded from the bytes (the caller owns
+ * it); NULL when memory runs out.  Prefer it when the view is used once.
+ * readmodel_doc_view: the same view, decoded on the first call and then
+ * kept with the document until it is released (borrowed, immutable: never
+ * modify it); NULL when memory runs out.  It costs the tree's memory for
+ * as long as the document lives. */
+json_t *readmodel_doc_decode(const readmodel_doc *d);
 const json_t *readmodel_doc_view(const readmodel_doc *d);
 const char *readmodel_doc_bytes(const readmodel_doc *d, size_t *len);
 void readmodel_doc_release(readmodel_doc *d);
 
 /* The answer of readmodel_query: the page of matching documents in order
- * (new references) and the number of matches before paging. */
+ * (new references), the number of matches before paging, and how many
+ * documents had to be tested (what the indexes could not decide). */
 typedef struct {
     readmodel_doc **docs;
     size_t n;
     size_t total_count;
+    size_t tested; /* candidates the indexes left to test with query_match */
 } readmodel_result;
 
 /* Runs list query q (compiled with resource_query_schema of the model's
@@ -90,5 +115,18 @@ rd_status readmodel_matches(readmodel *rm, const query *q, const char *const *do
  * {"results": [...], "total_count": N} with projected copies. */
 rd_status readmodel_query_json(readmodel *rm, const query *q, const char *const *domains,
                                size_t ndomains, json_t **out, rd_error *err);
+
+/* Answers a StatisticsQuery (borrowed) over the documents of the given
+ * domains (as readmodel_query) when it has the shape the model counts
+ * itself: filter / filter_or / keyword, then an aggregate (v1, or the v2
+ * group_by form) whose first stage groups by one key the model keeps, with
+ * only count fields, where every matching value is a string, null or
+ * missing; any later stages and the page run as in query_stat.  *out then
+ * gets query_stat's answer over those documents in default order (new).
+ * Anything else: RD_OK with *out NULL (not applicable: the caller runs
+ * query_stat).  Errors: query_stat's for a bad query; RD_ERR_INTERNAL when
+ * memory runs out. */
+rd_status readmodel_stat(readmodel *rm, const json_t *stat_query, const char *const *domains,
+                         size_t ndomains, json_t **out, rd_error *err);
 
 #endif

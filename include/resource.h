@@ -53,6 +53,13 @@ typedef struct {
     /* the default order of a list: these string fields compared with
      * strcmp ("" when missing or not a string), in turn */
     const char *const *default_order;
+    /* further top-level keys the read model keeps in each document's compact
+     * form, so that filters on them are matched without decoding the
+     * document (NULL = none); the keys above are always kept */
+    const char *const *match_fields;
+    /* kept keys whose string values (or string array elements) repeat
+     * across documents: one shared copy per distinct value (NULL = none) */
+    const char *const *shared_fields;
 
     /* ---- the local tier (catalog) and the API ---- */
     const char *route;  /* the <resource> of /repository[/v1]/<resource>/<verb> */

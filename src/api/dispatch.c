@@ -173,7 +173,7 @@ void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_erro
         call->edge.reply_bytes(call->edge.edge_ctx, 200, bytes, len, headers);
     } else if (rc == RD_OK) {
         if (result == NULL && call->ready != NULL)
-            result = json_deep_copy(readmodel_doc_view(call->ready));
+            result = readmodel_doc_decode(call->ready);
         call->edge.reply(call->edge.edge_ctx, 200, result != NULL ? result : json_object(),
                          headers);
     } else {

@@ -61,7 +61,7 @@ rd_status api_resource_find_view(api_call *call, const resource_desc *res, const
             return RD_OK;
         }
         if (d != NULL) {
-            *out = json_deep_copy(readmodel_doc_view(d));
+            *out = readmodel_doc_decode(d);
             readmodel_doc_release(d);
             return *out != NULL ? RD_OK : rd_fail(err, RD_ERR_INTERNAL, "out of memory");
         }
@@ -303,11 +303,9 @@ rd_status api_stat_request(const json_t *body, const json_t **stat_query,
 rd_status api_resource_stat(api_call *call, json_t **out, rd_error *err)
 {
     const resource_desc *res = call->res;
-    query_schema schema = resource_query_schema(res);
     const char *domains[API_MAX_DOMAINS];
     const char *repository_id = NULL;
     const json_t *qv = NULL;
-    json_t *docs = NULL;
     size_t n;
     rd_status rc = api_stat_request(call->body, &qv, &repository_id, err);
     if (rc != RD_OK)
@@ -315,9 +313,5 @@ rd_status api_resource_stat(api_call *call, json_t **out, rd_error *err)
     n = api_readable_domains(call, domains, API_MAX_DOMAINS);
     if (names_other_repository(call, repository_id))
         n = 0;
-    rc = catalog_res_collect_views(call->app->cat, res, domains, n, NULL, &docs, NULL, err);
-    if (rc == RD_OK)
-        rc = query_stat(qv, &schema, docs, out, err);
-    json_decref(docs);
-    return rc;
+    return catalog_res_stat_views(call->app->cat, res, domains, n, qv, out, err);
 }

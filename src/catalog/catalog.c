@@ -482,6 +482,13 @@ rd_status catalog_plugin_delete(catalog *cat, const char *domain_id, const char 
 typedef struct {
     json_t *arr;
     int failed;
+    /* model_build: each record is viewed in place and handed to the
+     * builder instead of being appended to arr */
+    readmodel_builder *b;
+    json_t *info; /* the views' repository_info, shared */
+    rd_status rc;
+    rd_error *err;
+    const resource_desc *res;
 } collect_state;
 
 static int collect_one(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
@@ -492,48 +499,61 @@ static int collect_one(void *ud, const char *key, size_t klen, const char *val, 
     (void)key;
     (void)klen;
     if (rec == NULL) {
-        LOG_ERROR("catalog: skipping corrupt plugin record: %s", jerr.text);
+        LOG_ERROR("catalog: skipping corrupt %s record: %s", cs->res->name, jerr.text);
         cs->failed = 1;
         return 0;
     }
-    json_array_append_new(cs->arr, rec);
-    return 0;
+    if (cs->b == NULL) {
+        json_array_append_new(cs->arr, rec);
+        return 0;
+    }
+    /* the view without a deep copy: the record is ours */
+    if (!json_is_object(rec)) {
+        cs->rc = rd_fail(cs->err, RD_ERR_INTERNAL, "a stored %s record is not an object",
+                         cs->res->name);
+    } else {
+        cs->res->view_in_place(rec, cs->info);
+        cs->rc = readmodel_build_add(cs->b, rec, cs->err);
+    }
+    json_decref(rec);
+    return cs->rc != RD_OK; /* stops the scan */
 }
 
-/* Builds res's read model from every stored local record of res. */
+/* Builds res's read model from every stored local record of res, one
+ * record at a time. */
 static rd_status model_build(catalog *cat, const resource_desc *res, rd_error *err)
 {
     char prefix[2] = {res->store_prefix[0], '\0'};
     res_model *m = model_of(cat, res);
-    json_t *records = json_array(), *views = json_array(), *rec;
-    size_t i;
+    collect_state cs = {NULL, 0, NULL, NULL, RD_OK, err, res};
     rd_status rc = readmodel_create(res, &m->rm, err);
-    collect_state cs = {records, 0};
     if (rc != RD_OK)
         goto done;
-    if (records == NULL || views == NULL) {
+    /* one copy completed once (endpoint), as plugin_view makes per view */
+    cs.info = cat->local_info != NULL ? json_deep_copy(cat->local_info) : json_object();
+    if (cs.info == NULL) {
         rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
         goto done;
     }
-    rc = store_scan(cat->st, STORE_CF_PLUGINS, prefix, 2, collect_one, &cs, err);
+    if (json_is_object(cs.info) && !json_is_string(json_object_get(cs.info, "endpoint")))
+        json_object_set_new(cs.info, "endpoint", json_string(""));
+    rc = readmodel_build_begin(m->rm, &cs.b, err);
     if (rc != RD_OK)
         goto done;
-    json_array_foreach(records, i, rec)
-    {
-        json_t *v = res->view(rec, cat->local_info);
-        if (v == NULL || json_array_append_new(views, v) != 0) {
-            rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-            goto done;
-        }
+    rc = store_scan(cat->st, STORE_CF_PLUGINS, prefix, 2, collect_one, &cs, err);
+    if (rc == RD_OK)
+        rc = cs.rc;
+    if (rc != RD_OK) {
+        readmodel_build_abort(cs.b);
+        goto done;
     }
-    rc = readmodel_build(m->rm, views, err);
+    rc = readmodel_build_finish(cs.b, err);
     if (rc == RD_OK)
         atomic_store(&m->whole, 1);
     if (rc == RD_OK)
         LOG_INFO("catalog: read model holds %zu local %s", readmodel_count(m->rm), res->plural);
 done:
-    json_decref(records);
-    json_decref(views);
+    json_decref(cs.info);
     return rc;
 }
 
@@ -543,7 +563,7 @@ rd_status catalog_collect(catalog *cat, const resource_desc *res, const char *do
     char prefix[KEY_MAX];
     /* "<prefix>\0<domain>\0" : the empty last part yields the trailing separator. */
     size_t plen = record_key(res, prefix, domain_id, "");
-    collect_state cs = {arr, 0};
+    collect_state cs = {arr, 0, NULL, NULL, RD_OK, err, res};
     if (plen == 0)
         return RD_OK;
     return store_scan(cat->st, STORE_CF_PLUGINS, prefix, plen, collect_one, &cs, err);
@@ -616,8 +636,8 @@ rd_status catalog_plugin_count_query(catalog *cat, const char *domain_id, const 
     return pindex_count(cat->st, domain_id, q, count, exact, err);
 }
 
-/* catalog_res_collect_views from the read model: the matches' views, shared
- * with the model (immutable; jansson's reference counts are atomic here). */
+/* catalog_res_collect_views from the read model: the matches' views,
+ * decoded from the model's ready bytes. */
 static rd_status model_collect_views(catalog *cat, const resource_desc *res,
                                      const char *const *domains, size_t n, const struct query *q,
                                      json_t **out, rd_error *err)
@@ -631,7 +651,7 @@ static rd_status model_collect_views(catalog *cat, const resource_desc *res,
     if (docs == NULL)
         goto oom;
     for (size_t i = 0; i < r.n; i++)
-        if (json_array_append(docs, (json_t *)readmodel_doc_view(r.docs[i])) != 0)
+        if (json_array_append_new(docs, readmodel_doc_decode(r.docs[i])) != 0)
             goto oom;
     *out = docs;
     docs = NULL;
@@ -682,6 +702,44 @@ rd_status catalog_res_collect_views(catalog *cat, const resource_desc *res,
     if (catalog_res_whole(cat, res))
         return model_collect_views(cat, res, domains, n, q, out, err);
     return catalog_res_store_views(cat, res, domains, n, q, out, decoded, err);
+}
+
+rd_status catalog_res_stat_views(catalog *cat, const resource_desc *res, const char *const *domains,
+                                 size_t n, const json_t *stat_query, json_t **out, rd_error *err)
+{
+    static const char *const filter_keys[] = {"filter", "filter_or", "keyword", NULL};
+    json_t *docs = NULL, *f = NULL;
+    query *hint = NULL;
+    rd_error ignored;
+    query_schema schema = resource_query_schema(res);
+    rd_status rc;
+    *out = NULL;
+    if (catalog_res_whole(cat, res)) {
+        rc = readmodel_stat(model_of(cat, res)->rm, stat_query, domains, n, out, err);
+        if (rc != RD_OK || *out != NULL)
+            return rc;
+    }
+    /* The stat's own filters narrow what is read; a bad filter is left for
+     * query_stat to report. */
+    f = json_object();
+    for (size_t i = 0; f != NULL && json_is_object(stat_query) && filter_keys[i] != NULL; i++)
+        if (json_object_get(stat_query, filter_keys[i]) != NULL)
+            json_object_set(f, filter_keys[i], json_object_get(stat_query, filter_keys[i]));
+    if (f == NULL || query_compile(f, NULL, &schema, &hint, &ignored) != RD_OK)
+        hint = NULL;
+    json_decref(f);
+    rc = catalog_res_collect_views(cat, res, domains, n, hint, &docs, NULL, err);
+    if (rc == RD_OK)
+        rc = query_stat(stat_query, &schema, docs, out, err);
+    json_decref(docs);
+    query_free(hint);
+    return rc;
+}
+
+rd_status catalog_stat_views(catalog *cat, const char *const *domains, size_t n,
+                             const json_t *stat_query, json_t **out, rd_error *err)
+{
+    return catalog_res_stat_views(cat, &resource_plugin, domains, n, stat_query, out, err);
 }
 
 rd_status catalog_collect_views(catalog *cat, const char *const *domains, size_t n,

@@ -138,3 +138,39 @@ rd_status query_sort(const query *q, const json_t *const *docs, size_t *order, s
 {
     return qsort_order(&q->sort, docs, order, n, err);
 }
+
+size_t query_match_keys(const query *q, const char ***keys)
+{
+    size_t cap = q->nand + q->nor + (q->nwords > 0 ? q->nkw : 0), n = 0;
+    const char **out = malloc((cap ? cap : 1) * sizeof(*out));
+    *keys = NULL;
+    if (out == NULL)
+        return (size_t)-1;
+    for (size_t i = 0; i < cap; i++) {
+        const qpath *p = i < q->nand            ? &q->and_conds[i].path
+                         : i < q->nand + q->nor ? &q->or_conds[i - q->nand].path
+                                                : &q->kw_paths[i - q->nand - q->nor];
+        size_t j;
+        for (j = 0; j < n && strcmp(out[j], p->parts[0]) != 0; j++)
+            ;
+        if (j == n)
+            out[n++] = p->parts[0];
+    }
+    *keys = out;
+    return n;
+}
+
+int query_text_cond(const query *q, size_t i, const char **field, int *is_regex,
+                    const json_t **operand)
+{
+    const qcond *c;
+    if (i >= q->nand)
+        return -1;
+    c = &q->and_conds[i];
+    if ((c->kind != K_CONTAIN && c->kind != K_REGEX) || c->negate || c->path.nparts != 1)
+        return 0;
+    *field = c->path.text;
+    *is_regex = c->kind == K_REGEX;
+    *operand = c->value;
+    return 1;
+}

@@ -18,38 +18,190 @@ static size_t list_len(const char *const *l)
     return n;
 }
 
+/* ---- layout and shared values ------------------------------------------- */
+
+static size_t key_index(const rm_layout *lay, const char *key)
+{
+    for (size_t i = 0; i < lay->nkeys; i++)
+        if (strcmp(lay->keys[i], key) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+/* Adds the kept key (the first component of a dotted field) when new;
+ * its index in *at (may be NULL). */
+static int layout_add(rm_layout *lay, const char *field, size_t *at)
+{
+    size_t i;
+    if (field == NULL)
+        return 0;
+    if (strchr(field, '.') != NULL) { /* never indexed; kept for matching */
+        if (at != NULL)
+            *at = SIZE_MAX;
+        return 0;
+    }
+    i = key_index(lay, field);
+    if (i == SIZE_MAX) {
+        i = lay->nkeys++;
+        lay->keys[i] = field;
+    }
+    if (at != NULL)
+        *at = i;
+    return 0;
+}
+
+void rm_layout_free(rm_layout *lay)
+{
+    free(lay->keys);
+    free(lay->shared);
+    free(lay->eq);
+    free(lay->sort);
+    free(lay->dflt);
+    free(lay->kw);
+    memset(lay, 0, sizeof(*lay));
+}
+
+int rm_layout_init(rm_layout *lay, const resource_desc *res)
+{
+    const char *const *lists[] = {res->eq_fields,     res->sort_keys,    res->keyword_fields,
+                                  res->default_order, res->match_fields, res->shared_fields};
+    size_t max = 2, neq = list_len(res->eq_fields), nsort = list_len(res->sort_keys),
+           ndflt = list_len(res->default_order), nkw = list_len(res->keyword_fields);
+    memset(lay, 0, sizeof(*lay));
+    for (size_t l = 0; l < sizeof(lists) / sizeof(*lists); l++)
+        max += list_len(lists[l]);
+    lay->keys = calloc(max, sizeof(*lay->keys));
+    lay->shared = calloc(max, 1);
+    lay->eq = calloc(neq + 1, sizeof(size_t));
+    lay->sort = calloc(nsort + 1, sizeof(size_t));
+    lay->dflt = calloc(ndflt + 1, sizeof(size_t));
+    lay->kw = calloc(nkw + 1, sizeof(size_t));
+    if (lay->keys == NULL || lay->shared == NULL || lay->eq == NULL || lay->sort == NULL ||
+        lay->dflt == NULL || lay->kw == NULL) {
+        rm_layout_free(lay);
+        return -1;
+    }
+    lay->id = lay->domain = SIZE_MAX;
+    layout_add(lay, res->id_field, &lay->id);
+    layout_add(lay, res->domain_field, &lay->domain);
+    for (size_t i = 0; i < neq; i++)
+        layout_add(lay, res->eq_fields[i], &lay->eq[i]);
+    for (size_t i = 0; i < nsort; i++)
+        layout_add(lay, res->sort_keys[i], &lay->sort[i]);
+    for (size_t i = 0; i < ndflt; i++)
+        layout_add(lay, res->default_order[i], &lay->dflt[i]);
+    for (size_t i = 0; i < nkw; i++)
+        layout_add(lay, res->keyword_fields[i], &lay->kw[i]);
+    for (size_t i = 0; res->match_fields != NULL && res->match_fields[i] != NULL; i++)
+        layout_add(lay, res->match_fields[i], NULL);
+    for (size_t i = 0; res->shared_fields != NULL && res->shared_fields[i] != NULL; i++) {
+        size_t k = key_index(lay, res->shared_fields[i]);
+        if (k != SIZE_MAX)
+            lay->shared[k] = 1;
+    }
+    return 0;
+}
+
+/* The shared copy of string s (a new reference), made on first use. */
+static json_t *intern_string(rm_intern *in, const json_t *s)
+{
+    const char *v = json_string_value(s);
+    size_t len = json_string_length(s);
+    json_t *out;
+    pthread_mutex_lock(&in->lock);
+    out = rm_map_get(&in->map, v, len);
+    if (out == NULL) {
+        out = json_stringn_nocheck(v, len);
+        if (out != NULL && rm_map_put(&in->map, v, len, out) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    json_incref(out);
+    pthread_mutex_unlock(&in->lock);
+    return out;
+}
+
+static void decref_ptr(void *p)
+{
+    json_decref(p);
+}
+
+void rm_intern_free(rm_intern *in)
+{
+    rm_map_free(&in->map, decref_ptr);
+}
+
+/* The compact copy of a kept value: strings (and the string elements of an
+ * array) of a shared key are shared, anything else is copied. */
+static json_t *keep_value(readmodel *rm, const json_t *v, int shared)
+{
+    json_t *out, *e;
+    size_t i;
+    if (!shared)
+        return json_deep_copy(v);
+    if (json_is_string(v))
+        return intern_string(&rm->intern, v);
+    if (!json_is_array(v))
+        return json_deep_copy(v);
+    out = json_array();
+    json_array_foreach(v, i, e)
+    {
+        if (out != NULL && json_array_append_new(out, keep_value(rm, e, 1)) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
 /* ---- documents ------------------------------------------------------------ */
 
-readmodel_doc *rm_doc_new(const resource_desc *res, const char *domain, const char *id,
-                          const json_t *view)
+readmodel_doc *rm_doc_new(readmodel *rm, const char *domain, const char *id, const json_t *view)
 {
+    const rm_layout *lay = &rm->lay;
     readmodel_doc *d = calloc(1, sizeof(*d));
-    size_t nsort = list_len(res->sort_keys), ndflt = list_len(res->default_order);
     if (d == NULL)
         return NULL;
     atomic_init(&d->refs, 1);
-    d->domain = strdup(domain);
-    d->id = strdup(id);
-    d->view = json_deep_copy(view);
-    d->sortv = calloc(nsort ? nsort : 1, sizeof(*d->sortv));
-    d->dflt = calloc(ndflt ? ndflt : 1, sizeof(*d->dflt));
-    if (d->domain == NULL || d->id == NULL || d->view == NULL || d->sortv == NULL ||
-        d->dflt == NULL)
+    atomic_init(&d->view, NULL);
+    d->layout = lay;
+    d->vals = calloc(lay->nkeys ? lay->nkeys : 1, sizeof(*d->vals));
+    if (d->vals == NULL)
         goto fail;
-    d->bytes = json_dumps(d->view, JSON_COMPACT | JSON_ENCODE_ANY);
+    d->nvals = lay->nkeys;
+    d->bytes = json_dumps(view, JSON_COMPACT | JSON_ENCODE_ANY);
     if (d->bytes == NULL)
         goto fail;
     d->len = strlen(d->bytes);
-    for (size_t k = 0; k < nsort; k++)
-        d->sortv[k] = json_object_get(d->view, res->sort_keys[k]);
-    for (size_t k = 0; k < ndflt; k++) {
-        const char *s = json_string_value(json_object_get(d->view, res->default_order[k]));
-        d->dflt[k] = s != NULL ? s : "";
+    for (size_t k = 0; k < lay->nkeys; k++) {
+        const json_t *v = json_object_get(view, lay->keys[k]);
+        if (v != NULL && (d->vals[k] = keep_value(rm, v, lay->shared[k])) == NULL)
+            goto fail;
     }
+    /* the key usually equals the kept id and domain values: share them */
+    d->domain = json_string_value(rm_val(d, lay->domain));
+    if (d->domain == NULL || strcmp(d->domain, domain) != 0) {
+        d->domain = strdup(domain);
+        d->own_domain = 1;
+    }
+    d->id = json_string_value(rm_val(d, lay->id));
+    if (d->id == NULL || strcmp(d->id, id) != 0) {
+        d->id = strdup(id);
+        d->own_id = 1;
+    }
+    if (d->domain == NULL || d->id == NULL)
+        goto fail;
     return d;
 fail:
     readmodel_doc_release(d);
     return NULL;
+}
+
+const char *rm_dflt(const readmodel_doc *d, size_t k)
+{
+    const char *s = json_string_value(rm_val(d, d->layout->dflt[k]));
+    return s != NULL ? s : "";
 }
 
 void rm_doc_ref(readmodel_doc *d)
@@ -61,18 +213,16 @@ void readmodel_doc_release(readmodel_doc *d)
 {
     if (d == NULL || atomic_fetch_sub(&d->refs, 1) != 1)
         return;
-    free(d->domain);
-    free(d->id);
-    json_decref(d->view);
+    if (d->own_domain)
+        free((char *)d->domain);
+    if (d->own_id)
+        free((char *)d->id);
+    for (size_t k = 0; d->vals != NULL && k < d->nvals; k++)
+        json_decref(d->vals[k]);
+    free(d->vals);
+    json_decref(atomic_load(&d->view));
     free(d->bytes);
-    free(d->sortv);
-    free(d->dflt);
     free(d);
-}
-
-const json_t *readmodel_doc_view(const readmodel_doc *d)
-{
-    return d->view;
 }
 
 const char *readmodel_doc_bytes(const readmodel_doc *d, size_t *len)
@@ -82,13 +232,34 @@ const char *readmodel_doc_bytes(const readmodel_doc *d, size_t *len)
     return d->bytes;
 }
 
+json_t *readmodel_doc_decode(const readmodel_doc *d)
+{
+    return json_loadb(d->bytes, d->len, JSON_ALLOW_NUL, NULL);
+}
+
+const json_t *readmodel_doc_view(const readmodel_doc *d)
+{
+    readmodel_doc *w = (readmodel_doc *)d; /* the cache is not part of the value */
+    json_t *v = atomic_load(&w->view), *expected = NULL;
+    if (v != NULL)
+        return v;
+    v = readmodel_doc_decode(d);
+    if (v == NULL)
+        return NULL;
+    if (!atomic_compare_exchange_strong(&w->view, &expected, v)) {
+        json_decref(v); /* another thread decoded it first */
+        v = expected;
+    }
+    return v;
+}
+
 /* ---- orders ---------------------------------------------------------------- */
 
 int rm_cmp_default(const rm_state *st, const readmodel_doc *a, const readmodel_doc *b)
 {
     int c;
     for (size_t k = 0; k < st->ndflt; k++)
-        if ((c = strcmp(a->dflt[k], b->dflt[k])) != 0)
+        if ((c = strcmp(rm_dflt(a, k), rm_dflt(b, k))) != 0)
             return c;
     if ((c = strcmp(a->domain, b->domain)) != 0)
         return c;
@@ -97,7 +268,8 @@ int rm_cmp_default(const rm_state *st, const readmodel_doc *a, const readmodel_d
 
 int rm_cmp_key(const rm_state *st, size_t k, const readmodel_doc *a, const readmodel_doc *b)
 {
-    int c = query_value_cmp(a->sortv[k], b->sortv[k]);
+    const json_t *x = RM_SORTV(a, k), *y = RM_SORTV(b, k);
+    int c = x == y ? 0 : query_value_cmp(x, y);
     return c != 0 ? c : rm_cmp_default(st, a, b);
 }
 
@@ -150,37 +322,137 @@ static void order_del(rm_state *st, rm_order *o, size_t k, uint32_t s)
 
 typedef struct {
     const rm_state *st;
-    size_t k;
 } sort_ctx;
 
-static int cmp_for_sort(const void *a, const void *b, void *arg)
+static int cmp_default_slots(const void *a, const void *b, void *arg)
 {
     const sort_ctx *c = arg;
-    const readmodel_doc *x = c->st->slot[*(const uint32_t *)a];
-    const readmodel_doc *y = c->st->slot[*(const uint32_t *)b];
-    return c->k == SIZE_MAX ? rm_cmp_default(c->st, x, y) : rm_cmp_key(c->st, c->k, x, y);
+    return rm_cmp_default(c->st, c->st->slot[*(const uint32_t *)a],
+                          c->st->slot[*(const uint32_t *)b]);
 }
 
-/* Ends a bulk build: sorts the orders that were appended to. */
-static void finish_bulk(rm_state *st)
+/* Sort entries with their keys pulled out of the documents, so that the
+ * bulk sorts compare compact arrays rather than chase pointers. */
+#define DFLT_MAX 6
+typedef struct {
+    const char *f[DFLT_MAX]; /* default-order fields, then domain and id */
+    uint32_t slot;
+} dflt_ent;
+
+typedef struct {
+    const json_t *v;
+    int trank; /* 1 null / missing, 3 string, 0 anything else */
+    uint32_t rank;
+    uint32_t slot;
+} key_ent;
+
+static int cmp_dflt_ent(const void *a, const void *b, void *arg)
 {
-    sort_ctx c = {st, SIZE_MAX};
+    const dflt_ent *x = a, *y = b;
+    size_t n = *(const size_t *)arg;
+    for (size_t i = 0; i < n; i++) {
+        int c = strcmp(x->f[i], y->f[i]);
+        if (c != 0)
+            return c;
+    }
+    return 0;
+}
+
+static int cmp_key_ent(const void *a, const void *b)
+{
+    const key_ent *x = a, *y = b;
+    int c;
+    if (x->trank == 3 && y->trank == 3) {
+        size_t lx = json_string_length(x->v), ly = json_string_length(y->v);
+        c = x->v == y->v
+                ? 0
+                : memcmp(json_string_value(x->v), json_string_value(y->v), lx < ly ? lx : ly);
+        if (c == 0)
+            c = (lx > ly) - (lx < ly);
+    } else if (x->trank == 1 && y->trank == 1)
+        c = 0;
+    else
+        c = query_value_cmp(x->v, y->v);
+    return c != 0 ? c : (x->rank > y->rank) - (x->rank < y->rank);
+}
+
+static int sort_default(rm_state *st)
+{
+    size_t n = st->dorder.n, nf = st->ndflt + 2;
+    dflt_ent *e;
+    if (nf > DFLT_MAX) {
+        sort_ctx c = {st};
+        qsort_r(st->dorder.v, n, sizeof(*st->dorder.v), cmp_default_slots, &c);
+        return 0;
+    }
+    e = malloc(n * sizeof(*e));
+    if (e == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const readmodel_doc *d = st->slot[st->dorder.v[i]];
+        for (size_t k = 0; k < st->ndflt; k++)
+            e[i].f[k] = rm_dflt(d, k);
+        e[i].f[st->ndflt] = d->domain;
+        e[i].f[st->ndflt + 1] = d->id;
+        e[i].slot = st->dorder.v[i];
+    }
+    qsort_r(e, n, sizeof(*e), cmp_dflt_ent, &nf);
+    for (size_t i = 0; i < n; i++)
+        st->dorder.v[i] = e[i].slot;
+    free(e);
+    return 0;
+}
+
+static int sort_key(rm_state *st, size_t k, const uint32_t *rank, key_ent *e)
+{
+    rm_order *o = &st->orders[k];
+    for (size_t i = 0; i < o->n; i++) {
+        const json_t *v = RM_SORTV(st->slot[o->v[i]], k);
+        e[i].v = v;
+        e[i].trank = v == NULL || json_is_null(v) ? 1 : json_is_string(v) ? 3 : 0;
+        e[i].rank = rank[o->v[i]];
+        e[i].slot = o->v[i];
+    }
+    qsort(e, o->n, sizeof(*e), cmp_key_ent);
+    for (size_t i = 0; i < o->n; i++)
+        o->v[i] = e[i].slot;
+    return 0;
+}
+
+/* Ends a bulk build: sorts the orders that were appended to, the default
+ * order first, whose ranks then break the sort keys' ties. */
+static int finish_bulk(rm_state *st)
+{
+    uint32_t *rank = NULL;
+    key_ent *e = NULL;
+    int rc = -1;
     st->bulk = 0;
-    if (st->dorder.n < 2) /* qsort_r wants a non-NULL array */
-        return;
-    qsort_r(st->dorder.v, st->dorder.n, sizeof(*st->dorder.v), cmp_for_sort, &c);
-    for (c.k = 0; c.k < st->nsort; c.k++)
-        qsort_r(st->orders[c.k].v, st->orders[c.k].n, sizeof(uint32_t), cmp_for_sort, &c);
+    if (st->dorder.n < 2) /* qsort wants a non-NULL array */
+        return 0;
+    rank = malloc(st->nslots * sizeof(*rank));
+    e = malloc(st->dorder.n * sizeof(*e));
+    if (rank == NULL || e == NULL || sort_default(st) != 0)
+        goto done;
+    for (size_t i = 0; i < st->dorder.n; i++)
+        rank[st->dorder.v[i]] = (uint32_t)i;
+    for (size_t k = 0; k < st->nsort; k++)
+        sort_key(st, k, rank, e);
+    rc = 0;
+done:
+    free(rank);
+    free(e);
+    return rc;
 }
 
 /* ---- state ----------------------------------------------------------------- */
 
-rm_state *rm_state_new(const resource_desc *res)
+rm_state *rm_state_new(const resource_desc *res, const rm_layout *lay)
 {
     rm_state *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return NULL;
     st->res = res;
+    st->lay = lay;
     st->neq = list_len(res->eq_fields);
     st->nsort = list_len(res->sort_keys);
     st->ndflt = list_len(res->default_order);
@@ -240,7 +512,7 @@ static size_t doc_key(const char *domain, const char *id, char **out)
  * field's array holders (del: removes it). */
 static int eq_index(rm_state *st, size_t f, uint32_t s, int del)
 {
-    const json_t *v = json_object_get(st->slot[s]->view, st->res->eq_fields[f]);
+    const json_t *v = rm_val(st->slot[s], st->lay->eq[f]);
     if (json_is_string(v)) {
         if (del)
             rm_post_del(&st->eq[f], json_string_value(v), json_string_length(v), s);
@@ -260,7 +532,7 @@ static int eq_index(rm_state *st, size_t f, uint32_t s, int del)
 static int doc_trigrams(const rm_state *st, const readmodel_doc *d, rm_ids *out)
 {
     for (size_t f = 0; f < st->nkw; f++) {
-        const json_t *v = json_object_get(d->view, st->res->keyword_fields[f]), *e;
+        const json_t *v = rm_val(d, st->lay->kw[f]), *e;
         size_t i;
         if (json_is_string(v) && rm_trigrams(json_string_value(v), json_string_length(v), out))
             return -1;
@@ -303,7 +575,7 @@ static void unindex(rm_state *st, uint32_t s)
     order_del(st, &st->dorder, SIZE_MAX, s);
     for (size_t k = 0; k < st->nsort; k++) {
         order_del(st, &st->orders[k], k, s);
-        st->narray[k] -= json_is_array(d->sortv[k]);
+        st->narray[k] -= json_is_array(RM_SORTV(d, k));
     }
     readmodel_doc_release(d);
     st->slot[s] = NULL;
@@ -384,7 +656,7 @@ int rm_state_put(rm_state *st, readmodel_doc *d)
         }
     }
     for (size_t k = 0; k < st->nsort; k++)
-        st->narray[k] += json_is_array(d->sortv[k]);
+        st->narray[k] += json_is_array(RM_SORTV(d, k));
     if (order_add(st, &st->dorder, SIZE_MAX, s) != 0)
         goto undo;
     for (size_t k = 0; k < st->nsort; k++)
@@ -409,9 +681,17 @@ rd_status readmodel_create(const resource_desc *res, readmodel **out, rd_error *
     if (rm == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
     rm->res = res;
-    rm->st = rm_state_new(res);
-    if (rm->st == NULL || pthread_rwlock_init(&rm->lock, NULL) != 0) {
+    if (rm_layout_init(&rm->lay, res) != 0 || (rm->st = rm_state_new(res, &rm->lay)) == NULL ||
+        pthread_mutex_init(&rm->intern.lock, NULL) != 0) {
         rm_state_free(rm->st);
+        rm_layout_free(&rm->lay);
+        free(rm);
+        return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+    }
+    if (pthread_rwlock_init(&rm->lock, NULL) != 0) {
+        pthread_mutex_destroy(&rm->intern.lock);
+        rm_state_free(rm->st);
+        rm_layout_free(&rm->lay);
         free(rm);
         return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
     }
@@ -425,13 +705,16 @@ void readmodel_destroy(readmodel *rm)
         return;
     rm_state_free(rm->st);
     pthread_rwlock_destroy(&rm->lock);
+    rm_intern_free(&rm->intern);
+    pthread_mutex_destroy(&rm->intern.lock);
+    rm_layout_free(&rm->lay);
     free(rm);
 }
 
 rd_status readmodel_put(readmodel *rm, const char *domain, const char *id, const json_t *view,
                         rd_error *err)
 {
-    readmodel_doc *d = rm_doc_new(rm->res, domain, id, view);
+    readmodel_doc *d = rm_doc_new(rm, domain, id, view);
     int rc;
     if (d == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
@@ -456,34 +739,78 @@ static const char *str_or_empty(const json_t *v)
     return s != NULL ? s : "";
 }
 
+struct readmodel_builder {
+    readmodel *rm;
+    rm_state *st;
+};
+
+rd_status readmodel_build_begin(readmodel *rm, readmodel_builder **out, rd_error *err)
+{
+    readmodel_builder *b = calloc(1, sizeof(*b));
+    *out = NULL;
+    if (b == NULL || (b->st = rm_state_new(rm->res, &rm->lay)) == NULL) {
+        free(b);
+        return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+    }
+    b->rm = rm;
+    b->st->bulk = 1;
+    *out = b;
+    return RD_OK;
+}
+
+rd_status readmodel_build_add(readmodel_builder *b, const json_t *view, rd_error *err)
+{
+    const resource_desc *res = b->rm->res;
+    const char *dom =
+        res->domain_field != NULL ? str_or_empty(json_object_get(view, res->domain_field)) : "";
+    readmodel_doc *d =
+        rm_doc_new(b->rm, dom, str_or_empty(json_object_get(view, res->id_field)), view);
+    if (d == NULL || rm_state_put(b->st, d) != 0)
+        return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+    return RD_OK;
+}
+
+rd_status readmodel_build_finish(readmodel_builder *b, rd_error *err)
+{
+    rm_state *old;
+    if (finish_bulk(b->st) != 0) {
+        readmodel_build_abort(b);
+        return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+    }
+    pthread_rwlock_wrlock(&b->rm->lock);
+    old = b->rm->st;
+    b->rm->st = b->st;
+    pthread_rwlock_unlock(&b->rm->lock);
+    rm_state_free(old);
+    free(b);
+    return RD_OK;
+}
+
+void readmodel_build_abort(readmodel_builder *b)
+{
+    if (b == NULL)
+        return;
+    rm_state_free(b->st);
+    free(b);
+}
+
 rd_status readmodel_build(readmodel *rm, const json_t *views, rd_error *err)
 {
-    rm_state *st = rm_state_new(rm->res), *old;
-    rd_status rc = RD_OK;
+    readmodel_builder *b = NULL;
+    rd_status rc = readmodel_build_begin(rm, &b, err);
     size_t i;
     const json_t *v;
-    if (st == NULL)
-        return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
-    st->bulk = 1;
+    if (rc != RD_OK)
+        return rc;
     json_array_foreach(views, i, v)
     {
-        const char *dom = rm->res->domain_field != NULL
-                              ? str_or_empty(json_object_get(v, rm->res->domain_field))
-                              : "";
-        readmodel_doc *d =
-            rm_doc_new(rm->res, dom, str_or_empty(json_object_get(v, rm->res->id_field)), v);
-        if (d == NULL || rm_state_put(st, d) != 0) {
-            rm_state_free(st);
-            return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+        rc = readmodel_build_add(b, v, err);
+        if (rc != RD_OK) {
+            readmodel_build_abort(b);
+            return rc;
         }
     }
-    finish_bulk(st);
-    pthread_rwlock_wrlock(&rm->lock);
-    old = rm->st;
-    rm->st = st;
-    pthread_rwlock_unlock(&rm->lock);
-    rm_state_free(old);
-    return rc;
+    return readmodel_build_finish(b, err);
 }
 
 size_t readmodel_count(readmodel *rm)

@@ -59,17 +59,53 @@ int rm_trigrams(const char *s, size_t len, rm_ids *out);
 
 /* ---- documents and state ----------------------------------------------- */
 
+/* Where a resource's kept keys live in a document's compact form: the kept
+ * (top-level) keys, and the index among them of every field the indexes and
+ * orders read.  Computed once per model. */
+typedef struct {
+    const char **keys; /* nkeys kept keys (borrowed from the description) */
+    unsigned char *shared;
+    size_t nkeys;
+    size_t id, domain;             /* the id and domain fields' key index */
+    size_t *eq, *sort, *dflt, *kw; /* per eq field / sort key / ...: key index */
+} rm_layout;
+
+/* A document: its key, its view as ready bytes (JSON_COMPACT), and the
+ * values of the kept keys (shared, immutable), which is what filters,
+ * orders and indexes read; the whole view is decoded from the bytes when a
+ * caller needs it. */
 struct readmodel_doc {
     atomic_long refs;
-    char *domain;
-    char *id;
-    json_t *view;
+    const char *domain; /* owned, or borrowed from the kept value */
+    const char *id;
     char *bytes;
     size_t len;
-    const json_t **sortv; /* per resource sort key: borrowed from view */
-    const char **dflt;    /* per default-order field: borrowed ("" if none) */
-    int eq_array;         /* some eq field holds an array */
+    json_t **vals; /* per kept key: a reference, NULL = missing */
+    size_t nvals;
+    _Atomic(json_t *) view;  /* readmodel_doc_view's decoded view, or NULL */
+    const rm_layout *layout; /* borrowed from the model */
+    unsigned char eq_array;  /* some eq field holds an array */
+    unsigned char own_domain, own_id;
 };
+
+/* The value of sort key k / default-order field k of d. */
+static inline const json_t *rm_val(const readmodel_doc *d, size_t i)
+{
+    return i < d->nvals ? d->vals[i] : NULL;
+}
+#define RM_SORTV(d, k) rm_val((d), (d)->layout->sort[k])
+const char *rm_dflt(const readmodel_doc *d, size_t k);
+
+int rm_layout_init(rm_layout *lay, const resource_desc *res); /* -1 on OOM */
+void rm_layout_free(rm_layout *lay);
+
+/* The shared copies of repeated values (resource shared_fields). */
+typedef struct {
+    pthread_mutex_t lock;
+    rm_map map; /* string bytes -> json_t (one reference held) */
+} rm_intern;
+
+void rm_intern_free(rm_intern *in);
 
 typedef struct {
     uint32_t *v;
@@ -79,6 +115,7 @@ typedef struct {
 
 typedef struct {
     const resource_desc *res;
+    const rm_layout *lay;
     size_t neq, nsort, ndflt, nkw;
     int kw_indexable; /* every keyword field is a top-level key */
     readmodel_doc **slot;
@@ -101,15 +138,30 @@ struct readmodel {
     const resource_desc *res;
     pthread_rwlock_t lock;
     rm_state *st;
+    rm_layout lay;
+    rm_intern intern;
 };
 
-rm_state *rm_state_new(const resource_desc *res);
+rm_state *rm_state_new(const resource_desc *res, const rm_layout *lay);
 void rm_state_free(rm_state *st);
 int rm_state_put(rm_state *st, readmodel_doc *d); /* takes d; -1 on OOM */
 int rm_state_del(rm_state *st, const char *domain, const char *id);
-readmodel_doc *rm_doc_new(const resource_desc *res, const char *domain, const char *id,
-                          const json_t *view);
+/* A new document (domain, id) of view (borrowed: its kept values are copied
+ * or shared through rm->intern).  NULL when memory runs out. */
+readmodel_doc *rm_doc_new(readmodel *rm, const char *domain, const char *id, const json_t *view);
 void rm_doc_ref(readmodel_doc *d);
+
+/* The slots (ascending) of the documents of the given domains that match q
+ * (NULL = all), appended to *matched; *tested counts the documents
+ * query_match had to test.  Under the read lock; -1 on OOM. */
+int rm_match_slots(const rm_state *st, const query *q, const char *const *domains, size_t ndomains,
+                   rm_ids *matched, size_t *tested);
+
+/* The slots of the documents of the given domains that match q (NULL =
+ * all), in default order, into *ordered (empty; free its v); *tested counts
+ * the documents query_match had to test.  Under the read lock; -1 on OOM. */
+int rm_matches_in_order(const rm_state *st, const query *q, const char *const *domains,
+                        size_t ndomains, rm_ids *ordered, size_t *tested);
 
 /* Default order, and the order of sort key k (then default order). */
 int rm_cmp_default(const rm_state *st, const readmodel_doc *a, const readmodel_doc *b);

@@ -134,7 +134,8 @@ static size_t lower_bound(const rm_ids *s, uint32_t id)
 
 int rm_ids_add(rm_ids *s, uint32_t id)
 {
-    size_t pos = lower_bound(s, id);
+    /* ids mostly come in ascending order (a bulk build): append */
+    size_t pos = s->n == 0 || s->v[s->n - 1] < id ? s->n : lower_bound(s, id);
     if (pos < s->n && s->v[pos] == id)
         return 0;
     if (s->n == s->cap) {

@@ -133,6 +133,123 @@ done:
     return rc;
 }
 
+/* ---- trigram prefilter for contain / regex -------------------------------- */
+
+/* A byte that stands for itself in an extended regular expression (ASCII
+ * only: the matching is ASCII case-insensitive in the C locale). */
+static int regex_literal(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr(" -_/:@,=#%!~'\"<>;&", ch) != NULL);
+}
+
+/* Appends the trigrams of run[0..*n) to out and empties the run. */
+static int flush_run(char *run, size_t *n, rm_ids *out)
+{
+    int rc = rm_trigrams(run, *n, out);
+    *n = 0;
+    return rc;
+}
+
+/* Appends to out the trigrams of literal runs that every match of the
+ * extended regular expression p contains; conservative: a pattern with
+ * alternation gives none, and the scan stops at the first group or
+ * bracket expression (what precedes it is still required).  -1 on OOM. */
+static int regex_trigrams(const char *p, rm_ids *out)
+{
+    char run[128];
+    size_t n = 0;
+    if (strchr(p, '|') != NULL)
+        return 0;
+    for (size_t i = 0; p[i] != '\0'; i++) {
+        unsigned char ch = (unsigned char)p[i], next = (unsigned char)p[i + 1];
+        if (regex_literal(ch)) {
+            if (next == '?' || next == '*' || next == '{') { /* optional */
+                if (flush_run(run, &n, out) != 0)
+                    return -1;
+                continue;
+            }
+            if (n == sizeof(run) && flush_run(run, &n, out) != 0)
+                return -1;
+            run[n++] = (char)ch;
+            if (next == '+' && flush_run(run, &n, out) != 0)
+                return -1;
+            continue;
+        }
+        if (flush_run(run, &n, out) != 0)
+            return -1;
+        if (ch == '(' || ch == '[')
+            return 0;
+        if (ch == '{') /* an interval: its digits are no literal */
+            while (p[i + 1] != '\0' && p[i] != '}')
+                i++;
+        else if (ch == '\\' && next != '\0') /* an escape: skip its atom */
+            i++;
+    }
+    return flush_run(run, &n, out);
+}
+
+/* *out = the documents holding every trigram in tris (some may repeat). */
+static int tri_all(const rm_state *st, const rm_ids *tris, cset *out)
+{
+    static const rm_ids none = {0};
+    out->all = 1;
+    out->s.n = 0;
+    for (size_t t = 0; t < tris->n; t++) {
+        char key[3] = {(char)(tris->v[t] >> 16), (char)(tris->v[t] >> 8), (char)tris->v[t]};
+        const rm_ids *p = rm_map_get(&st->tri, key, 3);
+        if (cset_and(out, p != NULL ? p : &none) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Narrows c by the trigram index for each positive contain / regex (and
+ * their _in forms) on a keyword field: every match holds, in its keyword
+ * fields, the (lower-cased) trigrams of a contain operand of 3 bytes or
+ * more, or of the literal runs a pattern requires.  Over-approximates;
+ * query_match confirms. */
+static int text_prefilter(const rm_state *st, const query *q, cset *c)
+{
+    rm_ids tris = {0};
+    cset one = {{0}, 1}, any = {{0}, 0};
+    const char *field;
+    const json_t *operand;
+    int is_regex, r, rc = -1;
+    for (size_t i = 0; (r = query_text_cond(q, i, &field, &is_regex, &operand)) >= 0; i++) {
+        size_t nops, o;
+        if (r == 0 || !st->kw_indexable || !resource_has_key(st->res->keyword_fields, field))
+            continue;
+        nops = json_is_array(operand) ? json_array_size(operand) : 1;
+        any.s.n = 0;
+        for (o = 0; o < nops; o++) { /* the union over the operands */
+            const char *text =
+                json_string_value(json_is_array(operand) ? json_array_get(operand, o) : operand);
+            tris.n = 0;
+            if (text == NULL)
+                break;
+            if ((is_regex ? regex_trigrams(text, &tris) : rm_trigrams(text, strlen(text), &tris)) !=
+                0)
+                goto done;
+            if (tris.n == 0) /* this operand does not narrow: nor does the condition */
+                break;
+            if (tri_all(st, &tris, &one) != 0 || ids_append(&any.s, &one.s) != 0)
+                goto done;
+        }
+        if (o < nops || nops == 0)
+            continue;
+        ids_normalise(&any.s);
+        if (cset_and(c, &any.s) != 0)
+            goto done;
+    }
+    rc = 0;
+done:
+    free(tris.v);
+    free(one.s.v);
+    free(any.s.v);
+    return rc;
+}
+
 /* Narrows c by every index the query allows. */
 static int candidates(const rm_state *st, const query *q, const char *const *domains,
                       size_t ndomains, cset *c)
@@ -168,6 +285,8 @@ static int candidates(const rm_state *st, const query *q, const char *const *dom
         if (cset_and(c, &u) != 0)
             goto done;
     }
+    if (text_prefilter(st, q, c) != 0)
+        goto done;
     nwords = query_keyword_words(q, &words);
     for (size_t w = 0; st->kw_indexable && w < nwords; w++) {
         u.n = 0;
@@ -201,6 +320,99 @@ done:
     return rc;
 }
 
+/* ---- matching on the compact form ----------------------------------------- */
+
+/* Tests documents against q on their kept values when every key q reads is
+ * kept (a scratch object holding just those keys), else on the view decoded
+ * from the bytes. */
+typedef struct {
+    const query *q;
+    const char **keys; /* the keys q reads (borrowed from q) */
+    size_t *idx;       /* their kept-key indexes */
+    size_t n;
+    int decode;
+    json_t *scratch;
+} rm_matcher;
+
+static void matcher_free(rm_matcher *m)
+{
+    free(m->keys);
+    free(m->idx);
+    json_decref(m->scratch);
+    memset(m, 0, sizeof(*m));
+}
+
+static size_t kept_index(const rm_state *st, const char *key, size_t len)
+{
+    for (size_t k = 0; k < st->lay->nkeys; k++)
+        if (strncmp(st->lay->keys[k], key, len) == 0 && st->lay->keys[k][len] == '\0')
+            return k;
+    return SIZE_MAX;
+}
+
+static int matcher_init(rm_matcher *m, const rm_state *st, const query *q)
+{
+    memset(m, 0, sizeof(*m));
+    m->q = q;
+    m->n = query_match_keys(q, &m->keys);
+    if (m->n == (size_t)-1) {
+        m->n = 0;
+        return -1;
+    }
+    m->idx = calloc(m->n ? m->n : 1, sizeof(*m->idx));
+    m->scratch = json_object();
+    if (m->idx == NULL || m->scratch == NULL) {
+        matcher_free(m);
+        return -1;
+    }
+    for (size_t i = 0; i < m->n; i++)
+        if ((m->idx[i] = kept_index(st, m->keys[i], strlen(m->keys[i]))) == SIZE_MAX)
+            m->decode = 1;
+    return 0;
+}
+
+/* 1 / 0: d matches or not; -1 when memory runs out. */
+static int matcher_test(rm_matcher *m, const readmodel_doc *d)
+{
+    int r;
+    if (m->decode) {
+        json_t *v = readmodel_doc_decode(d);
+        if (v == NULL)
+            return -1;
+        r = query_match(m->q, v);
+        json_decref(v);
+        return r;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        json_t *v = d->vals[m->idx[i]];
+        if (v != NULL ? json_object_set(m->scratch, m->keys[i], v) != 0
+                      : (json_object_del(m->scratch, m->keys[i]), 0))
+            return -1;
+    }
+    return query_match(m->q, m->scratch);
+}
+
+/* A new object standing for d in the engine's sort by q: its sort keys' kept
+ * values, or the decoded view when a sort key is not kept.  NULL on OOM. */
+static json_t *sort_object(const rm_state *st, const query *q, const readmodel_doc *d)
+{
+    json_t *o = json_object();
+    const char *key;
+    int desc;
+    for (size_t i = 0; o != NULL && query_sort_key(q, i, &key, &desc); i++) {
+        size_t len = strcspn(key, "."), k = kept_index(st, key, len);
+        if (k == SIZE_MAX) {
+            json_decref(o);
+            return readmodel_doc_decode(d);
+        }
+        if (d->vals[k] != NULL && json_object_set(o, st->lay->keys[k], d->vals[k]) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    return o;
+}
+
 /* ---- ordering -------------------------------------------------------------- */
 
 typedef struct {
@@ -216,7 +428,7 @@ static int cmp_slots(const void *a, const void *b, void *arg)
     const readmodel_doc *y = o->st->slot[*(const uint32_t *)b];
     int c = 0;
     if (o->k != SIZE_MAX) {
-        c = query_value_cmp(x->sortv[o->k], y->sortv[o->k]);
+        c = query_value_cmp(RM_SORTV(x, o->k), RM_SORTV(y, o->k));
         if (o->desc)
             c = -c;
     }
@@ -227,8 +439,22 @@ static int cmp_slots(const void *a, const void *b, void *arg)
  * the sort is one kept key (or none) without array values, else the query
  * engine's sort over the matches in default order.  On return *order holds
  * at least the first `to` matches in order (possibly all). */
-static int order_matches(const rm_state *st, const query *q, rm_ids *matched, size_t to,
-                         rm_ids *ordered, rd_error *err)
+/* Is slot s one of the matches: marked, or (mark NULL: every document of
+ * the domains matches) in the domains? */
+static int accepted(const rm_state *st, const unsigned char *mark, const char *const *domains,
+                    size_t ndomains, uint32_t s)
+{
+    if (mark != NULL)
+        return mark[s];
+    return domains == NULL || in_domains(st->slot[s], domains, ndomains);
+}
+
+/* matched NULL: every document of the domains matches (the query has no
+ * condition); then 1 is returned, doing nothing, when the order is not a
+ * kept one. */
+static int order_matches(const rm_state *st, const query *q, rm_ids *matched,
+                         const char *const *domains, size_t ndomains, size_t to, rm_ids *ordered,
+                         rd_error *err)
 {
     const char *key, *key2;
     int desc = 0, desc2;
@@ -236,7 +462,7 @@ static int order_matches(const rm_state *st, const query *q, rm_ids *matched, si
     const rm_order *kept = &st->dorder;
     unsigned char *mark = NULL;
     size_t *idx = NULL;
-    const json_t **docs = NULL;
+    json_t **docs = NULL;
     int rc = -1;
 
     if (query_sort_key(q, 0, &key, &desc)) {
@@ -244,27 +470,33 @@ static int order_matches(const rm_state *st, const query *q, rm_ids *matched, si
         for (k = 0; k < st->nsort; k++)
             if (strcmp(st->res->sort_keys[k], key) == 0)
                 break;
-        if (k == st->nsort || st->narray[k] > 0 || query_sort_key(q, 1, &key2, &desc2))
+        if (k == st->nsort || st->narray[k] > 0 || query_sort_key(q, 1, &key2, &desc2)) {
+            if (matched == NULL)
+                return 1;
             goto general;
+        }
         o.k = k;
         o.desc = desc;
         kept = &st->orders[k];
     }
-    if (matched->n * 16 < st->count) { /* few matches: sort them */
+    if (matched != NULL && matched->n * 16 < st->count) { /* few matches: sort them */
         qsort_r(matched->v, matched->n, sizeof(*matched->v), cmp_slots, &o);
         *ordered = *matched;
         memset(matched, 0, sizeof(*matched));
         return 0;
     }
     /* many matches: walk the kept order until the page is full */
-    mark = calloc(st->nslots ? st->nslots : 1, 1);
-    if (mark == NULL)
-        goto done;
-    for (size_t i = 0; i < matched->n; i++)
-        mark[matched->v[i]] = 1;
+    if (matched != NULL) {
+        mark = calloc(st->nslots ? st->nslots : 1, 1);
+        if (mark == NULL)
+            goto done;
+        for (size_t i = 0; i < matched->n; i++)
+            mark[matched->v[i]] = 1;
+    }
     if (!o.desc) {
         for (size_t i = 0; i < kept->n && ordered->n < to; i++)
-            if (mark[kept->v[i]] && ids_push(ordered, kept->v[i]) != 0)
+            if (accepted(st, mark, domains, ndomains, kept->v[i]) &&
+                ids_push(ordered, kept->v[i]) != 0)
                 goto done;
     } else {
         /* descending: groups of equal values from the end, each group in
@@ -272,11 +504,12 @@ static int order_matches(const rm_state *st, const query *q, rm_ids *matched, si
         size_t i = kept->n;
         while (i > 0 && ordered->n < to) {
             size_t j = i - 1;
-            const json_t *v = st->slot[kept->v[j]]->sortv[o.k];
-            while (j > 0 && query_value_cmp(st->slot[kept->v[j - 1]]->sortv[o.k], v) == 0)
+            const json_t *v = RM_SORTV(st->slot[kept->v[j]], o.k);
+            while (j > 0 && query_value_cmp(RM_SORTV(st->slot[kept->v[j - 1]], o.k), v) == 0)
                 j--;
             for (size_t g = j; g < i && ordered->n < to; g++)
-                if (mark[kept->v[g]] && ids_push(ordered, kept->v[g]) != 0)
+                if (accepted(st, mark, domains, ndomains, kept->v[g]) &&
+                    ids_push(ordered, kept->v[g]) != 0)
                     goto done;
             i = j;
         }
@@ -287,14 +520,15 @@ general:
     o.k = SIZE_MAX;
     qsort_r(matched->v, matched->n, sizeof(*matched->v), cmp_slots, &o);
     idx = malloc((matched->n ? matched->n : 1) * sizeof(*idx));
-    docs = malloc((matched->n ? matched->n : 1) * sizeof(*docs));
+    docs = calloc(matched->n ? matched->n : 1, sizeof(*docs));
     if (idx == NULL || docs == NULL)
         goto done;
     for (size_t i = 0; i < matched->n; i++) {
         idx[i] = i;
-        docs[i] = st->slot[matched->v[i]]->view;
+        if ((docs[i] = sort_object(st, q, st->slot[matched->v[i]])) == NULL)
+            goto done;
     }
-    if (query_sort(q, docs, idx, matched->n, err) != RD_OK)
+    if (query_sort(q, (const json_t *const *)docs, idx, matched->n, err) != RD_OK)
         goto done;
     for (size_t i = 0; i < matched->n; i++)
         if (ids_push(ordered, matched->v[idx[i]]) != 0)
@@ -303,6 +537,8 @@ general:
 done:
     free(mark);
     free(idx);
+    for (size_t i = 0; docs != NULL && i < matched->n; i++)
+        json_decref(docs[i]);
     free(docs);
     return rc;
 }
@@ -311,14 +547,15 @@ done:
 
 /* The slots (ascending) of the documents of the given domains that match q
  * (NULL = every document of those domains).  Under the read lock. */
-static int match_slots(const rm_state *st, const query *q, const char *const *domains,
-                       size_t ndomains, rm_ids *matched)
+int rm_match_slots(const rm_state *st, const query *q, const char *const *domains, size_t ndomains,
+                   rm_ids *matched, size_t *tested)
 {
     cset c = {{0}, 1};
+    rm_matcher m = {0};
     size_t n;
     int exact = 0, rc = -1;
     if (q != NULL) {
-        if (candidates(st, q, domains, ndomains, &c) != 0)
+        if (matcher_init(&m, st, q) != 0 || candidates(st, q, domains, ndomains, &c) != 0)
             goto done;
         /* The postings are exact when the query only constrains eq fields,
          * but a document holding an array there is still matched in full. */
@@ -332,61 +569,109 @@ static int match_slots(const rm_state *st, const query *q, const char *const *do
     for (size_t i = 0; i < n; i++) {
         uint32_t s = c.all ? (uint32_t)i : c.s.v[i];
         const readmodel_doc *d = st->slot[s];
-        if (d != NULL && (q == NULL || (exact && !d->eq_array) || query_match(q, d->view)) &&
-            ids_push(matched, s) != 0)
+        int r = 1;
+        if (d == NULL)
+            continue;
+        if (q != NULL && !(exact && !d->eq_array) && ((*tested)++, r = matcher_test(&m, d)) < 0)
+            goto done;
+        if (r && ids_push(matched, s) != 0)
             goto done;
     }
     rc = 0;
 done:
+    matcher_free(&m);
     free(c.s.v);
+    return rc;
+}
+
+int rm_matches_in_order(const rm_state *st, const query *q, const char *const *domains,
+                        size_t ndomains, rm_ids *ordered, size_t *tested)
+{
+    rm_ids matched = {0};
+    ord_ctx o = {st, SIZE_MAX, 0};
+    unsigned char *mark = NULL;
+    int rc = -1;
+    if (rm_match_slots(st, q, domains, ndomains, &matched, tested) != 0)
+        goto done;
+    if (matched.n * 16 < st->count) { /* few: sort them */
+        if (matched.n > 1)
+            qsort_r(matched.v, matched.n, sizeof(*matched.v), cmp_slots, &o);
+        *ordered = matched;
+        memset(&matched, 0, sizeof(matched));
+        rc = 0;
+        goto done;
+    }
+    /* many: pick them from the default order */
+    mark = calloc(st->nslots ? st->nslots : 1, 1);
+    if (mark == NULL)
+        goto done;
+    for (size_t i = 0; i < matched.n; i++)
+        mark[matched.v[i]] = 1;
+    for (size_t i = 0, n = 0; i < st->dorder.n && n < matched.n; i++)
+        if (mark[st->dorder.v[i]])
+            matched.v[n++] = st->dorder.v[i];
+    *ordered = matched;
+    memset(&matched, 0, sizeof(matched));
+    rc = 0;
+done:
+    free(mark);
+    free(matched.v);
     return rc;
 }
 
 rd_status readmodel_matches(readmodel *rm, const query *q, const char *const *domains,
                             size_t ndomains, readmodel_result *out, rd_error *err)
 {
-    rm_state *st;
-    rm_ids matched = {0};
-    ord_ctx o = {NULL, SIZE_MAX, 0};
-    unsigned char *mark = NULL;
+    rm_ids ordered = {0};
     rd_status rc = RD_OK;
 
     memset(out, 0, sizeof(*out));
     pthread_rwlock_rdlock(&rm->lock);
-    st = rm->st;
-    o.st = st;
-    if (match_slots(st, q, domains, ndomains, &matched) != 0)
+    if (rm_matches_in_order(rm->st, q, domains, ndomains, &ordered, &out->tested) != 0)
         goto oom;
-    out->total_count = matched.n;
-    out->docs = calloc(matched.n ? matched.n : 1, sizeof(*out->docs));
+    out->total_count = ordered.n;
+    out->docs = calloc(ordered.n ? ordered.n : 1, sizeof(*out->docs));
     if (out->docs == NULL)
         goto oom;
-    if (matched.n * 16 < st->count) { /* few: sort them */
-        if (matched.n > 1)
-            qsort_r(matched.v, matched.n, sizeof(*matched.v), cmp_slots, &o);
-        for (size_t i = 0; i < matched.n; i++)
-            out->docs[out->n++] = st->slot[matched.v[i]];
-    } else { /* many: pick them from the default order */
-        mark = calloc(st->nslots ? st->nslots : 1, 1);
-        if (mark == NULL)
-            goto oom;
-        for (size_t i = 0; i < matched.n; i++)
-            mark[matched.v[i]] = 1;
-        for (size_t i = 0; i < st->dorder.n && out->n < matched.n; i++)
-            if (mark[st->dorder.v[i]])
-                out->docs[out->n++] = st->slot[st->dorder.v[i]];
+    for (size_t i = 0; i < ordered.n; i++) {
+        out->docs[out->n] = rm->st->slot[ordered.v[i]];
+        rm_doc_ref(out->docs[out->n++]);
     }
-    for (size_t i = 0; i < out->n; i++)
-        rm_doc_ref(out->docs[i]);
     goto done;
 oom:
     readmodel_result_free(out);
     rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
 done:
     pthread_rwlock_unlock(&rm->lock);
-    free(mark);
-    free(matched.v);
+    free(ordered.v);
     return rc;
+}
+
+/* 1 when q has no condition and no keyword word: it matches everything. */
+static int matches_all(const query *q)
+{
+    const char **keys = NULL;
+    const char *const *words;
+    size_t n = query_match_keys(q, &keys);
+    free(keys);
+    return n == 0 && query_keyword_words(q, &words) == 0;
+}
+
+/* The number of documents of the domains (NULL = all). */
+static size_t domains_count(const rm_state *st, const char *const *domains, size_t n)
+{
+    size_t total = 0;
+    if (domains == NULL)
+        return st->count;
+    for (size_t d = 0; d < n; d++) {
+        const rm_ids *p = rm_map_get(&st->domains, domains[d], strlen(domains[d]));
+        int dup = 0;
+        for (size_t e = 0; e < d && !dup; e++)
+            dup = strcmp(domains[e], domains[d]) == 0;
+        if (p != NULL && !dup)
+            total += p->n;
+    }
+    return total;
 }
 
 rd_status readmodel_query(readmodel *rm, const query *q, const char *const *domains,
@@ -400,7 +685,21 @@ rd_status readmodel_query(readmodel *rm, const query *q, const char *const *doma
     memset(out, 0, sizeof(*out));
     pthread_rwlock_rdlock(&rm->lock);
     st = rm->st;
-    if (match_slots(st, q, domains, ndomains, &matched) != 0)
+    if (matches_all(q)) { /* every document of the domains: no slot list */
+        int r;
+        out->total_count = domains_count(st, domains, ndomains);
+        if (query_is_count_only(q) || out->total_count == 0)
+            goto done;
+        query_page_window(q, out->total_count, &from, &to);
+        if (from >= to)
+            goto done;
+        r = order_matches(st, q, NULL, domains, ndomains, to, &ordered, err);
+        if (r < 0)
+            goto oom;
+        if (r == 0)
+            goto page;
+    }
+    if (rm_match_slots(st, q, domains, ndomains, &matched, &out->tested) != 0)
         goto oom;
     out->total_count = matched.n;
     if (query_is_count_only(q) || matched.n == 0)
@@ -408,8 +707,9 @@ rd_status readmodel_query(readmodel *rm, const query *q, const char *const *doma
     query_page_window(q, matched.n, &from, &to);
     if (from >= to)
         goto done;
-    if (order_matches(st, q, &matched, to, &ordered, err) != 0)
+    if (order_matches(st, q, &matched, domains, ndomains, to, &ordered, err) != 0)
         goto oom;
+page:
     out->docs = calloc(to - from, sizeof(*out->docs));
     if (out->docs == NULL)
         goto oom;
@@ -448,9 +748,13 @@ rd_status readmodel_query_json(readmodel *rm, const query *q, const char *const 
     results = json_array();
     if (results == NULL)
         goto oom;
-    for (size_t i = 0; i < r.n; i++)
-        if (json_array_append_new(results, query_project(q, r.docs[i]->view)) != 0)
+    for (size_t i = 0; i < r.n; i++) {
+        json_t *view = readmodel_doc_decode(r.docs[i]);
+        int bad = view == NULL || json_array_append_new(results, query_project(q, view)) != 0;
+        json_decref(view);
+        if (bad)
             goto oom;
+    }
     *out = json_pack("{s:o, s:I}", "results", results, "total_count", (json_int_t)r.total_count);
     results = NULL;
     if (*out == NULL)

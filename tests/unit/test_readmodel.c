@@ -219,6 +219,84 @@ typedef struct {
 
 /* Each version N of a document has name "vN" and labels ["vN"]: a reader
  * that sees a name and labels from different versions saw half a write. */
+/* Runs qtext over rm; returns how many documents were tested, and checks
+ * the number of matches. */
+static size_t tested_by(readmodel *rm, const char *qtext, size_t want_matches)
+{
+    rd_error err = {0};
+    json_t *qobj = json_loads(qtext, 0, NULL);
+    query *q = NULL;
+    query_schema schema = resource_query_schema(&resource_plugin);
+    readmodel_result r;
+    size_t tested;
+    assert_non_null(qobj);
+    assert_int_equal(query_compile(qobj, NULL, &schema, &q, &err), RD_OK);
+    assert_int_equal(readmodel_query(rm, q, NULL, 0, &r, &err), RD_OK);
+    assert_int_equal(r.total_count, want_matches);
+    tested = r.tested;
+    readmodel_result_free(&r);
+    query_free(q);
+    json_decref(qobj);
+    return tested;
+}
+
+/* contain / regex on a keyword field test only the documents holding the
+ * operand's trigrams (or those of the literal runs a pattern requires). */
+static void test_text_prefilter(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    (void)state;
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    for (int i = 0; i < 300; i++) {
+        char id[16], name[32];
+        json_t *v;
+        snprintf(id, sizeof(id), "id-%d", i);
+        snprintf(name, sizeof(name), "Plugin %d", i);
+        v = plugin("d", id, name, "ENABLED");
+        assert_int_equal(readmodel_put(rm, "d", id, v, &err), RD_OK);
+        json_decref(v);
+    }
+    /* "Plugin 29", "Plugin 290".."Plugin 299" */
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"plugin 29\",\"o\":\"contain\"}]}", 11),
+        11);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"^PLUGIN 29\",\"o\":\"regex\"}]}", 11),
+        11);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"gin 29[0-4]\",\"o\":\"regex\"}]}", 5),
+        11);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"x?plugin 2x{0}9\",\"o\":\"regex\"}]}",
+                  11),
+        111); /* "plugin 2": the 9 after an optional part is a run of its own */
+    /* the union over the operands of the _in forms */
+    assert_int_equal(
+        tested_by(
+            rm, "{\"filter\":[{\"k\":\"name\",\"v\":[\"gin 7\",\"gin 12\"],\"o\":\"contain_in\"}]}",
+            22),
+        22);
+    assert_int_equal(
+        tested_by(
+            rm, "{\"filter\":[{\"k\":\"name\",\"v\":[\"n 7$\",\"n 12\"],\"o\":\"regex_in\"}]}", 12),
+        22);
+    /* nothing to narrow with: every document is tested */
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"n 29|n 3\",\"o\":\"regex\"}]}", 22),
+        300);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"(n 29)\",\"o\":\"regex\"}]}", 11), 300);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"29\",\"o\":\"contain\"}]}", 13), 300);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"n 29\",\"o\":\"not_contain\"}]}", 289),
+        300);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"image\",\"v\":\"n 29\",\"o\":\"contain\"}]}", 0), 300);
+    readmodel_destroy(rm);
+}
+
 static json_t *versioned(int n)
 {
     char v[16];
@@ -498,8 +576,31 @@ static json_t *random_value(const char *field)
 static json_t *random_cond(void)
 {
     const char *f = cond_fields[rnd(sizeof(cond_fields) / sizeof(*cond_fields))];
-    static const char *const subs[] = {"alp", "ET", "a", "ph", "x", "acm", "ray"};
-    static const char *const res[] = {"^al", "A$", "b.t", "^$"};
+    /* contain / regex operands of 3 literal bytes or more are answered with
+     * the trigram prefilter on keyword fields: cases with matches, case
+     * differences, optional parts, intervals, groups, classes, alternation */
+    static const char *const subs[] = {"alp", "ET",    "a",      "ph",  "x",    "acm",
+                                       "ray", "ALPHA", "amma r", "LOW", "fast", "zzzz"};
+    static const char *const res[] = {"^al",       "A$",        "b.t",      "^$",       "^alpha",
+                                      "LPH",       "gam+a ray", "alpx?ha",  "al{1}pha", "a.{2}ha",
+                                      "(al|be)ta", "^ALP[h]a",  "alph|gam", "ga(m)ma",  "elt\\w",
+                                      "^acme$",    "lo?w",      "fa[s]t",   "\\.*lph",  "x{0}alp"};
+    if (rnd(3) == 0) { /* a text operator on a keyword field, lists too */
+        static const char *const kw[] = {"name", "plugin_id", "provider", "labels"};
+        const char *k = kw[rnd(4)];
+        switch (rnd(4)) {
+        case 0:
+            return json_pack("{s:s, s:s, s:s}", "k", k, "v", subs[rnd(12)], "o", "contain");
+        case 1:
+            return json_pack("{s:s, s:[ss], s:s}", "k", k, "v", subs[rnd(12)], subs[rnd(12)], "o",
+                             "contain_in");
+        case 2:
+            return json_pack("{s:s, s:s, s:s}", "k", k, "v", res[rnd(20)], "o", "regex");
+        default:
+            return json_pack("{s:s, s:[ss], s:s}", "k", k, "v", res[rnd(20)], res[rnd(20)], "o",
+                             "regex_in");
+        }
+    }
     switch (rnd(8)) {
     case 0:
         return json_pack("{s:s, s:o, s:s}", "k", f, "v", random_value(f), "o", "not");
@@ -507,10 +608,10 @@ static json_t *random_cond(void)
         return json_pack("{s:s, s:[oo], s:s}", "k", f, "v", random_value(f), random_value(f), "o",
                          rnd(4) ? "in" : "not_in");
     case 2:
-        return json_pack("{s:s, s:s, s:s}", "k", f, "v", subs[rnd(7)], "o",
+        return json_pack("{s:s, s:s, s:s}", "k", f, "v", subs[rnd(12)], "o",
                          rnd(3) ? "contain" : "not_contain");
     case 3:
-        return json_pack("{s:s, s:s, s:s}", "k", f, "v", res[rnd(4)], "o", "regex");
+        return json_pack("{s:s, s:s, s:s}", "k", f, "v", res[rnd(20)], "o", "regex");
     case 4:
         return json_pack("{s:s, s:b, s:s}", "k", f, "v", (int)rnd(2), "o", "exists");
     default:
@@ -521,8 +622,9 @@ static json_t *random_cond(void)
 static json_t *random_query(void)
 {
     json_t *q = json_object();
-    static const char *const sort_keys[] = {"name",     "created_at",    "updated_at", "plugin_id",
-                                            "provider", "resource_type", "state",      "labels"};
+    static const char *const sort_keys[] = {
+        "name",          "created_at", "updated_at", "plugin_id",     "provider",
+        "resource_type", "state",      "labels",     "tags.priority", "image"};
     static const char *const words[] = {"alp", "ALPHA", "be x", "acme fast", "ra", "zzz", "Gamma"};
     unsigned n = rnd(3);
     if (n > 0) {
@@ -544,13 +646,13 @@ static json_t *random_query(void)
         break;
     case 1:
     case 2:
-        json_object_set_new(q, "sort",
-                            json_pack("{s:s, s:b}", "key", sort_keys[rnd(8)], "desc", (int)rnd(2)));
+        json_object_set_new(
+            q, "sort", json_pack("{s:s, s:b}", "key", sort_keys[rnd(10)], "desc", (int)rnd(2)));
         break;
     default:
         json_object_set_new(q, "sort",
-                            json_pack("[{s:s, s:b}, {s:s, s:b}]", "key", sort_keys[rnd(8)], "desc",
-                                      (int)rnd(2), "key", sort_keys[rnd(8)], "desc", (int)rnd(2)));
+                            json_pack("[{s:s, s:b}, {s:s, s:b}]", "key", sort_keys[rnd(10)], "desc",
+                                      (int)rnd(2), "key", sort_keys[rnd(10)], "desc", (int)rnd(2)));
     }
     if (rnd(2))
         json_object_set_new(q, "page",
@@ -562,6 +664,68 @@ static json_t *random_query(void)
     return q;
 }
 
+/* A random StatisticsQuery: filters, then a group by one key counting
+ * (v1 aggregate or v2 group_by), sometimes with later stages, another
+ * accumulator or a page - shapes readmodel_stat answers or declines. */
+static json_t *random_stat(void)
+{
+    static const char *const keys[] = {"name",       "state",         "provider", "resource_type",
+                                       "labels",     "tags.priority", "image",    "registry_type",
+                                       "created_at", "plugin_id"};
+    json_t *sq = json_object(), *fields;
+    const char *k = keys[rnd(10)];
+    unsigned n = rnd(3);
+    if (n > 0) {
+        json_t *f = json_array();
+        while (n-- > 0)
+            json_array_append_new(f, random_cond());
+        json_object_set_new(sq, "filter", f);
+    }
+    if (rnd(6) == 0)
+        json_object_set_new(sq, "keyword", json_string(rnd(2) ? "alp" : "acme"));
+    if (rnd(4) == 0) { /* the v2 form */
+        fields = json_pack("{s:{s:s}}", "n", "operator", "count");
+        if (rnd(6) == 0)
+            json_object_set_new(fields, "names",
+                                json_pack("{s:s, s:s}", "key", "plugin_id", "operator", "push"));
+        json_object_set_new(sq, "group_by", json_pack("[s]", k));
+        json_object_set_new(sq, "fields", fields);
+        if (rnd(2))
+            json_object_set_new(sq, "sort", json_pack("[{s:s, s:b}]", "key", "n", "desc", 1));
+    } else {
+        json_t *agg = json_array();
+        fields = json_pack("[{s:s, s:s}]", "name", "n", "operator", "count");
+        if (rnd(3) == 0)
+            json_array_append_new(fields,
+                                  json_pack("{s:s, s:s}", "name", "m", "operator", "count"));
+        if (rnd(8) == 0)
+            json_array_append_new(fields, json_pack("{s:s, s:s, s:s}", "key", "name", "name",
+                                                    "first", "operator", "first"));
+        json_array_append_new(agg, json_pack("{s:{s:[{s:s, s:s, s:s*}], s:o}}", "group", "keys",
+                                             "key", k, "name", "k", "date_format",
+                                             rnd(8) == 0 ? "%Y" : NULL, "fields", fields));
+        switch (rnd(5)) {
+        case 0:
+            json_array_append_new(agg, json_pack("{s:{s:s, s:b}}", "sort", "key", "n", "desc", 1));
+            break;
+        case 1:
+            json_array_append_new(agg, json_pack("{s:{s:s}}", "sort", "key", "k"));
+            json_array_append_new(agg, json_pack("{s:i}", "limit", 2));
+            break;
+        case 2:
+            json_array_append_new(agg, json_pack("{s:{s:s}}", "count", "name", "groups"));
+            break;
+        default:
+            break;
+        }
+        json_object_set_new(sq, "aggregate", agg);
+    }
+    if (rnd(3) == 0)
+        json_object_set_new(sq, "page",
+                            json_pack("{s:i, s:i}", "start", (int)rnd(3), "limit", (int)rnd(4)));
+    return sq;
+}
+
 static void test_random_differential(void **state)
 {
     const char *seed_env = getenv("REPOD_TEST_SEED");
@@ -570,7 +734,7 @@ static void test_random_differential(void **state)
     readmodel *rm = NULL;
     rd_error err = {0};
     json_t *all = json_object();
-    size_t checked = 0;
+    size_t checked = 0, stats_counted = 0, stats_declined = 0;
     (void)state;
 
     printf("test_random_differential seed %u\n", seed);
@@ -643,9 +807,40 @@ static void test_random_differential(void **state)
                 query_free(q);
                 json_decref(qobj);
             }
+            { /* a stat: counted by the model when it can, as query_stat */
+                json_t *sq = random_stat(), *ref_docs, *ref = NULL, *got = NULL;
+                const char *doms[3];
+                size_t nd = 0;
+                for (int d = 0; d < 3; d++)
+                    if (rnd(2))
+                        doms[nd++] = domains_all[d];
+                ref_docs = reference(all, doms, nd);
+                assert_int_equal(query_stat(sq, &schema, ref_docs, &ref, &err), RD_OK);
+                assert_int_equal(readmodel_stat(rm, sq, doms, nd, &got, &err), RD_OK);
+                if (got != NULL && !json_equal(ref, got)) {
+                    char *qs = json_dumps(sq, JSON_COMPACT), *rs = json_dumps(ref, JSON_COMPACT),
+                         *gs = json_dumps(got, JSON_COMPACT);
+                    printf("seed %u round %d step %d\nstat %s\nwant %s\ngot  %s\n", seed, round,
+                           step, qs, rs, gs);
+                    free(qs);
+                    free(rs);
+                    free(gs);
+                    fail();
+                }
+                stats_counted += got != NULL;
+                stats_declined += got == NULL;
+                json_decref(ref);
+                json_decref(got);
+                json_decref(ref_docs);
+                json_decref(sq);
+            }
         }
     }
-    printf("test_random_differential: %zu queries equal\n", checked);
+    printf("test_random_differential: %zu queries equal; %zu stats counted by the model equal, "
+           "%zu declined\n",
+           checked, stats_counted, stats_declined);
+    /* the model counts the usual shapes itself (most of the 900 stats) */
+    assert_true(stats_counted > 250);
     readmodel_destroy(rm);
     json_decref(all);
 }
@@ -722,6 +917,34 @@ static void time_query(readmodel *rm, const json_t *views, const char *text)
     json_decref(qobj);
 }
 
+/* Times a stat counted by the model against query_stat over the array. */
+static void time_stat(readmodel *rm, const json_t *views, const char *text)
+{
+    query_schema schema = resource_query_schema(&resource_plugin);
+    json_t *sq = json_loads(text, 0, NULL), *a = NULL, *b = NULL;
+    rd_error err = {0};
+    double best_model = 1e12, best_run = 1e12;
+    for (int round = 0; round < 3; round++) {
+        double t0, t1, t2;
+        json_decref(a);
+        json_decref(b);
+        t0 = now_ms();
+        assert_int_equal(readmodel_stat(rm, sq, NULL, 0, &a, &err), RD_OK);
+        t1 = now_ms();
+        assert_int_equal(query_stat(sq, &schema, views, &b, &err), RD_OK);
+        t2 = now_ms();
+        assert_non_null(a);
+        assert_true(json_equal(a, b));
+        best_model = t1 - t0 < best_model ? t1 - t0 : best_model;
+        best_run = t2 - t1 < best_run ? t2 - t1 : best_run;
+    }
+    printf("  stat %-65s model %8.2f ms  query_stat %8.2f ms  groups %zu\n", text, best_model,
+           best_run, json_array_size(json_object_get(a, "results")));
+    json_decref(a);
+    json_decref(b);
+    json_decref(sq);
+}
+
 static void test_memory_per_plugin(void **state)
 {
     const char *env = getenv("REPOD_RM_MEASURE");
@@ -782,6 +1005,15 @@ static void test_memory_per_plugin(void **state)
     time_query(rm, views,
                "{\"filter\":[{\"k\":\"name\",\"v\":\"^plugin "
                "99\",\"o\":\"regex\"}],\"page\":{\"limit\":20}}");
+    time_query(rm, views,
+               "{\"filter\":[{\"k\":\"name\",\"v\":\"plugin 4242\",\"o\":\"contain\"}],"
+               "\"page\":{\"limit\":20}}");
+    time_stat(rm, views,
+              "{\"aggregate\":[{\"group\":{\"keys\":[{\"key\":\"provider\",\"name\":\"p\"}],"
+              "\"fields\":[{\"name\":\"n\",\"operator\":\"count\"}]}}]}");
+    time_stat(rm, views,
+              "{\"filter\":[{\"k\":\"state\",\"v\":\"ENABLED\",\"o\":\"eq\"}],"
+              "\"group_by\":[\"resource_type\"],\"fields\":{\"n\":{\"operator\":\"count\"}}}");
     json_decref(views);
     readmodel_destroy(rm);
 }
@@ -794,6 +1026,7 @@ int main(void)
         cmocka_unit_test(test_domain_isolation),
         cmocka_unit_test(test_build_swaps_content),
         cmocka_unit_test(test_readers_during_writes),
+        cmocka_unit_test(test_text_prefilter),
         cmocka_unit_test(test_catalog_keeps_model),
         cmocka_unit_test(test_random_differential),
         cmocka_unit_test(test_memory_per_plugin),

@@ -213,6 +213,25 @@ static void check_lists(catalog *cat, unsigned seed)
     }
     assert_int_equal(query_stat(stat_q, &query_schema_plugin, docs, &sgot, &err), RD_OK);
     expect_equal(seed, "stat", stat_q, sref, sgot);
+    /* catalog_stat_views: counted by the model, or run over its views */
+    {
+        static const char *const keys[] = {"provider", "state", "service_type",
+                                           "labels",   "name",  "resource_type"};
+        json_t *v2 = json_pack("{s:O, s:[s], s:{s:{s:s}}, s:[{s:s, s:b}]}", "filter",
+                               json_object_get(qobj, "filter"), "group_by", keys[rnd(6)], "fields",
+                               "n", "operator", "count", "sort", "key", "n", "desc", 1);
+        json_t *vref = NULL, *vgot = NULL;
+        json_decref(sgot);
+        sgot = NULL;
+        assert_int_equal(catalog_stat_views(cat, doms, nd, stat_q, &sgot, &err), RD_OK);
+        expect_equal(seed, "catalog_stat_views", stat_q, sref, sgot);
+        assert_int_equal(query_stat(v2, &query_schema_plugin, ref_docs, &vref, &err), RD_OK);
+        assert_int_equal(catalog_stat_views(cat, doms, nd, v2, &vgot, &err), RD_OK);
+        expect_equal(seed, "catalog_stat_views group_by", v2, vref, vgot);
+        json_decref(vref);
+        json_decref(vgot);
+        json_decref(v2);
+    }
 
     json_decref(stat_q);
     json_decref(sref);
