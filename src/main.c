@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -163,11 +165,22 @@ static int pid_file_write(const repod_conf *conf)
     return rc;
 }
 
+/* systemd (Type=notify): RELOADING=1 with the monotonic time systemd asks
+ * for; every sd_notify() is a no-op when NOTIFY_SOCKET is unset. */
+static void notify_reloading(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+}
+
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
     main_state *ms = arg;
     (void)what;
     LOG_INFO("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    sd_notify(0, "STOPPING=1");
     event_base_loopexit(ms->base, NULL);
 }
 
@@ -186,6 +199,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
     (void)sig;
     (void)what;
     LOG_INFO("received SIGHUP, reloading");
+    notify_reloading();
     if (auth_reload(ms->a->auth, &err) != RD_OK)
         LOG_ERROR("reload tokens: %s", err.message);
     if (conf_load_report(ms->a->conf->path, &fresh, &problems, &err) != RD_OK) {
@@ -206,6 +220,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
         log_set_level((log_level)lvl);
     mirror_config_apply(ms->a, ms->base, fresh->remotes);
 done:
+    sd_notify(0, "READY=1");
     json_decref(problems);
     conf_free(fresh);
 }
@@ -306,6 +321,8 @@ static int serve(const char *config_path)
     fprintf(stderr, "repod: listening on https://%s:%d\n", a.conf->listen_host,
             server_port(ms.srv));
     fflush(stderr);
+    sd_notifyf(0, "READY=1\nSTATUS=serving on https://%s:%d", a.conf->listen_host,
+               server_port(ms.srv));
     event_base_dispatch(ms.base);
     atomic_store(&a.ready, 0);
     server_stop(ms.srv, cancel_upstream_waits, a.fetcher);

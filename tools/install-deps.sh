@@ -8,6 +8,7 @@ packages=(
   libevent-dev libssl-dev libjansson-dev librocksdb-dev libcmocka-dev
   openssl ca-certificates curl python3 python3-jsonschema python3-cryptography clang-format
   docker-registry apache2-utils
+  libsystemd-dev dpkg-dev fakeroot
 )
 
 if [ "$(id -u)" -eq 0 ]; then
