@@ -17,8 +17,10 @@
 
 #include "app.h"
 #include "auth.h"
+#include "backup.h"
 #include "catalog.h"
 #include "conf.h"
+#include "control.h"
 #include "fetcher.h"
 #include "log.h"
 #include "mirror.h"
@@ -35,6 +37,8 @@ static void usage(FILE *f)
                "  repod token create --config FILE --domain D --role R [--name N]\n"
                "  repod token list --config FILE\n"
                "  repod token revoke --config FILE NAME\n"
+               "  repod backup --config FILE --to DIR     copy the data (server running or not)\n"
+               "  repod restore --from DIR --config FILE [--force]   on a stopped server\n"
                "  repod --version | --help\n"
                "\n"
                "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the tokens file and,\n"
@@ -256,6 +260,7 @@ static int serve(const char *config_path)
     rd_error err = {RD_OK, ""};
     struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL;
     store_undo *undo = NULL;
+    control *ctl = NULL;
     int exit_code = 1, pid_written = 0;
 
     memset(&a, 0, sizeof(a));
@@ -298,7 +303,8 @@ static int serve(const char *config_path)
         fprintf(stderr, "repod: cannot install signal handlers\n");
         goto done;
     }
-    if (server_start(ms.srv, &err) != RD_OK) {
+    if (control_start(ms.base, a.st, a.conf->data_dir, &ctl, &err) != RD_OK ||
+        server_start(ms.srv, &err) != RD_OK) {
         fprintf(stderr, "repod: %s\n", err.message);
         goto done;
     }
@@ -335,6 +341,7 @@ done:
     if (ms.base != NULL)
         event_base_loop(ms.base, EVLOOP_NONBLOCK);
     mirror_bootstrap_free();
+    control_stop(ctl); /* before the loop it is registered on goes */
     if (ev_term != NULL)
         event_free(ev_term);
     if (ev_int != NULL)
@@ -372,6 +379,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "token") == 0)
         return auth_cli_main(argc - 1, argv + 1);
+    if (argc >= 2 && (strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "restore") == 0))
+        return backup_cli_main(argc - 1, argv + 1);
     if (argc == 2 && strcmp(argv[1], "--version") == 0) {
         printf("repod %s\n", REPOD_VERSION);
         return 0;
