@@ -104,6 +104,13 @@ rd_status store_scan(store *st, store_cf cf, const void *prefix, size_t plen, st
 rd_status store_count(store *st, store_cf cf, const void *prefix, size_t plen, size_t *count,
                       rd_error *err);
 
+/* Writes a consistent copy of the whole database into dir, which must not
+ * exist (its parent must): a RocksDB checkpoint (SST files hard-linked
+ * when dir is on the same file system, else copied).  Holds every write
+ * acknowledged before the call; writes may go on meanwhile.
+ * RD_ERR_INTERNAL on failure (the reason in the log). */
+rd_status store_checkpoint(store *st, const char *dir, rd_error *err);
+
 /* Builds a composite key "part1\0part2\0...": writes at most size bytes into
  * buf and returns the key length (without a trailing NUL), or 0 if it does
  * not fit.  The list of parts ends with NULL. */

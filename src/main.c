@@ -11,12 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "app.h"
 #include "auth.h"
+#include "backup.h"
 #include "catalog.h"
 #include "conf.h"
+#include "control.h"
 #include "fetcher.h"
 #include "log.h"
 #include "mirror.h"
@@ -33,6 +37,8 @@ static void usage(FILE *f)
                "  repod token create --config FILE --domain D --role R [--name N]\n"
                "  repod token list --config FILE\n"
                "  repod token revoke --config FILE NAME\n"
+               "  repod backup --config FILE --to DIR     copy the data (server running or not)\n"
+               "  repod restore --from DIR --config FILE [--force]   on a stopped server\n"
                "  repod --version | --help\n"
                "\n"
                "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the tokens file and,\n"
@@ -163,11 +169,22 @@ static int pid_file_write(const repod_conf *conf)
     return rc;
 }
 
+/* systemd (Type=notify): RELOADING=1 with the monotonic time systemd asks
+ * for; every sd_notify() is a no-op when NOTIFY_SOCKET is unset. */
+static void notify_reloading(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+}
+
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
     main_state *ms = arg;
     (void)what;
     LOG_INFO("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    sd_notify(0, "STOPPING=1");
     event_base_loopexit(ms->base, NULL);
 }
 
@@ -186,6 +203,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
     (void)sig;
     (void)what;
     LOG_INFO("received SIGHUP, reloading");
+    notify_reloading();
     if (auth_reload(ms->a->auth, &err) != RD_OK)
         LOG_ERROR("reload tokens: %s", err.message);
     if (conf_load_report(ms->a->conf->path, &fresh, &problems, &err) != RD_OK) {
@@ -206,6 +224,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
         log_set_level((log_level)lvl);
     mirror_config_apply(ms->a, ms->base, fresh->remotes);
 done:
+    sd_notify(0, "READY=1");
     json_decref(problems);
     conf_free(fresh);
 }
@@ -241,6 +260,7 @@ static int serve(const char *config_path)
     rd_error err = {RD_OK, ""};
     struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL;
     store_undo *undo = NULL;
+    control *ctl = NULL;
     int exit_code = 1, pid_written = 0;
 
     memset(&a, 0, sizeof(a));
@@ -283,7 +303,8 @@ static int serve(const char *config_path)
         fprintf(stderr, "repod: cannot install signal handlers\n");
         goto done;
     }
-    if (server_start(ms.srv, &err) != RD_OK) {
+    if (control_start(ms.base, a.st, a.conf->data_dir, &ctl, &err) != RD_OK ||
+        server_start(ms.srv, &err) != RD_OK) {
         fprintf(stderr, "repod: %s\n", err.message);
         goto done;
     }
@@ -306,6 +327,8 @@ static int serve(const char *config_path)
     fprintf(stderr, "repod: listening on https://%s:%d\n", a.conf->listen_host,
             server_port(ms.srv));
     fflush(stderr);
+    sd_notifyf(0, "READY=1\nSTATUS=serving on https://%s:%d", a.conf->listen_host,
+               server_port(ms.srv));
     event_base_dispatch(ms.base);
     atomic_store(&a.ready, 0);
     server_stop(ms.srv, cancel_upstream_waits, a.fetcher);
@@ -318,6 +341,7 @@ done:
     if (ms.base != NULL)
         event_base_loop(ms.base, EVLOOP_NONBLOCK);
     mirror_bootstrap_free();
+    control_stop(ctl); /* before the loop it is registered on goes */
     if (ev_term != NULL)
         event_free(ev_term);
     if (ev_int != NULL)
@@ -355,6 +379,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "token") == 0)
         return auth_cli_main(argc - 1, argv + 1);
+    if (argc >= 2 && (strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "restore") == 0))
+        return backup_cli_main(argc - 1, argv + 1);
     if (argc == 2 && strcmp(argv[1], "--version") == 0) {
         printf("repod %s\n", REPOD_VERSION);
         return 0;

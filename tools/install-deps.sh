@@ -9,6 +9,7 @@ packages=(
   openssl ca-certificates curl python3 python3-jsonschema python3-cryptography clang-format
   docker-registry apache2-utils haproxy
   chromium chromium-driver python3-selenium
+  libsystemd-dev dpkg-dev fakeroot
 )
 
 if [ "$(id -u)" -eq 0 ]; then

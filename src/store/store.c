@@ -322,3 +322,24 @@ overflow:
     va_end(ap);
     return 0;
 }
+
+rd_status store_checkpoint(store *st, const char *dir, rd_error *err)
+{
+    char *errptr = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(st->db, &errptr);
+    rd_status rc = RD_OK;
+
+    if (errptr != NULL) {
+        rc = store_error(&errptr, "checkpoint", err);
+        goto done;
+    }
+    /* log_size_for_flush 0: the memtables are always flushed first, so the
+     * checkpoint holds every write acknowledged before this call. */
+    rocksdb_checkpoint_create(cp, dir, 0, &errptr);
+    if (errptr != NULL)
+        rc = store_error(&errptr, "checkpoint", err);
+done:
+    if (cp != NULL)
+        rocksdb_checkpoint_object_destroy(cp);
+    return rc;
+}
