@@ -259,7 +259,7 @@ rd_status remote_models_commit(remote_models *m, remote_catalog_txn *t, const js
     remote_tier *next = NULL;
     rd_error e;
     rd_status rc;
-    if (m == NULL)
+    if (m == NULL || record == NULL)
         return remote_catalog_commit(t, now_ms, err);
     /* built aside, before the write, so readers wait only for the write */
     next = tier_build(m, record, remote_catalog_records(t), 1, now_ms, &e);
@@ -349,9 +349,15 @@ rd_status remote_models_tier(remote_models *m, store *st, const json_t *record, 
     const char *id = record_id(record);
     int64_t at = 0;
     rd_error e;
-    int have = remote_catalog_age(st, id, &at, &e) == RD_OK;
-    remote_tier *t = current(m, id);
+    int have;
+    remote_tier *t;
     rd_status rc = RD_OK;
+
+    *out = NULL;
+    if (m == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = no read models)");
+    have = remote_catalog_age(st, id, &at, &e) == RD_OK;
+    t = current(m, id);
 
     if (!tier_current(t, record, have, at)) {
         remote_tier_release(t);
