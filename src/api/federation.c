@@ -13,7 +13,9 @@
  *                                              served (STALE), else the
  *                                              repository is unavailable
  * Calls wait only through the fetcher (bounded by timeout_ms and the circuit
- * breaker), on the worker's own event loop.
+ * breaker), on the worker's own event loop.  What is served comes from each
+ * repository's read model (remote_models.h); the verdicts use the store's
+ * timestamps.
  */
 #include "federation.h"
 
@@ -22,7 +24,6 @@
 
 #include "fetcher.h"
 #include "log.h"
-#include "plugin.h"
 #include "remote.h"
 #include "remote_models.h"
 #include "util.h"
