@@ -99,8 +99,9 @@ remote_catalog_txn *remote_catalog_begin(store *st, const char *repository_id);
 int remote_catalog_add(remote_catalog_txn *t, const json_t *plugin);
 size_t remote_catalog_size(const remote_catalog_txn *t);
 /* What t queued so far: plugin_id -> plugin record (borrowed object, valid
- * until t is freed). */
-const json_t *remote_catalog_records(const remote_catalog_txn *t);
+ * until t is freed).  A caller done with a record may replace its value by
+ * any other value (commit and size use only the keys), to free it early. */
+json_t *remote_catalog_records(remote_catalog_txn *t);
 rd_status remote_catalog_commit(remote_catalog_txn *t, int64_t now_ms, rd_error *err);
 void remote_catalog_free(remote_catalog_txn *t);
 

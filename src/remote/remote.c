@@ -333,7 +333,7 @@ size_t remote_catalog_size(const remote_catalog_txn *t)
     return json_object_size(t->seen);
 }
 
-const json_t *remote_catalog_records(const remote_catalog_txn *t)
+json_t *remote_catalog_records(remote_catalog_txn *t)
 {
     return t->seen;
 }

@@ -78,10 +78,12 @@ static const char *record_name(const json_t *record)
     return name != NULL ? name : "";
 }
 
-/* A new tier of record holding the views of plugins (an array or an object
- * of cached plugin records, borrowed).  NULL when out of memory. */
-static remote_tier *tier_build(remote_models *m, const json_t *record, const json_t *plugins,
-                               int synced, int64_t fetched_at, rd_error *err)
+/* A new tier of record holding the views of plugins (an array of cached
+ * plugin records, borrowed; or an object plugin_id -> record whose records
+ * are released as they are viewed: each value becomes true).  NULL when out
+ * of memory. */
+static remote_tier *tier_build(remote_models *m, const json_t *record, json_t *plugins, int synced,
+                               int64_t fetched_at, rd_error *err)
 {
     remote_tier *t = calloc(1, sizeof(*t));
     json_t *views = json_array();
@@ -99,10 +101,13 @@ static remote_tier *tier_build(remote_models *m, const json_t *record, const jso
     if (json_is_object(plugins)) {
         const char *k;
         json_t *p;
-        json_object_foreach((json_t *)plugins, k, p)
+        json_object_foreach(plugins, k, p)
         {
             if (json_array_append_new(views, remote_plugin_view(p, record)) != 0)
                 goto done;
+            /* the record is viewed: free it now (the commit needs only the
+             * key), so a sync holds two copies of the catalog, not three */
+            json_object_set_new(plugins, k, json_true());
         }
     } else {
         size_t i;
