@@ -15,14 +15,17 @@
 #include "store.h"
 
 struct fetcher;
+struct remote_models;
 
 typedef struct {
-    repod_conf *conf;        /* owned */
-    store *st;               /* owned */
-    catalog *cat;            /* owned */
-    auth_store *auth;        /* owned */
-    struct fetcher *fetcher; /* owned: the upstream engine (fetcher.h) */
-    atomic_int ready;        /* 1 while serving, 0 while starting or stopping */
+    repod_conf *conf;             /* owned */
+    store *st;                    /* owned */
+    catalog *cat;                 /* owned */
+    auth_store *auth;             /* owned */
+    struct fetcher *fetcher;      /* owned: the upstream engine (fetcher.h) */
+    struct remote_models *models; /* owned: read models of the mirrored catalogs
+                                   * (remote_models.h); NULL = the store alone */
+    atomic_int ready;             /* 1 while serving, 0 while starting or stopping */
     /* counters for /metrics */
     atomic_ullong requests_total;
     atomic_ullong requests_by_class[6]; /* index = status / 100 */

@@ -13,16 +13,18 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "remote_models.h"
 
 /* A mirrored plugin as clients see it: repository_info rewritten to the
  * mirror's record of the repository, resource_type and service_type both
  * present.  New reference. */
 json_t *federation_plugin_view(const json_t *cached, const json_t *repo_record);
 
-/* docs: the plugin views of every usable remote repository (borrowed; NULL
- * on failure), in priority order, each repository's by name. */
-typedef void (*federation_gather_fn)(api_call *call, void *ud, json_t *docs, rd_status rc,
-                                     const rd_error *err);
+/* tiers[0..n): the read models of every usable remote repository that holds
+ * a synced catalog, in precedence order (priority, then name); borrowed for
+ * the callback (remote_tier_ref to keep one).  NULL / 0 on failure. */
+typedef void (*federation_gather_fn)(api_call *call, void *ud, remote_tier *const *tiers, size_t n,
+                                     rd_status rc, const rd_error *err);
 
 /* Collects the remote catalogs (all, or only repository_id).  Repositories
  * that are unavailable are left out of a merged read, but fail a read
@@ -37,7 +39,11 @@ typedef void (*federation_plugin_fn)(api_call *call, void *ud, json_t *value, rd
                                      const rd_error *err);
 
 /* Finds plugin_id in the remote repositories (all by priority, or only
- * repository_id), asking the upstream where the cache cannot answer.  Not
+ * repository_id), asking the upstream where the cache cannot answer.  When
+ * the plugin comes from a repository's read model (fresh, or stale and
+ * served as such), call->ready is set to that document (owned by the call)
+ * and value is its view: a caller that does not project can send the
+ * ready bytes; one that projects must release call->ready.  Not
  * found anywhere -> RD_ERR_NO_PLUGIN, unless an upstream failed, whose error
  * is reported instead.  Returns RD_PENDING (done is always called) or an
  * error (done is not called). */

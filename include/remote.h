@@ -60,6 +60,13 @@ rd_status remote_status_put(store *st, const char *repository_id, const json_t *
 /* {repository_id, name, repository_type: "remote"} of a record (new). */
 json_t *remote_info(const json_t *record);
 
+/* A mirrored plugin (cached, borrowed) as clients see it: a copy with
+ * repository_info = remote_info(record) (endpoint ""), resource_type and
+ * service_type both set (resource_type wins; service_type when it is the
+ * only one) and docs {} when missing.  The same document for lists, stat
+ * and get.  New reference; NULL when out of memory. */
+json_t *remote_plugin_view(const json_t *cached, const json_t *record);
+
 /* The effective cache settings of a record: its own "cache" object over
  * the config defaults. */
 void remote_cache_settings(const json_t *record, const conf_cache *defaults, conf_cache *out);
@@ -78,7 +85,8 @@ rd_status remote_catalog_age(store *st, const char *repository_id, int64_t *fetc
 
 /* A new mirrored catalog, built page by page and swapped in whole:
  * remote_catalog_begin() starts one (NULL when out of memory), each
- * remote_catalog_add() queues one valid plugin record (borrowed; a later
+ * remote_catalog_add() queues one valid plugin record (t keeps a reference:
+ * never modify it afterwards; a later
  * record with the same plugin_id replaces an earlier one; returns 1 when
  * the id is new, 0 when it was seen, -1 when out of memory), and
  * remote_catalog_commit() replaces the mirrored catalog by what was queued
@@ -90,6 +98,10 @@ typedef struct remote_catalog_txn remote_catalog_txn;
 remote_catalog_txn *remote_catalog_begin(store *st, const char *repository_id);
 int remote_catalog_add(remote_catalog_txn *t, const json_t *plugin);
 size_t remote_catalog_size(const remote_catalog_txn *t);
+/* What t queued so far: plugin_id -> plugin record (borrowed object, valid
+ * until t is freed).  A caller done with a record may replace its value by
+ * any other value (commit and size use only the keys), to free it early. */
+json_t *remote_catalog_records(remote_catalog_txn *t);
 rd_status remote_catalog_commit(remote_catalog_txn *t, int64_t now_ms, rd_error *err);
 void remote_catalog_free(remote_catalog_txn *t);
 

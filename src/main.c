@@ -25,6 +25,7 @@
 #include "log.h"
 #include "mirror.h"
 #include "remote.h"
+#include "remote_models.h"
 #include "server.h"
 #include "store.h"
 #include "util.h"
@@ -286,6 +287,8 @@ static int serve(const char *config_path)
     undo = store_undo_begin(a.conf->data_dir);
     if (store_open(a.conf->data_dir, &a.st, &err) != RD_OK ||
         catalog_open(a.st, a.conf->local_repository_name, &a.cat, &err) != RD_OK ||
+        remote_models_create(&resource_plugin, &a.models, &err) != RD_OK ||
+        remote_models_load_all(a.models, a.st, &err) != RD_OK ||
         fetcher_start(&a, &a.fetcher, &err) != RD_OK) {
         fprintf(stderr, "repod: %s\n", err.message);
         goto done;
@@ -352,6 +355,7 @@ done:
         event_base_free(ms.base);
     fetcher_free(a.fetcher);
     server_free(ms.srv);
+    remote_models_destroy(a.models);
     auth_close(a.auth);
     catalog_close(a.cat);
     store_close(a.st);

@@ -13,7 +13,9 @@
  *                                              served (STALE), else the
  *                                              repository is unavailable
  * Calls wait only through the fetcher (bounded by timeout_ms and the circuit
- * breaker), on the worker's own event loop.
+ * breaker), on the worker's own event loop.  What is served comes from each
+ * repository's read model (remote_models.h); the verdicts use the store's
+ * timestamps.
  */
 #include "federation.h"
 
@@ -22,61 +24,15 @@
 
 #include "fetcher.h"
 #include "log.h"
-#include "plugin.h"
 #include "remote.h"
+#include "remote_models.h"
 #include "util.h"
 
 /* ---- plugin documents ------------------------------------------------------ */
 
 json_t *federation_plugin_view(const json_t *cached, const json_t *repo_record)
 {
-    json_t *doc = json_deep_copy(cached);
-    json_t *rt, *info = remote_info(repo_record);
-    if (doc == NULL || info == NULL) {
-        json_decref(doc);
-        json_decref(info);
-        return NULL;
-    }
-    json_object_set_new(doc, "repository_info", info);
-    rt = json_object_get(doc, "resource_type");
-    if (rt == NULL)
-        json_object_set(doc, "resource_type", json_object_get(doc, "service_type"));
-    else if (json_object_get(doc, "service_type") == NULL)
-        json_object_set(doc, "service_type", rt);
-    return doc;
-}
-
-/* Appends the views of a repository's cached catalog to docs, by name. */
-static rd_status append_catalog(store *st, const json_t *rec, json_t *docs, rd_error *err)
-{
-    const char *id = json_string_value(json_object_get(rec, "repository_id"));
-    json_t *cached = json_array(), *info;
-    json_t **items = NULL;
-    size_t n;
-    rd_status rc = remote_catalog_load(st, id, cached, NULL, err);
-    if (rc == RD_ERR_NOT_FOUND)
-        rc = RD_OK;
-    if (rc != RD_OK)
-        goto done;
-    n = json_array_size(cached);
-    items = calloc(n ? n : 1, sizeof(*items));
-    if (items == NULL) {
-        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++)
-        items[i] = json_array_get(cached, i);
-    qsort(items, n, sizeof(*items), plugin_cmp_default_order);
-    info = remote_info(rec); /* shared by this repository's documents */
-    for (size_t i = 0; i < n; i++) {
-        plugin_view_in_place(items[i], info);
-        json_array_append(docs, items[i]);
-    }
-    json_decref(info);
-done:
-    free(items);
-    json_decref(cached);
-    return rc;
+    return remote_plugin_view(cached, repo_record);
 }
 
 /* ---- cache verdicts ------------------------------------------------------- */
@@ -178,13 +134,15 @@ typedef struct {
 static void gather_finish(gather_state *g)
 {
     app *a = g->call->app;
-    json_t *docs = json_array();
+    remote_tier **tiers = calloc(g->n ? g->n : 1, sizeof(*tiers));
+    size_t ntiers = 0;
     rd_error err = {RD_OK, ""};
-    rd_status rc = RD_OK;
+    rd_status rc = tiers != NULL ? RD_OK : rd_fail(&err, RD_ERR_INTERNAL, "out of memory");
 
     for (size_t i = 0; i < g->n && rc == RD_OK; i++) {
         gather_repo *r = &g->repos[i];
         const char *id = json_string_value(json_object_get(r->rec, "repository_id"));
+        remote_tier *t = NULL;
         if (r->v == MUST_FETCH) {
             if (r->fetch_rc == RD_OK) {
                 note_cache(g->call, "MISS");
@@ -216,14 +174,16 @@ static void gather_finish(gather_state *g)
             }
             continue;
         }
-        rc = append_catalog(a->st, r->rec, docs, &err);
+        rc = remote_models_tier(a->models, a->st, r->rec, &t, &err);
+        if (rc == RD_OK && !remote_tier_synced(t, NULL))
+            remote_tier_release(t); /* never synced: nothing to list */
+        else if (rc == RD_OK)
+            tiers[ntiers++] = t;
     }
-    if (rc != RD_OK) {
-        json_decref(docs);
-        docs = NULL;
-    }
-    g->done(g->call, g->ud, docs, rc, &err);
-    json_decref(docs);
+    g->done(g->call, g->ud, rc == RD_OK ? tiers : NULL, rc == RD_OK ? ntiers : 0, rc, &err);
+    for (size_t i = 0; i < ntiers; i++)
+        remote_tier_release(tiers[i]);
+    free(tiers);
     for (size_t i = 0; i < g->n; i++)
         json_decref(g->repos[i].rec);
     free(g->repos);
@@ -259,6 +219,7 @@ rd_status federation_gather(api_call *call, const char *repository_id, federatio
 
     if (rc != RD_OK)
         return rc;
+    remote_models_retain(a->models, recs); /* a deleted repository's tier goes */
     g = calloc(1, sizeof(*g));
     n = json_array_size(recs);
     if (g == NULL || (g->repos = calloc(n ? n : 1, sizeof(*g->repos))) == NULL) {
@@ -323,11 +284,13 @@ typedef struct {
     void *ud;
     char plugin_id[256];
     int want_versions;
-    json_t *recs;       /* remote records to search, in order */
-    size_t idx;         /* the one being searched */
-    json_t *doc;        /* the plugin found (view) */
-    json_t *stale;      /* a stale copy kept while its refresh is tried */
-    int64_t seen_at_ms; /* when the current repository's cache was read */
+    json_t *recs;               /* remote records to search, in order */
+    size_t idx;                 /* the one being searched */
+    json_t *doc;                /* the plugin found (view) */
+    json_t *stale;              /* a stale copy kept while its refresh is tried */
+    readmodel_doc *doc_ready;   /* doc's read model document, when it came from one */
+    readmodel_doc *stale_ready; /* stale's */
+    int64_t seen_at_ms;         /* when the current repository's cache was read */
     rd_status err_rc;
     rd_error err; /* the last upstream failure, reported when nothing is found */
 } plugin_state;
@@ -342,7 +305,21 @@ static void plugin_end(plugin_state *p, json_t *value, rd_status rc, const rd_er
     json_decref(p->recs);
     json_decref(p->doc);
     json_decref(p->stale);
+    if (p->doc_ready != NULL)
+        readmodel_doc_release(p->doc_ready);
+    if (p->stale_ready != NULL)
+        readmodel_doc_release(p->stale_ready);
     free(p);
+}
+
+/* Drops the stale copy kept while a refresh was tried. */
+static void drop_stale(plugin_state *p)
+{
+    json_decref(p->stale);
+    p->stale = NULL;
+    if (p->stale_ready != NULL)
+        readmodel_doc_release(p->stale_ready);
+    p->stale_ready = NULL;
 }
 
 static const json_t *current_rec(plugin_state *p)
@@ -370,6 +347,10 @@ static void plugin_found(plugin_state *p)
     }
     json_t *doc = p->doc;
     p->doc = NULL;
+    if (p->doc_ready != NULL) { /* the ready bytes may be the answer */
+        p->call->ready = p->doc_ready;
+        p->doc_ready = NULL;
+    }
     plugin_end(p, doc, RD_OK, NULL);
 }
 
@@ -378,8 +359,7 @@ static void plugin_fetched(const fetch_result *res, void *arg)
     plugin_state *p = arg;
     if (res->rc == RD_OK && res->value != NULL) {
         note_cache(p->call, "MISS");
-        json_decref(p->stale);
-        p->stale = NULL;
+        drop_stale(p);
         p->doc = federation_plugin_view(res->value, current_rec(p));
         plugin_found(p);
         return;
@@ -389,13 +369,14 @@ static void plugin_fetched(const fetch_result *res, void *arg)
         if (p->stale != NULL) { /* serve the stale copy rather than nothing */
             note_cache(p->call, "STALE");
             p->doc = p->stale;
+            p->doc_ready = p->stale_ready;
             p->stale = NULL;
+            p->stale_ready = NULL;
             plugin_found(p);
             return;
         }
     }
-    json_decref(p->stale);
-    p->stale = NULL;
+    drop_stale(p);
     p->idx++;
     plugin_step(p);
 }
@@ -411,6 +392,31 @@ static void fetch_plugin(plugin_state *p)
     fetcher_submit(p->call->app->fetcher, &job, p->call->edge.base, plugin_fetched, p);
 }
 
+/* The cached copy of p->plugin_id in repository rec (tier: its read model,
+ * NULL when it has none): *view a new reference and, when it came from the
+ * model, *ready its document (new reference).  0 when not cached. */
+static int cached_view(plugin_state *p, const json_t *rec, remote_tier *tier, json_t **view,
+                       readmodel_doc **ready)
+{
+    json_t *cached = NULL;
+    rd_error e2;
+    readmodel_doc *d =
+        tier != NULL ? readmodel_get(remote_tier_model(tier), "", p->plugin_id) : NULL;
+    *ready = NULL;
+    *view = NULL;
+    if (d != NULL) {
+        /* shared and immutable: held, never modified */
+        *view = json_incref((json_t *)readmodel_doc_view(d));
+        *ready = d;
+        return 1;
+    }
+    if (remote_plugin_get(p->call->app->st, current_id(p), p->plugin_id, &cached, &e2) != RD_OK)
+        return 0;
+    *view = federation_plugin_view(cached, rec);
+    json_decref(cached);
+    return *view != NULL;
+}
+
 /* Searches repository p->idx and onwards; ends the state when done. */
 static void plugin_step(plugin_state *p)
 {
@@ -419,19 +425,26 @@ static void plugin_step(plugin_state *p)
         const json_t *rec = current_rec(p);
         p->seen_at_ms = util_now_ms(); /* before the cache is read */
         const char *id = current_id(p);
-        json_t *cached = NULL;
+        json_t *view = NULL;
+        readmodel_doc *ready = NULL;
+        remote_tier *tier = NULL;
         int64_t cat_at = 0, neg_at = 0;
         rd_error e2;
-        int refresh = 0;
-        int have_cat = remote_catalog_age(a->st, id, &cat_at, &e2) == RD_OK;
-        verdict v = judge(a, rec, have_cat, cat_at, &refresh);
+        int refresh = 0, have_cat, found;
+        verdict v;
         conf_cache cs;
 
+        /* the model is current with the store's catalog stamp */
+        if (remote_models_tier(a->models, a->st, rec, &tier, &e2) == RD_OK)
+            have_cat = remote_tier_synced(tier, &cat_at);
+        else
+            have_cat = remote_catalog_age(a->st, id, &cat_at, &e2) == RD_OK;
+        found = cached_view(p, rec, tier, &view, &ready);
+        remote_tier_release(tier);
+        v = judge(a, rec, have_cat, cat_at, &refresh);
         remote_cache_settings(rec, &a->conf->remote_defaults, &cs);
-        if (remote_plugin_get(a->st, id, p->plugin_id, &cached, &e2) == RD_OK) {
-            json_t *view = federation_plugin_view(cached, rec);
+        if (found) {
             int64_t own_at = 0;
-            json_decref(cached);
             /* fetched on its own more recently than the catalog: that age counts */
             if (remote_plugin_fetched_at(a->st, id, p->plugin_id, &own_at, &e2) == RD_OK &&
                 (!have_cat || own_at > cat_at)) {
@@ -447,17 +460,24 @@ static void plugin_step(plugin_state *p)
                 if (refresh)
                     refresh_in_background(a, FETCH_CATALOG, id, NULL);
                 p->doc = view;
+                p->doc_ready = ready;
                 plugin_found(p);
                 return;
             }
-            if (v == MUST_FETCH) {
-                p->stale = stale_usable(a, rec, 1, cat_at) ? view : NULL;
-                if (p->stale == NULL)
-                    json_decref(view);
+            if (v == MUST_FETCH && stale_usable(a, rec, 1, cat_at)) {
+                p->stale = view;
+                p->stale_ready = ready;
                 fetch_plugin(p);
                 return;
             }
-            json_decref(view); /* expired and offline */
+            json_decref(view);
+            if (ready != NULL)
+                readmodel_doc_release(ready);
+            if (v == MUST_FETCH) {
+                fetch_plugin(p);
+                return;
+            }
+            /* expired and offline */
             p->err_rc = rd_fail(&p->err, RD_ERR_UPSTREAM_UNAVAILABLE,
                                 "Upstream unavailable. (repository_id = %s, reason = offline and "
                                 "the cached copy is too old)",

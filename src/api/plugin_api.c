@@ -13,6 +13,7 @@
 #include "plugin.h"
 #include "federation.h"
 #include "log.h"
+#include "merged_read.h"
 #include "fetcher.h"
 #include "query.h"
 #include "registry.h"
@@ -159,8 +160,18 @@ static void remote_get_done(api_call *call, void *ud, json_t *value, rd_status r
                             const rd_error *err)
 {
     json_t *doc = NULL;
+    const json_t *only = json_object_get(call->body, "only");
     rd_error e = {RD_OK, ""};
     (void)ud;
+    if (rc == RD_OK && call->ready != NULL && (only == NULL || json_is_null(only))) {
+        /* from a repository's read model: its ready bytes are the answer */
+        api_call_finish(call, RD_OK, NULL, NULL);
+        return;
+    }
+    if (call->ready != NULL) { /* a projection: the JSON path */
+        readmodel_doc_release(call->ready);
+        call->ready = NULL;
+    }
     if (rc == RD_OK) {
         doc = json_deep_copy(value); /* completed below: never touch the shared value */
         plugin_view_complete(doc);
@@ -243,60 +254,31 @@ rd_status api_plugin_get_versions(api_call *call, json_t **out, rd_error *err)
     return find_plugin(call, 1, out, err);
 }
 
-/* Every plugin the caller can read in the repository named by repository_id
- * (NULL = all), as response views in default order (repository precedence,
- * then name).  *out is a new array. */
-static rd_status collect_visible(api_call *call, const char *repository_id, const query *q,
-                                 json_t **out, rd_error *err)
-{
-    const char *domains[MAX_DOMAINS];
-    size_t n = readable_domains(call, domains, MAX_DOMAINS);
-    if (repository_id != NULL && strcmp(repository_id, catalog_local_id(call->app->cat)) != 0)
-        n = 0; /* another repository was named: no local plugins */
-    return catalog_collect_views(call->app->cat, domains, n, q, out, NULL, err);
-}
-
 static const char *const list_keys[] = {
     "query",        "plugin_id", "name",          "state",         "resource_type",
     "service_type", "provider",  "registry_type", "repository_id", NULL};
 
-/* A list or stat over the local plugins plus, when the request does not
- * name the local repository, the remote catalogs. */
-typedef struct {
-    query *q;             /* list */
-    const json_t *stat_q; /* stat (borrowed from the call's body) */
-    query *hint;          /* stat: its filters alone, to narrow the local read */
-    json_t *docs;         /* local views, then the remote ones appended */
-} merged_read;
+/* ---- the plugin tiers of merged reads (merged_read.h) ---------------------- */
 
-static void merged_read_free(merged_read *m)
+static const char *local_id(api_call *call)
 {
-    query_free(m->q);
-    query_free(m->hint);
-    json_decref(m->docs);
-    free(m);
+    return catalog_local_id(call->app->cat);
 }
 
-static rd_status merged_run(merged_read *m, json_t **out, rd_error *err)
+/* The local tier's answer to q over the caller's readable domains (own
+ * domain, then auth.public_domains). */
+static rd_status local_list(api_call *call, const query *q, json_t **out, rd_error *err)
 {
-    if (m->q != NULL)
-        return query_run(m->q, m->docs, out, err);
-    return query_stat(m->stat_q, &query_schema_plugin, m->docs, out, err);
+    const char *domains[MAX_DOMAINS];
+    size_t n = readable_domains(call, domains, MAX_DOMAINS);
+    return catalog_query_views(call->app->cat, domains, n, q, out, err);
 }
 
-static void merged_remote_done(api_call *call, void *ud, json_t *remote_docs, rd_status rc,
-                               const rd_error *err)
+static rd_status local_matches(api_call *call, const query *q, json_t **out, rd_error *err)
 {
-    merged_read *m = ud;
-    json_t *out = NULL;
-    rd_error e = {RD_OK, ""};
-    if (rc == RD_OK) {
-        json_array_extend(m->docs, remote_docs);
-        rc = merged_run(m, &out, &e);
-        err = &e;
-    }
-    merged_read_free(m);
-    api_call_finish(call, rc, out, err);
+    const char *domains[MAX_DOMAINS];
+    size_t n = readable_domains(call, domains, MAX_DOMAINS);
+    return catalog_collect_views(call->app->cat, domains, n, q, out, NULL, err);
 }
 
 /* 1 when no remote repository is registered (a failure to tell counts as
@@ -310,34 +292,15 @@ static int no_remotes(api_call *call)
     return none;
 }
 
-/* Runs m (owned) over what repository_id names: NULL = everything the
- * caller can see. */
-static rd_status merged_read_start(api_call *call, merged_read *m, const char *repository_id,
-                                   json_t **out, rd_error *err)
-{
-    int local_only =
-        repository_id != NULL && strcmp(repository_id, catalog_local_id(call->app->cat)) == 0;
-    rd_status rc;
-    if (m->q != NULL && (local_only || (repository_id == NULL && no_remotes(call)))) {
-        /* the local tier alone: the whole list from the catalog's read model */
-        const char *domains[MAX_DOMAINS];
-        size_t n = readable_domains(call, domains, MAX_DOMAINS);
-        rc = catalog_query_views(call->app->cat, domains, n, m->q, out, err);
-        merged_read_free(m);
-        return rc;
-    }
-    rc = collect_visible(call, repository_id, m->q != NULL ? m->q : m->hint, &m->docs, err);
-    if (rc == RD_OK && local_only)
-        rc = merged_run(m, out, err);
-    if (rc != RD_OK || local_only) {
-        merged_read_free(m);
-        return rc;
-    }
-    rc = federation_gather(call, repository_id, merged_remote_done, m, err);
-    if (rc != RD_PENDING)
-        merged_read_free(m);
-    return rc;
-}
+static const merged_source plugin_source = {
+    .res = &resource_plugin,
+    .schema = &query_schema_plugin,
+    .local_id = local_id,
+    .local_list = local_list,
+    .local_matches = local_matches,
+    .no_remotes = no_remotes,
+    .gather = federation_gather,
+};
 
 rd_status api_plugin_list(api_call *call, json_t **out, rd_error *err)
 {
@@ -345,8 +308,6 @@ rd_status api_plugin_list(api_call *call, json_t **out, rd_error *err)
                                           "provider",  "registry_type", NULL};
     const char *repository_id = NULL, *service_type = NULL;
     json_t *eq = json_object();
-    merged_read *m = NULL;
-    query *q = NULL;
     rd_status rc = api_check_keys(call->body, list_keys, err);
 
     if (rc == RD_OK)
@@ -358,24 +319,16 @@ rd_status api_plugin_list(api_call *call, json_t **out, rd_error *err)
     if (rc == RD_OK)
         rc = api_opt_string(call->body, "repository_id", &repository_id, err);
     if (rc == RD_OK)
-        rc = query_compile(json_object_get(call->body, "query"), eq, &query_schema_plugin, &q, err);
+        rc = merged_list(call, &plugin_source, json_object_get(call->body, "query"), eq,
+                         repository_id, out, err);
     json_decref(eq);
-    if (rc != RD_OK)
-        return rc;
-    m = calloc(1, sizeof(*m));
-    if (m == NULL) {
-        query_free(q);
-        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-    }
-    m->q = q;
-    return merged_read_start(call, m, repository_id, out, err);
+    return rc;
 }
 
 rd_status api_plugin_stat(api_call *call, json_t **out, rd_error *err)
 {
     static const char *const stat_keys[] = {"query", "repository_id", NULL};
     const char *repository_id = NULL;
-    merged_read *m;
     json_t *qv;
     rd_status rc = api_check_keys(call->body, stat_keys, err);
     if (rc != RD_OK)
@@ -389,22 +342,5 @@ rd_status api_plugin_stat(api_call *call, json_t **out, rd_error *err)
     rc = api_opt_string(call->body, "repository_id", &repository_id, err);
     if (rc != RD_OK)
         return rc;
-    m = calloc(1, sizeof(*m));
-    if (m == NULL)
-        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-    m->stat_q = qv;
-    {
-        /* The stat's own filters let the indexes narrow what is read; a bad
-         * filter is left for query_stat to report. */
-        static const char *const filter_keys[] = {"filter", "filter_or", "keyword", NULL};
-        json_t *f = json_object();
-        rd_error ignored;
-        for (size_t i = 0; filter_keys[i] != NULL; i++)
-            if (json_object_get(qv, filter_keys[i]) != NULL)
-                json_object_set(f, filter_keys[i], json_object_get(qv, filter_keys[i]));
-        if (query_compile(f, NULL, &query_schema_plugin, &m->hint, &ignored) != RD_OK)
-            m->hint = NULL;
-        json_decref(f);
-    }
-    return merged_read_start(call, m, repository_id, out, err);
+    return merged_stat(call, &plugin_source, qv, repository_id, out, err);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "remote.h"
+#include "remote_models.h"
 
 #define MAX_PAGES  1000000 /* a bound on one sync, whatever the upstream says */
 #define REASON_MAX 256
@@ -130,6 +131,12 @@ rd_status catalog_sync_page(catalog_sync *s, const json_t *body, int *more, rd_e
 rd_status catalog_sync_commit(catalog_sync *s, int64_t now_ms, rd_error *err)
 {
     return remote_catalog_commit(s->txn, now_ms, err);
+}
+
+rd_status catalog_sync_commit_models(catalog_sync *s, remote_models *models, const json_t *record,
+                                     int64_t now_ms, rd_error *err)
+{
+    return remote_models_commit(models, s->txn, record, now_ms, err);
 }
 
 size_t catalog_sync_count(const catalog_sync *s)

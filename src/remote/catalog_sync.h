@@ -44,6 +44,12 @@ rd_status catalog_sync_page(catalog_sync *s, const json_t *body, int *more, rd_e
 /* Swaps the new catalog in (one synced write). */
 rd_status catalog_sync_commit(catalog_sync *s, int64_t now_ms, rd_error *err);
 
+/* The same, and swaps a read model of the new catalog into models (NULL =
+ * none) for the repository whose record is record (remote_models_commit). */
+struct remote_models;
+rd_status catalog_sync_commit_models(catalog_sync *s, struct remote_models *models,
+                                     const json_t *record, int64_t now_ms, rd_error *err);
+
 size_t catalog_sync_count(const catalog_sync *s);   /* distinct valid plugins */
 size_t catalog_sync_skipped(const catalog_sync *s); /* records skipped */
 /* Why the first / the last skipped record was skipped ("" when none). */

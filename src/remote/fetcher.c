@@ -28,6 +28,7 @@
 #include "log.h"
 #include "registry.h"
 #include "remote.h"
+#include "remote_models.h"
 #include "util.h"
 
 #define PROBE_TICK_MS 200 /* how often due probes are looked for */
@@ -301,29 +302,19 @@ static int valid_repository_id(const char *id)
     return 1;
 }
 
-/* Validates a 200 answer and writes it to the cache; *value receives what
- * waiters get (new reference). */
-static rd_status apply_answer(inflight *in, json_t *body, json_t **value, int *count, rd_error *err)
+/* apply_answer for one kind of job; rec is the repository record (NULL for
+ * a probe). */
+static rd_status apply_kind(inflight *in, const json_t *rec, json_t *body, json_t *results,
+                            int64_t now, json_t **value, int *count, rd_error *err)
 {
     store *st = in->f->a->st;
-    json_t *results = json_object_get(body, "results");
-    int64_t now = util_now_ms();
     size_t i;
     json_t *p;
     rd_status rc;
 
-    if (in->job.kind != FETCH_PROBE) {
-        json_t *rec = NULL;
-        rd_status gone = remote_get(st, in->job.repository_id, &rec, err);
-        json_decref(rec);
-        if (gone != RD_OK) /* deregistered while the upstream answered: keep nothing */
-            return rd_fail(err, RD_ERR_UPSTREAM_UNAVAILABLE,
-                           "Upstream unavailable. (repository = %s, reason = deregistered)",
-                           in->job.repository_id);
-    }
     switch (in->job.kind) {
     case FETCH_CATALOG: /* the last page arrived: swap the new catalog in */
-        rc = catalog_sync_commit(in->sync, now, err);
+        rc = catalog_sync_commit_models(in->sync, in->f->a->models, rec, now, err);
         if (rc == RD_OK) {
             size_t skipped = catalog_sync_skipped(in->sync);
             *count = (int)catalog_sync_count(in->sync);
@@ -341,8 +332,10 @@ static rd_status apply_answer(inflight *in, json_t *body, json_t **value, int *c
         if (strcmp(json_string_value(json_object_get(body, "plugin_id")), in->job.plugin_id) != 0)
             return bad_shape(in, "another plugin was returned", err);
         rc = remote_plugin_put(st, in->job.repository_id, body, now, err);
-        if (rc == RD_OK)
+        if (rc == RD_OK) {
+            remote_models_put(in->f->a->models, rec, body);
             *value = json_incref(body);
+        }
         return rc;
     case FETCH_VERSIONS:
         if (!json_is_array(results))
@@ -366,6 +359,28 @@ static rd_status apply_answer(inflight *in, json_t *body, json_t **value, int *c
         *value = json_incref(p);
         return RD_OK;
     }
+}
+
+/* Validates a 200 answer and writes it to the cache; *value receives what
+ * waiters get (new reference). */
+static rd_status apply_answer(inflight *in, json_t *body, json_t **value, int *count, rd_error *err)
+{
+    store *st = in->f->a->st;
+    json_t *results = json_object_get(body, "results");
+    int64_t now = util_now_ms();
+    json_t *rec = NULL;
+    rd_status rc;
+
+    if (in->job.kind != FETCH_PROBE) {
+        rd_status gone = remote_get(st, in->job.repository_id, &rec, err);
+        if (gone != RD_OK) /* deregistered while the upstream answered: keep nothing */
+            return rd_fail(err, RD_ERR_UPSTREAM_UNAVAILABLE,
+                           "Upstream unavailable. (repository = %s, reason = deregistered)",
+                           in->job.repository_id);
+    }
+    rc = apply_kind(in, rec, body, results, now, value, count, err);
+    json_decref(rec);
+    return rc;
 }
 
 static void inflight_free(inflight *in)

@@ -175,6 +175,20 @@ json_t *remote_info(const json_t *record)
                      "name", json_object_get(record, "name"), "repository_type", "remote");
 }
 
+json_t *remote_plugin_view(const json_t *cached, const json_t *record)
+{
+    json_t *doc = json_deep_copy(cached);
+    json_t *info = remote_info(record);
+    if (doc == NULL || info == NULL || !json_is_object(doc)) {
+        json_decref(doc);
+        json_decref(info);
+        return NULL;
+    }
+    plugin_view_in_place(doc, info);
+    json_decref(info);
+    return doc;
+}
+
 void remote_cache_settings(const json_t *record, const conf_cache *defaults, conf_cache *out)
 {
     json_t *c = json_object_get(record, "cache");
@@ -277,7 +291,7 @@ struct remote_catalog_txn {
     store *st;
     char repository_id[KEY_MAX / 4];
     store_batch *b;
-    json_t *seen; /* plugin_id -> true: the ids queued so far */
+    json_t *seen; /* plugin_id -> record: what was queued so far */
 };
 
 remote_catalog_txn *remote_catalog_begin(store *st, const char *repository_id)
@@ -309,7 +323,7 @@ int remote_catalog_add(remote_catalog_txn *t, const json_t *plugin)
     klen = store_key(key, KEY_MAX, "N", t->repository_id, pid, NULL);
     store_batch_delete(t->b, STORE_CF_CACHE, key, klen);
     fresh = json_object_get(t->seen, pid) == NULL;
-    if (fresh && json_object_set_new(t->seen, pid, json_true()) != 0)
+    if (json_object_set(t->seen, pid, (json_t *)plugin) != 0)
         return -1;
     return fresh;
 }
@@ -317,6 +331,11 @@ int remote_catalog_add(remote_catalog_txn *t, const json_t *plugin)
 size_t remote_catalog_size(const remote_catalog_txn *t)
 {
     return json_object_size(t->seen);
+}
+
+json_t *remote_catalog_records(remote_catalog_txn *t)
+{
+    return t->seen;
 }
 
 typedef struct {

@@ -1,0 +1,387 @@
+/*
+ * remote_models.c - the read models of the remote repositories' mirrored
+ * catalogs (include/remote_models.h): one immutable tier per repository,
+ * swapped whole by a catalog sync, checked against the store's catalog
+ * stamp and repository name when read.
+ */
+#include "remote_models.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct remote_tier {
+    atomic_int refs;
+    char *id;
+    char *name; /* the repository name its views carry */
+    int synced;
+    int64_t fetched_at;
+    readmodel *rm;
+};
+
+struct remote_models {
+    resource_desc res;     /* the resource, with no domain field */
+    pthread_mutex_t lock;  /* guards tiers (short) */
+    pthread_mutex_t write; /* serialises commits, puts and rebuilds */
+    remote_tier **tiers;
+    size_t n, cap;
+};
+
+/* ---- tiers ---------------------------------------------------------------- */
+
+remote_tier *remote_tier_ref(remote_tier *t)
+{
+    if (t != NULL)
+        atomic_fetch_add(&t->refs, 1);
+    return t;
+}
+
+void remote_tier_release(remote_tier *t)
+{
+    if (t == NULL || atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    readmodel_destroy(t->rm);
+    free(t->id);
+    free(t->name);
+    free(t);
+}
+
+readmodel *remote_tier_model(const remote_tier *t)
+{
+    return t->rm;
+}
+
+int remote_tier_synced(const remote_tier *t, int64_t *fetched_at_ms)
+{
+    if (t->synced && fetched_at_ms != NULL)
+        *fetched_at_ms = t->fetched_at;
+    return t->synced;
+}
+
+const char *remote_tier_id(const remote_tier *t)
+{
+    return t->id;
+}
+
+static const char *record_id(const json_t *record)
+{
+    const char *id = json_string_value(json_object_get(record, "repository_id"));
+    return id != NULL ? id : "";
+}
+
+static const char *record_name(const json_t *record)
+{
+    const char *name = json_string_value(json_object_get(record, "name"));
+    return name != NULL ? name : "";
+}
+
+/* A new tier of record holding the views of plugins (an array of cached
+ * plugin records, borrowed; or an object plugin_id -> record whose records
+ * are released as they are viewed: each value becomes true).  NULL when out
+ * of memory. */
+static remote_tier *tier_build(remote_models *m, const json_t *record, json_t *plugins, int synced,
+                               int64_t fetched_at, rd_error *err)
+{
+    remote_tier *t = calloc(1, sizeof(*t));
+    json_t *views = json_array();
+    rd_status rc = RD_ERR_INTERNAL;
+
+    if (t == NULL || views == NULL)
+        goto done;
+    atomic_init(&t->refs, 1);
+    t->id = strdup(record_id(record));
+    t->name = strdup(record_name(record));
+    t->synced = synced;
+    t->fetched_at = fetched_at;
+    if (t->id == NULL || t->name == NULL)
+        goto done;
+    if (json_is_object(plugins)) {
+        const char *k;
+        json_t *p;
+        json_object_foreach(plugins, k, p)
+        {
+            if (json_array_append_new(views, remote_plugin_view(p, record)) != 0)
+                goto done;
+            /* the record is viewed: free it now (the commit needs only the
+             * key), so a sync holds two copies of the catalog, not three */
+            json_object_set_new(plugins, k, json_true());
+        }
+    } else {
+        size_t i;
+        json_t *p;
+        json_array_foreach(plugins, i, p)
+        {
+            if (json_array_append_new(views, remote_plugin_view(p, record)) != 0)
+                goto done;
+        }
+    }
+    if (readmodel_create(&m->res, &t->rm, err) != RD_OK)
+        goto done;
+    rc = readmodel_build(t->rm, views, err);
+done:
+    json_decref(views);
+    if (rc != RD_OK) {
+        if (t != NULL)
+            remote_tier_release(t);
+        rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = out of memory)");
+        return NULL;
+    }
+    return t;
+}
+
+/* ---- the set ----------------------------------------------------------------- */
+
+rd_status remote_models_create(const resource_desc *res, remote_models **out, rd_error *err)
+{
+    remote_models *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    m->res = *res;
+    m->res.domain_field = NULL; /* one tier is one repository: domain "" */
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->write, NULL);
+    *out = m;
+    return RD_OK;
+}
+
+void remote_models_destroy(remote_models *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        remote_tier_release(m->tiers[i]);
+    free(m->tiers);
+    pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(&m->write);
+    free(m);
+}
+
+/* Index of the tier of id, or m->n; call with m->lock held. */
+static size_t find_locked(const remote_models *m, const char *id)
+{
+    size_t i;
+    for (i = 0; i < m->n; i++)
+        if (strcmp(m->tiers[i]->id, id) == 0)
+            break;
+    return i;
+}
+
+/* A new reference to the current tier of id, or NULL. */
+static remote_tier *current(remote_models *m, const char *id)
+{
+    remote_tier *t = NULL;
+    size_t i;
+    pthread_mutex_lock(&m->lock);
+    i = find_locked(m, id);
+    if (i < m->n)
+        t = remote_tier_ref(m->tiers[i]);
+    pthread_mutex_unlock(&m->lock);
+    return t;
+}
+
+/* Makes t (reference stolen) the current tier of its repository; NULL t
+ * with id drops the repository's tier. */
+static void install(remote_models *m, const char *id, remote_tier *t)
+{
+    remote_tier *old = NULL;
+    size_t i;
+    pthread_mutex_lock(&m->lock);
+    i = find_locked(m, id);
+    if (i < m->n) {
+        old = m->tiers[i];
+        if (t != NULL)
+            m->tiers[i] = t;
+        else
+            m->tiers[i] = m->tiers[--m->n];
+    } else if (t != NULL) {
+        if (m->n == m->cap) {
+            size_t cap = m->cap ? m->cap * 2 : 8;
+            remote_tier **grown = realloc(m->tiers, cap * sizeof(*grown));
+            if (grown == NULL) {
+                old = t; /* no room: the next read rebuilds it */
+                t = NULL;
+            } else {
+                m->tiers = grown;
+                m->cap = cap;
+            }
+        }
+        if (t != NULL)
+            m->tiers[m->n++] = t;
+    }
+    pthread_mutex_unlock(&m->lock);
+    remote_tier_release(old);
+}
+
+/* Builds the tier of record from the store; call with m->write held. */
+static rd_status reload_locked(remote_models *m, store *st, const json_t *record, rd_error *err)
+{
+    const char *id = record_id(record);
+    json_t *cached = json_array();
+    int64_t at = 0;
+    remote_tier *t = NULL;
+    rd_status rc;
+
+    if (cached == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    rc = remote_catalog_load(st, id, cached, &at, err);
+    if (rc == RD_OK || rc == RD_ERR_NOT_FOUND) {
+        t = tier_build(m, record, cached, rc == RD_OK, at, err);
+        rc = t != NULL ? RD_OK : RD_ERR_INTERNAL;
+    }
+    json_decref(cached);
+    if (rc == RD_OK) {
+        LOG_INFO("remote: read model of %s holds %zu plugins", id, readmodel_count(t->rm));
+        install(m, id, t);
+    }
+    return rc;
+}
+
+rd_status remote_models_load_all(remote_models *m, store *st, rd_error *err)
+{
+    json_t *recs = NULL, *rec;
+    size_t i;
+    rd_status rc = remote_list(st, &recs, err);
+    if (rc != RD_OK)
+        return rc;
+    pthread_mutex_lock(&m->write);
+    json_array_foreach(recs, i, rec)
+    {
+        rc = reload_locked(m, st, rec, err);
+        if (rc != RD_OK)
+            break;
+    }
+    pthread_mutex_unlock(&m->write);
+    json_decref(recs);
+    return rc;
+}
+
+rd_status remote_models_commit(remote_models *m, remote_catalog_txn *t, const json_t *record,
+                               int64_t now_ms, rd_error *err)
+{
+    remote_tier *next = NULL;
+    rd_error e;
+    rd_status rc;
+    if (m == NULL || record == NULL)
+        return remote_catalog_commit(t, now_ms, err);
+    /* built aside, before the write, so readers wait only for the write */
+    next = tier_build(m, record, remote_catalog_records(t), 1, now_ms, &e);
+    if (next == NULL)
+        LOG_ERROR("remote: read model of %s: %s; it is rebuilt from the store when next read",
+                  record_id(record), e.message);
+    pthread_mutex_lock(&m->write);
+    rc = remote_catalog_commit(t, now_ms, err);
+    if (rc == RD_OK)
+        install(m, record_id(record), next); /* NULL drops the old one */
+    else
+        remote_tier_release(next);
+    pthread_mutex_unlock(&m->write);
+    return rc;
+}
+
+void remote_models_put(remote_models *m, const json_t *record, const json_t *cached)
+{
+    const char *pid = json_string_value(json_object_get(cached, "plugin_id"));
+    remote_tier *t;
+    json_t *view;
+    rd_error e;
+    if (m == NULL || pid == NULL)
+        return;
+    pthread_mutex_lock(&m->write);
+    t = current(m, record_id(record));
+    if (t != NULL && strcmp(t->name, record_name(record)) == 0) {
+        view = remote_plugin_view(cached, record);
+        if (view == NULL || readmodel_put(t->rm, "", pid, view, &e) != RD_OK) {
+            /* the tier lacks it now: rebuilt from the store when next read */
+            LOG_ERROR("remote: read model of %s could not take plugin %s: out of memory", t->id,
+                      pid);
+            install(m, t->id, NULL);
+        }
+        json_decref(view);
+    }
+    pthread_mutex_unlock(&m->write);
+    remote_tier_release(t);
+}
+
+void remote_models_drop(remote_models *m, const char *repository_id)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->write);
+    install(m, repository_id, NULL);
+    pthread_mutex_unlock(&m->write);
+}
+
+void remote_models_retain(remote_models *m, const json_t *records)
+{
+    remote_tier *gone = NULL;
+    if (m == NULL)
+        return;
+    do {
+        gone = NULL;
+        pthread_mutex_lock(&m->lock);
+        for (size_t i = 0; i < m->n && gone == NULL; i++) {
+            size_t j;
+            json_t *rec;
+            int kept = 0;
+            json_array_foreach(records, j, rec)
+            {
+                if (strcmp(record_id(rec), m->tiers[i]->id) == 0)
+                    kept = 1;
+            }
+            if (!kept) {
+                gone = m->tiers[i];
+                m->tiers[i] = m->tiers[--m->n];
+            }
+        }
+        pthread_mutex_unlock(&m->lock);
+        remote_tier_release(gone);
+    } while (gone != NULL);
+}
+
+/* 1 when t still shows the store's catalog (stamp) and record's name. */
+static int tier_current(const remote_tier *t, const json_t *record, int have, int64_t at)
+{
+    return t != NULL && t->synced == have && (!have || t->fetched_at == at) &&
+           strcmp(t->name, record_name(record)) == 0;
+}
+
+rd_status remote_models_tier(remote_models *m, store *st, const json_t *record, remote_tier **out,
+                             rd_error *err)
+{
+    const char *id = record_id(record);
+    int64_t at = 0;
+    rd_error e;
+    int have;
+    remote_tier *t;
+    rd_status rc = RD_OK;
+
+    *out = NULL;
+    if (m == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = no read models)");
+    have = remote_catalog_age(st, id, &at, &e) == RD_OK;
+    t = current(m, id);
+
+    if (!tier_current(t, record, have, at)) {
+        remote_tier_release(t);
+        t = NULL;
+        pthread_mutex_lock(&m->write);
+        /* a commit may have swapped it in meanwhile */
+        have = remote_catalog_age(st, id, &at, &e) == RD_OK;
+        t = current(m, id);
+        if (!tier_current(t, record, have, at)) {
+            remote_tier_release(t);
+            t = NULL;
+            rc = reload_locked(m, st, record, err);
+            if (rc == RD_OK)
+                t = current(m, id);
+            if (rc == RD_OK && t == NULL)
+                rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        }
+        pthread_mutex_unlock(&m->write);
+    }
+    *out = t;
+    return rc;
+}
