@@ -39,6 +39,9 @@ typedef struct {
     /* the local matches of q (NULL = all) in default order: *out a new array
      * whose documents may be shared (never modify them) */
     rd_status (*local_matches)(api_call *call, const query *q, json_t **out, rd_error *err);
+    /* stat_q over the local tier alone (the read model answers group
+     * counts from its postings when it can) */
+    rd_status (*local_stat)(api_call *call, const json_t *stat_q, json_t **out, rd_error *err);
     /* 1 when no remote repository is registered (the local tier alone) */
     int (*no_remotes)(api_call *call);
     /* the remote tiers (federation_gather); NULL = the resource has none */

@@ -405,8 +405,13 @@ static int cached_view(plugin_state *p, const json_t *rec, remote_tier *tier, js
     *ready = NULL;
     *view = NULL;
     if (d != NULL) {
-        /* shared and immutable: held, never modified */
-        *view = json_incref((json_t *)readmodel_doc_view(d));
+        /* a tree of our own: readmodel_doc_view would keep one with the
+         * document for as long as the model holds it */
+        *view = readmodel_doc_decode(d);
+        if (*view == NULL) {
+            readmodel_doc_release(d);
+            return 0;
+        }
         *ready = d;
         return 1;
     }

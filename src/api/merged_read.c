@@ -120,7 +120,7 @@ static rd_status list_tiers(merged_state *m, remote_tier *const *tiers, size_t n
 {
     merged_part *parts = calloc(n + 1, sizeof(*parts));
     readmodel_result *res = calloc(n + 1, sizeof(*res));
-    const json_t **views = NULL;
+    json_t **views = NULL; /* the remote tiers' documents, decoded (ours) */
     size_t nparts = 0, nviews = 0, used = 0;
     rd_status rc = RD_OK;
 
@@ -139,7 +139,7 @@ static rd_status list_tiers(merged_state *m, remote_tier *const *tiers, size_t n
     }
     if (rc != RD_OK)
         goto done;
-    views = malloc((nviews ? nviews : 1) * sizeof(*views));
+    views = calloc(nviews ? nviews : 1, sizeof(*views));
     if (views == NULL) {
         rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
         goto done;
@@ -160,16 +160,20 @@ static rd_status list_tiers(merged_state *m, remote_tier *const *tiers, size_t n
         nparts++;
     }
     for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < res[i].n; j++)
-            views[used + j] = readmodel_doc_view(res[i].docs[j]);
-        parts[nparts].docs = views + used;
+        for (size_t j = 0; j < res[i].n && rc == RD_OK; j++)
+            if ((views[used + j] = readmodel_doc_decode(res[i].docs[j])) == NULL)
+                rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        parts[nparts].docs = (const json_t *const *)(views + used);
         parts[nparts].n = res[i].n;
         parts[nparts].total = res[i].total_count;
         used += res[i].n;
         nparts++;
     }
-    rc = merged_combine(m->q, parts, nparts, out, err);
+    if (rc == RD_OK)
+        rc = merged_combine(m->q, parts, nparts, out, err);
 done:
+    for (size_t i = 0; views != NULL && i < used; i++)
+        json_decref(views[i]);
     if (parts != NULL && m->local != NULL)
         free((void *)parts[0].docs);
     for (size_t i = 0; res != NULL && i < n; i++)
@@ -191,8 +195,9 @@ static rd_status stat_tiers(merged_state *m, remote_tier *const *tiers, size_t n
         memset(&r, 0, sizeof(r));
         rc = readmodel_matches(remote_tier_model(tiers[i]), m->hint, NULL, 0, &r, err);
         for (size_t j = 0; rc == RD_OK && j < r.n; j++)
-            /* shared and immutable: only its reference count changes */
-            if (json_array_append(docs, (json_t *)readmodel_doc_view(r.docs[j])) != 0)
+            /* decoded for this stat only: a view kept with the document
+             * would hold its tree for as long as the model holds it */
+            if (json_array_append_new(docs, readmodel_doc_decode(r.docs[j])) != 0)
                 rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
         readmodel_result_free(&r);
     }
@@ -275,11 +280,15 @@ rd_status merged_stat(api_call *call, const merged_source *src, const json_t *st
 {
     static const char *const filter_keys[] = {"filter", "filter_or", "keyword", NULL};
     int local_named = repository_id != NULL && strcmp(repository_id, src->local_id(call)) == 0;
-    merged_state *m = calloc(1, sizeof(*m));
-    json_t *f = json_object();
+    merged_state *m = NULL;
+    json_t *f = NULL;
     rd_error ignored;
     rd_status rc = RD_OK;
 
+    if (local_named || (repository_id == NULL && (src->gather == NULL || src->no_remotes(call))))
+        return src->local_stat(call, stat_q, out, err); /* the local tier alone */
+    m = calloc(1, sizeof(*m));
+    f = json_object();
     if (m == NULL || f == NULL) {
         free(m);
         json_decref(f);
@@ -295,11 +304,9 @@ rd_status merged_stat(api_call *call, const merged_source *src, const json_t *st
     if (query_compile(f, NULL, src->schema, &m->hint, &ignored) != RD_OK)
         m->hint = NULL;
     json_decref(f);
-    if (repository_id == NULL || local_named)
+    if (repository_id == NULL)
         rc = src->local_matches(call, m->hint, &m->local, err);
-    if (rc == RD_OK && local_named)
-        rc = query_stat(stat_q, src->schema, m->local, out, err);
-    if (rc != RD_OK || local_named) {
+    if (rc != RD_OK) {
         state_free(m);
         return rc;
     }

@@ -281,6 +281,13 @@ static rd_status local_matches(api_call *call, const query *q, json_t **out, rd_
     return catalog_collect_views(call->app->cat, domains, n, q, out, NULL, err);
 }
 
+static rd_status local_stat(api_call *call, const json_t *stat_q, json_t **out, rd_error *err)
+{
+    const char *domains[MAX_DOMAINS];
+    size_t n = readable_domains(call, domains, MAX_DOMAINS);
+    return catalog_stat_views(call->app->cat, domains, n, stat_q, out, err);
+}
+
 /* 1 when no remote repository is registered (a failure to tell counts as
  * "some": the merged path then reports it). */
 static int no_remotes(api_call *call)
@@ -298,6 +305,7 @@ static const merged_source plugin_source = {
     .local_id = local_id,
     .local_list = local_list,
     .local_matches = local_matches,
+    .local_stat = local_stat,
     .no_remotes = no_remotes,
     .gather = federation_gather,
 };
