@@ -18,6 +18,7 @@ import collections
 import copy
 import http.client
 import http.server
+import itertools
 import json
 import os
 import re
@@ -167,6 +168,9 @@ def read_response(resp):
 
 # --------------------------------------------------------------------------
 # the server
+
+_barrier_ids = itertools.count(1)
+
 
 class ServerError(AssertionError):
     pass
@@ -353,10 +357,21 @@ class Server:
             raise ServerError("server has no port yet")
         return "https://127.0.0.1:%d" % self.port
 
-    def access_count(self, path, status=None):
+    def log_barrier(self, timeout=5.0):
+        """Waits until every line the server logged for requests answered
+        so far has been read: sends one request of its own (an unknown
+        route) and waits for its access line."""
+        marker = "/repository/v1/log-barrier/%d" % next(_barrier_ids)
+        self.request(marker, method="POST", body=b"{}")
+        return self.wait_log("access POST %s " % marker, timeout)
+
+    def access_count(self, path, status=None, settle=False):
         """How many access-log lines this server wrote (all runs) for
         POST path ('plugin/get' shorthand or absolute), optionally only
-        those answered with status."""
+        those answered with status.  With settle, the lines of every
+        request answered before the call are counted (log_barrier)."""
+        if settle:
+            self.log_barrier()
         if not path.startswith("/"):
             path = API_PREFIX + path
         pat = re.compile(r"\baccess POST %s (\d{3}|-) " % re.escape(path))
