@@ -31,7 +31,6 @@
  * readable local documents only (tenancy is theirs). */
 typedef struct {
     const resource_desc *res;
-    const query_schema *schema; /* resource_query_schema(res), static */
     /* the local repository's id (borrowed) */
     const char *(*local_id)(api_call *call);
     /* list query q over the local tier, in query_run's shape (*out new) */
@@ -48,6 +47,11 @@ typedef struct {
     rd_status (*gather)(api_call *call, const char *repository_id, federation_gather_fn done,
                         void *ud, rd_error *err);
 } merged_source;
+
+/* The tiers of res (resource_api.c): the caller's local tier and, for
+ * plugins, the remote repositories (federation_gather); dashboard templates
+ * have no remote tier yet.  Static data. */
+const merged_source *api_resource_source(const resource_desc *res);
 
 /* A list: query_obj (the request's "query", borrowed, NULL = all) and eq (an
  * object of top-level eq filters, borrowed, may be NULL) over the tiers

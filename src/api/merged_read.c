@@ -98,6 +98,7 @@ done:
 
 typedef struct {
     const merged_source *src;
+    query_schema schema;  /* resource_query_schema(src->res) */
     query *q;             /* list */
     query *tq;            /* list: what each tier answers */
     const json_t *stat_q; /* stat (borrowed from the call's body) */
@@ -202,7 +203,7 @@ static rd_status stat_tiers(merged_state *m, remote_tier *const *tiers, size_t n
         readmodel_result_free(&r);
     }
     if (rc == RD_OK)
-        rc = query_stat(m->stat_q, m->src->schema, docs, out, err);
+        rc = query_stat(m->stat_q, &m->schema, docs, out, err);
     json_decref(docs);
     return rc;
 }
@@ -247,9 +248,10 @@ rd_status merged_list(api_call *call, const merged_source *src, const json_t *qu
                       const json_t *eq, const char *repository_id, json_t **out, rd_error *err)
 {
     int local_named = repository_id != NULL && strcmp(repository_id, src->local_id(call)) == 0;
+    query_schema schema = resource_query_schema(src->res);
     merged_state *m = NULL;
     query *q = NULL;
-    rd_status rc = query_compile(query_obj, eq, src->schema, &q, err);
+    rd_status rc = query_compile(query_obj, eq, &schema, &q, err);
     if (rc != RD_OK)
         return rc;
     if (local_named || (repository_id == NULL && (src->gather == NULL || src->no_remotes(call)))) {
@@ -264,8 +266,9 @@ rd_status merged_list(api_call *call, const merged_source *src, const json_t *qu
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
     }
     m->src = src;
+    m->schema = schema;
     m->q = q;
-    rc = merged_tier_query(query_obj, eq, src->schema, q, &m->tq, err);
+    rc = merged_tier_query(query_obj, eq, &schema, q, &m->tq, err);
     if (rc == RD_OK && repository_id == NULL)
         rc = src->local_list(call, m->tq, &m->local, err);
     if (rc != RD_OK) {
@@ -295,13 +298,14 @@ rd_status merged_stat(api_call *call, const merged_source *src, const json_t *st
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
     }
     m->src = src;
+    m->schema = resource_query_schema(src->res);
     m->stat_q = stat_q;
     /* The stat's own filters let the indexes narrow what is read; a bad
      * filter is left for query_stat to report. */
     for (size_t i = 0; filter_keys[i] != NULL; i++)
         if (json_object_get(stat_q, filter_keys[i]) != NULL)
             json_object_set(f, filter_keys[i], json_object_get(stat_q, filter_keys[i]));
-    if (query_compile(f, NULL, src->schema, &m->hint, &ignored) != RD_OK)
+    if (query_compile(f, NULL, &m->schema, &m->hint, &ignored) != RD_OK)
         m->hint = NULL;
     json_decref(f);
     if (repository_id == NULL)

@@ -20,14 +20,6 @@
 #include "remote.h"
 #include "util.h"
 
-/* The domains whose local plugins the caller may read (api_readable_domains). */
-static size_t readable_domains(const api_call *call, const char **out, size_t max)
-{
-    return api_readable_domains(call, out, max);
-}
-
-#define MAX_DOMAINS API_MAX_DOMAINS
-
 static rd_status find_readable(api_call *call, const char *plugin_id, json_t **out, rd_error *err)
 {
     return api_resource_find_readable(call, &resource_plugin, plugin_id, out, err);
@@ -258,58 +250,6 @@ static const char *const list_keys[] = {
     "query",        "plugin_id", "name",          "state",         "resource_type",
     "service_type", "provider",  "registry_type", "repository_id", NULL};
 
-/* ---- the plugin tiers of merged reads (merged_read.h) ---------------------- */
-
-static const char *local_id(api_call *call)
-{
-    return catalog_local_id(call->app->cat);
-}
-
-/* The local tier's answer to q over the caller's readable domains (own
- * domain, then auth.public_domains). */
-static rd_status local_list(api_call *call, const query *q, json_t **out, rd_error *err)
-{
-    const char *domains[MAX_DOMAINS];
-    size_t n = readable_domains(call, domains, MAX_DOMAINS);
-    return catalog_query_views(call->app->cat, domains, n, q, out, err);
-}
-
-static rd_status local_matches(api_call *call, const query *q, json_t **out, rd_error *err)
-{
-    const char *domains[MAX_DOMAINS];
-    size_t n = readable_domains(call, domains, MAX_DOMAINS);
-    return catalog_collect_views(call->app->cat, domains, n, q, out, NULL, err);
-}
-
-static rd_status local_stat(api_call *call, const json_t *stat_q, json_t **out, rd_error *err)
-{
-    const char *domains[MAX_DOMAINS];
-    size_t n = readable_domains(call, domains, MAX_DOMAINS);
-    return catalog_stat_views(call->app->cat, domains, n, stat_q, out, err);
-}
-
-/* 1 when no remote repository is registered (a failure to tell counts as
- * "some": the merged path then reports it). */
-static int no_remotes(api_call *call)
-{
-    json_t *remotes = NULL;
-    rd_error e;
-    int none = remote_list(call->app->st, &remotes, &e) == RD_OK && json_array_size(remotes) == 0;
-    json_decref(remotes);
-    return none;
-}
-
-static const merged_source plugin_source = {
-    .res = &resource_plugin,
-    .schema = &query_schema_plugin,
-    .local_id = local_id,
-    .local_list = local_list,
-    .local_matches = local_matches,
-    .local_stat = local_stat,
-    .no_remotes = no_remotes,
-    .gather = federation_gather,
-};
-
 rd_status api_plugin_list(api_call *call, json_t **out, rd_error *err)
 {
     static const char *const eq_keys[] = {"plugin_id", "name",          "state", "resource_type",
@@ -327,28 +267,13 @@ rd_status api_plugin_list(api_call *call, json_t **out, rd_error *err)
     if (rc == RD_OK)
         rc = api_opt_string(call->body, "repository_id", &repository_id, err);
     if (rc == RD_OK)
-        rc = merged_list(call, &plugin_source, json_object_get(call->body, "query"), eq,
-                         repository_id, out, err);
+        rc = merged_list(call, api_resource_source(&resource_plugin),
+                         json_object_get(call->body, "query"), eq, repository_id, out, err);
     json_decref(eq);
     return rc;
 }
 
 rd_status api_plugin_stat(api_call *call, json_t **out, rd_error *err)
 {
-    static const char *const stat_keys[] = {"query", "repository_id", NULL};
-    const char *repository_id = NULL;
-    json_t *qv;
-    rd_status rc = api_check_keys(call->body, stat_keys, err);
-    if (rc != RD_OK)
-        return rc;
-    qv = json_object_get(call->body, "query");
-    if (qv == NULL || json_is_null(qv))
-        return rd_fail(err, RD_ERR_REQUIRED_PARAMETER, "Required parameter. (key = query)");
-    if (!json_is_object(qv))
-        return rd_fail(err, RD_ERR_INVALID_PARAMETER_TYPE,
-                       "Invalid parameter type. (key = query, type = object)");
-    rc = api_opt_string(call->body, "repository_id", &repository_id, err);
-    if (rc != RD_OK)
-        return rc;
-    return merged_stat(call, &plugin_source, qv, repository_id, out, err);
+    return api_resource_stat(call, out, err);
 }

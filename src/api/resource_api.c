@@ -14,7 +14,10 @@
 
 #include "api.h"
 #include "catalog.h"
+#include "federation.h"
+#include "merged_read.h"
 #include "query.h"
+#include "remote.h"
 #include "util.h"
 
 size_t api_readable_domains(const api_call *call, const char **out, size_t max)
@@ -249,15 +252,83 @@ rd_status api_resource_get(api_call *call, json_t **out, rd_error *err)
     return rc;
 }
 
+/* ---- the tiers of merged reads (merged_read.h) ------------------------------ */
+
+static const char *local_id(api_call *call)
+{
+    return catalog_local_id(call->app->cat);
+}
+
+/* The local tier's answer to q over the caller's readable domains (own
+ * domain, then auth.public_domains). */
+static rd_status local_list(api_call *call, const query *q, json_t **out, rd_error *err)
+{
+    const char *domains[API_MAX_DOMAINS];
+    size_t n = api_readable_domains(call, domains, API_MAX_DOMAINS);
+    return catalog_res_query_views(call->app->cat, call->res, domains, n, q, out, err);
+}
+
+static rd_status local_matches(api_call *call, const query *q, json_t **out, rd_error *err)
+{
+    const char *domains[API_MAX_DOMAINS];
+    size_t n = api_readable_domains(call, domains, API_MAX_DOMAINS);
+    return catalog_res_collect_views(call->app->cat, call->res, domains, n, q, out, NULL, err);
+}
+
+static rd_status local_stat(api_call *call, const json_t *stat_q, json_t **out, rd_error *err)
+{
+    const char *domains[API_MAX_DOMAINS];
+    size_t n = api_readable_domains(call, domains, API_MAX_DOMAINS);
+    return catalog_res_stat_views(call->app->cat, call->res, domains, n, stat_q, out, err);
+}
+
+/* 1 when no remote repository is registered (a failure to tell counts as
+ * "some": the merged path then reports it). */
+static int no_remotes(api_call *call)
+{
+    json_t *remotes = NULL;
+    rd_error e;
+    int none = remote_list(call->app->st, &remotes, &e) == RD_OK && json_array_size(remotes) == 0;
+    json_decref(remotes);
+    return none;
+}
+
+static const merged_source plugin_source = {
+    .res = &resource_plugin,
+    .local_id = local_id,
+    .local_list = local_list,
+    .local_matches = local_matches,
+    .local_stat = local_stat,
+    .no_remotes = no_remotes,
+    .gather = federation_gather,
+};
+
+/* Dashboard templates have no remote tier yet: a repository_id naming a
+ * remote repository reads nothing. */
+static const merged_source dashboard_source = {
+    .res = &resource_dashboard,
+    .local_id = local_id,
+    .local_list = local_list,
+    .local_matches = local_matches,
+    .local_stat = local_stat,
+    .no_remotes = no_remotes,
+    .gather = NULL,
+};
+
+const merged_source *api_resource_source(const resource_desc *res)
+{
+    if (res == &resource_plugin)
+        return &plugin_source;
+    return &dashboard_source;
+}
+
 rd_status api_resource_list(api_call *call, json_t **out, rd_error *err)
 {
     const resource_desc *res = call->res;
-    query_schema schema = resource_query_schema(res);
-    const char *keys[32], *domains[API_MAX_DOMAINS];
+    const char *keys[32];
     const char *repository_id = NULL;
-    size_t nkeys = 0, n;
+    size_t nkeys = 0;
     json_t *eq = json_object();
-    query *q = NULL;
     rd_status rc;
 
     for (size_t i = 0; res->list_eq_keys[i] != NULL && nkeys < 29; i++)
@@ -271,14 +342,8 @@ rd_status api_resource_list(api_call *call, json_t **out, rd_error *err)
     if (rc == RD_OK)
         rc = api_opt_string(call->body, "repository_id", &repository_id, err);
     if (rc == RD_OK)
-        rc = query_compile(json_object_get(call->body, "query"), eq, &schema, &q, err);
-    if (rc == RD_OK) {
-        n = api_readable_domains(call, domains, API_MAX_DOMAINS);
-        if (names_other_repository(call, repository_id))
-            n = 0; /* the local tier alone holds nothing of another repository */
-        rc = catalog_res_query_views(call->app->cat, res, domains, n, q, out, err);
-    }
-    query_free(q);
+        rc = merged_list(call, api_resource_source(res), json_object_get(call->body, "query"), eq,
+                         repository_id, out, err);
     json_decref(eq);
     return rc;
 }
@@ -302,16 +367,10 @@ rd_status api_stat_request(const json_t *body, const json_t **stat_query,
 
 rd_status api_resource_stat(api_call *call, json_t **out, rd_error *err)
 {
-    const resource_desc *res = call->res;
-    const char *domains[API_MAX_DOMAINS];
     const char *repository_id = NULL;
     const json_t *qv = NULL;
-    size_t n;
     rd_status rc = api_stat_request(call->body, &qv, &repository_id, err);
     if (rc != RD_OK)
         return rc;
-    n = api_readable_domains(call, domains, API_MAX_DOMAINS);
-    if (names_other_repository(call, repository_id))
-        n = 0;
-    return catalog_res_stat_views(call->app->cat, res, domains, n, qv, out, err);
+    return merged_stat(call, api_resource_source(call->res), qv, repository_id, out, err);
 }
