@@ -42,9 +42,6 @@ int backup_copy_file(const char *src, const char *root, const char *rel, json_t 
  * success *manifest is a new reference to the parsed manifest. */
 int backup_verify(const char *dir, json_t **manifest, char *reason, size_t n);
 
-/* Removes path and everything below it (missing is fine). */
-void backup_remove_tree(const char *path);
-
 /* 1 when dir exists and holds any entry, else 0. */
 int backup_dir_nonempty(const char *dir);
 

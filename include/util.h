@@ -46,4 +46,8 @@ char *util_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 
 /* Creates dir and its parents (mode 0750); 0 on success or if it exists. */
 int util_mkdir_p(const char *dir);
 
+/* Removes path and everything below it (files, folders, links; symbolic
+ * links are not followed), as far as it can; errors are ignored. */
+void util_remove_tree(const char *path);
+
 #endif

@@ -308,7 +308,7 @@ done:
     if (rc != CLI_OK)
         fprintf(stderr, "repod backup: %s\n", reason);
     if (checkpoint != NULL)
-        backup_remove_tree(checkpoint);
+        util_remove_tree(checkpoint);
     if (fd >= 0)
         close(fd);
     if (lock_fd >= 0)
@@ -392,7 +392,7 @@ static int cmd_restore(const bk_args *a)
         goto done;
     }
     if (a->force && stat(conf->data_dir, &ds) == 0) {
-        backup_remove_tree(conf->data_dir);
+        util_remove_tree(conf->data_dir);
         if (mkdir(conf->data_dir, 0750) == 0 && chown(conf->data_dir, ds.st_uid, ds.st_gid) != 0)
             fprintf(stderr, "repod restore: warning: cannot give %s back to uid %ld: %s\n",
                     conf->data_dir, (long)ds.st_uid, strerror(errno));

@@ -136,7 +136,7 @@ rd_status control_start(struct event_base *base, store *st, const char *data_dir
     }
     c->st = st;
     c->fd = -1;
-    backup_remove_tree(staging); /* checkpoints a backup did not take away */
+    util_remove_tree(staging); /* checkpoints a backup did not take away */
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
     if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s.%ld", data_dir,

@@ -147,21 +147,6 @@ fail:
     return NULL;
 }
 
-static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-/* Removes path and everything below it. */
-static void remove_tree(const char *path)
-{
-    nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 void store_undo_apply(const store_undo *u)
 {
     DIR *d;
@@ -170,7 +155,7 @@ void store_undo_apply(const store_undo *u)
     if (u == NULL || !u->active)
         return;
     if (!u->dir_existed) {
-        remove_tree(u->dir);
+        util_remove_tree(u->dir);
         return;
     }
     d = opendir(u->dir);
@@ -183,7 +168,7 @@ void store_undo_apply(const store_undo *u)
             continue;
         path = util_strdup_printf("%s/%s", u->dir, e->d_name);
         if (path != NULL)
-            remove_tree(path);
+            util_remove_tree(path);
         free(path);
     }
     if (d != NULL)
