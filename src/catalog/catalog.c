@@ -509,11 +509,13 @@ static int collect_one(void *ud, const char *key, size_t klen, const char *val, 
     }
     /* the view without a deep copy: the record is ours */
     if (!json_is_object(rec)) {
-        cs->rc = rd_fail(cs->err, RD_ERR_INTERNAL, "a stored %s record is not an object",
-                         cs->res->name);
+        cs->rc =
+            rd_fail(cs->err, RD_ERR_INTERNAL, "a stored %s record is not an object", cs->res->name);
     } else {
         cs->res->view_in_place(rec, cs->info);
-        cs->rc = readmodel_build_add(cs->b, rec, cs->err);
+        /* the builder's worker serialises and indexes it meanwhile */
+        cs->rc = readmodel_build_add_new(cs->b, rec, cs->err);
+        rec = NULL;
     }
     json_decref(rec);
     return cs->rc != RD_OK; /* stops the scan */

@@ -145,6 +145,8 @@ struct readmodel {
 rm_state *rm_state_new(const resource_desc *res, const rm_layout *lay);
 void rm_state_free(rm_state *st);
 int rm_state_put(rm_state *st, readmodel_doc *d); /* takes d; -1 on OOM */
+/* Ends a bulk build (sorts the appended orders); -1 on OOM. */
+int rm_finish_bulk(rm_state *st);
 int rm_state_del(rm_state *st, const char *domain, const char *id);
 /* A new document (domain, id) of view (borrowed: its kept values are copied
  * or shared through rm->intern).  NULL when memory runs out. */
