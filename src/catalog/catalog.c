@@ -22,6 +22,7 @@
  */
 #include "catalog.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -556,6 +557,10 @@ static rd_status model_build(catalog *cat, const resource_desc *res, rd_error *e
         LOG_INFO("catalog: read model holds %zu local %s", readmodel_count(m->rm), res->plural);
 done:
     json_decref(cs.info);
+#ifdef __GLIBC__
+    /* the decoded records are gone: give their pages back to the system */
+    malloc_trim(0);
+#endif
     return rc;
 }
 
