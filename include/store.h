@@ -40,7 +40,7 @@ rd_status store_open(const char *dir, store **out, rd_error *err);
  * block_cache_mb is one LRU cache shared by every column family, holding
  * data blocks and the tables' index and filter blocks; write_buffer_mb
  * bounds all memtables together (each column family's to half of it). */
-#define STORE_BLOCK_CACHE_MB_DEFAULT 32
+#define STORE_BLOCK_CACHE_MB_DEFAULT  32
 #define STORE_WRITE_BUFFER_MB_DEFAULT 64
 typedef struct {
     int64_t block_cache_mb;  /* 1..65536 */

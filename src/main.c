@@ -285,10 +285,10 @@ static int serve(const char *config_path)
         goto done;
     }
     undo = store_undo_begin(a.conf->data_dir);
-    if (store_open_with(a.conf->data_dir,
-                        &(store_options){a.conf->store_block_cache_mb,
-                                         a.conf->store_write_buffer_mb},
-                        &a.st, &err) != RD_OK ||
+    if (store_open_with(
+            a.conf->data_dir,
+            &(store_options){a.conf->store_block_cache_mb, a.conf->store_write_buffer_mb}, &a.st,
+            &err) != RD_OK ||
         catalog_open(a.st, a.conf->local_repository_name, &a.cat, &err) != RD_OK ||
         fetcher_start(&a, &a.fetcher, &err) != RD_OK) {
         fprintf(stderr, "repod: %s\n", err.message);

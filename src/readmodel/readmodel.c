@@ -170,10 +170,9 @@ readmodel_doc *rm_doc_new(readmodel *rm, const char *domain, const char *id, con
     if (d->vals == NULL)
         goto fail;
     d->nvals = lay->nkeys;
-    d->bytes = json_dumps(view, JSON_COMPACT | JSON_ENCODE_ANY);
+    d->bytes = rm_dump(view, &d->len);
     if (d->bytes == NULL)
         goto fail;
-    d->len = strlen(d->bytes);
     for (size_t k = 0; k < lay->nkeys; k++) {
         const json_t *v = json_object_get(view, lay->keys[k]);
         if (v != NULL && (d->vals[k] = keep_value(rm, v, lay->shared[k])) == NULL)

@@ -145,6 +145,10 @@ struct readmodel {
 rm_state *rm_state_new(const resource_desc *res, const rm_layout *lay);
 void rm_state_free(rm_state *st);
 int rm_state_put(rm_state *st, readmodel_doc *d); /* takes d; -1 on OOM */
+/* json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)'s bytes (malloc'd,
+ * NUL-terminated, *len bytes), written faster; NULL when memory runs out
+ * or v cannot be written. */
+char *rm_dump(const json_t *v, size_t *len);
 /* Ends a bulk build (sorts the appended orders); -1 on OOM. */
 int rm_finish_bulk(rm_state *st);
 int rm_state_del(rm_state *st, const char *domain, const char *id);

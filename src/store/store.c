@@ -17,7 +17,7 @@ static const char *const cf_names[STORE_CF_COUNT] = {"default", "repos", "plugin
 struct store {
     rocksdb_t *db;
     rocksdb_options_t *opts;
-    rocksdb_cache_t *cache;                       /* shared by every column family */
+    rocksdb_cache_t *cache;                     /* shared by every column family */
     rocksdb_block_based_table_options_t *table; /* uses cache */
     rocksdb_readoptions_t *ropts;
     rocksdb_writeoptions_t *wopts;

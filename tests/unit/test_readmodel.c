@@ -78,6 +78,42 @@ static void test_schema_from_description(void **state)
     assert_false(resource_has_key(resource_plugin.sort_keys, "labels"));
 }
 
+/* The ready bytes are exactly json_dumps(view, JSON_COMPACT) for awkward
+ * values: escapes, control characters, NUL inside a string, non-ASCII,
+ * reals, integers at the limits, empty and nested containers, key order. */
+static void test_ready_bytes_equal_jansson(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *v = plugin("d1", "p1", "q\"uote\\back/slash\b\f\n\r\t\x01\x1f\x7f end", "ENABLED");
+    readmodel_doc *d;
+    size_t len;
+    char *expect;
+    (void)state;
+    json_object_set_new(v, "nul", json_stringn("a\0b", 3));
+    json_object_set_new(v, "utf8", json_string("caf\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x98\x80"));
+    json_object_set_new(v, "reals", json_pack("[f,f,f,f,f]", 0.1, 1e300, -2.5, 100.0, 1e-7));
+    json_object_set_new(v, "ints",
+                        json_pack("[I,I,i]", (json_int_t)INT64_MAX, (json_int_t)INT64_MIN, 0));
+    json_object_set_new(v, "nested",
+                        json_pack("{s:{}, s:[], s:[{},[null,true,false]]}", "o", "a", "x"));
+    json_object_set_new(v, "k\"e\ny", json_string(""));
+    json_object_del(v, "name"); /* insertion order after a delete and a re-set */
+    json_object_set_new(v, "name", json_string("late"));
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d1", "p1", v, &err), RD_OK);
+    d = readmodel_get(rm, "d1", "p1");
+    assert_non_null(d);
+    expect = json_dumps(v, JSON_COMPACT);
+    assert_non_null(expect);
+    assert_int_equal(memcmp(readmodel_doc_bytes(d, &len), expect, strlen(expect) + 1), 0);
+    assert_int_equal(len, strlen(expect));
+    free(expect);
+    readmodel_doc_release(d);
+    readmodel_destroy(rm);
+    json_decref(v);
+}
+
 static void test_put_get_replace_delete(void **state)
 {
     readmodel *rm = NULL;
@@ -1022,6 +1058,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schema_from_description),
+        cmocka_unit_test(test_ready_bytes_equal_jansson),
         cmocka_unit_test(test_put_get_replace_delete),
         cmocka_unit_test(test_domain_isolation),
         cmocka_unit_test(test_build_swaps_content),
