@@ -465,6 +465,13 @@ int rm_finish_bulk(rm_state *st)
             sort_key(st, k, rank, e);
     if (started)
         pthread_join(thr, NULL);
+    /* the postings grew by doubling: give back the room a bulk build left */
+    rm_map_fit_ids(&st->domains);
+    rm_map_fit_ids(&st->tri);
+    for (size_t f = 0; f < st->neq; f++) {
+        rm_map_fit_ids(&st->eq[f]);
+        rm_ids_fit(&st->eqarr[f]);
+    }
     rc = 0;
 done:
     free(half.e);

@@ -55,7 +55,7 @@ static const char *const dashboard_keyword_fields[] = {"template_id", "name", "l
 static const char *const dashboard_minimal_fields[] = {"template_id", "name", "state",
                                                        "template_type", NULL};
 static const char *const dashboard_shared_fields[] = {"state", "template_type", "domain_id",
-                                                    "labels", NULL};
+                                                      "labels", NULL};
 static const char *const dashboard_default_order[] = {"name", "template_id", "domain_id", NULL};
 
 const resource_desc resource_dashboard = {

@@ -48,6 +48,10 @@ int rm_ids_add(rm_ids *s, uint32_t id); /* no-op when present; -1 on OOM */
 void rm_ids_del(rm_ids *s, uint32_t id);
 int rm_ids_has(const rm_ids *s, uint32_t id);
 void rm_ids_free_ptr(void *p); /* frees an allocated rm_ids and its array */
+/* Gives back the array's unused room (after a bulk build); the map's
+ * values are rm_ids. */
+void rm_ids_fit(rm_ids *s);
+void rm_map_fit_ids(rm_map *m);
 
 /* Postings: value bytes -> allocated rm_ids. */
 int rm_post_add(rm_map *m, const char *key, size_t len, uint32_t id);

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RM_BUILD_QUEUE 2048
+#define RM_BUILD_QUEUE 256
 
 typedef struct {
     readmodel_doc *doc; /* a made document, or NULL: */
