@@ -74,7 +74,7 @@ typedef struct {
     conf_cache remote_defaults;
     json_t *registries;            /* "registries" object as given (owned); {} by default */
     int ui_enabled;                /* ui.enabled: the web console at /ui/; default 1 */
-    int64_t store_block_cache_mb;  /* store.block_cache_mb, default 32 */
+    int64_t store_block_cache_mb;  /* store.block_cache_mb, default 8 */
     int64_t store_write_buffer_mb; /* store.write_buffer_mb, default 64 */
     json_t *remotes; /* "remotes": array of remote repositories the config manages (owned;
                         checked; upstream.ca_file resolved to an absolute path); [] */

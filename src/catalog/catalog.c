@@ -514,9 +514,9 @@ static int collect_one(void *ud, const char *key, size_t klen, const char *val, 
             rd_fail(cs->err, RD_ERR_INTERNAL, "a stored %s record is not an object", cs->res->name);
     } else {
         cs->res->view_in_place(rec, cs->info);
-        /* the builder's worker serialises and indexes it meanwhile */
-        cs->rc = readmodel_build_add_new(cs->b, rec, cs->err);
-        rec = NULL;
+        /* the document is made here (the record's tree is allocated and
+         * freed by this thread alone); the builder's worker indexes it */
+        cs->rc = readmodel_build_add(cs->b, rec, cs->err);
     }
     json_decref(rec);
     return cs->rc != RD_OK; /* stops the scan */

@@ -188,7 +188,7 @@ static const conf_row conf_rows[] = {
              "service_account_key_file, "
              "timeout_ms}"),
     ROW_SECTION("store", "RocksDB memory (docs/read-model.md, \"Memory of the server\")"),
-    ROW_INT("store.block_cache_mb", store_block_cache_mb, 0, 32, 1, 65536,
+    ROW_INT("store.block_cache_mb", store_block_cache_mb, 0, 8, 1, 65536,
             "one LRU block cache for every column family, index and filter blocks included"),
     ROW_INT("store.write_buffer_mb", store_write_buffer_mb, 0, 64, 2, 65536,
             "all memtables together (each column family's up to half of it)"),

@@ -294,6 +294,9 @@ rd_status store_scan(store *st, store_cf cf, const void *prefix, size_t plen, st
             rocksdb_readoptions_set_iterate_upper_bound(ro, upper, ulen);
         }
     }
+    /* a scan reads each block once (the read model's build reads them all):
+     * it does not push the point reads' blocks out of the cache */
+    rocksdb_readoptions_set_fill_cache(ro, 0);
     it = rocksdb_create_iterator_cf(st->db, ro, st->cf[cf]);
     if (plen > 0)
         rocksdb_iter_seek(it, prefix, plen);
