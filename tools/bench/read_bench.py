@@ -241,7 +241,7 @@ def run(args, workdir):
         first = viewer.json("plugin/list", {"query": {"filter": [
             {"k": "domain_id", "v": "domain-main", "o": "eq"}], "sort": {"key": "plugin_id"},
             "page": {"start": 1000, "limit": 1}}})
-        n = first["total_count"]
+        log("%d plugins of domain-main in %s" % (first["total_count"], args.data_dir))
         get_id = first["results"][0]["plugin_id"]
     rows = run_mix(viewer, [("get (local plugin)", "plugin/get", {"plugin_id": get_id})] +
                    list_cases(), k, "local")
@@ -262,8 +262,9 @@ def run(args, workdir):
         mc.close()
         sc.close()
 
-    print("\n## repod read-path benchmark: %d plugins, %d runs per request (%d through "
-          "the mirror)\n" % (n, k, mk))
+    print("\n## repod read-path benchmark: %s, %d runs per request (%d through "
+          "the mirror)\n" % ("data dir %s" % args.data_dir if args.data_dir else
+                              "%d plugins" % n, k, mk))
     print("| measure | value |")
     print("|---|---:|")
     if load_s is not None:
