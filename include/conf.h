@@ -72,10 +72,12 @@ typedef struct {
     size_t registry_allowed_hosts_count;
     int64_t registry_negative_cache_ms; /* registry.negative_cache_ms, default 5000 */
     conf_cache remote_defaults;
-    json_t *registries; /* "registries" object as given (owned); {} by default */
-    int ui_enabled;     /* ui.enabled: the web console at /ui/; default 1 */
-    json_t *remotes;    /* "remotes": array of remote repositories the config manages (owned;
-                           checked; upstream.ca_file resolved to an absolute path); [] */
+    json_t *registries;            /* "registries" object as given (owned); {} by default */
+    int ui_enabled;                /* ui.enabled: the web console at /ui/; default 1 */
+    int64_t store_block_cache_mb;  /* store.block_cache_mb, default 8 */
+    int64_t store_write_buffer_mb; /* store.write_buffer_mb, default 64 */
+    json_t *remotes; /* "remotes": array of remote repositories the config manages (owned;
+                        checked; upstream.ca_file resolved to an absolute path); [] */
 } repod_conf;
 
 /* Loads and validates path, and checks the files it names.  On success *out

@@ -60,6 +60,13 @@ rd_status readmodel_build(readmodel *rm, const json_t *views, rd_error *err);
 typedef struct readmodel_builder readmodel_builder;
 rd_status readmodel_build_begin(readmodel *rm, readmodel_builder **out, rd_error *err);
 rd_status readmodel_build_add(readmodel_builder *b, const json_t *view, rd_error *err);
+/* The same, taking view (a new reference, released by the builder even on
+ * failure).  The builder works on two threads: begin starts a worker that
+ * makes the documents of views handed over here and indexes every document
+ * while the caller reads the next record; finish waits for it.  A view
+ * handed over must not be used by the caller any more (a value it shares
+ * with others is only read and reference-counted). */
+rd_status readmodel_build_add_new(readmodel_builder *b, json_t *view, rd_error *err);
 rd_status readmodel_build_finish(readmodel_builder *b, rd_error *err);
 void readmodel_build_abort(readmodel_builder *b);
 

@@ -36,6 +36,20 @@ typedef struct store_batch store_batch;
  * log only). */
 rd_status store_open(const char *dir, store **out, rd_error *err);
 
+/* RocksDB's memory (config keys store.block_cache_mb, store.write_buffer_mb):
+ * block_cache_mb is one LRU cache shared by every column family, holding
+ * data blocks and the tables' index and filter blocks; write_buffer_mb
+ * bounds all memtables together (each column family's to half of it). */
+#define STORE_BLOCK_CACHE_MB_DEFAULT  32
+#define STORE_WRITE_BUFFER_MB_DEFAULT 64
+typedef struct {
+    int64_t block_cache_mb;  /* 1..65536 */
+    int64_t write_buffer_mb; /* 2..65536 */
+} store_options;
+
+/* store_open with these sizes (store_open uses the defaults). */
+rd_status store_open_with(const char *dir, const store_options *o, store **out, rd_error *err);
+
 /* Flushes and closes; NULL is a no-op. */
 void store_close(store *st);
 

@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 #include <event2/thread.h>
+#include <malloc.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -285,7 +286,10 @@ static int serve(const char *config_path)
         goto done;
     }
     undo = store_undo_begin(a.conf->data_dir);
-    if (store_open(a.conf->data_dir, &a.st, &err) != RD_OK ||
+    if (store_open_with(
+            a.conf->data_dir,
+            &(store_options){a.conf->store_block_cache_mb, a.conf->store_write_buffer_mb}, &a.st,
+            &err) != RD_OK ||
         catalog_open(a.st, a.conf->local_repository_name, &a.cat, &err) != RD_OK ||
         remote_models_create(&resource_plugin, &a.models, &err) != RD_OK ||
         remote_models_load_all(a.models, a.st, &err) != RD_OK ||
@@ -381,6 +385,11 @@ static int check_config(const char *path)
 
 int main(int argc, char **argv)
 {
+#ifdef M_ARENA_MAX
+    /* two malloc arenas (not 8 per core): the read model's build and the
+     * workers share them, so freed memory is reused rather than spread */
+    mallopt(M_ARENA_MAX, 2);
+#endif
     if (argc >= 2 && strcmp(argv[1], "token") == 0)
         return auth_cli_main(argc - 1, argv + 1);
     if (argc >= 2 && (strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "restore") == 0))

@@ -22,6 +22,7 @@
  */
 #include "catalog.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -509,10 +510,12 @@ static int collect_one(void *ud, const char *key, size_t klen, const char *val, 
     }
     /* the view without a deep copy: the record is ours */
     if (!json_is_object(rec)) {
-        cs->rc = rd_fail(cs->err, RD_ERR_INTERNAL, "a stored %s record is not an object",
-                         cs->res->name);
+        cs->rc =
+            rd_fail(cs->err, RD_ERR_INTERNAL, "a stored %s record is not an object", cs->res->name);
     } else {
         cs->res->view_in_place(rec, cs->info);
+        /* the document is made here (the record's tree is allocated and
+         * freed by this thread alone); the builder's worker indexes it */
         cs->rc = readmodel_build_add(cs->b, rec, cs->err);
     }
     json_decref(rec);
@@ -554,6 +557,10 @@ static rd_status model_build(catalog *cat, const resource_desc *res, rd_error *e
         LOG_INFO("catalog: read model holds %zu local %s", readmodel_count(m->rm), res->plural);
 done:
     json_decref(cs.info);
+#ifdef __GLIBC__
+    /* the decoded records are gone: give their pages back to the system */
+    malloc_trim(0);
+#endif
     return rc;
 }
 

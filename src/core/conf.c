@@ -187,6 +187,11 @@ static const conf_row conf_rows[] = {
              "password_file, aws_access_key_id, aws_secret_access_key_file, aws_region, "
              "service_account_key_file, "
              "timeout_ms}"),
+    ROW_SECTION("store", "RocksDB memory (docs/read-model.md, \"Memory of the server\")"),
+    ROW_INT("store.block_cache_mb", store_block_cache_mb, 0, 8, 1, 65536,
+            "one LRU block cache for every column family, index and filter blocks included"),
+    ROW_INT("store.write_buffer_mb", store_write_buffer_mb, 0, 64, 2, 65536,
+            "all memtables together (each column family's up to half of it)"),
     ROW_SECTION("ui", "the web console (docs/console.md)"),
     ROW_BOOL("ui.enabled", ui_enabled, 1,
              "serve the web console at /ui/; false answers /ui/ with the API's 404"),

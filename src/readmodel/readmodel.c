@@ -170,10 +170,9 @@ readmodel_doc *rm_doc_new(readmodel *rm, const char *domain, const char *id, con
     if (d->vals == NULL)
         goto fail;
     d->nvals = lay->nkeys;
-    d->bytes = json_dumps(view, JSON_COMPACT | JSON_ENCODE_ANY);
+    d->bytes = rm_dump(view, &d->len);
     if (d->bytes == NULL)
         goto fail;
-    d->len = strlen(d->bytes);
     for (size_t k = 0; k < lay->nkeys; k++) {
         const json_t *v = json_object_get(view, lay->keys[k]);
         if (v != NULL && (d->vals[k] = keep_value(rm, v, lay->shared[k])) == NULL)
@@ -419,12 +418,31 @@ static int sort_key(rm_state *st, size_t k, const uint32_t *rank, key_ent *e)
     return 0;
 }
 
+typedef struct {
+    rm_state *st;
+    const uint32_t *rank;
+    key_ent *e;
+} sort_half;
+
+/* Sorts the kept orders of the odd sort keys (each order is its own array:
+ * the two threads share only read-only documents and ranks). */
+static void *sort_odd_keys(void *arg)
+{
+    sort_half *h = arg;
+    for (size_t k = 1; k < h->st->nsort; k += 2)
+        sort_key(h->st, k, h->rank, h->e);
+    return NULL;
+}
+
 /* Ends a bulk build: sorts the orders that were appended to, the default
  * order first, whose ranks then break the sort keys' ties. */
-static int finish_bulk(rm_state *st)
+int rm_finish_bulk(rm_state *st)
 {
     uint32_t *rank = NULL;
     key_ent *e = NULL;
+    sort_half half = {NULL, NULL, NULL};
+    pthread_t thr;
+    int started = 0;
     int rc = -1;
     st->bulk = 0;
     if (st->dorder.n < 2) /* qsort wants a non-NULL array */
@@ -435,10 +453,28 @@ static int finish_bulk(rm_state *st)
         goto done;
     for (size_t i = 0; i < st->dorder.n; i++)
         rank[st->dorder.v[i]] = (uint32_t)i;
+    if (st->nsort > 1) { /* the odd keys on a second thread */
+        half.st = st;
+        half.rank = rank;
+        half.e = malloc(st->dorder.n * sizeof(*half.e));
+        if (half.e != NULL && pthread_create(&thr, NULL, sort_odd_keys, &half) == 0)
+            started = 1;
+    }
     for (size_t k = 0; k < st->nsort; k++)
-        sort_key(st, k, rank, e);
+        if (!started || k % 2 == 0)
+            sort_key(st, k, rank, e);
+    if (started)
+        pthread_join(thr, NULL);
+    /* the postings grew by doubling: give back the room a bulk build left */
+    rm_map_fit_ids(&st->domains);
+    rm_map_fit_ids(&st->tri);
+    for (size_t f = 0; f < st->neq; f++) {
+        rm_map_fit_ids(&st->eq[f]);
+        rm_ids_fit(&st->eqarr[f]);
+    }
     rc = 0;
 done:
+    free(half.e);
     free(rank);
     free(e);
     return rc;
@@ -731,86 +767,6 @@ int readmodel_delete(readmodel *rm, const char *domain, const char *id)
     rc = rm_state_del(rm->st, domain, id);
     pthread_rwlock_unlock(&rm->lock);
     return rc;
-}
-
-static const char *str_or_empty(const json_t *v)
-{
-    const char *s = json_string_value(v);
-    return s != NULL ? s : "";
-}
-
-struct readmodel_builder {
-    readmodel *rm;
-    rm_state *st;
-};
-
-rd_status readmodel_build_begin(readmodel *rm, readmodel_builder **out, rd_error *err)
-{
-    readmodel_builder *b = calloc(1, sizeof(*b));
-    *out = NULL;
-    if (b == NULL || (b->st = rm_state_new(rm->res, &rm->lay)) == NULL) {
-        free(b);
-        return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
-    }
-    b->rm = rm;
-    b->st->bulk = 1;
-    *out = b;
-    return RD_OK;
-}
-
-rd_status readmodel_build_add(readmodel_builder *b, const json_t *view, rd_error *err)
-{
-    const resource_desc *res = b->rm->res;
-    const char *dom =
-        res->domain_field != NULL ? str_or_empty(json_object_get(view, res->domain_field)) : "";
-    readmodel_doc *d =
-        rm_doc_new(b->rm, dom, str_or_empty(json_object_get(view, res->id_field)), view);
-    if (d == NULL || rm_state_put(b->st, d) != 0)
-        return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
-    return RD_OK;
-}
-
-rd_status readmodel_build_finish(readmodel_builder *b, rd_error *err)
-{
-    rm_state *old;
-    if (finish_bulk(b->st) != 0) {
-        readmodel_build_abort(b);
-        return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
-    }
-    pthread_rwlock_wrlock(&b->rm->lock);
-    old = b->rm->st;
-    b->rm->st = b->st;
-    pthread_rwlock_unlock(&b->rm->lock);
-    rm_state_free(old);
-    free(b);
-    return RD_OK;
-}
-
-void readmodel_build_abort(readmodel_builder *b)
-{
-    if (b == NULL)
-        return;
-    rm_state_free(b->st);
-    free(b);
-}
-
-rd_status readmodel_build(readmodel *rm, const json_t *views, rd_error *err)
-{
-    readmodel_builder *b = NULL;
-    rd_status rc = readmodel_build_begin(rm, &b, err);
-    size_t i;
-    const json_t *v;
-    if (rc != RD_OK)
-        return rc;
-    json_array_foreach(views, i, v)
-    {
-        rc = readmodel_build_add(b, v, err);
-        if (rc != RD_OK) {
-            readmodel_build_abort(b);
-            return rc;
-        }
-    }
-    return readmodel_build_finish(b, err);
 }
 
 size_t readmodel_count(readmodel *rm)

@@ -48,6 +48,10 @@ int rm_ids_add(rm_ids *s, uint32_t id); /* no-op when present; -1 on OOM */
 void rm_ids_del(rm_ids *s, uint32_t id);
 int rm_ids_has(const rm_ids *s, uint32_t id);
 void rm_ids_free_ptr(void *p); /* frees an allocated rm_ids and its array */
+/* Gives back the array's unused room (after a bulk build); the map's
+ * values are rm_ids. */
+void rm_ids_fit(rm_ids *s);
+void rm_map_fit_ids(rm_map *m);
 
 /* Postings: value bytes -> allocated rm_ids. */
 int rm_post_add(rm_map *m, const char *key, size_t len, uint32_t id);
@@ -145,6 +149,12 @@ struct readmodel {
 rm_state *rm_state_new(const resource_desc *res, const rm_layout *lay);
 void rm_state_free(rm_state *st);
 int rm_state_put(rm_state *st, readmodel_doc *d); /* takes d; -1 on OOM */
+/* json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)'s bytes (malloc'd,
+ * NUL-terminated, *len bytes), written faster; NULL when memory runs out
+ * or v cannot be written. */
+char *rm_dump(const json_t *v, size_t *len);
+/* Ends a bulk build (sorts the appended orders); -1 on OOM. */
+int rm_finish_bulk(rm_state *st);
 int rm_state_del(rm_state *st, const char *domain, const char *id);
 /* A new document (domain, id) of view (borrowed: its kept values are copied
  * or shared through rm->intern).  NULL when memory runs out. */

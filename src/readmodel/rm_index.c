@@ -152,6 +152,25 @@ int rm_ids_add(rm_ids *s, uint32_t id)
     return 0;
 }
 
+void rm_ids_fit(rm_ids *s)
+{
+    uint32_t *nv;
+    if (s->cap <= s->n || s->n == 0)
+        return;
+    nv = realloc(s->v, s->n * sizeof(*nv));
+    if (nv != NULL) {
+        s->v = nv;
+        s->cap = s->n;
+    }
+}
+
+void rm_map_fit_ids(rm_map *m)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->e[i].key != NULL)
+            rm_ids_fit(m->e[i].val);
+}
+
 void rm_ids_del(rm_ids *s, uint32_t id)
 {
     size_t pos = lower_bound(s, id);

@@ -17,6 +17,8 @@ static const char *const cf_names[STORE_CF_COUNT] = {"default", "repos", "plugin
 struct store {
     rocksdb_t *db;
     rocksdb_options_t *opts;
+    rocksdb_cache_t *cache;                     /* shared by every column family */
+    rocksdb_block_based_table_options_t *table; /* uses cache */
     rocksdb_readoptions_t *ropts;
     rocksdb_writeoptions_t *wopts;
     rocksdb_column_family_handle_t *cf[STORE_CF_COUNT];
@@ -37,7 +39,36 @@ static rd_status store_error(char **errptr, const char *what, rd_error *err)
     return rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = storage failure)");
 }
 
+/* Sizes RocksDB's memory for a read-mostly server (docs/read-model.md,
+ * "Memory of the server"): one LRU block cache for every column family that
+ * also holds the tables' index and filter blocks (so table readers do not
+ * grow outside it), and memtables bounded per column family and in all. */
+static int size_memory(store *st, const store_options *o)
+{
+    size_t cache = (size_t)o->block_cache_mb << 20, wbuf = (size_t)o->write_buffer_mb << 20;
+    st->cache = rocksdb_cache_create_lru(cache);
+    st->table = rocksdb_block_based_options_create();
+    if (st->cache == NULL || st->table == NULL)
+        return -1;
+    rocksdb_block_based_options_set_block_cache(st->table, st->cache);
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(st->table, 1);
+    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(st->table, 1);
+    rocksdb_options_set_block_based_table_factory(st->opts, st->table);
+    /* each column family's memtable up to write_buffer_mb / 2, all of them
+     * together up to write_buffer_mb (a flush starts when either is hit) */
+    rocksdb_options_set_write_buffer_size(st->opts, wbuf / 2 > 0 ? wbuf / 2 : wbuf);
+    rocksdb_options_set_max_write_buffer_number(st->opts, 2);
+    rocksdb_options_set_db_write_buffer_size(st->opts, wbuf);
+    return 0;
+}
+
 rd_status store_open(const char *dir, store **out, rd_error *err)
+{
+    store_options o = {STORE_BLOCK_CACHE_MB_DEFAULT, STORE_WRITE_BUFFER_MB_DEFAULT};
+    return store_open_with(dir, &o, out, err);
+}
+
+rd_status store_open_with(const char *dir, const store_options *o, store **out, rd_error *err)
 {
     store *st = NULL;
     char *errptr = NULL;
@@ -55,6 +86,10 @@ rd_status store_open(const char *dir, store **out, rd_error *err)
     rocksdb_options_set_create_missing_column_families(st->opts, 1);
     rocksdb_options_increase_parallelism(st->opts, 2);
     rocksdb_options_set_keep_log_file_num(st->opts, 4);
+    if (size_memory(st, o) != 0) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
     for (int i = 0; i < STORE_CF_COUNT; i++)
         cf_opts[i] = st->opts;
     st->db =
@@ -74,6 +109,10 @@ rd_status store_open(const char *dir, store **out, rd_error *err)
 done:
     if (st != NULL) {
         rocksdb_options_destroy(st->opts);
+        if (st->table != NULL)
+            rocksdb_block_based_options_destroy(st->table);
+        if (st->cache != NULL)
+            rocksdb_cache_destroy(st->cache);
         free(st);
     }
     return rc;
@@ -103,6 +142,8 @@ void store_close(store *st)
     rocksdb_readoptions_destroy(st->ropts);
     rocksdb_writeoptions_destroy(st->wopts);
     rocksdb_options_destroy(st->opts);
+    rocksdb_block_based_options_destroy(st->table);
+    rocksdb_cache_destroy(st->cache);
     free(st);
 }
 
@@ -253,6 +294,9 @@ rd_status store_scan(store *st, store_cf cf, const void *prefix, size_t plen, st
             rocksdb_readoptions_set_iterate_upper_bound(ro, upper, ulen);
         }
     }
+    /* a scan reads each block once (the read model's build reads them all):
+     * it does not push the point reads' blocks out of the cache */
+    rocksdb_readoptions_set_fill_cache(ro, 0);
     it = rocksdb_create_iterator_cf(st->db, ro, st->cf[cf]);
     if (plen > 0)
         rocksdb_iter_seek(it, prefix, plen);

@@ -78,6 +78,42 @@ static void test_schema_from_description(void **state)
     assert_false(resource_has_key(resource_plugin.sort_keys, "labels"));
 }
 
+/* The ready bytes are exactly json_dumps(view, JSON_COMPACT) for awkward
+ * values: escapes, control characters, NUL inside a string, non-ASCII,
+ * reals, integers at the limits, empty and nested containers, key order. */
+static void test_ready_bytes_equal_jansson(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *v = plugin("d1", "p1", "q\"uote\\back/slash\b\f\n\r\t\x01\x1f\x7f end", "ENABLED");
+    readmodel_doc *d;
+    size_t len;
+    char *expect;
+    (void)state;
+    json_object_set_new(v, "nul", json_stringn("a\0b", 3));
+    json_object_set_new(v, "utf8", json_string("caf\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x98\x80"));
+    json_object_set_new(v, "reals", json_pack("[f,f,f,f,f]", 0.1, 1e300, -2.5, 100.0, 1e-7));
+    json_object_set_new(v, "ints",
+                        json_pack("[I,I,i]", (json_int_t)INT64_MAX, (json_int_t)INT64_MIN, 0));
+    json_object_set_new(v, "nested",
+                        json_pack("{s:{}, s:[], s:[{},[null,true,false]]}", "o", "a", "x"));
+    json_object_set_new(v, "k\"e\ny", json_string(""));
+    json_object_del(v, "name"); /* insertion order after a delete and a re-set */
+    json_object_set_new(v, "name", json_string("late"));
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d1", "p1", v, &err), RD_OK);
+    d = readmodel_get(rm, "d1", "p1");
+    assert_non_null(d);
+    expect = json_dumps(v, JSON_COMPACT);
+    assert_non_null(expect);
+    assert_int_equal(memcmp(readmodel_doc_bytes(d, &len), expect, strlen(expect) + 1), 0);
+    assert_int_equal(len, strlen(expect));
+    free(expect);
+    readmodel_doc_release(d);
+    readmodel_destroy(rm);
+    json_decref(v);
+}
+
 static void test_put_get_replace_delete(void **state)
 {
     readmodel *rm = NULL;
@@ -443,6 +479,91 @@ static void test_catalog_keeps_model(void **state)
     testkit_rm_tree(dir);
     json_decref(a);
     json_decref(many);
+}
+
+/* A model built by the two-thread builder (views borrowed, and views handed
+ * over) answers exactly as one built by puts one at a time: 5000 plugins
+ * (more than the builder's queue holds), duplicates included, every
+ * document's bytes and a set of lists, sorts and counts. */
+static void test_builder_equals_puts(void **state)
+{
+    static const char *const provs[] = {"aws", "google_cloud", "azure", "oracle", "acme"};
+    static const char *const queries[] = {
+        "{\"page\":{\"limit\":50}}",
+        "{\"sort\":{\"key\":\"name\"},\"page\":{\"start\":100,\"limit\":30}}",
+        "{\"sort\":{\"key\":\"created_at\",\"desc\":true},\"page\":{\"limit\":40}}",
+        "{\"sort\":{\"key\":\"provider\"},\"page\":{\"start\":2000,\"limit\":40}}",
+        "{\"filter\":[{\"k\":\"provider\",\"v\":\"azure\",\"o\":\"eq\"}],\"count_only\":true}",
+        "{\"keyword\":\"plugin 42\",\"page\":{\"limit\":100}}",
+        "{\"filter\":[{\"k\":\"name\",\"v\":\"^plugin 1\",\"o\":\"regex\"}],\"sort\":{\"key\":"
+        "\"plugin_id\"},\"page\":{\"limit\":100}}",
+    };
+    static const char *const doms[] = {"d1", "d2", "d3"};
+    readmodel *byput = NULL, *built = NULL, *handed = NULL;
+    readmodel_builder *b1 = NULL, *b2 = NULL;
+    rd_error err = {0};
+    json_t *views = json_array();
+    (void)state;
+    for (int i = 0; i < 5000; i++) {
+        char id[32], name[48], created[40];
+        json_t *v;
+        snprintf(id, sizeof(id), "p%d", i % 4700); /* 300 later duplicates replace */
+        snprintf(name, sizeof(name), "plugin %d", (i * 7919) % 5000);
+        snprintf(created, sizeof(created), "2024-01-%02dT00:00:%02d.000Z", 1 + i % 28, i % 60);
+        v = plugin(doms[(i % 4700) % 3], id, name, i % 10 == 0 ? "DISABLED" : "ENABLED");
+        json_object_set_new(v, "provider", json_string(provs[(i / 3) % 5]));
+        json_object_set_new(v, "created_at", json_string(created));
+        json_array_append_new(views, v);
+    }
+    assert_int_equal(readmodel_create(&resource_plugin, &byput, &err), RD_OK);
+    assert_int_equal(readmodel_create(&resource_plugin, &built, &err), RD_OK);
+    assert_int_equal(readmodel_create(&resource_plugin, &handed, &err), RD_OK);
+    assert_int_equal(readmodel_build_begin(built, &b1, &err), RD_OK);
+    assert_int_equal(readmodel_build_begin(handed, &b2, &err), RD_OK);
+    for (size_t i = 0; i < json_array_size(views); i++) {
+        json_t *v = json_array_get(views, i);
+        const char *dom = json_string_value(json_object_get(v, "domain_id"));
+        const char *id = json_string_value(json_object_get(v, "plugin_id"));
+        assert_int_equal(readmodel_put(byput, dom, id, v, &err), RD_OK);
+        assert_int_equal(readmodel_build_add(b1, v, &err), RD_OK);
+        assert_int_equal(readmodel_build_add_new(b2, json_deep_copy(v), &err), RD_OK);
+    }
+    assert_int_equal(readmodel_build_finish(b1, &err), RD_OK);
+    assert_int_equal(readmodel_build_finish(b2, &err), RD_OK);
+    assert_int_equal(readmodel_count(byput), 4700);
+    assert_int_equal(readmodel_count(built), 4700);
+    assert_int_equal(readmodel_count(handed), 4700);
+    for (size_t i = 4700; i < json_array_size(views); i++) { /* the last version of each */
+        json_t *v = json_array_get(views, i);
+        const char *dom = json_string_value(json_object_get(v, "domain_id"));
+        const char *id = json_string_value(json_object_get(v, "plugin_id"));
+        readmodel_doc *a = readmodel_get(byput, dom, id), *x = readmodel_get(built, dom, id),
+                      *y = readmodel_get(handed, dom, id);
+        assert_non_null(a);
+        assert_non_null(x);
+        assert_non_null(y);
+        assert_string_equal(readmodel_doc_bytes(a, NULL), readmodel_doc_bytes(x, NULL));
+        assert_string_equal(readmodel_doc_bytes(a, NULL), readmodel_doc_bytes(y, NULL));
+        readmodel_doc_release(a);
+        readmodel_doc_release(x);
+        readmodel_doc_release(y);
+    }
+    for (size_t q = 0; q < sizeof(queries) / sizeof(queries[0]); q++) {
+        json_t *want = run_rm(byput, queries[q], doms, 3);
+        json_t *got1 = run_rm(built, queries[q], doms, 3);
+        json_t *got2 = run_rm(handed, queries[q], doms + 1, 1);
+        json_t *want2 = run_rm(byput, queries[q], doms + 1, 1);
+        assert_true(json_equal(want, got1));
+        assert_true(json_equal(want2, got2));
+        json_decref(want);
+        json_decref(got1);
+        json_decref(got2);
+        json_decref(want2);
+    }
+    readmodel_destroy(byput);
+    readmodel_destroy(built);
+    readmodel_destroy(handed);
+    json_decref(views);
 }
 
 /* ---- randomised differential test ------------------------------------------ */
@@ -1022,12 +1143,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schema_from_description),
+        cmocka_unit_test(test_ready_bytes_equal_jansson),
         cmocka_unit_test(test_put_get_replace_delete),
         cmocka_unit_test(test_domain_isolation),
         cmocka_unit_test(test_build_swaps_content),
         cmocka_unit_test(test_readers_during_writes),
         cmocka_unit_test(test_text_prefilter),
         cmocka_unit_test(test_catalog_keeps_model),
+        cmocka_unit_test(test_builder_equals_puts),
         cmocka_unit_test(test_random_differential),
         cmocka_unit_test(test_memory_per_plugin),
     };

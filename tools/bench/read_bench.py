@@ -24,6 +24,7 @@ is a benchmark, not a test: nothing is asserted about speed.
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import threading
@@ -37,13 +38,16 @@ from procs import REPOD_BIN, BenchError, Repod, log, make_certs, run_in_workdir 
 PAGE = {"start": 1, "limit": 20}
 
 
-def start_upstream(workdir, certs):
+def start_upstream(workdir, certs, data_dir=None):
     """The first repod: domain-public is public; HARBOR / ECR hosts allowed
-    (no registry is contacted: verify_on_register is off)."""
+    (no registry is contacted: verify_on_register is off).  data_dir: a data
+    dir copied in first (never written itself)."""
     srv = Repod(workdir, "upstream", certs, extra={
         "registry": {"allowed_hosts": [gen.HARBOR_HOST, "*.dkr.ecr.*.amazonaws.com"]},
         "auth": {"public_domains": ["domain-public"]},
     })
+    if data_dir:
+        shutil.copytree(data_dir, srv.config["data_dir"])
     tokens = {d: srv.token(d, "admin") for d in gen.DOMAINS}
     tokens["viewer"] = srv.token("domain-main", "viewer")
     srv.start()
@@ -198,6 +202,9 @@ def main(argv=None):
     ap.add_argument("--mirror-iterations", type=int, default=None,
                     help="runs per request through the mirror (default: --iterations)")
     ap.add_argument("--no-mirror", action="store_true", help="skip the mirror part")
+    ap.add_argument("--data-dir", metavar="DIR",
+                    help="start on a copy of this data dir (one kept by --keep, or made by "
+                         "build/bench-query --data-dir) instead of loading plugins")
     ap.add_argument("--max-minutes", type=float, default=120,
                     help="stop the whole run after this long (default 120)")
     args = ap.parse_args(argv)
@@ -214,16 +221,28 @@ def run(args, workdir):
     certs = make_certs(workdir)
     n, k = args.plugins, args.iterations
     mk = args.mirror_iterations or k
-    srv, tokens = start_upstream(workdir, certs)
-    log("upstream on %s, loading %d plugins over %d connections" %
-        (srv.endpoint, n, args.connections))
-    load_s, main_ids = load(srv, tokens, n, args.connections)
+    srv, tokens = start_upstream(workdir, certs, args.data_dir)
+    if args.data_dir:
+        load_s, main_ids = None, None
+        log("upstream on %s with the plugins of %s" % (srv.endpoint, args.data_dir))
+    else:
+        log("upstream on %s, loading %d plugins over %d connections" %
+            (srv.endpoint, n, args.connections))
+        load_s, main_ids = load(srv, tokens, n, args.connections)
     hwm_load = srv.hwm_kb()
-    log("loaded in %.1f s; restarting to time start-up" % load_s)
+    log("restarting to time start-up")
     srv.stop()
     startup_s = srv.start()
+    hwm_start = srv.hwm_kb()
     viewer = srv.client(tokens["viewer"])
-    get_id = main_ids[len(main_ids) // 2]
+    if main_ids:
+        get_id = main_ids[len(main_ids) // 2]
+    else:
+        first = viewer.json("plugin/list", {"query": {"filter": [
+            {"k": "domain_id", "v": "domain-main", "o": "eq"}], "sort": {"key": "plugin_id"},
+            "page": {"start": 1000, "limit": 1}}})
+        log("%d plugins of domain-main in %s" % (first["total_count"], args.data_dir))
+        get_id = first["results"][0]["plugin_id"]
     rows = run_mix(viewer, [("get (local plugin)", "plugin/get", {"plugin_id": get_id})] +
                    list_cases(), k, "local")
     hwm_mix = srv.hwm_kb()
@@ -243,15 +262,22 @@ def run(args, workdir):
         mc.close()
         sc.close()
 
-    print("\n## repod read-path benchmark: %d plugins, %d runs per request (%d through "
-          "the mirror)\n" % (n, k, mk))
+    print("\n## repod read-path benchmark: %s, %d runs per request (%d through "
+          "the mirror)\n" % ("data dir %s" % args.data_dir if args.data_dir else
+                              "%d plugins" % n, k, mk))
     print("| measure | value |")
     print("|---|---:|")
-    print("| plugins registered through the API | %d |" % n)
-    print("| load time (%d connections) | %.1f s (%.0f registers/s) |" %
-          (args.connections, load_s, n / load_s))
-    print("| peak RSS after loading (VmHWM) | %.1f MB |" % (hwm_load / 1024.0))
-    print("| start-up to /readyz 200 with %d plugins | %.3f s |" % (n, startup_s))
+    if load_s is not None:
+        print("| plugins registered through the API | %d |" % n)
+        print("| load time (%d connections) | %.1f s (%.0f registers/s) |" %
+              (args.connections, load_s, n / load_s))
+        print("| peak RSS after loading (VmHWM) | %.1f MB |" % (hwm_load / 1024.0))
+    else:
+        print("| data dir copied from | %s |" % args.data_dir)
+        print("| peak RSS of the first start (VmHWM) | %.1f MB |" % (hwm_load / 1024.0))
+    print("| start-up to /readyz 200 | %.3f s |" % startup_s)
+    print("| peak RSS of the restarted server at ready (VmHWM) | %.1f MB |" %
+          (hwm_start / 1024.0))
     print("| peak RSS of the restarted server after the mix (VmHWM) | %.1f MB |" %
           (hwm_mix / 1024.0))
     if mirror_rows is not None:
