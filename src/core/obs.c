@@ -74,8 +74,8 @@ done:
     return i;
 }
 
-static const char *const up_names[OBS_UP_RESULT_COUNT] = {
-    "ok", "not_found", "timeout", "unavailable", "bad_response", "error"};
+static const char *const up_names[OBS_UP_RESULT_COUNT] = {"ok",          "not_found",    "timeout",
+                                                          "unavailable", "bad_response", "error"};
 
 const char *obs_up_result_name(obs_up_result r)
 {
@@ -131,8 +131,7 @@ size_t obs_upstream_snapshot(obs_upstream_row *rows, size_t max)
     return n;
 }
 
-static const char *const reg_names[OBS_REG_RESULT_COUNT] = {"ok", "not_found", "error",
-                                                            "refused"};
+static const char *const reg_names[OBS_REG_RESULT_COUNT] = {"ok", "not_found", "error", "refused"};
 
 const char *obs_reg_result_name(obs_reg_result r)
 {

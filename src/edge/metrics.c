@@ -37,9 +37,8 @@ void edge_metrics_observe(int route, int status, int64_t us)
 
 int metrics_head(struct evbuffer *out, const char *name, const char *type, const char *help)
 {
-    return evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type) < 0
-               ? -1
-               : 0;
+    return evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type) < 0 ? -1
+                                                                                                : 0;
 }
 
 const char *metrics_escape(const char *value, char *buf, size_t size)
@@ -60,8 +59,7 @@ const char *metrics_escape(const char *value, char *buf, size_t size)
     return buf;
 }
 
-int metrics_hist(struct evbuffer *out, const char *name, const char *labels,
-                 const obs_hist_snap *h)
+int metrics_hist(struct evbuffer *out, const char *name, const char *labels, const obs_hist_snap *h)
 {
     const char *sep = labels[0] != '\0' ? "," : "";
     int rc = 0;

@@ -145,10 +145,10 @@ static int render_registries(struct evbuffer *out)
     for (size_t i = 0; rc == 0 && i < n; i++) {
         metrics_escape(rows[i].label, host, sizeof(host));
         for (int r = 0; rc == 0 && r < OBS_REG_RESULT_COUNT; r++)
-            rc = evbuffer_add_printf(out, "repod_registry_lookups_total{host=\"%s\",result=\"%s\"} "
-                                          "%llu\n",
-                                     host, obs_reg_result_name((obs_reg_result)r),
-                                     rows[i].n[r]) < 0
+            rc = evbuffer_add_printf(out,
+                                     "repod_registry_lookups_total{host=\"%s\",result=\"%s\"} "
+                                     "%llu\n",
+                                     host, obs_reg_result_name((obs_reg_result)r), rows[i].n[r]) < 0
                      ? -1
                      : 0;
     }
@@ -178,8 +178,8 @@ static int render_store(app *a, struct evbuffer *out)
                "sync each).\n"
                "# TYPE repod_store_wal_syncs_total counter\n"
                "repod_store_wal_syncs_total %llu\n",
-               (unsigned long long)live, (unsigned long long)sst,
-               (unsigned long long)mem, store_wal_syncs(a->st)) < 0
+               (unsigned long long)live, (unsigned long long)sst, (unsigned long long)mem,
+               store_wal_syncs(a->st)) < 0
                ? -1
                : 0;
 }

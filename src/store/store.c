@@ -222,8 +222,7 @@ static uint64_t property_sum(store *st, const char *name)
     return sum;
 }
 
-void store_size(store *st, uint64_t *live_data_bytes, uint64_t *sst_bytes,
-                uint64_t *memtable_bytes)
+void store_size(store *st, uint64_t *live_data_bytes, uint64_t *sst_bytes, uint64_t *memtable_bytes)
 {
     *live_data_bytes = property_sum(st, "rocksdb.estimate-live-data-size");
     *sst_bytes = property_sum(st, "rocksdb.total-sst-files-size");
