@@ -70,6 +70,42 @@ static int breaker_value(const json_t *status)
     return 0;
 }
 
+typedef struct {
+    const char *id; /* borrowed from the record list */
+    int breaker;
+    int synced;
+    int64_t synced_ms;
+    long long cached;
+} repo_health;
+
+/* The health of each remote repository, read once per scrape. */
+static repo_health *read_health(app *a, const json_t *list, size_t *n)
+{
+    repo_health *rows = calloc(json_array_size(list) + 1, sizeof(*rows));
+    rd_error err;
+    size_t i;
+    json_t *rec;
+    *n = 0;
+    if (rows == NULL)
+        return NULL;
+    json_array_foreach(list, i, rec)
+    {
+        repo_health *h = &rows[*n];
+        json_t *status = NULL;
+        h->id = json_string_value(json_object_get(rec, "repository_id"));
+        if (h->id == NULL)
+            continue;
+        if (remote_status_get(a->st, h->id, &status, &err) != RD_OK)
+            status = NULL;
+        h->breaker = breaker_value(status);
+        h->cached = (long long)json_integer_value(json_object_get(status, "cached_plugins"));
+        h->synced = remote_catalog_age(a->st, h->id, &h->synced_ms, &err) == RD_OK;
+        json_decref(status);
+        (*n)++;
+    }
+    return rows;
+}
+
 /* The per-repository gauges, one block of samples per family. */
 static int render_repositories(app *a, struct evbuffer *out)
 {
@@ -84,50 +120,43 @@ static int render_repositories(app *a, struct evbuffer *out)
         "Seconds since the last successful catalog sync of a remote repository (+Inf when "
         "never synced)."};
     json_t *list = NULL;
+    repo_health *rows;
+    size_t n = 0;
     rd_error err;
     int rc = 0;
     int64_t now = util_now_ms();
 
     if (remote_list(a->st, &list, &err) != RD_OK)
         list = json_array();
+    rows = read_health(a, list, &n);
+    if (rows == NULL)
+        rc = -1;
     for (int f = 0; rc == 0 && f < 4; f++) {
-        size_t i;
-        json_t *rec;
         rc = metrics_head(out, names[f], "gauge", helps[f]);
-        json_array_foreach(list, i, rec)
-        {
-            const char *id = json_string_value(json_object_get(rec, "repository_id"));
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            const repo_health *h = &rows[i];
             char repo[2 * OBS_LABEL_MAX], value[32];
-            json_t *status = NULL;
-            int64_t synced_ms = 0;
-            int synced;
-            if (rc != 0 || id == NULL)
-                continue;
-            if (remote_status_get(a->st, id, &status, &err) != RD_OK)
-                status = NULL;
-            synced = remote_catalog_age(a->st, id, &synced_ms, &err) == RD_OK;
             if (f == 0)
-                snprintf(value, sizeof(value), "%d", breaker_value(status));
-            else if (f == 1 && synced)
-                snprintf(value, sizeof(value), "%.3f", (double)synced_ms / 1000.0);
+                snprintf(value, sizeof(value), "%d", h->breaker);
+            else if (f == 1 && h->synced)
+                snprintf(value, sizeof(value), "%.3f", (double)h->synced_ms / 1000.0);
             else if (f == 2)
-                snprintf(value, sizeof(value), "%lld",
-                         (long long)json_integer_value(json_object_get(status, "cached_plugins")));
-            else if (f == 3 && synced)
+                snprintf(value, sizeof(value), "%lld", h->cached);
+            else if (f == 3 && h->synced)
                 snprintf(value, sizeof(value), "%.3f",
-                         (double)(now > synced_ms ? now - synced_ms : 0) / 1000.0);
+                         (double)(now > h->synced_ms ? now - h->synced_ms : 0) / 1000.0);
             else if (f == 3)
                 snprintf(value, sizeof(value), "+Inf");
             else
                 value[0] = '\0'; /* never synced: no sample */
-            json_decref(status);
             if (value[0] != '\0')
                 rc = evbuffer_add_printf(out, "%s{repository=\"%s\"} %s\n", names[f],
-                                         metrics_escape(id, repo, sizeof(repo)), value) < 0
+                                         metrics_escape(h->id, repo, sizeof(repo)), value) < 0
                          ? -1
                          : 0;
         }
     }
+    free(rows);
     json_decref(list);
     return rc;
 }
