@@ -38,6 +38,9 @@ typedef struct {
 void obs_hist_observe(obs_hist *h, int64_t us);
 void obs_hist_snapshot(obs_hist *h, obs_hist_snap *out);
 
+/* Adds the counts and sum of part to into (shards of one series). */
+void obs_hist_add(obs_hist_snap *into, const obs_hist_snap *part);
+
 #define OBS_ROWS_MAX  64
 #define OBS_LABEL_MAX 128
 

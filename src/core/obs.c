@@ -34,6 +34,14 @@ void obs_hist_snapshot(obs_hist *h, obs_hist_snap *out)
     out->sum_s = (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6;
 }
 
+void obs_hist_add(obs_hist_snap *into, const obs_hist_snap *part)
+{
+    for (size_t i = 0; i <= OBS_BUCKETS; i++)
+        into->cum[i] += part->cum[i];
+    into->count += part->count;
+    into->sum_s += part->sum_s;
+}
+
 /* ---- labelled tables --------------------------------------------------- */
 
 typedef struct {

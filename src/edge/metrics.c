@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "api.h"
 #include "fetcher.h"
@@ -15,9 +16,13 @@
 
 #define ROUTES_MAX (EDGE_ROUTE_API + 64)
 #define CLASSES    4 /* 2xx .. 5xx */
+#define SHARDS     4 /* threads spread over these, so workers rarely share a line */
 
-/* [route][class - 2]; zero-initialised atomics (static storage). */
-static obs_hist g_http[ROUTES_MAX][CLASSES];
+/* [shard][route][class - 2]; zero-initialised atomics (static storage),
+ * summed over the shards when rendered. */
+static obs_hist g_http[SHARDS][ROUTES_MAX][CLASSES];
+static atomic_uint g_next_shard;
+static _Thread_local int t_shard = -1;
 
 int edge_metrics_api_route(const char *path)
 {
@@ -30,7 +35,9 @@ void edge_metrics_observe(int route, int status, int64_t us)
     int cls = status / 100;
     if (route < 0 || route >= ROUTES_MAX || cls < 2 || cls > 5)
         return;
-    obs_hist_observe(&g_http[route][cls - 2], us);
+    if (t_shard < 0)
+        t_shard = (int)(atomic_fetch_add(&g_next_shard, 1) % SHARDS);
+    obs_hist_observe(&g_http[t_shard][route][cls - 2], us);
 }
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -101,9 +108,13 @@ static int render_http(struct evbuffer *out)
                           "class.");
     for (int r = 0; rc == 0 && r < ROUTES_MAX; r++) {
         for (int c = 0; rc == 0 && c < CLASSES; c++) {
-            obs_hist_snap h;
+            obs_hist_snap h, part;
             char route[80], labels[128];
-            obs_hist_snapshot(&g_http[r][c], &h);
+            memset(&h, 0, sizeof(h));
+            for (int sh = 0; sh < SHARDS; sh++) {
+                obs_hist_snapshot(&g_http[sh][r][c], &part);
+                obs_hist_add(&h, &part);
+            }
             if (h.count == 0)
                 continue;
             route_label(r, route, sizeof(route));

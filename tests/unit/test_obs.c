@@ -36,6 +36,13 @@ static void test_buckets_are_cumulative(void **state)
     assert_true(s.sum_s > 60.03 && s.sum_s < 60.04);
     for (size_t i = 1; i < OBS_BUCKETS; i++)
         assert_true(obs_bucket_le[i] > obs_bucket_le[i - 1]);
+    {
+        obs_hist_snap total = s; /* shards of one series add up */
+        obs_hist_add(&total, &s);
+        assert_int_equal(total.count, 10);
+        assert_int_equal(total.cum[0], 6);
+        assert_true(total.sum_s > 120.06 && total.sum_s < 120.08);
+    }
 }
 
 static void test_tables_are_bounded(void **state)
