@@ -62,6 +62,13 @@ struct api_call {
                                        * NULL = the result json): its ready bytes are sent */
 };
 
+/* The route table for metrics labels: how many rows, the row of path (-1
+ * when path is not an API route; both spellings give the same row), and the
+ * resource and verb of row i (static strings). */
+size_t api_route_count(void);
+int api_route_index(const char *path);
+void api_route_names(size_t i, const char **resource, const char **verb);
+
 /* Handles one API request.  path is the URL path (no query string);
  * authorization the Authorization header value (NULL if absent); body/len
  * the raw request body.  Always ends in exactly one edge.reply() call (maybe

@@ -100,6 +100,17 @@ void store_batch_delete(store_batch *b, store_cf cf, const void *key, size_t kle
  * the caller. */
 rd_status store_write(store *st, store_batch *b, rd_error *err);
 
+/* Synced writes (each one fsync of the write-ahead log) since store_open. */
+unsigned long long store_wal_syncs(store *st);
+
+/* The size of the database summed over the column families: RocksDB's
+ * estimate of live data ("rocksdb.estimate-live-data-size") and the bytes
+ * of its SST files ("rocksdb.total-sst-files-size"), and the bytes of its
+ * memtables, written but not yet flushed ("rocksdb.cur-size-all-mem-tables");
+ * 0 when unknown. */
+void store_size(store *st, uint64_t *live_data_bytes, uint64_t *sst_bytes,
+                uint64_t *memtable_bytes);
+
 /* One synced write of one key: put val (borrowed, serialised compactly) /
  * delete key.  Shorthands for a batch of one. */
 rd_status store_put_json(store *st, store_cf cf, const void *key, size_t klen, const json_t *val,

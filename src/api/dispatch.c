@@ -96,6 +96,23 @@ static const api_route *route_find(const char *path)
     return NULL;
 }
 
+size_t api_route_count(void)
+{
+    return sizeof(routes) / sizeof(routes[0]);
+}
+
+int api_route_index(const char *path)
+{
+    const api_route *r = route_find(path);
+    return r != NULL ? (int)(r - routes) : -1;
+}
+
+void api_route_names(size_t i, const char **resource, const char **verb)
+{
+    *resource = i < api_route_count() ? routes[i].resource : "unknown";
+    *verb = i < api_route_count() ? routes[i].verb : "unknown";
+}
+
 json_t *api_error_body(rd_status code, const char *message)
 {
     json_t *body = json_pack("{s:{s:s, s:s}}", "detail", "code", rd_status_name(code), "message",

@@ -111,6 +111,7 @@ typedef struct {
     struct evhttp_connection *evcon;
     int64_t start_us;
     int linger;                /* refused before its body was read: close with linger.h */
+    int route;                 /* metrics label (metrics.h EDGE_ROUTE_*) */
     const char *cache_control; /* NULL: no-store */
     char method[8];
     char path[256];
@@ -169,6 +170,7 @@ static void send_raw(edge_req *er, int status, const char *content_type, const c
 {
     struct evkeyvalq *out;
     struct evbuffer *buf;
+    int64_t took_us;
 
     if (er->req == NULL) {
         /* The connection closed while the answer was being prepared. */
@@ -196,8 +198,10 @@ static void send_raw(edge_req *er, int status, const char *content_type, const c
     if (buf != NULL)
         evbuffer_free(buf);
     count_status(er->w->srv->app, status);
+    took_us = util_monotonic_us() - er->start_us;
+    edge_metrics_observe(er->route, status, took_us);
     LOG_INFO("access %s %s %d %zu %lldus domain=%s", er->method, er->path, status, len,
-             (long long)(util_monotonic_us() - er->start_us), er->domain[0] ? er->domain : "-");
+             (long long)took_us, er->domain[0] ? er->domain : "-");
     atomic_fetch_sub(&er->w->inflight, 1);
     free(er);
 }
@@ -274,6 +278,7 @@ static int serve_operational(edge_req *er, struct evhttp_request *req, const cha
     int is_openapi = strcmp(path, "/openapi.json") == 0;
     if (!is_health && !is_ready && !is_metrics && !is_openapi)
         return 0;
+    er->route = EDGE_ROUTE_OPERATIONAL;
     if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
         reply_error(er, RD_ERR_METHOD_NOT_ALLOWED, "Method not allowed. (allowed = GET)",
                     allow_get);
@@ -399,6 +404,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         const char *inm =
             evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
         if (console_route(w->srv->app->conf, er->method, path, inm, &ca)) {
+            er->route = EDGE_ROUTE_CONSOLE;
             if (ca.error != RD_OK)
                 reply_error(er, ca.error, ca.message, ca.headers);
             else
@@ -406,6 +412,7 @@ static void on_request(struct evhttp_request *req, void *arg)
             return;
         }
     }
+    er->route = edge_metrics_api_route(path);
     in = evhttp_request_get_input_buffer(req);
     if ((int64_t)evbuffer_get_length(in) > w->srv->app->conf->max_body_bytes) {
         static const char *const close_hdr[] = {"Connection", "close", NULL};

@@ -35,6 +35,7 @@
 #include <openssl/crypto.h>
 
 #include "log.h"
+#include "obs.h"
 #include "util.h"
 
 /* ---- small helpers --------------------------------------------------------------- */
@@ -153,6 +154,19 @@ static void count_outcome(rd_status code)
     atomic_fetch_add(&g_outcomes[o], 1);
 }
 
+/* Counts a finished lookup under its host when the allow-list admits it,
+ * else under "other", so the label set stays bounded (obs.h). */
+static void count_host(const lookup *lk, rd_status code)
+{
+    char host[OBS_LABEL_MAX];
+    const char *label = NULL;
+    if (lk->t.host != NULL && lk->rc != NULL &&
+        registry_host_rule_of(lk->rc->conf, lk->t.host) != REGISTRY_HOST_REFUSED &&
+        registry_host_normalize(lk->t.host, host, sizeof(host)) == 0)
+        label = host;
+    obs_registry_count(label, obs_reg_result_of(code));
+}
+
 /* ---- lookups: life cycle --------------------------------------------------------- */
 
 void registry_settings_clear(link_settings *s)
@@ -211,6 +225,7 @@ static void lookup_finish(lookup *lk, rd_status code, const rd_error *err)
     registry_tags_cb cb = lk->cb;
     void *arg = lk->arg;
     count_outcome(code);
+    count_host(lk, code);
     registry_gate_leave(lk);
     lookup_unlink(lk);
     lk->cb = NULL;

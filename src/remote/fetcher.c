@@ -26,6 +26,7 @@
 #include "catalog_sync.h"
 #include "httpc.h"
 #include "log.h"
+#include "obs.h"
 #include "registry.h"
 #include "remote.h"
 #include "remote_models.h"
@@ -67,6 +68,7 @@ typedef struct inflight {
     char auth[600];
     const char *headers[5];
     catalog_sync *sync; /* CATALOG: the pages so far */
+    int64_t sent_us;    /* when the last request went out (metrics) */
     struct inflight *next;
 } inflight;
 
@@ -450,6 +452,7 @@ static void on_http_done(const httpc_response *resp, void *arg)
     rd_error err = {RD_OK, ""};
     json_t *body = NULL, *value = NULL;
     int count = -1, more = 0;
+    int64_t took_us = util_monotonic_us() - in->sent_us;
     rd_status rc;
 
     if (resp->result != HTTPC_OK) {
@@ -475,6 +478,7 @@ static void on_http_done(const httpc_response *resp, void *arg)
         }
     }
     json_decref(body);
+    obs_upstream_observe(in->job.repository_id, obs_up_result_of(rc), took_us);
     if (rc != RD_OK || !more) /* else the next page is on its way */
         complete(in, rc, &err, value, count, 1);
 }
@@ -516,6 +520,7 @@ static void send_request(inflight *in)
     o.ca_file = in->job.ca_file;
     o.verify = in->job.verify;
     atomic_fetch_add(&in->f->sent, 1);
+    in->sent_us = util_monotonic_us();
     LOG_DEBUG("fetcher: %s %s %s", kind_name(in->job.kind), in->url, in->body ? in->body : "");
     httpc_request(in->f->http, &o, on_http_done, in);
 }

@@ -4,6 +4,7 @@
 #include "store.h"
 
 #include <rocksdb/c.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ struct store {
     rocksdb_readoptions_t *ropts;
     rocksdb_writeoptions_t *wopts;
     rocksdb_column_family_handle_t *cf[STORE_CF_COUNT];
+    atomic_ullong wal_syncs; /* synced writes done (metrics) */
 };
 
 struct store_batch {
@@ -239,7 +241,33 @@ rd_status store_write(store *st, store_batch *b, rd_error *err)
     rocksdb_write(st->db, st->wopts, b->wb, &errptr);
     if (errptr != NULL)
         return store_error(&errptr, "write", err);
+    atomic_fetch_add_explicit(&st->wal_syncs, 1, memory_order_relaxed);
     return RD_OK;
+}
+
+unsigned long long store_wal_syncs(store *st)
+{
+    return atomic_load_explicit(&st->wal_syncs, memory_order_relaxed);
+}
+
+/* The sum of an integer property over every column family. */
+static uint64_t property_sum(store *st, const char *name)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < STORE_CF_COUNT; i++) {
+        char *v = rocksdb_property_value_cf(st->db, st->cf[i], name);
+        if (v != NULL)
+            sum += strtoull(v, NULL, 10);
+        rocksdb_free(v);
+    }
+    return sum;
+}
+
+void store_size(store *st, uint64_t *live_data_bytes, uint64_t *sst_bytes, uint64_t *memtable_bytes)
+{
+    *live_data_bytes = property_sum(st, "rocksdb.estimate-live-data-size");
+    *sst_bytes = property_sum(st, "rocksdb.total-sst-files-size");
+    *memtable_bytes = property_sum(st, "rocksdb.cur-size-all-mem-tables");
 }
 
 rd_status store_put_json(store *st, store_cf cf, const void *key, size_t klen, const json_t *val,
