@@ -133,7 +133,28 @@ def list_cases():
                                              "fields": [{"name": "count",
                                                          "operator": "count"}]}}]}}),
     ]
-    return cases
+    return cases + console_cases("jira")
+
+
+def console_cases(word):
+    """The requests the web console makes for one keystroke of its catalog
+    search (console/catalog.js): the list page and the four facet stats."""
+    def facet(key, extra=()):
+        keys = [{"key": key, "name": "value"}] + [{"key": k, "name": n} for k, n in extra]
+        return {"query": {"keyword": word, "filter": [], "aggregate": [
+            {"group": {"keys": keys, "fields": [{"name": "count", "operator": "count"}]}},
+            {"sort": {"key": "count", "desc": True}}]}}
+    return [
+        ("console keystroke: list keyword %s sort name page 10" % word, "plugin/list",
+         {"query": {"keyword": word, "filter": [], "sort": {"key": "name", "desc": False},
+                    "page": {"start": 1, "limit": 10}}}),
+        ("console keystroke: facet provider", "plugin/stat", facet("provider")),
+        ("console keystroke: facet resource_type", "plugin/stat", facet("resource_type")),
+        ("console keystroke: facet state", "plugin/stat", facet("state")),
+        ("console keystroke: facet repository", "plugin/stat",
+         facet("repository_info.repository_id",
+               (("repository_info.name", "label"), ("repository_info.repository_type", "type")))),
+    ]
 
 
 def pct(samples, p):
