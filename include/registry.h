@@ -221,6 +221,14 @@ void registry_challenge_clear(registry_challenge *ch);
  * NULL), -1 when the header is malformed or memory runs out. */
 int registry_link_next(const char *link, const char *base_url, char **next);
 
+/* Adds the tags of one tags/list page (body of len bytes: {"name": ...,
+ * "tags": [...]}; "tags": null is a repository without tags) to the JSON
+ * array tags, skipping the tags that are keys of the JSON object seen (both
+ * are updated).  Returns 0, or -1 when the page is not a tag list (not a
+ * JSON object, "tags" neither an array nor null, a tag not a non-empty
+ * string without NUL) or memory runs out; tags added before that stay. */
+int registry_tags_page_collect(const char *body, size_t len, json_t *seen, json_t *tags);
+
 /* Decodes standard base64 (RFC 4648, '=' padding optional, no whitespace).
  * Returns a new NUL-terminated malloc'd buffer and its length in *len (if
  * not NULL), or NULL for invalid input or no memory. */

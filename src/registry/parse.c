@@ -1,7 +1,7 @@
 /*
  * parse.c - the text formats of the registry flow: WWW-Authenticate
- * challenges (RFC 7235), Link headers (RFC 8288), base64 (RFC 4648) and
- * ECR's GetAuthorizationToken answer.  Pure functions; see registry.h.
+ * challenges (RFC 7235), Link headers (RFC 8288), tags/list pages,
+ * base64 (RFC 4648) and ECR's GetAuthorizationToken answer.  Pure functions; see registry.h.
  */
 #include "registry.h"
 
@@ -355,6 +355,40 @@ int registry_link_next(const char *link, const char *base_url, char **next)
     rc = 0;
 done:
     free(value);
+    return rc;
+}
+
+/* ---- tags/list page --------------------------------------------------------------- */
+
+int registry_tags_page_collect(const char *body, size_t len, json_t *seen, json_t *tags)
+{
+    json_t *root = json_loadb(body, len, 0, NULL), *list, *tag;
+    size_t i;
+    int rc = -1;
+
+    if (!json_is_object(root))
+        goto done;
+    list = json_object_get(root, "tags");
+    if (json_is_null(list)) {
+        rc = 0; /* a repository whose tags were all deleted */
+        goto done;
+    }
+    if (!json_is_array(list))
+        goto done;
+    json_array_foreach(list, i, tag)
+    {
+        const char *s = json_string_value(tag);
+        if (s == NULL || s[0] == '\0' || strlen(s) != json_string_length(tag))
+            goto done;
+        if (json_object_get(seen, s) != NULL)
+            continue;
+        if (json_object_set(seen, s, json_true()) != 0 ||
+            json_array_append_new(tags, json_string(s)) != 0)
+            goto done;
+    }
+    rc = 0;
+done:
+    json_decref(root);
     return rc;
 }
 

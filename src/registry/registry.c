@@ -361,39 +361,6 @@ void registry_fail_status(lookup *lk, int status, const char *who)
                              lk->image, who, status);
 }
 
-/* Adds the tags of one page; 0, or -1 when the page is not a tag list. */
-static int page_collect(lookup *lk, const httpc_response *resp)
-{
-    json_t *root = json_loadb(resp->body, resp->body_len, 0, NULL), *tags, *tag;
-    size_t i;
-    int rc = -1;
-
-    if (!json_is_object(root))
-        goto done;
-    tags = json_object_get(root, "tags");
-    if (json_is_null(tags)) {
-        rc = 0; /* a repository whose tags were all deleted */
-        goto done;
-    }
-    if (!json_is_array(tags))
-        goto done;
-    json_array_foreach(tags, i, tag)
-    {
-        const char *s = json_string_value(tag);
-        if (s == NULL || s[0] == '\0' || strlen(s) != json_string_length(tag))
-            goto done;
-        if (json_object_get(lk->seen, s) != NULL)
-            continue;
-        if (json_object_set(lk->seen, s, json_true()) != 0 ||
-            json_array_append_new(lk->tags, json_string(s)) != 0)
-            goto done;
-    }
-    rc = 0;
-done:
-    json_decref(root);
-    return rc;
-}
-
 static void on_tags(lookup *lk, const httpc_response *resp)
 {
     char *next = NULL, *rebased;
@@ -422,7 +389,7 @@ static void on_tags(lookup *lk, const httpc_response *resp)
         registry_fail_status(lk, resp->status, lk->t.host);
         return;
     }
-    if (page_collect(lk, resp) != 0) {
+    if (registry_tags_page_collect(resp->body, resp->body_len, lk->seen, lk->tags) != 0) {
         registry_lookup_fail(lk, RD_ERR_REGISTRY_BAD_RESPONSE,
                              "Registry sent an invalid tag list. (image = %s, registry = %s)",
                              lk->image, lk->t.host);

@@ -30,6 +30,7 @@
 #include "registry.h"
 #include "remote.h"
 #include "remote_models.h"
+#include "upstream_answer.h"
 #include "util.h"
 
 #define PROBE_TICK_MS 200 /* how often due probes are looked for */
@@ -231,62 +232,6 @@ static const char *job_subject(const job_copy *j)
     return j->domain_id != NULL ? j->domain_id : "-";
 }
 
-/* Maps a transport failure to the API status. */
-static rd_status transport_failure(const inflight *in, const httpc_response *resp, rd_error *err)
-{
-    const char *what = in->job.repository_id != NULL ? in->job.repository_id : in->job.endpoint;
-    const char *why = resp->error != NULL ? resp->error : "unknown error";
-    switch (resp->result) {
-    case HTTPC_ERR_TIMEOUT:
-        return rd_fail(err, RD_ERR_UPSTREAM_TIMEOUT,
-                       "Upstream timeout. (repository = %s, timeout_ms = %lld)", what,
-                       (long long)in->cs.timeout_ms);
-    case HTTPC_ERR_TOO_LARGE:
-        return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
-                       "Bad upstream response. (repository = %s, reason = larger than "
-                       "max_response_bytes)",
-                       what);
-    case HTTPC_ERR_PROTOCOL:
-        return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
-                       "Bad upstream response. (repository = %s, reason = %s)", what, why);
-    case HTTPC_ERR_TLS:
-        return rd_fail(err, RD_ERR_UPSTREAM_UNAVAILABLE,
-                       "Upstream unavailable. (repository = %s, reason = TLS: %s)", what, why);
-    default:
-        return rd_fail(err, RD_ERR_UPSTREAM_UNAVAILABLE,
-                       "Upstream unavailable. (repository = %s, reason = %s)", what, why);
-    }
-}
-
-/* Maps a non-200 answer to the API status; 404 NO_PLUGIN -> NOT_FOUND. */
-static rd_status http_failure(const inflight *in, int status, json_t *body, rd_error *err)
-{
-    const char *what = in->job.repository_id != NULL ? in->job.repository_id : in->job.endpoint;
-    const char *code = json_string_value(json_object_get(json_object_get(body, "detail"), "code"));
-    if (status == 404 && code != NULL &&
-        (strcmp(code, "ERROR_NO_PLUGIN") == 0 || strcmp(code, "ERROR_NOT_FOUND") == 0) &&
-        (in->job.kind == FETCH_PLUGIN || in->job.kind == FETCH_VERSIONS))
-        return RD_ERR_NOT_FOUND;
-    if (code != NULL && in->job.kind == FETCH_VERSIONS) {
-        /* The upstream answered for its registry: relay that, it is not down. */
-        static const rd_status relayed[] = {RD_ERR_REGISTRY_UNAVAILABLE, RD_ERR_REGISTRY_TIMEOUT,
-                                            RD_ERR_REGISTRY_BAD_RESPONSE,
-                                            RD_ERR_NO_IMAGE_IN_REGISTRY, RD_ERR_INVALID_PARAMETER};
-        const char *msg =
-            json_string_value(json_object_get(json_object_get(body, "detail"), "message"));
-        for (size_t i = 0; i < sizeof(relayed) / sizeof(relayed[0]); i++)
-            if (strcmp(code, rd_status_name(relayed[i])) == 0)
-                return rd_fail(err, relayed[i], "%s (repository = %s)", msg ? msg : code, what);
-    }
-    if (status == 503)
-        return rd_fail(err, RD_ERR_UPSTREAM_UNAVAILABLE,
-                       "Upstream unavailable. (repository = %s, status = 503, code = %s)", what,
-                       code ? code : "-");
-    return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
-                   "Bad upstream response. (repository = %s, status = %d, code = %s)", what, status,
-                   code ? code : "-");
-}
-
 static rd_status bad_shape(const inflight *in, const char *why, rd_error *err)
 {
     const char *what = in->job.repository_id != NULL ? in->job.repository_id : in->job.endpoint;
@@ -456,11 +401,15 @@ static void on_http_done(const httpc_response *resp, void *arg)
     rd_status rc;
 
     if (resp->result != HTTPC_OK) {
-        rc = transport_failure(in, resp, &err);
+        rc = upstream_answer_transport(in->job.repository_id != NULL ? in->job.repository_id
+                                                                     : in->job.endpoint,
+                                       resp->result, resp->error, in->cs.timeout_ms, &err);
     } else {
         body = json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, NULL);
         if (resp->status != 200)
-            rc = http_failure(in, resp->status, body, &err);
+            rc = upstream_answer_status(
+                in->job.kind, in->job.repository_id ? in->job.repository_id : in->job.endpoint,
+                resp->status, body, in->auth[0] ? in->auth + strlen("Bearer ") : NULL, &err);
         else if (!json_is_object(body))
             rc = bad_shape(in, "not a JSON object", &err);
         else if (in->job.kind == FETCH_CATALOG)

@@ -25,10 +25,12 @@
 #include "../fuzz/fuzz_query.c"
 #include "../fuzz/fuzz_registry_answers.c"
 #include "../fuzz/fuzz_registry_headers.c"
+#include "../fuzz/fuzz_registry_tags.c"
 #include "../fuzz/fuzz_request.c"
 #include "../fuzz/fuzz_sigv4.c"
 #include "../fuzz/fuzz_stat.c"
 #include "../fuzz/fuzz_upstream.c"
+#include "../fuzz/fuzz_upstream_answer.c"
 #include "../fuzz/fuzz_versions.c"
 #include "testkit.h"
 #include "util.h"
@@ -116,6 +118,12 @@ static void test_replay_registry_headers(void **state)
     replay("registry_headers", fuzz_registry_headers);
 }
 
+static void test_replay_registry_tags(void **state)
+{
+    (void)state;
+    replay("registry_tags", fuzz_registry_tags);
+}
+
 static void test_replay_request(void **state)
 {
     (void)state;
@@ -142,6 +150,12 @@ static void test_replay_upstream(void **state)
         store_close(fuzz_upstream_st);
         testkit_rm_tree(fuzz_upstream_dir);
     }
+}
+
+static void test_replay_upstream_answer(void **state)
+{
+    (void)state;
+    replay("upstream_answer", fuzz_upstream_answer);
 }
 
 static void test_replay_versions(void **state)
@@ -173,6 +187,60 @@ static void test_huge_expiry_clamped(void **state)
     free(token);
 }
 
+/* An upstream's error body reaches the message without control bytes, cut
+ * to a bound, and without the token repod sent it. */
+static void test_upstream_error_body_cleaned(void **state)
+{
+    rd_error err = {RD_OK, ""};
+    char big[1200];
+    json_t *body = json_pack("{s:{s:s,s:s}}", "detail", "code", "ERROR_REGISTRY_TIMEOUT", "message",
+                             "slow\n\x1b[31mregistry tok-5ecr3t-ZQ8\x7f");
+    (void)state;
+    assert_int_equal(upstream_answer_status(FETCH_VERSIONS, "repo-0123456789ab", 504, body,
+                                            "tok-5ecr3t-ZQ8", &err),
+                     RD_ERR_REGISTRY_TIMEOUT);
+    assert_string_equal(err.message,
+                        "slow??[31mregistry [redacted]? (repository = repo-0123456789ab)");
+    json_decref(body);
+    body = json_pack("{s:{s:s}}", "detail", "code", "ERROR_X\ttok-5ecr3t-ZQ8");
+    assert_int_equal(upstream_answer_status(FETCH_PLUGIN, "repo-0123456789ab", 500, body,
+                                            "tok-5ecr3t-ZQ8", &err),
+                     RD_ERR_UPSTREAM_BAD_RESPONSE);
+    assert_string_equal(err.message, "Bad upstream response. (repository = repo-0123456789ab, "
+                                     "status = 500, code = ERROR_X?[redacted])");
+    json_decref(body);
+    memset(big, 'm', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    body =
+        json_pack("{s:{s:s,s:s}}", "detail", "code", "ERROR_NO_IMAGE_IN_REGISTRY", "message", big);
+    assert_int_equal(
+        upstream_answer_status(FETCH_VERSIONS, "repo-0123456789ab", 404, body, NULL, &err),
+        RD_ERR_NO_IMAGE_IN_REGISTRY);
+    assert_int_equal(strlen(err.message),
+                     UPSTREAM_ANSWER_MESSAGE_MAX + strlen(" (repository = repo-0123456789ab)"));
+    json_decref(body);
+}
+
+/* A tags/list page adds its new tags once, in order; a bad page is refused. */
+static void test_tags_page_collect(void **state)
+{
+    json_t *seen = json_object(), *tags = json_array();
+    const char *p1 = "{\"name\": \"a/b\", \"tags\": [\"1.0\", \"1.1\", \"1.0\"]}";
+    const char *p2 = "{\"tags\": [\"1.1\", \"2.0\"]}";
+    const char *p3 = "{\"tags\": null}";
+    const char *bad = "{\"tags\": [\"3.0\", \"\"]}";
+    (void)state;
+    assert_int_equal(registry_tags_page_collect(p1, strlen(p1), seen, tags), 0);
+    assert_int_equal(registry_tags_page_collect(p2, strlen(p2), seen, tags), 0);
+    assert_int_equal(registry_tags_page_collect(p3, strlen(p3), seen, tags), 0);
+    assert_int_equal(json_array_size(tags), 3);
+    assert_string_equal(json_string_value(json_array_get(tags, 2)), "2.0");
+    assert_int_equal(registry_tags_page_collect(bad, strlen(bad), seen, tags), -1);
+    assert_int_equal(registry_tags_page_collect("[]", 2, seen, tags), -1);
+    json_decref(seen);
+    json_decref(tags);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,12 +251,16 @@ int main(void)
         cmocka_unit_test(test_replay_query),
         cmocka_unit_test(test_replay_registry_answers),
         cmocka_unit_test(test_replay_registry_headers),
+        cmocka_unit_test(test_replay_registry_tags),
         cmocka_unit_test(test_replay_request),
         cmocka_unit_test(test_replay_sigv4),
         cmocka_unit_test(test_replay_stat),
         cmocka_unit_test(test_replay_upstream),
+        cmocka_unit_test(test_replay_upstream_answer),
         cmocka_unit_test(test_replay_versions),
         cmocka_unit_test(test_huge_expiry_clamped),
+        cmocka_unit_test(test_upstream_error_body_cleaned),
+        cmocka_unit_test(test_tags_page_collect),
     };
     log_set_level(LOG_LVL_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
