@@ -64,6 +64,14 @@ rd_status query_run(const query *q, const json_t *docs, json_t **out, rd_error *
 rd_status query_stat(const json_t *stat_query, const query_schema *schema, const json_t *docs,
                      json_t **out, rd_error *err);
 
+/* The filters of a statistics query (its filter, filter_or and keyword,
+ * compiled as a list query, as query_stat applies them).  *out is a new
+ * query (query_free), or NULL when stat_query is not an object; errors are
+ * query_compile's (callers that only narrow what they read may ignore them
+ * and leave the error to query_stat). */
+rd_status query_stat_filter(const json_t *stat_query, const query_schema *schema, query **out,
+                            rd_error *err);
+
 /* Statistics from group counts, for callers that keep their own indexes.
  * query_stat_groups_compile compiles stat_query as query_stat does (same
  * errors); when it is filter / filter_or / keyword, then an aggregate whose

@@ -281,33 +281,23 @@ rd_status merged_list(api_call *call, const merged_source *src, const json_t *qu
 rd_status merged_stat(api_call *call, const merged_source *src, const json_t *stat_q,
                       const char *repository_id, json_t **out, rd_error *err)
 {
-    static const char *const filter_keys[] = {"filter", "filter_or", "keyword", NULL};
     int local_named = repository_id != NULL && strcmp(repository_id, src->local_id(call)) == 0;
     merged_state *m = NULL;
-    json_t *f = NULL;
     rd_error ignored;
     rd_status rc = RD_OK;
 
     if (local_named || (repository_id == NULL && (src->gather == NULL || src->no_remotes(call))))
         return src->local_stat(call, stat_q, out, err); /* the local tier alone */
     m = calloc(1, sizeof(*m));
-    f = json_object();
-    if (m == NULL || f == NULL) {
-        free(m);
-        json_decref(f);
+    if (m == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-    }
     m->src = src;
     m->schema = resource_query_schema(src->res);
     m->stat_q = stat_q;
     /* The stat's own filters let the indexes narrow what is read; a bad
      * filter is left for query_stat to report. */
-    for (size_t i = 0; filter_keys[i] != NULL; i++)
-        if (json_object_get(stat_q, filter_keys[i]) != NULL)
-            json_object_set(f, filter_keys[i], json_object_get(stat_q, filter_keys[i]));
-    if (query_compile(f, NULL, &m->schema, &m->hint, &ignored) != RD_OK)
+    if (query_stat_filter(stat_q, &m->schema, &m->hint, &ignored) != RD_OK)
         m->hint = NULL;
-    json_decref(f);
     if (repository_id == NULL)
         rc = src->local_matches(call, m->hint, &m->local, err);
     if (rc != RD_OK) {

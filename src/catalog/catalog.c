@@ -714,8 +714,7 @@ rd_status catalog_res_collect_views(catalog *cat, const resource_desc *res,
 rd_status catalog_res_stat_views(catalog *cat, const resource_desc *res, const char *const *domains,
                                  size_t n, const json_t *stat_query, json_t **out, rd_error *err)
 {
-    static const char *const filter_keys[] = {"filter", "filter_or", "keyword", NULL};
-    json_t *docs = NULL, *f = NULL;
+    json_t *docs = NULL;
     query *hint = NULL;
     rd_error ignored;
     query_schema schema = resource_query_schema(res);
@@ -728,13 +727,8 @@ rd_status catalog_res_stat_views(catalog *cat, const resource_desc *res, const c
     }
     /* The stat's own filters narrow what is read; a bad filter is left for
      * query_stat to report. */
-    f = json_object();
-    for (size_t i = 0; f != NULL && json_is_object(stat_query) && filter_keys[i] != NULL; i++)
-        if (json_object_get(stat_query, filter_keys[i]) != NULL)
-            json_object_set(f, filter_keys[i], json_object_get(stat_query, filter_keys[i]));
-    if (f == NULL || query_compile(f, NULL, &schema, &hint, &ignored) != RD_OK)
+    if (query_stat_filter(stat_query, &schema, &hint, &ignored) != RD_OK)
         hint = NULL;
-    json_decref(f);
     rc = catalog_res_collect_views(cat, res, domains, n, hint, &docs, NULL, err);
     if (rc == RD_OK)
         rc = query_stat(stat_query, &schema, docs, out, err);

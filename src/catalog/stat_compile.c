@@ -490,14 +490,34 @@ rd_status stat_plan_compile(const json_t *sq, const query_schema *schema, stat_p
     return rc;
 }
 
+rd_status query_stat_filter(const json_t *stat_query, const query_schema *schema, query **out,
+                            rd_error *err)
+{
+    static const char *const filter_keys[] = {"filter", "filter_or", "keyword", NULL};
+    json_t *fobj;
+    rd_status rc;
+    *out = NULL;
+    if (!json_is_object(stat_query))
+        return RD_OK;
+    fobj = json_object();
+    if (fobj == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+    for (size_t i = 0; filter_keys[i] != NULL; i++) {
+        json_t *v = json_object_get(stat_query, filter_keys[i]);
+        if (v != NULL)
+            json_object_set(fobj, filter_keys[i], v);
+    }
+    rc = query_compile(fobj, NULL, schema, out, err);
+    json_decref(fobj);
+    return rc;
+}
+
 static rd_status plan_compile(const json_t *sq, const query_schema *schema, stat_plan *p,
                               rd_error *err)
 {
     static const char *const allowed[] = {"filter",    "filter_or", "keyword", "distinct",
                                           "aggregate", "page",      NULL};
-    static const char *const filter_keys[] = {"filter", "filter_or", "keyword", NULL};
     rd_status rc = RD_OK;
-    json_t *fobj = NULL;
     const json_t *distinct, *aggregate;
     char where[64];
 
@@ -526,15 +546,7 @@ static rd_status plan_compile(const json_t *sq, const query_schema *schema, stat
     if (distinct == NULL && json_array_size(aggregate) == 0)
         return rd_fail(err, RD_ERR_REQUIRED_PARAMETER, "Required parameter. (key = aggregate)");
 
-    fobj = json_object();
-    if (fobj == NULL)
-        return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
-    for (size_t i = 0; filter_keys[i] != NULL; i++) {
-        json_t *v = json_object_get(sq, filter_keys[i]);
-        if (v != NULL)
-            json_object_set(fobj, filter_keys[i], v);
-    }
-    rc = query_compile(fobj, NULL, schema, &p->filter, err);
+    rc = query_stat_filter(sq, schema, &p->filter, err);
     if (rc != RD_OK)
         goto done;
     rc = qpage_compile(json_object_get(sq, "page"), "query.page", &p->page, err);
@@ -556,6 +568,5 @@ static rd_status plan_compile(const json_t *sq, const query_schema *schema, stat
         rc = stage_compile(json_array_get(aggregate, i), where, &p->stages[i], err);
     }
 done:
-    json_decref(fobj);
     return rc;
 }
