@@ -42,8 +42,9 @@ typedef void (*federation_plugin_fn)(api_call *call, void *ud, json_t *value, rd
  * repository_id), asking the upstream where the cache cannot answer.  When
  * the plugin comes from a repository's read model (fresh, or stale and
  * served as such), call->ready is set to that document (owned by the call)
- * and value is its view: a caller that does not project can send the
- * ready bytes; one that projects must release call->ready.  Not
+ * and value is NULL (nothing is decoded): a caller that does not project
+ * sends the ready bytes; one that projects decodes them
+ * (readmodel_doc_decode) and releases call->ready.  Not
  * found anywhere -> RD_ERR_NO_PLUGIN, unless an upstream failed, whose error
  * is reported instead.  Returns RD_PENDING (done is always called) or an
  * error (done is not called). */

@@ -98,6 +98,8 @@ typedef struct remote_catalog_txn remote_catalog_txn;
 remote_catalog_txn *remote_catalog_begin(store *st, const char *repository_id);
 int remote_catalog_add(remote_catalog_txn *t, const json_t *plugin);
 size_t remote_catalog_size(const remote_catalog_txn *t);
+/* The store t writes to (borrowed). */
+store *remote_catalog_store(const remote_catalog_txn *t);
 /* What t queued so far: plugin_id -> plugin record (borrowed object, valid
  * until t is freed).  A caller done with a record may replace its value by
  * any other value (commit and size use only the keys), to free it early. */
@@ -117,6 +119,11 @@ rd_status remote_plugin_put(store *st, const char *repository_id, const json_t *
 /* When plugin_id was last fetched on its own; RD_ERR_NOT_FOUND if never. */
 rd_status remote_plugin_fetched_at(store *st, const char *repository_id, const char *plugin_id,
                                    int64_t *fetched_at_ms, rd_error *err);
+
+/* Adds to out (an object) plugin_id -> fetched_at (integer, ms) for every
+ * plugin of repository_id fetched on its own after after_ms. */
+rd_status remote_plugin_stamps(store *st, const char *repository_id, int64_t after_ms, json_t *out,
+                               rd_error *err);
 
 /* The time of a cached "not found"; RD_ERR_NOT_FOUND when none. */
 rd_status remote_negative_get(store *st, const char *repository_id, const char *plugin_id,

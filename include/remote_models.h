@@ -9,10 +9,14 @@
  * (remote_tier) is an immutable snapshot of one repository's catalog: a
  * catalog sync builds a new tier aside and swaps it in whole, so a reader
  * holding a tier sees the old catalog or the new one, never a mix.  Single
- * plugins fetched on their own are put into the current tier.  RocksDB
- * stays the durable truth: a tier whose catalog stamp or repository name no
- * longer matches the store is rebuilt from the store when next read, and a
- * tier of a repository that is gone is dropped.
+ * plugins fetched on their own are put into the current tier, with when
+ * they were fetched.  RocksDB stays the durable truth: a tier whose catalog
+ * stamp or repository name no longer matches the store is rebuilt from the
+ * store when next read, and a tier of a repository that is gone is dropped.
+ * The catalog stamp is read from the store only when the repository
+ * records changed since the tier was last checked (remote_records.h
+ * generation; every catalog commit of this process goes through
+ * remote_models_commit), so a read of a current tier touches no store.
  *
  * Thread safety: every function may be called from any thread.  Writers
  * (commit, put, rebuilds) are serialised by one lock; readers take a short
@@ -52,7 +56,11 @@ rd_status remote_models_commit(remote_models *m, remote_catalog_txn *t, const js
                                int64_t now_ms, rd_error *err);
 
 /* Puts one plugin fetched on its own (cached, borrowed; already written to
- * the store by remote_plugin_put) into the tier of record.  m NULL: no-op. */
+ * the store by remote_plugin_put at fetched_at_ms) into the tier of record,
+ * and notes when it was fetched (remote_tier_own_fetched_at).  m NULL:
+ * no-op.  remote_models_put: fetched now. */
+void remote_models_put_at(remote_models *m, const json_t *record, const json_t *cached,
+                          int64_t fetched_at_ms);
 void remote_models_put(remote_models *m, const json_t *record, const json_t *cached);
 
 /* Drops the tier of repository_id (the repository was deleted). */
@@ -64,7 +72,9 @@ void remote_models_retain(remote_models *m, const json_t *records);
 /* The current tier of the repository whose record is record (borrowed): a
  * new reference (remote_tier_release).  Rebuilt from the store first when
  * missing, when the store's catalog stamp differs from the tier's, or when
- * the record's name differs from the one in the tier's repository_info.
+ * the record's name differs from the one in the tier's repository_info
+ * (the stamp is read only when the store's records generation moved since
+ * the tier was last checked, or st is not attached).
  * RD_ERR_INTERNAL (or a store error) when it cannot be built. */
 rd_status remote_models_tier(remote_models *m, store *st, const json_t *record, remote_tier **out,
                              rd_error *err);
@@ -75,6 +85,10 @@ readmodel *remote_tier_model(const remote_tier *t);
  * repository was never synced (the tier then holds only plugins fetched on
  * their own, if any). */
 int remote_tier_synced(const remote_tier *t, int64_t *fetched_at_ms);
+/* 1 and *fetched_at_ms when plugin_id was fetched on its own after the
+ * tier's catalog (any time when never synced): the same stamp as
+ * remote_plugin_fetched_at, without reading the store; 0 otherwise. */
+int remote_tier_own_fetched_at(remote_tier *t, const char *plugin_id, int64_t *fetched_at_ms);
 /* The repository id of the tier (borrowed). */
 const char *remote_tier_id(const remote_tier *t);
 remote_tier *remote_tier_ref(remote_tier *t);

@@ -27,6 +27,7 @@
 #include "mirror.h"
 #include "remote.h"
 #include "remote_models.h"
+#include "remote_records.h"
 #include "server.h"
 #include "store.h"
 #include "util.h"
@@ -291,6 +292,7 @@ static int serve(const char *config_path)
             &(store_options){a.conf->store_block_cache_mb, a.conf->store_write_buffer_mb}, &a.st,
             &err) != RD_OK ||
         catalog_open(a.st, a.conf->local_repository_name, &a.cat, &err) != RD_OK ||
+        remote_records_attach(a.st, &err) != RD_OK ||
         remote_models_create(&resource_plugin, &a.models, &err) != RD_OK ||
         remote_models_load_all(a.models, a.st, &err) != RD_OK ||
         fetcher_start(&a, &a.fetcher, &err) != RD_OK) {
@@ -362,6 +364,7 @@ done:
     remote_models_destroy(a.models);
     auth_close(a.auth);
     catalog_close(a.cat);
+    remote_records_detach(a.st);
     store_close(a.st);
     store_undo_apply(undo); /* a failed first start leaves no store behind */
     store_undo_free(undo);

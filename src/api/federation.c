@@ -26,6 +26,7 @@
 #include "log.h"
 #include "remote.h"
 #include "remote_models.h"
+#include "remote_records.h"
 #include "util.h"
 
 /* ---- plugin documents ------------------------------------------------------ */
@@ -283,13 +284,15 @@ typedef struct {
     federation_plugin_fn done;
     void *ud;
     char plugin_id[256];
+    char *only_repo; /* NULL = every repository */
     int want_versions;
-    json_t *recs;               /* remote records to search, in order */
+    remote_records *snap;       /* the records, held for the search */
+    const json_t *recs;         /* remote records to search, in order (snap's) */
     size_t idx;                 /* the one being searched */
-    json_t *doc;                /* the plugin found (view) */
+    json_t *doc;                /* the plugin found (view), when not from a model */
     json_t *stale;              /* a stale copy kept while its refresh is tried */
-    readmodel_doc *doc_ready;   /* doc's read model document, when it came from one */
-    readmodel_doc *stale_ready; /* stale's */
+    readmodel_doc *doc_ready;   /* the plugin found, from a read model (no view) */
+    readmodel_doc *stale_ready; /* stale's, from a read model */
     int64_t seen_at_ms;         /* when the current repository's cache was read */
     rd_status err_rc;
     rd_error err; /* the last upstream failure, reported when nothing is found */
@@ -302,7 +305,8 @@ static void plugin_end(plugin_state *p, json_t *value, rd_status rc, const rd_er
 {
     p->done(p->call, p->ud, value, rc, err);
     json_decref(value);
-    json_decref(p->recs);
+    remote_records_release(p->snap);
+    free(p->only_repo);
     json_decref(p->doc);
     json_decref(p->stale);
     if (p->doc_ready != NULL)
@@ -338,7 +342,7 @@ static void remember_failure(plugin_state *p, const fetch_result *res)
     p->err = res->err;
 }
 
-/* The plugin is p->doc, found in repository p->idx. */
+/* The plugin is p->doc or p->doc_ready, found in repository p->idx. */
 static void plugin_found(plugin_state *p)
 {
     if (p->want_versions) {
@@ -347,7 +351,7 @@ static void plugin_found(plugin_state *p)
     }
     json_t *doc = p->doc;
     p->doc = NULL;
-    if (p->doc_ready != NULL) { /* the ready bytes may be the answer */
+    if (p->doc_ready != NULL) { /* the ready bytes are the answer: no view */
         p->call->ready = p->doc_ready;
         p->doc_ready = NULL;
     }
@@ -366,7 +370,7 @@ static void plugin_fetched(const fetch_result *res, void *arg)
     }
     if (res->rc != RD_ERR_NOT_FOUND) {
         remember_failure(p, res);
-        if (p->stale != NULL) { /* serve the stale copy rather than nothing */
+        if (p->stale != NULL || p->stale_ready != NULL) { /* the stale copy rather than nothing */
             note_cache(p->call, "STALE");
             p->doc = p->stale;
             p->doc_ready = p->stale_ready;
@@ -393,8 +397,9 @@ static void fetch_plugin(plugin_state *p)
 }
 
 /* The cached copy of p->plugin_id in repository rec (tier: its read model,
- * NULL when it has none): *view a new reference and, when it came from the
- * model, *ready its document (new reference).  0 when not cached. */
+ * NULL when it has none): from the model, *ready its document (new
+ * reference, never decoded here: its bytes are the answer); otherwise
+ * *view a new reference read from the store.  0 when not cached. */
 static int cached_view(plugin_state *p, const json_t *rec, remote_tier *tier, json_t **view,
                        readmodel_doc **ready)
 {
@@ -402,19 +407,10 @@ static int cached_view(plugin_state *p, const json_t *rec, remote_tier *tier, js
     rd_error e2;
     readmodel_doc *d =
         tier != NULL ? readmodel_get(remote_tier_model(tier), "", p->plugin_id) : NULL;
-    *ready = NULL;
+    *ready = d;
     *view = NULL;
-    if (d != NULL) {
-        /* a tree of our own: readmodel_doc_view would keep one with the
-         * document for as long as the model holds it */
-        *view = readmodel_doc_decode(d);
-        if (*view == NULL) {
-            readmodel_doc_release(d);
-            return 0;
-        }
-        *ready = d;
+    if (d != NULL)
         return 1;
-    }
     if (remote_plugin_get(p->call->app->st, current_id(p), p->plugin_id, &cached, &e2) != RD_OK)
         return 0;
     *view = federation_plugin_view(cached, rec);
@@ -428,31 +424,34 @@ static void plugin_step(plugin_state *p)
     app *a = p->call->app;
     for (; p->idx < json_array_size(p->recs); p->idx++) {
         const json_t *rec = current_rec(p);
-        p->seen_at_ms = util_now_ms(); /* before the cache is read */
         const char *id = current_id(p);
         json_t *view = NULL;
         readmodel_doc *ready = NULL;
         remote_tier *tier = NULL;
-        int64_t cat_at = 0, neg_at = 0;
+        int64_t cat_at = 0, neg_at = 0, own_at = 0;
         rd_error e2;
-        int refresh = 0, have_cat, found;
+        int refresh = 0, have_cat, found, own = 0;
         verdict v;
         conf_cache cs;
 
-        /* the model is current with the store's catalog stamp */
+        if (p->only_repo != NULL && strcmp(id, p->only_repo) != 0)
+            continue;
+        p->seen_at_ms = util_now_ms(); /* before the cache is read */
+        /* the model is current with the catalog stamp (remote_models_tier) */
         if (remote_models_tier(a->models, a->st, rec, &tier, &e2) == RD_OK)
             have_cat = remote_tier_synced(tier, &cat_at);
         else
             have_cat = remote_catalog_age(a->st, id, &cat_at, &e2) == RD_OK;
         found = cached_view(p, rec, tier, &view, &ready);
+        if (found && ready != NULL)
+            own = remote_tier_own_fetched_at(tier, p->plugin_id, &own_at);
+        else if (found)
+            own = remote_plugin_fetched_at(a->st, id, p->plugin_id, &own_at, &e2) == RD_OK;
         remote_tier_release(tier);
         v = judge(a, rec, have_cat, cat_at, &refresh);
-        remote_cache_settings(rec, &a->conf->remote_defaults, &cs);
         if (found) {
-            int64_t own_at = 0;
             /* fetched on its own more recently than the catalog: that age counts */
-            if (remote_plugin_fetched_at(a->st, id, p->plugin_id, &own_at, &e2) == RD_OK &&
-                (!have_cat || own_at > cat_at)) {
+            if (own && (!have_cat || own_at > cat_at)) {
                 cat_at = own_at;
                 v = judge(a, rec, 1, own_at, &refresh);
                 if (refresh) {
@@ -491,6 +490,7 @@ static void plugin_step(plugin_state *p)
         }
         if (have_cat && v == USE_FRESH)
             continue; /* a fresh catalog is authoritative: not in this repository */
+        remote_cache_settings(rec, &a->conf->remote_defaults, &cs);
         if (remote_negative_get(a->st, id, p->plugin_id, &neg_at, &e2) == RD_OK &&
             util_now_ms() - neg_at < cs.negative_ttl_s * 1000)
             continue;
@@ -595,34 +595,23 @@ rd_status federation_find_plugin(api_call *call, const char *plugin_id, const ch
                                  int want_versions, federation_plugin_fn done, void *ud,
                                  rd_error *err)
 {
-    plugin_state *p;
-    json_t *recs = NULL;
-    rd_status rc = remote_list(call->app->st, &recs, err);
-    if (rc != RD_OK)
+    plugin_state *p = calloc(1, sizeof(*p));
+    rd_status rc = p != NULL ? RD_OK : rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    if (rc == RD_OK && repository_id != NULL && (p->only_repo = strdup(repository_id)) == NULL)
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    if (rc == RD_OK) /* the in-memory records: no store read */
+        rc = remote_records_get(call->app->st, &p->snap, err);
+    if (rc != RD_OK) {
+        if (p != NULL)
+            free(p->only_repo);
+        free(p);
         return rc;
-    if (repository_id != NULL) {
-        json_t *only = json_array();
-        size_t i;
-        json_t *rec;
-        json_array_foreach(recs, i, rec)
-        {
-            if (strcmp(json_string_value(json_object_get(rec, "repository_id")), repository_id) ==
-                0)
-                json_array_append(only, rec);
-        }
-        json_decref(recs);
-        recs = only;
-    }
-    p = calloc(1, sizeof(*p));
-    if (p == NULL) {
-        json_decref(recs);
-        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
     }
     p->call = call;
     p->done = done;
     p->ud = ud;
     p->want_versions = want_versions;
-    p->recs = recs;
+    p->recs = remote_records_array(p->snap);
     snprintf(p->plugin_id, sizeof(p->plugin_id), "%s", plugin_id);
     plugin_step(p);
     return RD_PENDING;
@@ -630,25 +619,26 @@ rd_status federation_find_plugin(api_call *call, const char *plugin_id, const ch
 
 rd_status federation_find_cached(app *a, const char *plugin_id, json_t **record, rd_error *err)
 {
-    json_t *recs = NULL, *rec;
+    remote_records *snap = NULL;
+    const json_t *rec;
     size_t i;
-    rd_status rc = remote_list(a->st, &recs, err);
+    rd_status rc = remote_records_get(a->st, &snap, err);
     if (rc != RD_OK)
         return rc;
     rc = RD_ERR_NOT_FOUND;
-    json_array_foreach(recs, i, rec)
+    json_array_foreach(remote_records_array(snap), i, rec)
     {
         json_t *cached = NULL;
         rd_error e2;
         const char *id = json_string_value(json_object_get(rec, "repository_id"));
         if (remote_plugin_get(a->st, id, plugin_id, &cached, &e2) == RD_OK) {
             json_decref(cached);
-            *record = json_incref(rec);
-            rc = RD_OK;
+            *record = json_deep_copy(rec); /* the snapshot's records stay shared */
+            rc = *record != NULL ? RD_OK : rd_fail(err, RD_ERR_INTERNAL, "out of memory");
             break;
         }
     }
-    json_decref(recs);
+    remote_records_release(snap);
     return rc;
 }
 

@@ -160,12 +160,19 @@ static void remote_get_done(api_call *call, void *ud, json_t *value, rd_status r
         api_call_finish(call, RD_OK, NULL, NULL);
         return;
     }
-    if (call->ready != NULL) { /* a projection: the JSON path */
+    if (call->ready != NULL) { /* a projection: the JSON path, on a tree of our own */
+        if (rc == RD_OK && value == NULL)
+            doc = readmodel_doc_decode(call->ready);
         readmodel_doc_release(call->ready);
         call->ready = NULL;
+        if (rc == RD_OK && doc == NULL) {
+            rc = rd_fail(&e, RD_ERR_INTERNAL, "out of memory");
+            err = &e;
+        }
     }
     if (rc == RD_OK) {
-        doc = json_deep_copy(value); /* completed below: never touch the shared value */
+        if (doc == NULL) /* completed below: never touch the shared value */
+            doc = json_deep_copy(value);
         plugin_view_complete(doc);
         rc = api_project_only(json_object_get(call->body, "only"), &query_schema_plugin, &doc, &e);
         err = &e;

@@ -15,6 +15,7 @@
 #include "mirror.h"
 #include "query.h"
 #include "remote.h"
+#include "remote_models.h"
 #include "util.h"
 
 /* ---- register ------------------------------------------------------------- */
@@ -285,6 +286,7 @@ rd_status api_repository_deregister(api_call *call, json_t **out, rd_error *err)
         json_decref(rec);
         rc = remote_delete(call->app->st, repository_id, err);
         if (rc == RD_OK) {
+            remote_models_drop(call->app->models, repository_id); /* its memory goes now */
             LOG_INFO("deregistered remote repository %s and dropped its cache", repository_id);
             *out = json_object();
         }

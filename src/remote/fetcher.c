@@ -280,7 +280,7 @@ static rd_status apply_kind(inflight *in, const json_t *rec, json_t *body, json_
             return bad_shape(in, "another plugin was returned", err);
         rc = remote_plugin_put(st, in->job.repository_id, body, now, err);
         if (rc == RD_OK) {
-            remote_models_put(in->f->a->models, rec, body);
+            remote_models_put_at(in->f->a->models, rec, body, now);
             *value = json_incref(body);
         }
         return rc;

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "plugin.h"
+#include "remote_records.h"
 
 #define KEY_MAX 1024
 
@@ -90,9 +91,12 @@ rd_status remote_get(store *st, const char *repository_id, json_t **out, rd_erro
 rd_status remote_put(store *st, const json_t *record, rd_error *err)
 {
     const char *id = json_string_value(json_object_get(record, "repository_id"));
+    rd_status rc;
     if (id == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = incomplete record)");
-    return store_put_json(st, STORE_CF_REPOS, id, strlen(id), record, err);
+    rc = store_put_json(st, STORE_CF_REPOS, id, strlen(id), record, err);
+    remote_records_changed(st); /* the in-memory snapshot follows */
+    return rc;
 }
 
 typedef struct {
@@ -138,6 +142,7 @@ rd_status remote_delete(store *st, const char *repository_id, rd_error *err)
         store_batch_delete(b, STORE_CF_CACHE, key, klen);
         store_batch_delete(b, STORE_CF_REPOS, repository_id, strlen(repository_id));
         rc = store_write(st, b, err);
+        remote_records_changed(st); /* the in-memory snapshot follows */
     }
     store_batch_free(b);
     return rc;
@@ -328,6 +333,11 @@ int remote_catalog_add(remote_catalog_txn *t, const json_t *plugin)
     return fresh;
 }
 
+store *remote_catalog_store(const remote_catalog_txn *t)
+{
+    return t->st;
+}
+
 size_t remote_catalog_size(const remote_catalog_txn *t)
 {
     return json_object_size(t->seen);
@@ -434,6 +444,42 @@ rd_status remote_plugin_fetched_at(store *st, const char *repository_id, const c
                                    int64_t *fetched_at_ms, rd_error *err)
 {
     return stamp_get(st, "P", repository_id, plugin_id, fetched_at_ms, err);
+}
+
+typedef struct {
+    json_t *out;
+    size_t plen;
+    int64_t after;
+} stamps_state;
+
+static int stamp_one(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    stamps_state *ss = ud;
+    char pid[KEY_MAX];
+    size_t n = klen - ss->plen;
+    json_t *v;
+    int64_t at;
+    if (klen <= ss->plen || n >= sizeof(pid))
+        return 0;
+    memcpy(pid, key + ss->plen, n);
+    pid[n] = '\0';
+    v = json_loadb(val, vlen, 0, NULL);
+    at = fetched_at_of(v);
+    json_decref(v);
+    if (at > ss->after)
+        json_object_set_new(ss->out, pid, json_integer((json_int_t)at));
+    return 0;
+}
+
+rd_status remote_plugin_stamps(store *st, const char *repository_id, int64_t after_ms, json_t *out,
+                               rd_error *err)
+{
+    char prefix[KEY_MAX];
+    stamps_state ss = {out, 0, after_ms};
+    ss.plen = store_key(prefix, KEY_MAX, "P", repository_id, "", NULL);
+    if (ss.plen == 0)
+        return RD_OK;
+    return store_scan(st, STORE_CF_CACHE, prefix, ss.plen, stamp_one, &ss, err);
 }
 
 rd_status remote_negative_get(store *st, const char *repository_id, const char *plugin_id,

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "log.h"
+#include "remote_records.h"
+#include "util.h"
 
 struct remote_tier {
     atomic_int refs;
@@ -20,6 +22,12 @@ struct remote_tier {
     int synced;
     int64_t fetched_at;
     readmodel *rm;
+    /* the records generation (remote_records.h) at which the tier was last
+     * known to match the store; 0 = never */
+    _Atomic uint64_t checked_gen;
+    pthread_mutex_t own_lock; /* guards own */
+    json_t *own;              /* plugin_id -> fetched_at of plugins fetched on their own
+                               * after the catalog (or all of them when never synced) */
 };
 
 struct remote_models {
@@ -44,6 +52,8 @@ void remote_tier_release(remote_tier *t)
     if (t == NULL || atomic_fetch_sub(&t->refs, 1) != 1)
         return;
     readmodel_destroy(t->rm);
+    json_decref(t->own);
+    pthread_mutex_destroy(&t->own_lock);
     free(t->id);
     free(t->name);
     free(t);
@@ -64,6 +74,28 @@ int remote_tier_synced(const remote_tier *t, int64_t *fetched_at_ms)
 const char *remote_tier_id(const remote_tier *t)
 {
     return t->id;
+}
+
+int remote_tier_own_fetched_at(remote_tier *t, const char *plugin_id, int64_t *fetched_at_ms)
+{
+    json_t *v;
+    int found;
+    pthread_mutex_lock(&t->own_lock);
+    v = json_object_get(t->own, plugin_id);
+    found = json_is_integer(v);
+    if (found)
+        *fetched_at_ms = (int64_t)json_integer_value(v);
+    pthread_mutex_unlock(&t->own_lock);
+    return found;
+}
+
+/* Notes that plugin_id was fetched on its own at fetched_at_ms. */
+static void own_note(remote_tier *t, const char *plugin_id, int64_t fetched_at_ms)
+{
+    pthread_mutex_lock(&t->own_lock);
+    if (json_object_set_new(t->own, plugin_id, json_integer((json_int_t)fetched_at_ms)) != 0)
+        LOG_WARN("remote: read model of %s could not note when %s was fetched", t->id, plugin_id);
+    pthread_mutex_unlock(&t->own_lock);
 }
 
 static const char *record_id(const json_t *record)
@@ -92,11 +124,14 @@ static remote_tier *tier_build(remote_models *m, const json_t *record, json_t *p
     if (t == NULL || views == NULL)
         goto done;
     atomic_init(&t->refs, 1);
+    atomic_init(&t->checked_gen, 0);
+    pthread_mutex_init(&t->own_lock, NULL);
+    t->own = json_object();
     t->id = strdup(record_id(record));
     t->name = strdup(record_name(record));
     t->synced = synced;
     t->fetched_at = fetched_at;
-    if (t->id == NULL || t->name == NULL)
+    if (t->id == NULL || t->name == NULL || t->own == NULL)
         goto done;
     if (json_is_object(plugins)) {
         const char *k;
@@ -215,8 +250,10 @@ static void install(remote_models *m, const char *id, remote_tier *t)
     remote_tier_release(old);
 }
 
-/* Builds the tier of record from the store; call with m->write held. */
-static rd_status reload_locked(remote_models *m, store *st, const json_t *record, rd_error *err)
+/* Builds the tier of record from the store, as of records generation gen
+ * (read before the store); call with m->write held. */
+static rd_status reload_locked(remote_models *m, store *st, const json_t *record, uint64_t gen,
+                               rd_error *err)
 {
     const char *id = record_id(record);
     json_t *cached = json_array();
@@ -228,8 +265,17 @@ static rd_status reload_locked(remote_models *m, store *st, const json_t *record
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
     rc = remote_catalog_load(st, id, cached, &at, err);
     if (rc == RD_OK || rc == RD_ERR_NOT_FOUND) {
-        t = tier_build(m, record, cached, rc == RD_OK, at, err);
+        int synced = rc == RD_OK;
+        t = tier_build(m, record, cached, synced, at, err);
         rc = t != NULL ? RD_OK : RD_ERR_INTERNAL;
+        if (rc == RD_OK) /* only stamps younger than the catalog count */
+            rc = remote_plugin_stamps(st, id, synced ? at : -1, t->own, err);
+        if (rc == RD_OK)
+            atomic_store(&t->checked_gen, gen);
+        else if (t != NULL) {
+            remote_tier_release(t);
+            t = NULL;
+        }
     }
     json_decref(cached);
     if (rc == RD_OK) {
@@ -243,13 +289,14 @@ rd_status remote_models_load_all(remote_models *m, store *st, rd_error *err)
 {
     json_t *recs = NULL, *rec;
     size_t i;
+    uint64_t gen = remote_records_generation(st);
     rd_status rc = remote_list(st, &recs, err);
     if (rc != RD_OK)
         return rc;
     pthread_mutex_lock(&m->write);
     json_array_foreach(recs, i, rec)
     {
-        rc = reload_locked(m, st, rec, err);
+        rc = reload_locked(m, st, rec, gen, err);
         if (rc != RD_OK)
             break;
     }
@@ -272,6 +319,8 @@ rd_status remote_models_commit(remote_models *m, remote_catalog_txn *t, const js
         LOG_ERROR("remote: read model of %s: %s; it is rebuilt from the store when next read",
                   record_id(record), e.message);
     pthread_mutex_lock(&m->write);
+    if (next != NULL) /* it matches the store as of now */
+        atomic_store(&next->checked_gen, remote_records_generation(remote_catalog_store(t)));
     rc = remote_catalog_commit(t, now_ms, err);
     if (rc == RD_OK)
         install(m, record_id(record), next); /* NULL drops the old one */
@@ -282,6 +331,12 @@ rd_status remote_models_commit(remote_models *m, remote_catalog_txn *t, const js
 }
 
 void remote_models_put(remote_models *m, const json_t *record, const json_t *cached)
+{
+    remote_models_put_at(m, record, cached, util_now_ms());
+}
+
+void remote_models_put_at(remote_models *m, const json_t *record, const json_t *cached,
+                          int64_t fetched_at_ms)
 {
     const char *pid = json_string_value(json_object_get(cached, "plugin_id"));
     remote_tier *t;
@@ -298,6 +353,8 @@ void remote_models_put(remote_models *m, const json_t *record, const json_t *cac
             LOG_ERROR("remote: read model of %s could not take plugin %s: out of memory", t->id,
                       pid);
             install(m, t->id, NULL);
+        } else {
+            own_note(t, pid, fetched_at_ms);
         }
         json_decref(view);
     }
@@ -352,6 +409,7 @@ rd_status remote_models_tier(remote_models *m, store *st, const json_t *record, 
                              rd_error *err)
 {
     const char *id = record_id(record);
+    uint64_t gen = remote_records_generation(st);
     int64_t at = 0;
     rd_error e;
     int have;
@@ -361,27 +419,36 @@ rd_status remote_models_tier(remote_models *m, store *st, const json_t *record, 
     *out = NULL;
     if (m == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = no read models)");
+    t = current(m, id);
+    /* no record written since the tier was known to match the store: every
+     * catalog commit since went through remote_models_commit */
+    if (gen != 0 && t != NULL && atomic_load(&t->checked_gen) == gen &&
+        strcmp(t->name, record_name(record)) == 0)
+        goto done;
+    have = remote_catalog_age(st, id, &at, &e) == RD_OK;
+    if (tier_current(t, record, have, at)) {
+        atomic_store(&t->checked_gen, gen);
+        goto done;
+    }
+    remote_tier_release(t);
+    t = NULL;
+    pthread_mutex_lock(&m->write);
+    /* a commit may have swapped it in meanwhile */
     have = remote_catalog_age(st, id, &at, &e) == RD_OK;
     t = current(m, id);
-
     if (!tier_current(t, record, have, at)) {
         remote_tier_release(t);
         t = NULL;
-        pthread_mutex_lock(&m->write);
-        /* a commit may have swapped it in meanwhile */
-        have = remote_catalog_age(st, id, &at, &e) == RD_OK;
-        t = current(m, id);
-        if (!tier_current(t, record, have, at)) {
-            remote_tier_release(t);
-            t = NULL;
-            rc = reload_locked(m, st, record, err);
-            if (rc == RD_OK)
-                t = current(m, id);
-            if (rc == RD_OK && t == NULL)
-                rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-        }
-        pthread_mutex_unlock(&m->write);
+        rc = reload_locked(m, st, record, gen, err);
+        if (rc == RD_OK)
+            t = current(m, id);
+        if (rc == RD_OK && t == NULL)
+            rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    } else {
+        atomic_store(&t->checked_gen, gen);
     }
+    pthread_mutex_unlock(&m->write);
+done:
     *out = t;
     return rc;
 }

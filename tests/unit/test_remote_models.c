@@ -4,7 +4,9 @@
  * old catalog), a plugin fetched on its own joins the current tier, a
  * renamed repository or a catalog the hooks missed is rebuilt from the store
  * when read, a deregistered-and-registered-again repository starts empty,
- * and load_all rebuilds every tier at start.
+ * load_all rebuilds every tier at start, the time a plugin was fetched on
+ * its own is kept with the tier (and loaded at start), and with the records
+ * snapshot attached a changed record still leads to a store check.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +22,7 @@
 
 #include "remote.h"
 #include "remote_models.h"
+#include "remote_records.h"
 #include "resource.h"
 #include "store.h"
 
@@ -226,12 +229,85 @@ static void test_load_all_and_retain(void **state)
     json_decref(none);
 }
 
+static void test_own_fetch_stamps(void **state)
+{
+    fixture *fx = *state;
+    static const char *const ids[] = {"a", "b", NULL};
+    remote_models *fresh = NULL;
+    remote_tier *t;
+    json_t *solo = plugin("solo"), *b = plugin("b");
+    rd_error err = {0};
+    int64_t at = 0;
+
+    sync_catalog(fx, ids, 1000);
+    /* "b" fetched on its own before the catalog, "solo" after it */
+    assert_int_equal(remote_plugin_put(fx->st, REPO, b, 900, &err), RD_OK);
+    assert_int_equal(remote_plugin_put(fx->st, REPO, solo, 1500, &err), RD_OK);
+    remote_models_put_at(fx->m, fx->record, solo, 1500);
+    t = tier(fx);
+    assert_int_equal(remote_tier_own_fetched_at(t, "solo", &at), 1);
+    assert_int_equal(at, 1500);
+    assert_int_equal(remote_tier_own_fetched_at(t, "a", &at), 0);
+    remote_tier_release(t);
+
+    /* at start, the stamps younger than the catalog come from the store */
+    assert_int_equal(remote_models_create(&resource_plugin, &fresh, &err), RD_OK);
+    assert_int_equal(remote_models_load_all(fresh, fx->st, &err), RD_OK);
+    assert_int_equal(remote_models_tier(fresh, fx->st, fx->record, &t, &err), RD_OK);
+    at = 0;
+    assert_int_equal(remote_tier_own_fetched_at(t, "solo", &at), 1);
+    assert_int_equal(at, 1500);
+    assert_int_equal(remote_tier_own_fetched_at(t, "b", &at), 0);
+    remote_tier_release(t);
+    remote_models_destroy(fresh);
+
+    /* a new catalog makes the older stamps moot */
+    sync_catalog(fx, ids, 2000);
+    t = tier(fx);
+    assert_int_equal(remote_tier_own_fetched_at(t, "solo", &at), 0);
+    remote_tier_release(t);
+    json_decref(solo);
+    json_decref(b);
+}
+
+static void test_attached_records_changes_check_the_store(void **state)
+{
+    fixture *fx = *state;
+    static const char *const ids[] = {"a", "b", NULL};
+    remote_tier *t;
+    rd_error err = {0};
+    char buf[64];
+
+    assert_int_equal(remote_records_attach(fx->st, &err), RD_OK);
+    sync_catalog(fx, ids, 1000);
+    t = tier(fx);
+    assert_int_equal(readmodel_count(remote_tier_model(t)), 2);
+    remote_tier_release(t);
+    /* a rename: the record in hand names the new name */
+    json_object_set_new(fx->record, "name", json_string("Renamed"));
+    assert_int_equal(remote_put(fx->st, fx->record, &err), RD_OK);
+    t = tier(fx);
+    assert_string_equal(info_name(t, "a", buf, sizeof(buf)), "Renamed");
+    remote_tier_release(t);
+    /* deregistered and registered again (same id, same name): empty */
+    assert_int_equal(remote_delete(fx->st, REPO, &err), RD_OK);
+    assert_int_equal(remote_put(fx->st, fx->record, &err), RD_OK);
+    t = tier(fx);
+    assert_int_equal(remote_tier_synced(t, NULL), 0);
+    assert_int_equal(readmodel_count(remote_tier_model(t)), 0);
+    remote_tier_release(t);
+    remote_records_detach(fx->st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sync_swaps_whole_tier, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_rename_and_store_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_all_and_retain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_fetch_stamps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_attached_records_changes_check_the_store, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
