@@ -317,12 +317,40 @@ static void test_text_prefilter(void **state)
         tested_by(
             rm, "{\"filter\":[{\"k\":\"name\",\"v\":[\"n 7$\",\"n 12\"],\"o\":\"regex_in\"}]}", 12),
         22);
-    /* nothing to narrow with: every document is tested */
+    /* alternatives: the union of what each branch requires; a group: what
+     * it requires, unless it is optional */
     assert_int_equal(
         tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"n 29|n 3\",\"o\":\"regex\"}]}", 22),
+        22); /* "Plugin 29", "Plugin 29x"; "Plugin 3", "Plugin 3x" */
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"(n 29)\",\"o\":\"regex\"}]}", 11), 11);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"((n 29))\",\"o\":\"regex\"}]}", 11),
+        11);
+    assert_int_equal(tested_by(rm,
+                               "{\"filter\":[{\"k\":\"name\",\"v\":\"^plug(in 29|IN 12)$\",\"o\":"
+                               "\"regex\"}]}",
+                               2),
+                     22);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"n 2(9|x)\",\"o\":\"regex\"}]}", 11),
+        111); /* a branch too short to narrow: only "n 2" */
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"[(|]*n 29\",\"o\":\"regex\"}]}", 11),
+        11); /* '|' and '(' in a bracket expression are no structure */
+    /* nothing to narrow with: every document is tested */
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"(n 29|n 7)?\",\"o\":\"regex\"}]}", 300),
         300);
     assert_int_equal(
-        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"(n 29)\",\"o\":\"regex\"}]}", 11), 300);
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"(n 29|)\",\"o\":\"regex\"}]}", 300),
+        300);
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"n 29+?\",\"o\":\"regex\"}]}", 111),
+        111); /* (9+)? is optional: only "n 2" */
+    assert_int_equal(
+        tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"x{0}|n 29\",\"o\":\"regex\"}]}", 300),
+        300);
     assert_int_equal(
         tested_by(rm, "{\"filter\":[{\"k\":\"name\",\"v\":\"29\",\"o\":\"contain\"}]}", 13), 300);
     assert_int_equal(
