@@ -130,6 +130,13 @@ rd_status readmodel_matches(readmodel *rm, const query *q, const char *const *do
 rd_status readmodel_query_json(readmodel *rm, const query *q, const char *const *domains,
                                size_t ndomains, json_t **out, rd_error *err);
 
+/* The same answer serialised: exactly json_dumps(readmodel_query_json's
+ * object, JSON_COMPACT); without a projection the page's ready bytes are
+ * joined as they are, nothing is decoded.  *body new (malloc'd,
+ * NUL-terminated, *len bytes). */
+rd_status readmodel_query_bytes(readmodel *rm, const query *q, const char *const *domains,
+                                size_t ndomains, char **body, size_t *len, rd_error *err);
+
 /* Answers a StatisticsQuery (borrowed) over the documents of the given
  * domains (as readmodel_query) when it has the shape the model counts
  * itself: filter / filter_or / keyword, then an aggregate (v1, or the v2

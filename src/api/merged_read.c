@@ -255,8 +255,14 @@ rd_status merged_list(api_call *call, const merged_source *src, const json_t *qu
     if (rc != RD_OK)
         return rc;
     if (local_named || (repository_id == NULL && (src->gather == NULL || src->no_remotes(call)))) {
-        /* the local tier alone answers the whole list */
-        rc = src->local_list(call, q, out, err);
+        /* the local tier alone answers the whole list; its bytes, when it
+         * has them, are the body (api_call_finish sends call->ready_body) */
+        if (src->local_list_bytes != NULL) {
+            free(call->ready_body);
+            call->ready_body = NULL;
+            rc = src->local_list_bytes(call, q, &call->ready_body, &call->ready_len, err);
+        } else
+            rc = src->local_list(call, q, out, err);
         query_free(q);
         return rc;
     }

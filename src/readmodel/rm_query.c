@@ -8,6 +8,7 @@
  */
 #include "rm-internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -540,6 +541,60 @@ oom:
     rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
 done:
     json_decref(results);
+    readmodel_result_free(&r);
+    return rc;
+}
+
+rd_status readmodel_query_bytes(readmodel *rm, const query *q, const char *const *domains,
+                                size_t ndomains, char **body, size_t *len, rd_error *err)
+{
+    static const char head[] = "{\"results\":[";
+    readmodel_result r;
+    char tail[64], *buf = NULL;
+    size_t size, at, tlen;
+    rd_status rc;
+
+    *body = NULL;
+    *len = 0;
+    if (query_projects(q)) { /* projected copies: the JSON path */
+        json_t *out = NULL;
+        rc = readmodel_query_json(rm, q, domains, ndomains, &out, err);
+        if (rc == RD_OK && (*body = json_dumps(out, JSON_COMPACT)) == NULL)
+            rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+        json_decref(out);
+        if (*body != NULL)
+            *len = strlen(*body);
+        return rc;
+    }
+    rc = readmodel_query(rm, q, domains, ndomains, &r, err);
+    if (rc != RD_OK)
+        return rc;
+    tlen = (size_t)snprintf(tail, sizeof(tail), "],\"total_count\":%zu}", r.total_count);
+    size = sizeof(head) - 1 + tlen + 1;
+    for (size_t i = 0; i < r.n; i++) {
+        size_t dl = 0;
+        readmodel_doc_bytes(r.docs[i], &dl);
+        size += dl + 1;
+    }
+    buf = malloc(size);
+    if (buf == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+        goto done;
+    }
+    memcpy(buf, head, sizeof(head) - 1);
+    at = sizeof(head) - 1;
+    for (size_t i = 0; i < r.n; i++) { /* the ready bytes, comma-separated */
+        size_t dl = 0;
+        const char *b = readmodel_doc_bytes(r.docs[i], &dl);
+        if (i > 0)
+            buf[at++] = ',';
+        memcpy(buf + at, b, dl);
+        at += dl;
+    }
+    memcpy(buf + at, tail, tlen + 1);
+    *body = buf;
+    *len = at + tlen;
+done:
     readmodel_result_free(&r);
     return rc;
 }

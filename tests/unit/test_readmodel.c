@@ -956,6 +956,18 @@ static void test_random_differential(void **state)
                     free(gs);
                     fail();
                 }
+                { /* the serialised answer: the same bytes as the edge would write */
+                    char *body = NULL, *want = json_dumps(ref, JSON_COMPACT);
+                    size_t len = 0;
+                    assert_int_equal(readmodel_query_bytes(rm, q, use_domains ? doms : NULL, nd,
+                                                           &body, &len, &err),
+                                     RD_OK);
+                    assert_non_null(body);
+                    assert_int_equal(len, strlen(want));
+                    assert_string_equal(body, want);
+                    free(body);
+                    free(want);
+                }
                 checked++;
                 json_decref(ref);
                 json_decref(got);
