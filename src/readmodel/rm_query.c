@@ -91,7 +91,7 @@ static int matcher_test(rm_matcher *m, const readmodel_doc *d)
     }
     for (size_t i = 0; i < m->n; i++) {
         json_t *v = d->vals[m->idx[i]];
-        if (v != NULL ? json_object_set(m->scratch, m->keys[i], v) != 0
+        if (v != NULL ? json_object_set_new_nocheck(m->scratch, m->keys[i], json_incref(v)) != 0
                       : (json_object_del(m->scratch, m->keys[i]), 0))
             return -1;
     }
