@@ -60,6 +60,9 @@ struct api_call {
     const char *id_key;               /* a write's id field ("plugin_id", ...); NULL for reads */
     readmodel_doc *ready;             /* a handler's answer as a read model document (owned;
                                        * NULL = the result json): its ready bytes are sent */
+    char *ready_body;                 /* a handler's answer already serialised as compact JSON
+                                       * (owned, malloc'd; NULL = none): sent as it is */
+    size_t ready_len;
 };
 
 /* The route table for metrics labels: how many rows, the row of path (-1

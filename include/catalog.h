@@ -100,6 +100,12 @@ rd_status catalog_res_query_views(catalog *cat, const resource_desc *res,
                                   const char *const *domains, size_t n, const struct query *q,
                                   json_t **out, rd_error *err);
 int catalog_res_whole(catalog *cat, const resource_desc *res);
+/* catalog_res_query_views' answer serialised (json_dumps, JSON_COMPACT):
+ * from the read model's ready bytes when it is whole.  *body new
+ * (malloc'd, NUL-terminated, *len bytes). */
+rd_status catalog_res_query_bytes(catalog *cat, const resource_desc *res,
+                                  const char *const *domains, size_t n, const struct query *q,
+                                  char **body, size_t *len, rd_error *err);
 
 /* Validates a request that names one document of res by its id_field (get,
  * enable, disable, deregister): the id (required string) and, when

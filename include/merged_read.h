@@ -35,6 +35,10 @@ typedef struct {
     const char *(*local_id)(api_call *call);
     /* list query q over the local tier, in query_run's shape (*out new) */
     rd_status (*local_list)(api_call *call, const query *q, json_t **out, rd_error *err);
+    /* the same answer serialised (compact JSON; *body new, malloc'd); NULL =
+     * none: local_list's answer is serialised by the edge */
+    rd_status (*local_list_bytes)(api_call *call, const query *q, char **body, size_t *len,
+                                  rd_error *err);
     /* the local matches of q (NULL = all) in default order: *out a new array
      * whose documents may be shared (never modify them) */
     rd_status (*local_matches)(api_call *call, const query *q, json_t **out, rd_error *err);

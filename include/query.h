@@ -123,6 +123,10 @@ int query_index_only(const query *q, const char *const *fields);
 /* 1 when q asks only for total_count (query.count_only). */
 int query_is_count_only(const query *q);
 
+/* 1 when q projects its results (only / minimal): query_project then gives
+ * less than the document. */
+int query_projects(const query *q);
+
 /* Plan accessors for callers that keep their own indexes (the read model).
  * query_sort_key: 1 and the i-th sort key (dotted text, borrowed from q)
  * and its direction when q has one, else 0.  query_page_window: the

@@ -111,6 +111,13 @@ rd_status readmodel_query(readmodel *rm, const query *q, const char *const *doma
                           size_t ndomains, readmodel_result *out, rd_error *err);
 void readmodel_result_free(readmodel_result *r);
 
+/* How readmodel_query puts many matches in order: AUTO picks, by their
+ * number, sorting them or walking the kept order until the page is full;
+ * SORT and WALK force one (both give the same answer; tests compare
+ * them).  Set before the model is shared. */
+enum { READMODEL_PLAN_AUTO = 0, READMODEL_PLAN_SORT = 1, READMODEL_PLAN_WALK = 2 };
+void readmodel_set_plan(readmodel *rm, int plan);
+
 /* Every document of the given domains (domains NULL = all) that matches q
  * (borrowed; NULL = every document), in default order, unpaged: the local
  * half of a merged read.  Fills *out as readmodel_query (total_count = n).
@@ -122,6 +129,13 @@ rd_status readmodel_matches(readmodel *rm, const query *q, const char *const *do
  * {"results": [...], "total_count": N} with projected copies. */
 rd_status readmodel_query_json(readmodel *rm, const query *q, const char *const *domains,
                                size_t ndomains, json_t **out, rd_error *err);
+
+/* The same answer serialised: exactly json_dumps(readmodel_query_json's
+ * object, JSON_COMPACT); without a projection the page's ready bytes are
+ * joined as they are, nothing is decoded.  *body new (malloc'd,
+ * NUL-terminated, *len bytes). */
+rd_status readmodel_query_bytes(readmodel *rm, const query *q, const char *const *domains,
+                                size_t ndomains, char **body, size_t *len, rd_error *err);
 
 /* Answers a StatisticsQuery (borrowed) over the documents of the given
  * domains (as readmodel_query) when it has the shape the model counts

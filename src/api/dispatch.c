@@ -183,7 +183,16 @@ void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_erro
             headers[3] = call->x_partial;
         }
     }
-    if (rc == RD_OK && call->ready != NULL && call->edge.reply_bytes != NULL) {
+    if (rc == RD_OK && call->ready_body != NULL && call->edge.reply_bytes != NULL) {
+        json_decref(result);
+        call->edge.reply_bytes(call->edge.edge_ctx, 200, call->ready_body, call->ready_len,
+                               headers);
+    } else if (rc == RD_OK && call->ready_body != NULL) {
+        json_decref(result);
+        result = json_loadb(call->ready_body, call->ready_len, JSON_ALLOW_NUL, NULL);
+        call->edge.reply(call->edge.edge_ctx, 200, result != NULL ? result : json_object(),
+                         headers);
+    } else if (rc == RD_OK && call->ready != NULL && call->edge.reply_bytes != NULL) {
         size_t len = 0;
         const char *bytes = readmodel_doc_bytes(call->ready, &len);
         json_decref(result);
@@ -202,6 +211,7 @@ void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_erro
     }
     if (call->ready != NULL)
         readmodel_doc_release(call->ready);
+    free(call->ready_body);
     json_decref(call->body);
     free(call->x_partial);
     free(call);

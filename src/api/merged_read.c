@@ -101,6 +101,7 @@ typedef struct {
     query_schema schema;  /* resource_query_schema(src->res) */
     query *q;             /* list */
     query *tq;            /* list: what each tier answers */
+    api_call *call;       /* list: the call (one remote tier alone sets its ready_body) */
     const json_t *stat_q; /* stat (borrowed from the call's body) */
     query *hint;          /* stat: its filters alone, to narrow what is read */
     json_t *local;        /* list: the local tier's answer to tq; stat: its matches */
@@ -115,7 +116,8 @@ static void state_free(merged_state *m)
     free(m);
 }
 
-/* The list over the local answer and the tiers. */
+/* The list over the local answer and the tiers (one remote tier alone:
+ * its serialised answer becomes m->call->ready_body, *out stays NULL). */
 static rd_status list_tiers(merged_state *m, remote_tier *const *tiers, size_t n, json_t **out,
                             rd_error *err)
 {
@@ -130,8 +132,12 @@ static rd_status list_tiers(merged_state *m, remote_tier *const *tiers, size_t n
         goto done;
     }
     if (m->local == NULL && n == 1) {
-        /* one remote tier alone: the model answers the whole list */
-        rc = readmodel_query_json(remote_tier_model(tiers[0]), m->q, NULL, 0, out, err);
+        /* one remote tier alone: the model answers the whole list, as the
+         * bytes api_call_finish sends */
+        free(m->call->ready_body);
+        m->call->ready_body = NULL;
+        rc = readmodel_query_bytes(remote_tier_model(tiers[0]), m->q, NULL, 0, &m->call->ready_body,
+                                   &m->call->ready_len, err);
         goto done;
     }
     for (size_t i = 0; i < n && rc == RD_OK; i++) {
@@ -255,8 +261,14 @@ rd_status merged_list(api_call *call, const merged_source *src, const json_t *qu
     if (rc != RD_OK)
         return rc;
     if (local_named || (repository_id == NULL && (src->gather == NULL || src->no_remotes(call)))) {
-        /* the local tier alone answers the whole list */
-        rc = src->local_list(call, q, out, err);
+        /* the local tier alone answers the whole list; its bytes, when it
+         * has them, are the body (api_call_finish sends call->ready_body) */
+        if (src->local_list_bytes != NULL) {
+            free(call->ready_body);
+            call->ready_body = NULL;
+            rc = src->local_list_bytes(call, q, &call->ready_body, &call->ready_len, err);
+        } else
+            rc = src->local_list(call, q, out, err);
         query_free(q);
         return rc;
     }
@@ -268,6 +280,7 @@ rd_status merged_list(api_call *call, const merged_source *src, const json_t *qu
     m->src = src;
     m->schema = schema;
     m->q = q;
+    m->call = call;
     rc = merged_tier_query(query_obj, eq, &schema, q, &m->tq, err);
     if (rc == RD_OK && repository_id == NULL)
         rc = src->local_list(call, m->tq, &m->local, err);

@@ -268,6 +268,14 @@ static rd_status local_list(api_call *call, const query *q, json_t **out, rd_err
     return catalog_res_query_views(call->app->cat, call->res, domains, n, q, out, err);
 }
 
+static rd_status local_list_bytes(api_call *call, const query *q, char **body, size_t *len,
+                                  rd_error *err)
+{
+    const char *domains[API_MAX_DOMAINS];
+    size_t n = api_readable_domains(call, domains, API_MAX_DOMAINS);
+    return catalog_res_query_bytes(call->app->cat, call->res, domains, n, q, body, len, err);
+}
+
 static rd_status local_matches(api_call *call, const query *q, json_t **out, rd_error *err)
 {
     const char *domains[API_MAX_DOMAINS];
@@ -297,6 +305,7 @@ static const merged_source plugin_source = {
     .res = &resource_plugin,
     .local_id = local_id,
     .local_list = local_list,
+    .local_list_bytes = local_list_bytes,
     .local_matches = local_matches,
     .local_stat = local_stat,
     .no_remotes = no_remotes,
@@ -309,6 +318,7 @@ static const merged_source dashboard_source = {
     .res = &resource_dashboard,
     .local_id = local_id,
     .local_list = local_list,
+    .local_list_bytes = local_list_bytes,
     .local_matches = local_matches,
     .local_stat = local_stat,
     .no_remotes = no_remotes,

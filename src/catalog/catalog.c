@@ -696,6 +696,25 @@ rd_status catalog_res_query_views(catalog *cat, const resource_desc *res,
     return rc;
 }
 
+rd_status catalog_res_query_bytes(catalog *cat, const resource_desc *res,
+                                  const char *const *domains, size_t n, const struct query *q,
+                                  char **body, size_t *len, rd_error *err)
+{
+    json_t *out = NULL;
+    rd_status rc;
+    *body = NULL;
+    *len = 0;
+    if (catalog_res_whole(cat, res))
+        return readmodel_query_bytes(model_of(cat, res)->rm, q, domains, n, body, len, err);
+    rc = catalog_res_query_views(cat, res, domains, n, q, &out, err);
+    if (rc == RD_OK && (*body = json_dumps(out, JSON_COMPACT)) == NULL)
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+    if (*body != NULL)
+        *len = strlen(*body);
+    json_decref(out);
+    return rc;
+}
+
 rd_status catalog_query_views(catalog *cat, const char *const *domains, size_t n,
                               const struct query *q, json_t **out, rd_error *err)
 {

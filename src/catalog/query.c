@@ -358,3 +358,8 @@ int query_is_count_only(const query *q)
 {
     return q != NULL && q->count_only;
 }
+
+int query_projects(const query *q)
+{
+    return q != NULL && q->proj != NULL;
+}

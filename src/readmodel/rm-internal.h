@@ -53,6 +53,18 @@ void rm_ids_free_ptr(void *p); /* frees an allocated rm_ids and its array */
 void rm_ids_fit(rm_ids *s);
 void rm_map_fit_ids(rm_map *m);
 
+/* Appends id (unsorted use); -1 on OOM. */
+int rm_ids_push(rm_ids *s, uint32_t id);
+/* *out (its array reused) = a AND b / a OR b, both sorted; -1 on OOM. */
+int rm_ids_inter(const rm_ids *a, const rm_ids *b, rm_ids *out);
+int rm_ids_union(const rm_ids *a, const rm_ids *b, rm_ids *out);
+
+/* A sorted set of slot ids that may stand for "every document". */
+typedef struct {
+    rm_ids s;
+    int all;
+} cset_t;
+
 /* Postings: value bytes -> allocated rm_ids. */
 int rm_post_add(rm_map *m, const char *key, size_t len, uint32_t id);
 void rm_post_del(rm_map *m, const char *key, size_t len, uint32_t id);
@@ -144,6 +156,7 @@ struct readmodel {
     rm_state *st;
     rm_layout lay;
     rm_intern intern;
+    int plan; /* READMODEL_PLAN_*: how a list is put in order */
 };
 
 rm_state *rm_state_new(const resource_desc *res, const rm_layout *lay);
@@ -160,6 +173,21 @@ int rm_state_del(rm_state *st, const char *domain, const char *id);
  * or shared through rm->intern).  NULL when memory runs out. */
 readmodel_doc *rm_doc_new(readmodel *rm, const char *domain, const char *id, const json_t *view);
 void rm_doc_ref(readmodel_doc *d);
+
+/* The candidates of q (NULL = no condition) among the documents of the
+ * given domains (NULL = all), into *c (its array new): the intersection of
+ * what the indexes allow (eq postings, trigrams of keyword words and of
+ * contain / regex operands on keyword fields), smallest set first, then
+ * the domains' postings.  A superset of the matches; every slot in it
+ * holds a document.  c->all: no index narrowed and no domain was given.
+ * Under the read lock; -1 on OOM (rm_cand.c). */
+int rm_candidates(const rm_state *st, const query *q, const char *const *domains, size_t ndomains,
+                  cset_t *c);
+/* The documents every match of the extended regular expression pattern
+ * (ASCII case-insensitive) can be among, by the trigrams of the literal
+ * runs it requires (a group's alternatives give the union of theirs);
+ * out->all when it requires none.  -1 on OOM. */
+int rm_regex_set(const rm_state *st, const char *pattern, cset_t *out);
 
 /* The slots (ascending) of the documents of the given domains that match q
  * (NULL = all), appended to *matched; *tested counts the documents

@@ -8,85 +8,13 @@
  */
 #include "rm-internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* A sorted set that may stand for "every document". */
-typedef struct {
-    rm_ids s;
-    int all;
-} cset;
-
 static int ids_push(rm_ids *s, uint32_t id)
 {
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 64;
-        uint32_t *nv = realloc(s->v, ncap * sizeof(*nv));
-        if (nv == NULL)
-            return -1;
-        s->v = nv;
-        s->cap = ncap;
-    }
-    s->v[s->n++] = id;
-    return 0;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* *dst = *dst AND src (src sorted); dst->all becomes 0. */
-static int cset_and(cset *dst, const rm_ids *src)
-{
-    rm_ids out = {0};
-    if (dst->all) {
-        for (size_t i = 0; i < src->n; i++)
-            if (ids_push(&out, src->v[i]) != 0)
-                goto fail;
-    } else {
-        size_t i = 0, j = 0;
-        while (i < dst->s.n && j < src->n) {
-            if (dst->s.v[i] < src->v[j])
-                i++;
-            else if (dst->s.v[i] > src->v[j])
-                j++;
-            else {
-                if (ids_push(&out, dst->s.v[i]) != 0)
-                    goto fail;
-                i++;
-                j++;
-            }
-        }
-    }
-    free(dst->s.v);
-    dst->s = out;
-    dst->all = 0;
-    return 0;
-fail:
-    free(out.v);
-    return -1;
-}
-
-/* Sorts and deduplicates u in place. */
-static void ids_normalise(rm_ids *u)
-{
-    size_t w = 0;
-    if (u->n > 1)
-        qsort(u->v, u->n, sizeof(*u->v), cmp_u32);
-    for (size_t i = 0; i < u->n; i++)
-        if (w == 0 || u->v[w - 1] != u->v[i])
-            u->v[w++] = u->v[i];
-    u->n = w;
-}
-
-static int ids_append(rm_ids *u, const rm_ids *p)
-{
-    for (size_t i = 0; p != NULL && i < p->n; i++)
-        if (ids_push(u, p->v[i]) != 0)
-            return -1;
-    return 0;
+    return rm_ids_push(s, id);
 }
 
 /* Is d (NULL = a free slot) in one of the domains? */
@@ -96,228 +24,6 @@ static int in_domains(const readmodel_doc *d, const char *const *domains, size_t
         if (strcmp(d->domain, domains[i]) == 0)
             return 1;
     return 0;
-}
-
-/* *out (empty) = the union of the domains' postings, sorted: each posting
- * is sorted and the domains' sets are disjoint, so they are merged. */
-static int domains_union(const rm_state *st, const char *const *domains, size_t n, rm_ids *out)
-{
-    rm_ids acc = {0}, next = {0};
-    int rc = -1;
-    for (size_t d = 0; d < n; d++) {
-        const rm_ids *p = rm_map_get(&st->domains, domains[d], strlen(domains[d]));
-        size_t i = 0, j = 0;
-        int dup = 0;
-        for (size_t e = 0; e < d && !dup; e++)
-            dup = strcmp(domains[e], domains[d]) == 0;
-        if (p == NULL || p->n == 0 || dup)
-            continue;
-        next.n = 0;
-        while (i < acc.n || j < p->n) {
-            uint32_t v = (j == p->n || (i < acc.n && acc.v[i] < p->v[j])) ? acc.v[i++] : p->v[j++];
-            if (ids_push(&next, v) != 0)
-                goto done;
-        }
-        {
-            rm_ids t = acc;
-            acc = next;
-            next = t;
-        }
-    }
-    *out = acc;
-    acc.v = NULL;
-    rc = 0;
-done:
-    free(acc.v);
-    free(next.v);
-    return rc;
-}
-
-/* ---- trigram prefilter for contain / regex -------------------------------- */
-
-/* A byte that stands for itself in an extended regular expression (ASCII
- * only: the matching is ASCII case-insensitive in the C locale). */
-static int regex_literal(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch != '\0' && strchr(" -_/:@,=#%!~'\"<>;&", ch) != NULL);
-}
-
-/* Appends the trigrams of run[0..*n) to out and empties the run. */
-static int flush_run(char *run, size_t *n, rm_ids *out)
-{
-    int rc = rm_trigrams(run, *n, out);
-    *n = 0;
-    return rc;
-}
-
-/* Appends to out the trigrams of literal runs that every match of the
- * extended regular expression p contains; conservative: a pattern with
- * alternation gives none, and the scan stops at the first group or
- * bracket expression (what precedes it is still required).  -1 on OOM. */
-static int regex_trigrams(const char *p, rm_ids *out)
-{
-    char run[128];
-    size_t n = 0;
-    if (strchr(p, '|') != NULL)
-        return 0;
-    for (size_t i = 0; p[i] != '\0'; i++) {
-        unsigned char ch = (unsigned char)p[i], next = (unsigned char)p[i + 1];
-        if (regex_literal(ch)) {
-            if (next == '?' || next == '*' || next == '{') { /* optional */
-                if (flush_run(run, &n, out) != 0)
-                    return -1;
-                continue;
-            }
-            if (n == sizeof(run) && flush_run(run, &n, out) != 0)
-                return -1;
-            run[n++] = (char)ch;
-            if (next == '+' && flush_run(run, &n, out) != 0)
-                return -1;
-            continue;
-        }
-        if (flush_run(run, &n, out) != 0)
-            return -1;
-        if (ch == '(' || ch == '[')
-            return 0;
-        if (ch == '{') /* an interval: its digits are no literal */
-            while (p[i + 1] != '\0' && p[i] != '}')
-                i++;
-        else if (ch == '\\' && next != '\0') /* an escape: skip its atom */
-            i++;
-    }
-    return flush_run(run, &n, out);
-}
-
-/* *out = the documents holding every trigram in tris (some may repeat). */
-static int tri_all(const rm_state *st, const rm_ids *tris, cset *out)
-{
-    static const rm_ids none = {0};
-    out->all = 1;
-    out->s.n = 0;
-    for (size_t t = 0; t < tris->n; t++) {
-        char key[3] = {(char)(tris->v[t] >> 16), (char)(tris->v[t] >> 8), (char)tris->v[t]};
-        const rm_ids *p = rm_map_get(&st->tri, key, 3);
-        if (cset_and(out, p != NULL ? p : &none) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* Narrows c by the trigram index for each positive contain / regex (and
- * their _in forms) on a keyword field: every match holds, in its keyword
- * fields, the (lower-cased) trigrams of a contain operand of 3 bytes or
- * more, or of the literal runs a pattern requires.  Over-approximates;
- * query_match confirms. */
-static int text_prefilter(const rm_state *st, const query *q, cset *c)
-{
-    rm_ids tris = {0};
-    cset one = {{0}, 1}, any = {{0}, 0};
-    const char *field;
-    const json_t *operand;
-    int is_regex, r, rc = -1;
-    for (size_t i = 0; (r = query_text_cond(q, i, &field, &is_regex, &operand)) >= 0; i++) {
-        size_t nops, o;
-        if (r == 0 || !st->kw_indexable || !resource_has_key(st->res->keyword_fields, field))
-            continue;
-        nops = json_is_array(operand) ? json_array_size(operand) : 1;
-        any.s.n = 0;
-        for (o = 0; o < nops; o++) { /* the union over the operands */
-            const char *text =
-                json_string_value(json_is_array(operand) ? json_array_get(operand, o) : operand);
-            tris.n = 0;
-            if (text == NULL)
-                break;
-            if ((is_regex ? regex_trigrams(text, &tris) : rm_trigrams(text, strlen(text), &tris)) !=
-                0)
-                goto done;
-            if (tris.n == 0) /* this operand does not narrow: nor does the condition */
-                break;
-            if (tri_all(st, &tris, &one) != 0 || ids_append(&any.s, &one.s) != 0)
-                goto done;
-        }
-        if (o < nops || nops == 0)
-            continue;
-        ids_normalise(&any.s);
-        if (cset_and(c, &any.s) != 0)
-            goto done;
-    }
-    rc = 0;
-done:
-    free(tris.v);
-    free(one.s.v);
-    free(any.s.v);
-    return rc;
-}
-
-/* Narrows c by every index the query allows. */
-static int candidates(const rm_state *st, const query *q, const char *const *domains,
-                      size_t ndomains, cset *c)
-{
-    rm_ids u = {0};
-    json_t *vals = NULL;
-    const char *const *words;
-    size_t nwords;
-    int rc = -1;
-
-    c->all = 1;
-    for (size_t f = 0; f < st->neq; f++) {
-        size_t i;
-        const json_t *v;
-        int r = query_index_values(q, st->res->eq_fields[f], &vals);
-        if (r < 0)
-            goto done;
-        if (r == 0)
-            continue;
-        u.n = 0;
-        json_array_foreach(vals, i, v)
-        {
-            if (ids_append(
-                    &u, rm_map_get(&st->eq[f], json_string_value(v), json_string_length(v))) != 0)
-                goto done;
-        }
-        json_decref(vals);
-        vals = NULL;
-        /* an array value may match through several elements */
-        if (ids_append(&u, &st->eqarr[f]) != 0)
-            goto done;
-        ids_normalise(&u);
-        if (cset_and(c, &u) != 0)
-            goto done;
-    }
-    if (text_prefilter(st, q, c) != 0)
-        goto done;
-    nwords = query_keyword_words(q, &words);
-    for (size_t w = 0; st->kw_indexable && w < nwords; w++) {
-        u.n = 0;
-        if (rm_trigrams(words[w], strlen(words[w]), &u) != 0)
-            goto done;
-        for (size_t t = 0; t < u.n; t++) {
-            static const rm_ids none = {0};
-            char key[3] = {(char)(u.v[t] >> 16), (char)(u.v[t] >> 8), (char)u.v[t]};
-            const rm_ids *p = rm_map_get(&st->tri, key, 3);
-            if (cset_and(c, p != NULL ? p : &none) != 0)
-                goto done;
-        }
-    }
-    /* Domains last: few candidates are checked one by one, else the
-     * readable domains' postings are merged in. */
-    if (domains != NULL && !c->all) {
-        size_t w = 0;
-        for (size_t i = 0; i < c->s.n; i++)
-            if (in_domains(st->slot[c->s.v[i]], domains, ndomains))
-                c->s.v[w++] = c->s.v[i];
-        c->s.n = w;
-    } else if (domains != NULL) {
-        if (domains_union(st, domains, ndomains, &c->s) != 0)
-            goto done;
-        c->all = 0;
-    }
-    rc = 0;
-done:
-    json_decref(vals);
-    free(u.v);
-    return rc;
 }
 
 /* ---- matching on the compact form ----------------------------------------- */
@@ -385,7 +91,7 @@ static int matcher_test(rm_matcher *m, const readmodel_doc *d)
     }
     for (size_t i = 0; i < m->n; i++) {
         json_t *v = d->vals[m->idx[i]];
-        if (v != NULL ? json_object_set(m->scratch, m->keys[i], v) != 0
+        if (v != NULL ? json_object_set_new_nocheck(m->scratch, m->keys[i], json_incref(v)) != 0
                       : (json_object_del(m->scratch, m->keys[i]), 0))
             return -1;
     }
@@ -452,7 +158,49 @@ static int accepted(const rm_state *st, const unsigned char *mark, const char *c
 /* matched NULL: every document of the domains matches (the query has no
  * condition); then 1 is returned, doing nothing, when the order is not a
  * kept one. */
-static int order_matches(const rm_state *st, const query *q, rm_ids *matched,
+/* The start of the group of equal values (sort key k) that ends at
+ * kept->v[end - 1]: galloping back from it, then a binary search, so a
+ * large group costs a few comparisons. */
+static size_t group_start(const rm_state *st, const rm_order *kept, size_t k, size_t end)
+{
+    const json_t *v = RM_SORTV(st->slot[kept->v[end - 1]], k);
+    size_t hi = end - 1, step = 1, lo = 0; /* kept->v[hi] is in the group */
+    while (hi >= step) {
+        size_t p = hi - step;
+        if (query_value_cmp(RM_SORTV(st->slot[kept->v[p]], k), v) != 0) {
+            lo = p + 1;
+            break;
+        }
+        hi = p;
+        step *= 2;
+    }
+    while (lo < hi) { /* the first position of the group in [lo, hi] */
+        size_t mid = lo + (hi - lo) / 2;
+        if (query_value_cmp(RM_SORTV(st->slot[kept->v[mid]], k), v) == 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* 1 when sorting m matches costs less than walking a kept order of n
+ * documents until `to` of them are found (the plan may force either). */
+static int sort_cheaper(int plan, size_t m, size_t n, size_t to)
+{
+    size_t lg = 1, walk;
+    if (plan != READMODEL_PLAN_AUTO)
+        return plan == READMODEL_PLAN_SORT;
+    while (lg < 64 && ((size_t)1 << lg) < m)
+        lg++;
+    /* a comparison reads two documents: about 8 steps of a walk; a walk
+     * clears and marks a byte per slot and match, then steps through the
+     * order until the page is full (to * n / m positions on average) */
+    walk = n / 16 + m + (m > 0 && to < m ? (to * (n / m + 1)) : n);
+    return m * lg * 8 < walk;
+}
+
+static int order_matches(const rm_state *st, int plan, const query *q, rm_ids *matched,
                          const char *const *domains, size_t ndomains, size_t to, rm_ids *ordered,
                          rd_error *err)
 {
@@ -479,7 +227,7 @@ static int order_matches(const rm_state *st, const query *q, rm_ids *matched,
         o.desc = desc;
         kept = &st->orders[k];
     }
-    if (matched != NULL && matched->n * 16 < st->count) { /* few matches: sort them */
+    if (matched != NULL && sort_cheaper(plan, matched->n, st->nslots, to)) { /* sort them */
         qsort_r(matched->v, matched->n, sizeof(*matched->v), cmp_slots, &o);
         *ordered = *matched;
         memset(matched, 0, sizeof(*matched));
@@ -503,10 +251,7 @@ static int order_matches(const rm_state *st, const query *q, rm_ids *matched,
          * default order (what a stable sort of the default order gives) */
         size_t i = kept->n;
         while (i > 0 && ordered->n < to) {
-            size_t j = i - 1;
-            const json_t *v = RM_SORTV(st->slot[kept->v[j]], o.k);
-            while (j > 0 && query_value_cmp(RM_SORTV(st->slot[kept->v[j - 1]], o.k), v) == 0)
-                j--;
+            size_t j = group_start(st, kept, o.k, i);
             for (size_t g = j; g < i && ordered->n < to; g++)
                 if (accepted(st, mark, domains, ndomains, kept->v[g]) &&
                     ids_push(ordered, kept->v[g]) != 0)
@@ -550,29 +295,54 @@ done:
 int rm_match_slots(const rm_state *st, const query *q, const char *const *domains, size_t ndomains,
                    rm_ids *matched, size_t *tested)
 {
-    cset c = {{0}, 1};
+    cset_t c = {{0}, 1};
     rm_matcher m = {0};
-    size_t n;
-    int exact = 0, rc = -1;
-    if (q != NULL) {
-        if (matcher_init(&m, st, q) != 0 || candidates(st, q, domains, ndomains, &c) != 0)
-            goto done;
-        /* The postings are exact when the query only constrains eq fields,
-         * but a document holding an array there is still matched in full. */
+    rm_ids arr = {0}, tmp = {0};
+    size_t n, a = 0;
+    int exact = 1, rc = -1;
+    if ((q != NULL && matcher_init(&m, st, q) != 0) ||
+        rm_candidates(st, q, domains, ndomains, &c) != 0)
+        goto done;
+    /* The postings are exact when the query only constrains eq fields, but
+     * a document holding an array in an eq field is still matched in full:
+     * those are the fields' array holders. */
+    if (q != NULL)
         exact = query_index_only(q, st->res->eq_fields);
-    } else if (domains != NULL) {
-        if (domains_union(st, domains, ndomains, &c.s) != 0)
+    for (size_t f = 0; q != NULL && exact && f < st->neq; f++) {
+        rm_ids t;
+        if (st->eqarr[f].n == 0)
+            continue;
+        if (rm_ids_union(&arr, &st->eqarr[f], &tmp) != 0)
             goto done;
-        c.all = 0;
+        t = arr;
+        arr = tmp;
+        tmp = t;
+    }
+    if (exact && arr.n == 0 && !c.all) { /* every candidate matches: none is read */
+        if (matched->n == 0) {
+            free(matched->v);
+            *matched = c.s;
+            memset(&c.s, 0, sizeof(c.s));
+        } else
+            for (size_t i = 0; i < c.s.n; i++)
+                if (ids_push(matched, c.s.v[i]) != 0)
+                    goto done;
+        rc = 0;
+        goto done;
     }
     n = c.all ? st->nslots : c.s.n;
     for (size_t i = 0; i < n; i++) {
         uint32_t s = c.all ? (uint32_t)i : c.s.v[i];
         const readmodel_doc *d = st->slot[s];
-        int r = 1;
+        int r = 1, test = !exact;
         if (d == NULL)
             continue;
-        if (q != NULL && !(exact && !d->eq_array) && ((*tested)++, r = matcher_test(&m, d)) < 0)
+        if (exact) {
+            while (a < arr.n && arr.v[a] < s)
+                a++;
+            test = a < arr.n && arr.v[a] == s;
+        }
+        if (q != NULL && test && ((*tested)++, r = matcher_test(&m, d)) < 0)
             goto done;
         if (r && ids_push(matched, s) != 0)
             goto done;
@@ -581,6 +351,8 @@ int rm_match_slots(const rm_state *st, const query *q, const char *const *domain
 done:
     matcher_free(&m);
     free(c.s.v);
+    free(arr.v);
+    free(tmp.v);
     return rc;
 }
 
@@ -693,7 +465,7 @@ rd_status readmodel_query(readmodel *rm, const query *q, const char *const *doma
         query_page_window(q, out->total_count, &from, &to);
         if (from >= to)
             goto done;
-        r = order_matches(st, q, NULL, domains, ndomains, to, &ordered, err);
+        r = order_matches(st, rm->plan, q, NULL, domains, ndomains, to, &ordered, err);
         if (r < 0)
             goto oom;
         if (r == 0)
@@ -707,7 +479,7 @@ rd_status readmodel_query(readmodel *rm, const query *q, const char *const *doma
     query_page_window(q, matched.n, &from, &to);
     if (from >= to)
         goto done;
-    if (order_matches(st, q, &matched, domains, ndomains, to, &ordered, err) != 0)
+    if (order_matches(st, rm->plan, q, &matched, domains, ndomains, to, &ordered, err) != 0)
         goto oom;
 page:
     out->docs = calloc(to - from, sizeof(*out->docs));
@@ -726,6 +498,11 @@ done:
     free(matched.v);
     free(ordered.v);
     return rc;
+}
+
+void readmodel_set_plan(readmodel *rm, int plan)
+{
+    rm->plan = plan;
 }
 
 void readmodel_result_free(readmodel_result *r)
@@ -764,6 +541,60 @@ oom:
     rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
 done:
     json_decref(results);
+    readmodel_result_free(&r);
+    return rc;
+}
+
+rd_status readmodel_query_bytes(readmodel *rm, const query *q, const char *const *domains,
+                                size_t ndomains, char **body, size_t *len, rd_error *err)
+{
+    static const char head[] = "{\"results\":[";
+    readmodel_result r;
+    char tail[64], *buf = NULL;
+    size_t size, at, tlen;
+    rd_status rc;
+
+    *body = NULL;
+    *len = 0;
+    if (query_projects(q)) { /* projected copies: the JSON path */
+        json_t *out = NULL;
+        rc = readmodel_query_json(rm, q, domains, ndomains, &out, err);
+        if (rc == RD_OK && (*body = json_dumps(out, JSON_COMPACT)) == NULL)
+            rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+        json_decref(out);
+        if (*body != NULL)
+            *len = strlen(*body);
+        return rc;
+    }
+    rc = readmodel_query(rm, q, domains, ndomains, &r, err);
+    if (rc != RD_OK)
+        return rc;
+    tlen = (size_t)snprintf(tail, sizeof(tail), "],\"total_count\":%zu}", r.total_count);
+    size = sizeof(head) - 1 + tlen + 1;
+    for (size_t i = 0; i < r.n; i++) {
+        size_t dl = 0;
+        readmodel_doc_bytes(r.docs[i], &dl);
+        size += dl + 1;
+    }
+    buf = malloc(size);
+    if (buf == NULL) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
+        goto done;
+    }
+    memcpy(buf, head, sizeof(head) - 1);
+    at = sizeof(head) - 1;
+    for (size_t i = 0; i < r.n; i++) { /* the ready bytes, comma-separated */
+        size_t dl = 0;
+        const char *b = readmodel_doc_bytes(r.docs[i], &dl);
+        if (i > 0)
+            buf[at++] = ',';
+        memcpy(buf + at, b, dl);
+        at += dl;
+    }
+    memcpy(buf + at, tail, tlen + 1);
+    *body = buf;
+    *len = at + tlen;
+done:
     readmodel_result_free(&r);
     return rc;
 }

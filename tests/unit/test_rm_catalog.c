@@ -191,6 +191,16 @@ static void check_lists(catalog *cat, unsigned seed)
     expect_equal(seed, "catalog_query_views", qobj, ref, got);
     json_decref(got);
     got = NULL;
+    { /* the serialised list the API sends: json_dumps of the same answer */
+        char *body = NULL, *want = json_dumps(ref, JSON_COMPACT);
+        size_t len = 0;
+        assert_int_equal(
+            catalog_res_query_bytes(cat, &resource_plugin, doms, nd, q, &body, &len, &err), RD_OK);
+        assert_int_equal(len, strlen(want));
+        assert_string_equal(body, want);
+        free(body);
+        free(want);
+    }
 
     assert_int_equal(catalog_collect_views(cat, doms, nd, q, &docs, NULL, &err), RD_OK);
     assert_int_equal(query_run(q, docs, &got, &err), RD_OK);
