@@ -18,6 +18,7 @@
 #include "merged_read.h"
 #include "query.h"
 #include "remote.h"
+#include "remote_records.h"
 #include "util.h"
 
 size_t api_readable_domains(const api_call *call, const char **out, size_t max)
@@ -294,10 +295,12 @@ static rd_status local_stat(api_call *call, const json_t *stat_q, json_t **out, 
  * "some": the merged path then reports it). */
 static int no_remotes(api_call *call)
 {
-    json_t *remotes = NULL;
+    remote_records *recs = NULL;
     rd_error e;
-    int none = remote_list(call->app->st, &remotes, &e) == RD_OK && json_array_size(remotes) == 0;
-    json_decref(remotes);
+    int none = remote_records_get(call->app->st, &recs, &e) == RD_OK &&
+               json_array_size(remote_records_array(recs)) == 0;
+    if (recs != NULL)
+        remote_records_release(recs);
     return none;
 }
 
