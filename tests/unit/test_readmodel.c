@@ -691,11 +691,10 @@ static json_t *reference(json_t *all, const char *const *domains, size_t nd)
     return arr;
 }
 
-static const char *const cond_fields[] = {"name",          "state",
-                                          "resource_type", "provider",
-                                          "created_at",    "plugin_id",
-                                          "labels",        "tags.priority",
-                                          "repository_info.repository_id"};
+static const char *const cond_fields[] = {
+    "name",     "state",         "resource_type",
+    "provider", "created_at",    "plugin_id",
+    "labels",   "tags.priority", "repository_info.repository_id"};
 
 static json_t *random_value(const char *field)
 {
@@ -846,11 +845,14 @@ static json_t *random_stat(void)
     unsigned nk = rnd(3) == 0 ? 2 + rnd(2) : 1;
     const char *k[3];
     unsigned n = rnd(3);
-    for (unsigned i = 0; i < nk; i++) {
-        k[i] = keys[rnd(15)];
-        for (unsigned j = 0; j < i; j++)
-            if (strcmp(k[i], k[j]) == 0)
-                k[i--] = NULL; /* distinct keys: draw again */
+    for (unsigned i = 0; i < nk; i++) { /* distinct keys */
+        int dup;
+        do {
+            k[i] = keys[rnd(15)];
+            dup = 0;
+            for (unsigned j = 0; j < i; j++)
+                dup |= strcmp(k[i], k[j]) == 0;
+        } while (dup);
     }
     for (unsigned i = 0; i < nk; i++)
         last_stat_info |= strncmp(k[i], "repository_info.", 16) == 0;
@@ -885,11 +887,11 @@ static json_t *random_stat(void)
             json_array_append_new(fields, json_pack("{s:s, s:s, s:s}", "key", "name", "name",
                                                     "first", "operator", "first"));
         for (unsigned i = 0; i < nk; i++)
-            json_array_append_new(gkeys, json_pack("{s:s, s:s, s:s*}", "key", k[i], "name",
-                                                   knames[i], "date_format",
-                                                   rnd(8) == 0 ? "%Y" : NULL));
-        json_array_append_new(agg, json_pack("{s:{s:o, s:o}}", "group", "keys", gkeys, "fields",
-                                             fields));
+            json_array_append_new(gkeys,
+                                  json_pack("{s:s, s:s, s:s*}", "key", k[i], "name", knames[i],
+                                            "date_format", rnd(8) == 0 ? "%Y" : NULL));
+        json_array_append_new(
+            agg, json_pack("{s:{s:o, s:o}}", "group", "keys", gkeys, "fields", fields));
         switch (rnd(5)) {
         case 0:
             json_array_append_new(agg, json_pack("{s:{s:s, s:b}}", "sort", "key", "n", "desc", 1));
