@@ -202,8 +202,9 @@ static void tuples_free(tuples *t)
     free(t->counts);
 }
 
-/* Counts one document whose key groups are ids; -1 on OOM. */
-static int tuple_count(tuples *t, const uint32_t *ids)
+/* The count of the tuple of key groups ids (made at 0 when new); NULL on
+ * OOM.  Valid until the next call. */
+static size_t *tuple_count(tuples *t, const uint32_t *ids)
 {
     size_t len = t->nkeys * sizeof(*ids);
     size_t at = (size_t)(uintptr_t)rm_map_get(&t->index, (const char *)ids, len);
@@ -213,11 +214,11 @@ static int tuple_count(tuples *t, const uint32_t *ids)
             uint32_t *ni = realloc(t->ids, ncap * t->nkeys * sizeof(*ni));
             size_t *nc;
             if (ni == NULL)
-                return -1;
+                return NULL;
             t->ids = ni;
             nc = realloc(t->counts, ncap * sizeof(*nc));
             if (nc == NULL)
-                return -1;
+                return NULL;
             t->counts = nc;
             t->cap = ncap;
         }
@@ -225,10 +226,9 @@ static int tuple_count(tuples *t, const uint32_t *ids)
         t->counts[t->n] = 0;
         at = ++t->n;
         if (rm_map_put(&t->index, (const char *)ids, len, (void *)(uintptr_t)at) != 0)
-            return -1;
+            return NULL;
     }
-    t->counts[at - 1]++;
-    return 0;
+    return &t->counts[at - 1];
 }
 
 /* Counts the ordered matches per tuple of key values: 1 done, 0 some value
@@ -237,8 +237,20 @@ static int count_tuples(const rm_state *st, const rm_ids *ordered, key_reader *k
                         tuples *t)
 {
     uint32_t ids[16];
+    const json_t *prev[16]; /* the kept values of the last document counted */
+    size_t *last = NULL;    /* where it was counted */
     for (size_t i = 0; i < ordered->n; i++) {
         const readmodel_doc *d = st->slot[ordered->v[i]];
+        int same = last != NULL;
+        for (size_t k = 0; k < nkeys; k++) {
+            const json_t *p = rm_val(d, keys[k].k);
+            same &= p == prev[k];
+            prev[k] = p;
+        }
+        if (same) { /* the same kept values (shared): the same group */
+            (*last)++;
+            continue;
+        }
         for (size_t k = 0; k < nkeys; k++) {
             const json_t *v;
             size_t at;
@@ -250,9 +262,10 @@ static int count_tuples(const rm_state *st, const rm_ids *ordered, key_reader *k
             ids[k] = (uint32_t)at;
         }
         if (nkeys == 1)
-            keys[0].g.counts[ids[0] - 1]++;
-        else if (tuple_count(t, ids) != 0)
+            last = &keys[0].g.counts[ids[0] - 1];
+        else if ((last = tuple_count(t, ids)) == NULL)
             return -1;
+        (*last)++;
     }
     return 1;
 }
