@@ -160,8 +160,8 @@ typedef struct {
 } key_reader;
 
 /* The value of key r in d, as query_lookup finds it in the view: 1 and *v
- * (NULL = missing), 0 when it is not a value of the view (a path through
- * an array), -1 never. */
+ * (NULL = missing), or 0 when the lookup would make a new value (a path
+ * through an array): the caller declines. */
 static int key_value(key_reader *r, const readmodel_doc *d, const json_t **v)
 {
     const json_t *kv = rm_val(d, r->k);
@@ -237,8 +237,8 @@ static int count_tuples(const rm_state *st, const rm_ids *ordered, key_reader *k
                         tuples *t)
 {
     uint32_t ids[16];
-    const json_t *prev[16]; /* the kept values of the last document counted */
-    size_t *last = NULL;    /* where it was counted */
+    const json_t *prev[16] = {0}; /* the kept values of the last document counted */
+    size_t *last = NULL;          /* where it was counted */
     for (size_t i = 0; i < ordered->n; i++) {
         const readmodel_doc *d = st->slot[ordered->v[i]];
         int same = last != NULL;
