@@ -224,6 +224,15 @@ rd_status catalog_stat_views(catalog *cat, const char *const *domains, size_t n,
 rd_status catalog_res_stat_views(catalog *cat, const resource_desc *res, const char *const *domains,
                                  size_t n, const json_t *stat_query, json_t **out, rd_error *err);
 
+/* The counting half of catalog_res_stat_views for a stat over several
+ * tiers (readmodel_stat_tally over res's read model): the local records of
+ * the given domains that match plan, counted per group into tally, *counted
+ * 1; *counted 0 (tally untouched) when the model does not hold every local
+ * record or cannot count this plan.  RD_ERR_INTERNAL. */
+rd_status catalog_res_stat_tally(catalog *cat, const resource_desc *res, const char *const *domains,
+                                 size_t n, const query_stat_groups *plan, query_stat_tally *tally,
+                                 int *counted, rd_error *err);
+
 /* 1 when the read model holds every stored local plugin (it was built at
  * open and has taken every write since); lists then read it, not the
  * store. */

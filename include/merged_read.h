@@ -12,7 +12,14 @@
  * page; total_count is the sum of the tiers' counts.  Since each tier's
  * list is already in the requested order with ties in default order, this
  * is exactly query_run over the concatenation of every tier's documents.
- * A stat concatenates every tier's matches and runs query_stat.
+ * A stat that groups by plain keys and counts (query_stat_groups_compile)
+ * is counted by each tier's read model (the local one through
+ * local_tally, each remote tier's with readmodel_stat_tally) into one
+ * tally in tier order, so no document is decoded; the group counts of equal
+ * keys are summed and the rest of the pipeline runs on the merged groups
+ * (query_stat_groups_finish).  When some tier cannot count it, or any other
+ * stat, the stat concatenates every tier's matches and runs query_stat.
+ * Both give the same answer (src/api/merged_stat.c).
  *
  * Cache semantics (X-Cache, X-Partial, background refresh, breakers) are
  * federation_gather's (federation.h).
@@ -45,6 +52,10 @@ typedef struct {
     /* stat_q over the local tier alone (the read model answers group
      * counts from its postings when it can) */
     rd_status (*local_stat)(api_call *call, const json_t *stat_q, json_t **out, rd_error *err);
+    /* the local matches of plan counted into tally (readmodel_stat_tally's
+     * contract: *counted 0 when the local tier cannot count it) */
+    rd_status (*local_tally)(api_call *call, const query_stat_groups *plan, query_stat_tally *tally,
+                             int *counted, rd_error *err);
     /* 1 when no remote repository is registered (the local tier alone) */
     int (*no_remotes)(api_call *call);
     /* the remote tiers (federation_gather); NULL = the resource has none */

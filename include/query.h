@@ -75,24 +75,38 @@ rd_status query_stat_filter(const json_t *stat_query, const query_schema *schema
 /* Statistics from group counts, for callers that keep their own indexes.
  * query_stat_groups_compile compiles stat_query as query_stat does (same
  * errors); when it is filter / filter_or / keyword, then an aggregate whose
- * first stage is a group on one top-level key (no date_format) with only
+ * first stage is a group on one or more keys (no date_format) with only
  * count fields (the v2 group_by form included), *out gets a new plan (free
  * with query_stat_groups_free), else *out is NULL.  The plan gives the
- * filter (a compiled list query, borrowed) and the key.  The caller counts
- * the matching documents per value of the key - values compared as the
- * group stage does (qjson_equal; missing and null differ) - and hands the
- * groups to query_stat_groups_finish in order of first appearance in the
- * input order: values[i] (borrowed; NULL = the key is missing) was seen
- * counts[i] times.  It runs the remaining stages and the page and gives
- * exactly query_stat's answer over those documents (*out new). */
+ * filter (a compiled list query, borrowed) and the keys (dotted paths, as
+ * the group stage reads them with query_lookup).  The caller counts the
+ * matching documents per tuple of key values - values compared as the
+ * group stage does (qjson_equal; missing and null differ) - and adds the
+ * groups to a tally in order of first appearance in the input order; the
+ * tallies of several inputs (tiers) may be added one after the other into
+ * one tally, which then stands for their concatenation (counts of equal
+ * tuples summed, first appearance kept).  query_stat_groups_finish runs the
+ * remaining stages and the page and gives exactly query_stat's answer over
+ * those documents (*out new). */
 typedef struct query_stat_groups query_stat_groups;
+typedef struct query_stat_tally query_stat_tally;
 rd_status query_stat_groups_compile(const json_t *stat_query, const query_schema *schema,
                                     query_stat_groups **out, rd_error *err);
 const query *query_stat_groups_filter(const query_stat_groups *g);
-const char *query_stat_groups_key(const query_stat_groups *g);
-rd_status query_stat_groups_finish(const query_stat_groups *g, const json_t *const *values,
-                                   const size_t *counts, size_t n, json_t **out, rd_error *err);
+size_t query_stat_groups_nkeys(const query_stat_groups *g);
+/* The dotted path of group key i (borrowed). */
+const char *query_stat_groups_key(const query_stat_groups *g, size_t i);
 void query_stat_groups_free(query_stat_groups *g);
+/* A new empty tally for plan g (query_stat_tally_free); NULL on OOM. */
+query_stat_tally *query_stat_tally_new(const query_stat_groups *g);
+/* count more documents whose key values are values[0..nkeys) (borrowed;
+ * NULL = the key is missing; copied when a new group is made); -1 on OOM. */
+int query_stat_tally_add(query_stat_tally *t, const json_t *const *values, size_t count);
+/* The number of distinct groups so far. */
+size_t query_stat_tally_groups(const query_stat_tally *t);
+void query_stat_tally_free(query_stat_tally *t);
+rd_status query_stat_groups_finish(const query_stat_groups *g, const query_stat_tally *t,
+                                   json_t **out, rd_error *err);
 
 /* Index hints: what the AND part of q (top-level eq_filters and `filter`)
  * says about the top-level key `field` (a dotted field gives 0; keys compare

@@ -10,7 +10,8 @@
  * default order.  A list query is answered from those indexes and
  * query_match on the candidates only, with results exactly those of
  * query_run over the same documents in default order; a stat that groups
- * by one kept key and counts is counted without reading views.
+ * by kept keys (or paths under a kept object) and counts is counted without
+ * reading views.
  *
  * Documents are keyed by (domain, id); the remote tier uses domain "".
  *
@@ -140,14 +141,25 @@ rd_status readmodel_query_bytes(readmodel *rm, const query *q, const char *const
 /* Answers a StatisticsQuery (borrowed) over the documents of the given
  * domains (as readmodel_query) when it has the shape the model counts
  * itself: filter / filter_or / keyword, then an aggregate (v1, or the v2
- * group_by form) whose first stage groups by one key the model keeps, with
- * only count fields, where every matching value is a string, null or
- * missing; any later stages and the page run as in query_stat.  *out then
- * gets query_stat's answer over those documents in default order (new).
+ * group_by form) whose first stage groups by up to 16 keys, each a key the
+ * model keeps or a path under one (repository_info.name), with only count
+ * fields, where every matching value is a string, null or missing; any
+ * later stages and the page run as in query_stat.  *out then gets
+ * query_stat's answer over those documents in default order (new).
  * Anything else: RD_OK with *out NULL (not applicable: the caller runs
  * query_stat).  Errors: query_stat's for a bad query; RD_ERR_INTERNAL when
  * memory runs out. */
 rd_status readmodel_stat(readmodel *rm, const json_t *stat_query, const char *const *domains,
                          size_t ndomains, json_t **out, rd_error *err);
+
+/* The counting half of readmodel_stat, for a stat over several tiers: the
+ * matches of plan (borrowed) over the given domains, counted per group and
+ * added to tally in order of first appearance in default order; *counted
+ * 1.  When the model cannot count this plan (a key it does not keep, a
+ * value it cannot group) *counted is 0 and tally is left as it was.
+ * RD_ERR_INTERNAL when memory runs out (tally may then hold part). */
+rd_status readmodel_stat_tally(readmodel *rm, const query_stat_groups *plan,
+                               const char *const *domains, size_t ndomains, query_stat_tally *tally,
+                               int *counted, rd_error *err);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * merged_read.c - list and stat over the local tier and the remote tiers'
- * read models (include/merged_read.h).
+ * merged_read.c - a list over the local tier and the remote tiers' read
+ * models (include/merged_read.h); the stat is merged_stat.c.
  */
 #include "merged_read.h"
 
@@ -98,20 +98,17 @@ done:
 
 typedef struct {
     const merged_source *src;
-    query_schema schema;  /* resource_query_schema(src->res) */
-    query *q;             /* list */
-    query *tq;            /* list: what each tier answers */
-    api_call *call;       /* list: the call (one remote tier alone sets its ready_body) */
-    const json_t *stat_q; /* stat (borrowed from the call's body) */
-    query *hint;          /* stat: its filters alone, to narrow what is read */
-    json_t *local;        /* list: the local tier's answer to tq; stat: its matches */
+    query_schema schema; /* resource_query_schema(src->res) */
+    query *q;            /* list */
+    query *tq;           /* list: what each tier answers */
+    api_call *call;      /* list: the call (one remote tier alone sets its ready_body) */
+    json_t *local;       /* list: the local tier's answer to tq */
 } merged_state;
 
 static void state_free(merged_state *m)
 {
     query_free(m->q);
     query_free(m->tq);
-    query_free(m->hint);
     json_decref(m->local);
     free(m);
 }
@@ -191,29 +188,6 @@ done:
     return rc;
 }
 
-/* The stat over the local matches and every tier's matches. */
-static rd_status stat_tiers(merged_state *m, remote_tier *const *tiers, size_t n, json_t **out,
-                            rd_error *err)
-{
-    json_t *docs = m->local != NULL ? json_copy(m->local) : json_array();
-    rd_status rc = docs != NULL ? RD_OK : rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-    for (size_t i = 0; i < n && rc == RD_OK; i++) {
-        readmodel_result r;
-        memset(&r, 0, sizeof(r));
-        rc = readmodel_matches(remote_tier_model(tiers[i]), m->hint, NULL, 0, &r, err);
-        for (size_t j = 0; rc == RD_OK && j < r.n; j++)
-            /* decoded for this stat only: a view kept with the document
-             * would hold its tree for as long as the model holds it */
-            if (json_array_append_new(docs, readmodel_doc_decode(r.docs[j])) != 0)
-                rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-        readmodel_result_free(&r);
-    }
-    if (rc == RD_OK)
-        rc = query_stat(m->stat_q, &m->schema, docs, out, err);
-    json_decref(docs);
-    return rc;
-}
-
 static void tiers_done(api_call *call, void *ud, remote_tier *const *tiers, size_t n, rd_status rc,
                        const rd_error *err)
 {
@@ -221,7 +195,7 @@ static void tiers_done(api_call *call, void *ud, remote_tier *const *tiers, size
     json_t *out = NULL;
     rd_error e = {RD_OK, ""};
     if (rc == RD_OK) {
-        rc = m->q != NULL ? list_tiers(m, tiers, n, &out, &e) : stat_tiers(m, tiers, n, &out, &e);
+        rc = list_tiers(m, tiers, n, &out, &e);
         err = &e;
     }
     state_free(m);
@@ -237,7 +211,7 @@ static rd_status start_remote(api_call *call, merged_state *m, const char *repos
     if (m->src->gather == NULL) {
         json_t *out = NULL;
         rd_error e = {RD_OK, ""};
-        rc = m->q != NULL ? list_tiers(m, NULL, 0, &out, &e) : stat_tiers(m, NULL, 0, &out, &e);
+        rc = list_tiers(m, NULL, 0, &out, &e);
         state_free(m);
         if (rc != RD_OK)
             return rd_fail(err, rc, "%s", e.message);
@@ -284,35 +258,6 @@ rd_status merged_list(api_call *call, const merged_source *src, const json_t *qu
     rc = merged_tier_query(query_obj, eq, &schema, q, &m->tq, err);
     if (rc == RD_OK && repository_id == NULL)
         rc = src->local_list(call, m->tq, &m->local, err);
-    if (rc != RD_OK) {
-        state_free(m);
-        return rc;
-    }
-    return start_remote(call, m, repository_id, err);
-}
-
-rd_status merged_stat(api_call *call, const merged_source *src, const json_t *stat_q,
-                      const char *repository_id, json_t **out, rd_error *err)
-{
-    int local_named = repository_id != NULL && strcmp(repository_id, src->local_id(call)) == 0;
-    merged_state *m = NULL;
-    rd_error ignored;
-    rd_status rc = RD_OK;
-
-    if (local_named || (repository_id == NULL && (src->gather == NULL || src->no_remotes(call))))
-        return src->local_stat(call, stat_q, out, err); /* the local tier alone */
-    m = calloc(1, sizeof(*m));
-    if (m == NULL)
-        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-    m->src = src;
-    m->schema = resource_query_schema(src->res);
-    m->stat_q = stat_q;
-    /* The stat's own filters let the indexes narrow what is read; a bad
-     * filter is left for query_stat to report. */
-    if (query_stat_filter(stat_q, &m->schema, &m->hint, &ignored) != RD_OK)
-        m->hint = NULL;
-    if (repository_id == NULL)
-        rc = src->local_matches(call, m->hint, &m->local, err);
     if (rc != RD_OK) {
         state_free(m);
         return rc;

@@ -291,6 +291,14 @@ static rd_status local_stat(api_call *call, const json_t *stat_q, json_t **out, 
     return catalog_res_stat_views(call->app->cat, call->res, domains, n, stat_q, out, err);
 }
 
+static rd_status local_tally(api_call *call, const query_stat_groups *plan, query_stat_tally *tally,
+                             int *counted, rd_error *err)
+{
+    const char *domains[API_MAX_DOMAINS];
+    size_t n = api_readable_domains(call, domains, API_MAX_DOMAINS);
+    return catalog_res_stat_tally(call->app->cat, call->res, domains, n, plan, tally, counted, err);
+}
+
 /* 1 when no remote repository is registered (a failure to tell counts as
  * "some": the merged path then reports it). */
 static int no_remotes(api_call *call)
@@ -311,6 +319,7 @@ static const merged_source plugin_source = {
     .local_list_bytes = local_list_bytes,
     .local_matches = local_matches,
     .local_stat = local_stat,
+    .local_tally = local_tally,
     .no_remotes = no_remotes,
     .gather = federation_gather,
 };
@@ -324,6 +333,7 @@ static const merged_source dashboard_source = {
     .local_list_bytes = local_list_bytes,
     .local_matches = local_matches,
     .local_stat = local_stat,
+    .local_tally = local_tally,
     .no_remotes = no_remotes,
     .gather = NULL,
 };

@@ -756,6 +756,16 @@ rd_status catalog_res_stat_views(catalog *cat, const resource_desc *res, const c
     return rc;
 }
 
+rd_status catalog_res_stat_tally(catalog *cat, const resource_desc *res, const char *const *domains,
+                                 size_t n, const query_stat_groups *plan, query_stat_tally *tally,
+                                 int *counted, rd_error *err)
+{
+    *counted = 0;
+    if (!catalog_res_whole(cat, res))
+        return RD_OK;
+    return readmodel_stat_tally(model_of(cat, res)->rm, plan, domains, n, tally, counted, err);
+}
+
 rd_status catalog_stat_views(catalog *cat, const char *const *domains, size_t n,
                              const json_t *stat_query, json_t **out, rd_error *err)
 {

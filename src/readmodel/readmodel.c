@@ -130,10 +130,35 @@ static void decref_ptr(void *p)
 void rm_intern_free(rm_intern *in)
 {
     rm_map_free(&in->map, decref_ptr);
+    rm_map_free(&in->objects, decref_ptr);
+}
+
+/* The shared copy of object o (a new reference), keyed by its compact
+ * serialisation, made on first use. */
+static json_t *intern_object(rm_intern *in, const json_t *o)
+{
+    size_t len = 0;
+    char *bytes = rm_dump(o, &len);
+    json_t *out = NULL;
+    if (bytes == NULL)
+        return NULL;
+    pthread_mutex_lock(&in->lock);
+    out = rm_map_get(&in->objects, bytes, len);
+    if (out == NULL) {
+        out = json_deep_copy(o);
+        if (out != NULL && rm_map_put(&in->objects, bytes, len, out) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    json_incref(out);
+    pthread_mutex_unlock(&in->lock);
+    free(bytes);
+    return out;
 }
 
 /* The compact copy of a kept value: strings (and the string elements of an
- * array) of a shared key are shared, anything else is copied. */
+ * array) and objects of a shared key are shared, anything else is copied. */
 static json_t *keep_value(readmodel *rm, const json_t *v, int shared)
 {
     json_t *out, *e;
@@ -142,6 +167,8 @@ static json_t *keep_value(readmodel *rm, const json_t *v, int shared)
         return json_deep_copy(v);
     if (json_is_string(v))
         return intern_string(&rm->intern, v);
+    if (json_is_object(v))
+        return intern_object(&rm->intern, v);
     if (!json_is_array(v))
         return json_deep_copy(v);
     out = json_array();

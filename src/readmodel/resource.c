@@ -19,10 +19,13 @@ static const char *const plugin_minimal_fields[] = {
 static const char *const plugin_default_order[] = {"name", "plugin_id", "domain_id", NULL};
 static const char *const plugin_list_eq_keys[] = {
     "plugin_id", "name", "state", "resource_type", "provider", "registry_type", NULL};
-static const char *const plugin_match_fields[] = {"service_type", "registry_url", NULL};
-static const char *const plugin_shared_fields[] = {"state",         "resource_type", "provider",
-                                                   "registry_type", "domain_id",     "labels",
-                                                   "service_type",  "registry_url",  NULL};
+/* repository_info: one object per tier, shared; filters and stat group
+ * keys under it are read from the compact form */
+static const char *const plugin_match_fields[] = {"service_type", "registry_url", "repository_info",
+                                                  NULL};
+static const char *const plugin_shared_fields[] = {
+    "state",  "resource_type", "provider",     "registry_type",   "domain_id",
+    "labels", "service_type",  "registry_url", "repository_info", NULL};
 
 const resource_desc resource_plugin = {
     .name = "Plugin",
@@ -54,8 +57,9 @@ static const char *const dashboard_sort_keys[] = {"name",        "created_at",  
 static const char *const dashboard_keyword_fields[] = {"template_id", "name", "labels", NULL};
 static const char *const dashboard_minimal_fields[] = {"template_id", "name", "state",
                                                        "template_type", NULL};
-static const char *const dashboard_shared_fields[] = {"state", "template_type", "domain_id",
-                                                      "labels", NULL};
+static const char *const dashboard_match_fields[] = {"repository_info", NULL};
+static const char *const dashboard_shared_fields[] = {"state",  "template_type",   "domain_id",
+                                                      "labels", "repository_info", NULL};
 static const char *const dashboard_default_order[] = {"name", "template_id", "domain_id", NULL};
 
 const resource_desc resource_dashboard = {
@@ -77,6 +81,7 @@ const resource_desc resource_dashboard = {
     .apply_update = dashboard_apply_update,
     .view = dashboard_view,
     .view_in_place = dashboard_view_in_place,
+    .match_fields = dashboard_match_fields,
     .shared_fields = dashboard_shared_fields,
 };
 

@@ -118,7 +118,8 @@ void rm_layout_free(rm_layout *lay);
 /* The shared copies of repeated values (resource shared_fields). */
 typedef struct {
     pthread_mutex_t lock;
-    rm_map map; /* string bytes -> json_t (one reference held) */
+    rm_map map;     /* string bytes -> json_t (one reference held) */
+    rm_map objects; /* an object's compact bytes -> json_t (one held) */
 } rm_intern;
 
 void rm_intern_free(rm_intern *in);

@@ -213,6 +213,58 @@ class RemoteModelTest(RepodTestCase):
             b = self.assertOK(self.mirror.api("plugin/stat", {"query": sq}, token=self.viewer))
             self.assertEqual({row["k"]: row["n"] for row in b["results"]}, expect, sq)
 
+    def test_merged_facets_equal_the_merged_list_grouped(self):
+        """The console's facets over every tier (each tier's groups counted
+        by its read model and summed) equal the merged list grouped here,
+        order of the groups included; a stat the models cannot count (a
+        push field) gives the same groups by decoding the matches."""
+        rnd = random.Random(23)
+        facets = [["provider"], ["resource_type"], ["state"],
+                  ["repository_info.repository_id", "repository_info.name",
+                   "repository_info.repository_type"]]
+        names = ["value", "label", "type"]
+        tiers = [self.m_local, self.u1_id, self.u2_id]
+        seen_repos = set()
+        for _ in range(10):
+            filters = random_filters(rnd)
+            if rnd.random() < 0.4:
+                filters.setdefault("filter", []).append(
+                    {"k": "repository_info.repository_id", "v": rnd.choice(tiers), "o": "eq"})
+            listed = self.mlist({"query": filters})
+            docs = listed["results"]
+            self.assertEqual(listed["total_count"], len(docs))
+            for keys in facets:
+                for push in (False, True):
+                    fields = [{"name": "count", "operator": "count"}]
+                    if push:
+                        fields.append({"name": "ids", "key": "plugin_id", "operator": "push"})
+                    sq = dict(filters)
+                    sq["aggregate"] = [
+                        {"group": {"keys": [{"key": k, "name": n} for k, n in zip(keys, names)],
+                                   "fields": fields}},
+                        {"sort": {"key": "count", "desc": True}}]
+                    groups = {}
+                    for d in docs:
+                        vals = tuple(functools.reduce(lambda o, part: o[part], k.split("."), d)
+                                     for k in keys)
+                        row = groups.setdefault(vals, {"count": 0, "ids": []})
+                        row["count"] += 1
+                        row["ids"].append(d["plugin_id"])
+                    expect = []
+                    for vals, row in groups.items():
+                        e = dict(zip(names, vals))
+                        e["count"] = row["count"]
+                        if push:
+                            e["ids"] = row["ids"]
+                        expect.append(e)
+                    expect.sort(key=lambda e: -e["count"])  # stable, as repod's sort
+                    b = self.assertOK(self.mirror.api("plugin/stat", {"query": sq},
+                                                      token=self.viewer))
+                    self.assertEqual(b["results"], expect, sq)
+                    if len(keys) == 3:
+                        seen_repos.update(e["value"] for e in expect)
+        self.assertEqual(seen_repos, set(tiers))
+
     def test_mirrored_get_is_the_listed_view_bytes(self):
         rnd = random.Random(3)
         for rid, up in ((self.u1_id, self.ups[0]), (self.u2_id, self.ups[1])):

@@ -636,6 +636,29 @@ static void set_maybe(json_t *o, const char *key, json_t *v)
         json_object_set_new(o, key, v);
 }
 
+/* repository_info: mostly one of a few objects (a tier's), sometimes odd:
+ * missing, null, a string, an array of objects, odd values inside. */
+static json_t *random_info(void)
+{
+    static const char *const ids[] = {"r-local", "r-one", "r-two"};
+    static const char *const rnames[] = {"Local", "One", "one"};
+    unsigned i = rnd(3), r = rnd(24);
+    if (r == 0)
+        return NULL;
+    if (r == 1)
+        return json_null();
+    if (r == 2)
+        return json_string(ids[i]);
+    if (r == 3)
+        return json_pack("[{s:s}]", "repository_id", ids[i]);
+    if (r == 4)
+        return json_pack("{s:i, s:n}", "repository_id", (int)i, "name");
+    if (r == 5)
+        return json_pack("{s:s}", "repository_id", ids[i]);
+    return json_pack("{s:s, s:s, s:s}", "repository_id", ids[i], "name", rnames[i],
+                     "repository_type", i == 0 ? "local" : "remote");
+}
+
 static json_t *random_view(const char *domain, const char *id)
 {
     json_t *v = json_object(), *l = json_array();
@@ -655,6 +678,7 @@ static json_t *random_view(const char *domain, const char *id)
         json_array_append_new(l, json_string(labels[rnd(5)]));
     json_object_set_new(v, "labels", l);
     json_object_set_new(v, "tags", json_pack("{s:i}", "priority", (int)rnd(5)));
+    set_maybe(v, "repository_info", random_info());
     return v;
 }
 
@@ -695,9 +719,10 @@ static json_t *reference(json_t *all, const char *const *domains, size_t nd)
     return arr;
 }
 
-static const char *const cond_fields[] = {"name",     "state",        "resource_type",
-                                          "provider", "created_at",   "plugin_id",
-                                          "labels",   "tags.priority"};
+static const char *const cond_fields[] = {
+    "name",     "state",         "resource_type",
+    "provider", "created_at",    "plugin_id",
+    "labels",   "tags.priority", "repository_info.repository_id"};
 
 static json_t *random_value(const char *field)
 {
@@ -715,6 +740,8 @@ static json_t *random_value(const char *field)
         return json_string(labels[rnd(5)]);
     if (strcmp(field, "tags.priority") == 0)
         return json_integer(rnd(5));
+    if (strcmp(field, "repository_info.repository_id") == 0)
+        return json_string(rnd(2) ? "r-one" : "r-local");
     {
         char id[16];
         snprintf(id, sizeof(id), "p%u", rnd(NIDS));
@@ -818,17 +845,51 @@ static json_t *random_query(void)
     return q;
 }
 
-/* A random StatisticsQuery: filters, then a group by one key counting
- * (v1 aggregate or v2 group_by), sometimes with later stages, another
- * accumulator or a page - shapes readmodel_stat answers or declines. */
+/* What the last random_stat groups by: its number of keys, and 1 when a
+ * key is a path under repository_info. */
+static unsigned last_stat_keys;
+static int last_stat_info;
+
+/* A random StatisticsQuery: filters, then a group by one to three keys
+ * counting (v1 aggregate or v2 group_by), sometimes with later stages,
+ * another accumulator or a page - shapes readmodel_stat answers or
+ * declines. */
 static json_t *random_stat(void)
 {
-    static const char *const keys[] = {"name",       "state",         "provider", "resource_type",
-                                       "labels",     "tags.priority", "image",    "registry_type",
-                                       "created_at", "plugin_id"};
+    static const char *const keys[] = {"name",
+                                       "state",
+                                       "provider",
+                                       "resource_type",
+                                       "labels",
+                                       "tags.priority",
+                                       "image",
+                                       "registry_type",
+                                       "created_at",
+                                       "plugin_id",
+                                       "repository_info.repository_id",
+                                       "repository_info.name",
+                                       "repository_info.repository_type",
+                                       "repository_info",
+                                       "repository_info.nothing"};
+    static const char *const knames[] = {"k", "k2", "k3"};
+    last_stat_keys = 0;
+    last_stat_info = 0;
     json_t *sq = json_object(), *fields;
-    const char *k = keys[rnd(10)];
+    unsigned nk = rnd(3) == 0 ? 2 + rnd(2) : 1;
+    const char *k[3];
     unsigned n = rnd(3);
+    for (unsigned i = 0; i < nk; i++) { /* distinct keys */
+        int dup;
+        do {
+            k[i] = keys[rnd(15)];
+            dup = 0;
+            for (unsigned j = 0; j < i; j++)
+                dup |= strcmp(k[i], k[j]) == 0;
+        } while (dup);
+    }
+    for (unsigned i = 0; i < nk; i++)
+        last_stat_info |= strncmp(k[i], "repository_info.", 16) == 0;
+    last_stat_keys = nk;
     if (n > 0) {
         json_t *f = json_array();
         while (n-- > 0)
@@ -838,16 +899,19 @@ static json_t *random_stat(void)
     if (rnd(6) == 0)
         json_object_set_new(sq, "keyword", json_string(rnd(2) ? "alp" : "acme"));
     if (rnd(4) == 0) { /* the v2 form */
+        json_t *by = json_array();
         fields = json_pack("{s:{s:s}}", "n", "operator", "count");
         if (rnd(6) == 0)
             json_object_set_new(fields, "names",
                                 json_pack("{s:s, s:s}", "key", "plugin_id", "operator", "push"));
-        json_object_set_new(sq, "group_by", json_pack("[s]", k));
+        for (unsigned i = 0; i < nk; i++)
+            json_array_append_new(by, json_string(k[i]));
+        json_object_set_new(sq, "group_by", by);
         json_object_set_new(sq, "fields", fields);
         if (rnd(2))
             json_object_set_new(sq, "sort", json_pack("[{s:s, s:b}]", "key", "n", "desc", 1));
     } else {
-        json_t *agg = json_array();
+        json_t *agg = json_array(), *gkeys = json_array();
         fields = json_pack("[{s:s, s:s}]", "name", "n", "operator", "count");
         if (rnd(3) == 0)
             json_array_append_new(fields,
@@ -855,9 +919,12 @@ static json_t *random_stat(void)
         if (rnd(8) == 0)
             json_array_append_new(fields, json_pack("{s:s, s:s, s:s}", "key", "name", "name",
                                                     "first", "operator", "first"));
-        json_array_append_new(agg, json_pack("{s:{s:[{s:s, s:s, s:s*}], s:o}}", "group", "keys",
-                                             "key", k, "name", "k", "date_format",
-                                             rnd(8) == 0 ? "%Y" : NULL, "fields", fields));
+        for (unsigned i = 0; i < nk; i++)
+            json_array_append_new(gkeys,
+                                  json_pack("{s:s, s:s, s:s*}", "key", k[i], "name", knames[i],
+                                            "date_format", rnd(8) == 0 ? "%Y" : NULL));
+        json_array_append_new(
+            agg, json_pack("{s:{s:o, s:o}}", "group", "keys", gkeys, "fields", fields));
         switch (rnd(5)) {
         case 0:
             json_array_append_new(agg, json_pack("{s:{s:s, s:b}}", "sort", "key", "n", "desc", 1));
@@ -888,7 +955,8 @@ static void test_random_differential(void **state)
     readmodel *rm = NULL;
     rd_error err = {0};
     json_t *all = json_object();
-    size_t checked = 0, stats_counted = 0, stats_declined = 0;
+    size_t checked = 0, stats_counted = 0, stats_declined = 0, stats_refused = 0;
+    size_t stats_multi = 0, stats_info = 0;
     (void)state;
 
     printf("test_random_differential seed %u\n", seed);
@@ -983,8 +1051,10 @@ static void test_random_differential(void **state)
                     if (rnd(2))
                         doms[nd++] = domains_all[d];
                 ref_docs = reference(all, doms, nd);
-                assert_int_equal(query_stat(sq, &schema, ref_docs, &ref, &err), RD_OK);
-                assert_int_equal(readmodel_stat(rm, sq, doms, nd, &got, &err), RD_OK);
+                rd_status want_rc = query_stat(sq, &schema, ref_docs, &ref, &err);
+                /* a bad stat (duplicate group names) is refused alike */
+                assert_int_equal(readmodel_stat(rm, sq, doms, nd, &got, &err), want_rc);
+                stats_refused += want_rc != RD_OK;
                 if (got != NULL && !json_equal(ref, got)) {
                     char *qs = json_dumps(sq, JSON_COMPACT), *rs = json_dumps(ref, JSON_COMPACT),
                          *gs = json_dumps(got, JSON_COMPACT);
@@ -996,7 +1066,9 @@ static void test_random_differential(void **state)
                     fail();
                 }
                 stats_counted += got != NULL;
-                stats_declined += got == NULL;
+                stats_multi += got != NULL && last_stat_keys > 1;
+                stats_info += got != NULL && last_stat_info;
+                stats_declined += got == NULL && want_rc == RD_OK;
                 json_decref(ref);
                 json_decref(got);
                 json_decref(ref_docs);
@@ -1005,10 +1077,13 @@ static void test_random_differential(void **state)
         }
     }
     printf("test_random_differential: %zu queries equal; %zu stats counted by the model equal, "
-           "%zu declined\n",
-           checked, stats_counted, stats_declined);
+           "%zu declined, %zu refused alike; counted: %zu by several keys, %zu by a key under "
+           "repository_info\n",
+           checked, stats_counted, stats_declined, stats_refused, stats_multi, stats_info);
     /* the model counts the usual shapes itself (most of the 900 stats) */
     assert_true(stats_counted > 250);
+    assert_true(stats_multi > 15);
+    assert_true(stats_info > 30);
     readmodel_destroy(rm);
     json_decref(all);
 }
