@@ -18,6 +18,7 @@
  * timestamps.
  */
 #include "federation.h"
+#include "federation-internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +37,6 @@ json_t *federation_plugin_view(const json_t *cached, const json_t *repo_record)
 }
 
 /* ---- cache verdicts ------------------------------------------------------- */
-
-typedef enum { USE_FRESH, USE_STALE, MUST_FETCH, UNAVAILABLE } verdict;
 
 static verdict judge(app *a, const json_t *rec, int have, int64_t fetched_at, int *refresh)
 {
@@ -70,6 +69,18 @@ static int stale_usable(app *a, const json_t *rec, int have, int64_t fetched_at)
         return 0;
     remote_cache_settings(rec, &a->conf->remote_defaults, &cs);
     return remote_freshness_of(&cs, fetched_at, util_now_ms()) != REMOTE_EXPIRED;
+}
+
+void federation_refresh(app *a, const resource_desc *res, fetch_kind kind,
+                        const char *repository_id, const char *id)
+{
+    fetch_job job;
+    memset(&job, 0, sizeof(job));
+    job.kind = kind;
+    job.res = res;
+    job.repository_id = repository_id;
+    job.plugin_id = id;
+    fetcher_submit(a->fetcher, &job, NULL, NULL, NULL);
 }
 
 static void refresh_in_background(app *a, fetch_kind kind, const char *repository_id,
@@ -109,6 +120,21 @@ static void note_partial(api_call *call, const char *repository_id)
     call->x_partial = grown;
 }
 
+verdict federation_judge(app *a, const json_t *rec, int have, int64_t fetched_at, int *refresh)
+{
+    return judge(a, rec, have, fetched_at, refresh);
+}
+
+int federation_stale_usable(app *a, const json_t *rec, int have, int64_t fetched_at)
+{
+    return stale_usable(a, rec, have, fetched_at);
+}
+
+void federation_note_cache(api_call *call, const char *what)
+{
+    note_cache(call, what);
+}
+
 /* ---- gathering remote catalogs (list, stat) -------------------------------- */
 
 typedef struct {
@@ -122,6 +148,7 @@ typedef struct {
 
 typedef struct {
     api_call *call;
+    const resource_desc *res;
     federation_gather_fn done;
     void *ud;
     gather_repo *repos;
@@ -174,7 +201,7 @@ static void gather_finish(gather_state *g)
             }
             continue;
         }
-        rc = remote_models_tier(a->models, a->st, r->rec, &t, &err);
+        rc = remote_models_tier(app_models(a, g->res), a->st, r->rec, &t, &err);
         if (rc == RD_OK && !remote_tier_synced(t, NULL))
             remote_tier_release(t); /* never synced: nothing to list */
         else if (rc == RD_OK)
@@ -207,8 +234,8 @@ static void gather_ticket_done(const fetch_result *res, void *arg)
         gather_finish(g);
 }
 
-rd_status federation_gather(api_call *call, const char *repository_id, federation_gather_fn done,
-                            void *ud, rd_error *err)
+rd_status federation_gather(api_call *call, const resource_desc *res, const char *repository_id,
+                            federation_gather_fn done, void *ud, rd_error *err)
 {
     app *a = call->app;
     json_t *recs = NULL;
@@ -219,7 +246,7 @@ rd_status federation_gather(api_call *call, const char *repository_id, federatio
 
     if (rc != RD_OK)
         return rc;
-    remote_models_retain(a->models, recs); /* a deleted repository's tier goes */
+    remote_models_retain(app_models(a, res), recs); /* a deleted repository's tier goes */
     g = calloc(1, sizeof(*g));
     n = json_array_size(recs);
     if (g == NULL || (g->repos = calloc(n ? n : 1, sizeof(*g->repos))) == NULL) {
@@ -228,6 +255,7 @@ rd_status federation_gather(api_call *call, const char *repository_id, federatio
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
     }
     g->call = call;
+    g->res = res;
     g->seen_at_ms = util_now_ms();
     g->done = done;
     g->ud = ud;
@@ -242,10 +270,10 @@ rd_status federation_gather(api_call *call, const char *repository_id, federatio
             continue;
         r = &g->repos[g->n++];
         r->rec = json_incref(rec);
-        r->have = remote_catalog_age(a->st, id, &r->fetched_at, &e2) == RD_OK;
+        r->have = remote_res_catalog_age(res, a->st, id, &r->fetched_at, &e2) == RD_OK;
         r->v = judge(a, rec, r->have, r->fetched_at, &refresh);
         if (refresh)
-            refresh_in_background(a, FETCH_CATALOG, id, NULL);
+            federation_refresh(a, res, FETCH_CATALOG, id, NULL);
     }
     json_decref(recs);
     /* One extra count held here, so the answer is built exactly once, after
@@ -267,6 +295,7 @@ rd_status federation_gather(api_call *call, const char *repository_id, federatio
         g->pending++;
         memset(&job, 0, sizeof(job));
         job.kind = FETCH_CATALOG;
+        job.res = res;
         job.seen_at_ms = g->seen_at_ms;
         job.repository_id = json_string_value(json_object_get(g->repos[i].rec, "repository_id"));
         fetcher_submit(a->fetcher, &job, call->edge.base, gather_ticket_done, t);

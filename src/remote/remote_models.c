@@ -103,7 +103,7 @@ static remote_tier *tier_build(remote_models *m, const json_t *record, json_t *p
         json_t *p;
         json_object_foreach(plugins, k, p)
         {
-            if (json_array_append_new(views, remote_plugin_view(p, record)) != 0)
+            if (json_array_append_new(views, remote_item_view(&m->res, p, record)) != 0)
                 goto done;
             /* the record is viewed: free it now (the commit needs only the
              * key), so a sync holds two copies of the catalog, not three */
@@ -114,7 +114,7 @@ static remote_tier *tier_build(remote_models *m, const json_t *record, json_t *p
         json_t *p;
         json_array_foreach(plugins, i, p)
         {
-            if (json_array_append_new(views, remote_plugin_view(p, record)) != 0)
+            if (json_array_append_new(views, remote_item_view(&m->res, p, record)) != 0)
                 goto done;
         }
     }
@@ -226,14 +226,15 @@ static rd_status reload_locked(remote_models *m, store *st, const json_t *record
 
     if (cached == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-    rc = remote_catalog_load(st, id, cached, &at, err);
+    rc = remote_res_catalog_load(&m->res, st, id, cached, &at, err);
     if (rc == RD_OK || rc == RD_ERR_NOT_FOUND) {
         t = tier_build(m, record, cached, rc == RD_OK, at, err);
         rc = t != NULL ? RD_OK : RD_ERR_INTERNAL;
     }
     json_decref(cached);
     if (rc == RD_OK) {
-        LOG_INFO("remote: read model of %s holds %zu plugins", id, readmodel_count(t->rm));
+        LOG_INFO("remote: read model of %s holds %zu %s", id, readmodel_count(t->rm),
+                 m->res.plural);
         install(m, id, t);
     }
     return rc;
@@ -283,7 +284,7 @@ rd_status remote_models_commit(remote_models *m, remote_catalog_txn *t, const js
 
 void remote_models_put(remote_models *m, const json_t *record, const json_t *cached)
 {
-    const char *pid = json_string_value(json_object_get(cached, "plugin_id"));
+    const char *pid = json_string_value(json_object_get(cached, m != NULL ? m->res.id_field : ""));
     remote_tier *t;
     json_t *view;
     rd_error e;
@@ -292,7 +293,7 @@ void remote_models_put(remote_models *m, const json_t *record, const json_t *cac
     pthread_mutex_lock(&m->write);
     t = current(m, record_id(record));
     if (t != NULL && strcmp(t->name, record_name(record)) == 0) {
-        view = remote_plugin_view(cached, record);
+        view = remote_item_view(&m->res, cached, record);
         if (view == NULL || readmodel_put(t->rm, "", pid, view, &e) != RD_OK) {
             /* the tier lacks it now: rebuilt from the store when next read */
             LOG_ERROR("remote: read model of %s could not take plugin %s: out of memory", t->id,
@@ -361,7 +362,7 @@ rd_status remote_models_tier(remote_models *m, store *st, const json_t *record, 
     *out = NULL;
     if (m == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = no read models)");
-    have = remote_catalog_age(st, id, &at, &e) == RD_OK;
+    have = remote_res_catalog_age(&m->res, st, id, &at, &e) == RD_OK;
     t = current(m, id);
 
     if (!tier_current(t, record, have, at)) {
@@ -369,7 +370,7 @@ rd_status remote_models_tier(remote_models *m, store *st, const json_t *record, 
         t = NULL;
         pthread_mutex_lock(&m->write);
         /* a commit may have swapped it in meanwhile */
-        have = remote_catalog_age(st, id, &at, &e) == RD_OK;
+        have = remote_res_catalog_age(&m->res, st, id, &at, &e) == RD_OK;
         t = current(m, id);
         if (!tier_current(t, record, have, at)) {
             remote_tier_release(t);
