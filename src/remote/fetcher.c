@@ -428,6 +428,9 @@ static void on_http_done(const httpc_response *resp, void *arg)
             LOG_INFO("fetcher: %s has no %s; its mirrored catalog of them is empty",
                      in->job.repository_id, in->job.res->plural);
             rc = RD_OK;
+        } else if (resp->status == 404 && in->job.kind == FETCH_PLUGIN &&
+                   in->job.res->upstream_optional) {
+            rc = RD_ERR_NOT_FOUND; /* not there, or no such route upstream */
         } else if (resp->status != 200)
             rc = upstream_answer_status(
                 in->job.kind, in->job.repository_id ? in->job.repository_id : in->job.endpoint,

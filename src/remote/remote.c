@@ -166,6 +166,11 @@ json_t *remote_view(const json_t *record, const json_t *status)
             json_object_set_new(st, "skipped_records", json_integer(0));
         if (json_object_get(st, "last_skip_reason") == NULL)
             json_object_set_new(st, "last_skip_reason", json_null());
+        /* mirrored dashboard templates (a status recorded before they were) */
+        if (json_object_get(st, "cached_dashboard_templates") == NULL)
+            json_object_set_new(st, "cached_dashboard_templates", json_integer(0));
+        if (json_object_get(st, "skipped_dashboard_templates") == NULL)
+            json_object_set_new(st, "skipped_dashboard_templates", json_integer(0));
         json_object_set_new(view, "upstream", st);
     }
     json_t *cfg = json_object_get(view, "upstream_config");
