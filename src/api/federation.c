@@ -86,12 +86,7 @@ void federation_refresh(app *a, const resource_desc *res, fetch_kind kind,
 static void refresh_in_background(app *a, fetch_kind kind, const char *repository_id,
                                   const char *plugin_id)
 {
-    fetch_job job;
-    memset(&job, 0, sizeof(job));
-    job.kind = kind;
-    job.repository_id = repository_id;
-    job.plugin_id = plugin_id;
-    fetcher_submit(a->fetcher, &job, NULL, NULL, NULL);
+    federation_refresh(a, &resource_plugin, kind, repository_id, plugin_id);
 }
 
 /* Worst cache outcome so far for X-Cache: HIT < MISS < STALE. */
@@ -659,26 +654,7 @@ rd_status federation_find_plugin(api_call *call, const char *plugin_id, const ch
 
 rd_status federation_find_cached(app *a, const char *plugin_id, json_t **record, rd_error *err)
 {
-    json_t *recs = NULL, *rec;
-    size_t i;
-    rd_status rc = remote_list(a->st, &recs, err);
-    if (rc != RD_OK)
-        return rc;
-    rc = RD_ERR_NOT_FOUND;
-    json_array_foreach(recs, i, rec)
-    {
-        json_t *cached = NULL;
-        rd_error e2;
-        const char *id = json_string_value(json_object_get(rec, "repository_id"));
-        if (remote_plugin_get(a->st, id, plugin_id, &cached, &e2) == RD_OK) {
-            json_decref(cached);
-            *record = json_incref(rec);
-            rc = RD_OK;
-            break;
-        }
-    }
-    json_decref(recs);
-    return rc;
+    return federation_find_cached_item(a, &resource_plugin, plugin_id, record, err);
 }
 
 /* ---- versions of a local plugin (its registry) ------------------------------ */
