@@ -56,8 +56,9 @@ rd_status remote_delete(store *st, const char *repository_id, rd_error *err);
 json_t *remote_view(const json_t *record, const json_t *status);
 
 /* The upstream status of a repository: {state, last_sync_at, last_error,
- * cached_plugins, skipped_records, last_skip_reason} (new reference); RD_ERR_NOT_FOUND when never
- * contacted. Kept apart from the record so status updates never race with edits. */
+ * cached_plugins, skipped_records, last_skip_reason,
+ * cached_dashboard_templates, skipped_dashboard_templates} (new reference); RD_ERR_NOT_FOUND when
+ * never contacted. Kept apart from the record so status updates never race with edits. */
 rd_status remote_status_get(store *st, const char *repository_id, json_t **out, rd_error *err);
 rd_status remote_status_put(store *st, const char *repository_id, const json_t *status,
                             rd_error *err);

@@ -376,8 +376,9 @@ static void sync_and_list(warmup *w, size_t i)
         goto done;
     }
     repo->synced = 1;
-    note(w, "synced %s: %" JSON_INTEGER_FORMAT " plugins, %" JSON_INTEGER_FORMAT
-            " dashboard templates",
+    note(w,
+         "synced %s: %" JSON_INTEGER_FORMAT " plugins, %" JSON_INTEGER_FORMAT
+         " dashboard templates",
          label, json_integer_value(json_object_get(r.body, "plugins")),
          json_integer_value(json_object_get(r.body, "dashboard_templates")));
     tk_reply_clear(&r);
