@@ -191,11 +191,12 @@ static void record_status(fetcher *f, const char *repository_id, const char *sta
     } else {
         json_object_set_new(status, "last_error", json_null());
     }
-    if (catalog_count >= 0) {
+    if (catalog_count >= 0 && res == &resource_plugin) { /* last_sync_at: the plugins' */
         util_now_iso8601(now, sizeof(now));
         json_object_set_new(status, "last_sync_at", json_string(now));
-        json_object_set_new(status, res->status_count_key, json_integer(catalog_count));
     }
+    if (catalog_count >= 0)
+        json_object_set_new(status, res->status_count_key, json_integer(catalog_count));
     if (catalog_count >= 0 && res == &resource_plugin) {
         json_object_set_new(
             status, "skipped_records",

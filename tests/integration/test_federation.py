@@ -676,13 +676,19 @@ class FederationTest(RepodTestCase):
         self.assertTrue(wait_until(lambda: m9.api("repository/get", {"repository_id": rid},
                                                   token=viewer).body["upstream"]["last_sync_at"]),
                         "no background sync after register%s" % m9.describe())
-        time.sleep(0.1)
+        # (and the dashboard templates' sync queued with it)
+        def settled():
+            before = m9.metric("repod_upstream_requests_total")
+            time.sleep(0.3)
+            return before == m9.metric("repod_upstream_requests_total")
+        self.assertTrue(wait_until(settled))
         sent = m9.metric("repod_upstream_requests_total")
         self.assertIsNotNone(sent, "/metrics has no repod_upstream_requests_total")
         r = m9.api("repository/sync", {"repository_id": rid}, token=m9.system)
-        self.assertEqual(self.assertOK(r), {"repository_id": rid, "plugins": expect["total_count"], "dashboard_templates": 0})
-        self.assertEqual(m9.metric("repod_upstream_requests_total") - sent, 1,
-                         "one sync = one upstream request")
+        self.assertEqual(self.assertOK(r), {"repository_id": rid, "plugins": expect["total_count"],
+                                            "dashboard_templates": 0})
+        self.assertEqual(m9.metric("repod_upstream_requests_total") - sent, 2,
+                         "one sync = one upstream request per resource")
         g = self.assertOK(m9.api("repository/get", {"repository_id": rid}, token=viewer))
         self.assertEqual(g["upstream"]["cached_plugins"], expect["total_count"])
         b = self.assertOK(m9.api("plugin/list", {}, token=viewer))
