@@ -71,7 +71,9 @@ class DashboardMirrorTest(RepodTestCase):
             cls.mirror.start()
             seed(cls.mirror, cls.admin, cls.LOCAL)
             cls.m_id = local_repository_id(cls.mirror)
-            must(register_remote(cls.mirror, cls.system, "Market", cls.up, cache={"ttl_s": 300}),
+            # pages of 3: the 4 market templates take two upstream calls
+            must(register_remote(cls.mirror, cls.system, "Market", cls.up,
+                                 cache={"ttl_s": 300, "sync_page_size": 3}),
                  "repository register", cls.mirror)
             cls.sync = must(cls.mirror.api("repository/sync", {"repository_id": cls.u_id},
                                            token=cls.system), "repository sync", cls.mirror)
@@ -107,6 +109,9 @@ class DashboardMirrorTest(RepodTestCase):
         self.assertEqual(g["upstream"]["cached_dashboard_templates"], len(self.MARKET), g)
         self.assertEqual(g["upstream"]["skipped_dashboard_templates"], 0, g)
         self.assertEqual(g["upstream"]["cached_plugins"], 1, g)
+        # in pages of sync_page_size (3): one sync of the 4 templates is two calls
+        self.assertGreaterEqual(self.up.access_count("dashboard-template/list", 200, settle=True),
+                                2)
 
     def test_list_of_the_remote_repository(self):
         r = self.mirror.api(ROUTE + "list", {"repository_id": self.u_id}, token=self.viewer)
