@@ -299,6 +299,16 @@ class DashboardOutageTest(RepodTestCase):
         self.assertEqual(r.headers.get("X-Cache"), "STALE")
         self.assertIsNone(r.headers.get("X-Partial"))
 
+    def test_2b_a_restarted_mirror_serves_what_it_had(self):
+        if self.up.running():
+            self.up.stop()
+        self.mirror.restart()
+        self.assertIn("remote: read model of %s holds 3 dashboard templates" % self.u_id,
+                      self.mirror.log())
+        r = self.mirror.api(ROUTE + "list", {"repository_id": self.u_id})
+        self.assertEqual(tids(self.assertOK(r)), ["out-a", "out-b", "out-new"])
+        self.assertEqual(r.headers.get("X-Cache"), "STALE")
+
     def test_3_partial_when_nothing_servable_is_left(self):
         if self.up.running():
             self.up.stop()
