@@ -86,7 +86,9 @@ typedef struct {
      * "<prefix>C" records, "<prefix>M" catalog stamp, "<prefix>N" negative
      * answers, "<prefix>P" records fetched on their own (remote.h) */
     const char *cache_prefix;
-    /* the upstream status key counting the mirrored records */
+    /* the upstream status key counting the mirrored records, "cached_<n>":
+     * a sync answers {"<n>": count}, skipped records are "skipped_<n>"
+     * (plugins keep their older "skipped_records") */
     const char *status_count_key;
     /* 1 when an upstream may lack the resource's routes (an older server):
      * a 404 to its list is an empty catalog, not a failure */

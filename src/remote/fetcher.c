@@ -278,9 +278,8 @@ static rd_status apply_kind(inflight *in, const json_t *rec, json_t *body, json_
         if (rc == RD_OK) {
             size_t skipped = catalog_sync_skipped(in->sync);
             *count = (int)catalog_sync_count(in->sync);
-            *value = json_pack("{s:i}",
-                               in->job.res == &resource_plugin ? "plugins" : "dashboard_templates",
-                               *count);
+            /* "plugins", "dashboard_templates": the status key without "cached_" */
+            *value = json_pack("{s:i}", in->job.res->status_count_key + strlen("cached_"), *count);
             if (skipped > 0)
                 LOG_WARN("fetcher: catalog %s: skipped %zu invalid record%s of %zu (first: %s)",
                          in->job.repository_id, skipped, skipped == 1 ? "" : "s",
