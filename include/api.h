@@ -190,6 +190,10 @@ rd_status api_stat_request(const json_t *body, const json_t **stat_query,
  * holds -> 409 ERROR_NOT_LOCAL_PLUGIN naming the repository;
  * RD_ERR_NOT_FOUND when none does. */
 rd_status api_plugin_remote_owner(api_call *call, const char *plugin_id, rd_error *err);
+/* The same for call->res (dashboard templates): a record of a mirrored
+ * catalog -> RD_ERR_NOT_LOCAL_PLUGIN "<Name> is not local. (<id_field> = id,
+ * repository_id = ..., repository = ...)"; RD_ERR_NOT_FOUND otherwise. */
+rd_status api_resource_remote_owner(api_call *call, const char *id, rd_error *err);
 
 rd_status api_repository_register(api_call *call, json_t **out, rd_error *err);
 rd_status api_repository_update(api_call *call, json_t **out, rd_error *err);

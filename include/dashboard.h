@@ -63,4 +63,11 @@ json_t *dashboard_view(const json_t *record, const json_t *repository_info);
  * shared by reference (one private copy per answer). */
 void dashboard_view_in_place(json_t *record, json_t *repository_info);
 
+/* Validates a dashboard template received from an upstream (borrowed):
+ * template_id follows the id rules, name, state and template_type are
+ * non-empty strings, dashboards and labels lists and tags an object when
+ * present.  Other fields are kept as received.  RD_ERR_UPSTREAM_BAD_RESPONSE
+ * naming the problem (and the template_id when there is one). */
+rd_status dashboard_check_upstream(const json_t *record, rd_error *err);
+
 #endif

@@ -26,12 +26,34 @@ json_t *federation_plugin_view(const json_t *cached, const json_t *repo_record);
 typedef void (*federation_gather_fn)(api_call *call, void *ud, remote_tier *const *tiers, size_t n,
                                      rd_status rc, const rd_error *err);
 
-/* Collects the remote catalogs (all, or only repository_id).  Repositories
- * that are unavailable are left out of a merged read, but fail a read
- * restricted to them.  Returns RD_PENDING (done is always called) or an
- * error (done is not called). */
-rd_status federation_gather(api_call *call, const char *repository_id, federation_gather_fn done,
-                            void *ud, rd_error *err);
+/* Collects the remote catalogs of res (plugins, dashboard templates; all
+ * repositories, or only repository_id).  Repositories that are unavailable
+ * are left out of a merged read, but fail a read restricted to them.
+ * Returns RD_PENDING (done is always called) or an error (done is not
+ * called). */
+rd_status federation_gather(api_call *call, const resource_desc *res, const char *repository_id,
+                            federation_gather_fn done, void *ud, rd_error *err);
+
+/* value: the record's view (borrowed; NULL on failure). */
+typedef void (*federation_item_fn)(api_call *call, void *ud, json_t *value, rd_status rc,
+                                   const rd_error *err);
+
+/* Finds the record id of res (a resource other than plugins, whose get is
+ * federation_find_plugin) in the remote repositories (all by precedence,
+ * or only repository_id): from the repository's read model when the cache
+ * allows (HIT / STALE), else from the upstream's <route>/get (MISS).  Not
+ * found anywhere -> RD_ERR_NOT_FOUND "Value not found. (<id_field> = id)",
+ * unless an upstream failed, whose error is reported instead.  Returns
+ * RD_PENDING (done is always called) or an error (done is not called).
+ * (src/api/federation_item.c) */
+rd_status federation_find_item(api_call *call, const resource_desc *res, const char *id,
+                               const char *repository_id, federation_item_fn done, void *ud,
+                               rd_error *err);
+
+/* Looks for id of res in the mirrored catalogs only (no upstream): *record
+ * receives the repository record that holds it.  RD_ERR_NOT_FOUND if none. */
+rd_status federation_find_cached_item(app *a, const resource_desc *res, const char *id,
+                                      json_t **record, rd_error *err);
 
 /* value: the plugin view, or with want_versions the VersionsInfo answer
  * (borrowed; NULL on failure). */

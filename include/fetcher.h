@@ -20,14 +20,15 @@
 #include <stdint.h>
 
 #include "app.h"
+#include "resource.h"
 #include "status.h"
 
 struct event_base;
 typedef struct fetcher fetcher;
 
 typedef enum {
-    FETCH_CATALOG,  /* refresh the mirrored catalog of repository_id */
-    FETCH_PLUGIN,   /* fetch one plugin of repository_id */
+    FETCH_CATALOG,  /* refresh the mirrored catalog of repository_id (of res) */
+    FETCH_PLUGIN,   /* fetch one plugin (one record of res) of repository_id */
     FETCH_VERSIONS, /* fetch the version list of one plugin */
     FETCH_PROBE,    /* ask endpoint for its local repository (register) */
     FETCH_TAGS      /* read the tags of a local plugin's image from its registry */
@@ -35,6 +36,9 @@ typedef enum {
 
 typedef struct {
     fetch_kind kind;
+    /* CATALOG, PLUGIN: the resource (static; NULL = resource_plugin).  A
+     * PLUGIN job of another resource names its record in plugin_id. */
+    const resource_desc *res;
     const char *repository_id; /* CATALOG, PLUGIN, VERSIONS */
     const char *plugin_id;     /* PLUGIN, VERSIONS, TAGS */
     const char *domain_id;     /* TAGS: the local plugin's domain */
@@ -55,7 +59,8 @@ typedef struct {
                     * RD_ERR_UPSTREAM_* */
     rd_error err;  /* message when rc is an error */
     json_t *value; /* borrowed, valid during the callback: PROBE -> the
-                    * upstream's local RepositoryInfo; CATALOG -> {"plugins": n};
+                    * upstream's local RepositoryInfo; CATALOG -> {"plugins": n}
+                    * ({"dashboard_templates": n} for that resource);
                     * PLUGIN -> the plugin record; VERSIONS, TAGS -> the list */
 } fetch_result;
 

@@ -58,14 +58,14 @@ typedef struct {
                              int *counted, rd_error *err);
     /* 1 when no remote repository is registered (the local tier alone) */
     int (*no_remotes)(api_call *call);
-    /* the remote tiers (federation_gather); NULL = the resource has none */
-    rd_status (*gather)(api_call *call, const char *repository_id, federation_gather_fn done,
-                        void *ud, rd_error *err);
+    /* the remote tiers of res (federation_gather); NULL = the resource has
+     * none */
+    rd_status (*gather)(api_call *call, const resource_desc *res, const char *repository_id,
+                        federation_gather_fn done, void *ud, rd_error *err);
 } merged_source;
 
-/* The tiers of res (resource_api.c): the caller's local tier and, for
- * plugins, the remote repositories (federation_gather); dashboard templates
- * have no remote tier yet.  Static data. */
+/* The tiers of res (resource_api.c): the caller's local tier and the
+ * remote repositories (federation_gather).  Static data. */
 const merged_source *api_resource_source(const resource_desc *res);
 
 /* A list: query_obj (the request's "query", borrowed, NULL = all) and eq (an

@@ -12,6 +12,10 @@
  *   "N\0<repo>\0<plugin_id>" -> {"fetched_at": ms}   (upstream said 404)
  *   "P\0<repo>\0<plugin_id>" -> {"fetched_at": ms}   (plugin fetched on its own)
  *   "S\0<repo>"               -> upstream status
+ * Other resources mirrored the same way (resource.h) use the same kinds
+ * behind their cache_prefix: dashboard templates "DC", "DM", "DN", "DP"
+ * keyed by template_id.  The remote_item_* / remote_res_* functions take the
+ * resource; the plugin-named ones are the same for resource_plugin.
  * Everything here is synchronous and thread-safe (it only uses the store).
  */
 #ifndef REPOD_REMOTE_H
@@ -21,6 +25,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "resource.h"
 #include "status.h"
 #include "store.h"
 
@@ -51,8 +56,9 @@ rd_status remote_delete(store *st, const char *repository_id, rd_error *err);
 json_t *remote_view(const json_t *record, const json_t *status);
 
 /* The upstream status of a repository: {state, last_sync_at, last_error,
- * cached_plugins, skipped_records, last_skip_reason} (new reference); RD_ERR_NOT_FOUND when never
- * contacted. Kept apart from the record so status updates never race with edits. */
+ * cached_plugins, skipped_records, last_skip_reason,
+ * cached_dashboard_templates, skipped_dashboard_templates} (new reference); RD_ERR_NOT_FOUND when
+ * never contacted. Kept apart from the record so status updates never race with edits. */
 rd_status remote_status_get(store *st, const char *repository_id, json_t **out, rd_error *err);
 rd_status remote_status_put(store *st, const char *repository_id, const json_t *status,
                             rd_error *err);
@@ -120,10 +126,10 @@ rd_status remote_plugin_put(store *st, const char *repository_id, const json_t *
 rd_status remote_plugin_fetched_at(store *st, const char *repository_id, const char *plugin_id,
                                    int64_t *fetched_at_ms, rd_error *err);
 
-/* Adds to out (an object) plugin_id -> fetched_at (integer, ms) for every
- * plugin of repository_id fetched on its own after after_ms. */
-rd_status remote_plugin_stamps(store *st, const char *repository_id, int64_t after_ms, json_t *out,
-                               rd_error *err);
+/* Adds to out (an object) id -> fetched_at (integer, ms) for every record
+ * of resource res in repository_id fetched on its own after after_ms. */
+rd_status remote_item_stamps(const resource_desc *res, store *st, const char *repository_id,
+                             int64_t after_ms, json_t *out, rd_error *err);
 
 /* The time of a cached "not found"; RD_ERR_NOT_FOUND when none. */
 rd_status remote_negative_get(store *st, const char *repository_id, const char *plugin_id,
@@ -168,5 +174,29 @@ rd_status remote_check_priority(const json_t *body, json_int_t *out, rd_error *e
 /* A new remote record (without repository_id, which the upstream gives). */
 json_t *remote_new_record(const char *name, const char *endpoint, json_int_t priority,
                           const json_t *upstream, const json_t *cache);
+
+/* ---- per resource (res: resource_plugin, resource_dashboard) ---- */
+
+/* A mirrored record as clients see it: a copy, res->view_in_place with
+ * repository_info = remote_info(record).  New reference; NULL when out of
+ * memory. */
+json_t *remote_item_view(const resource_desc *res, const json_t *cached, const json_t *record);
+rd_status remote_res_catalog_age(const resource_desc *res, store *st, const char *repository_id,
+                                 int64_t *fetched_at_ms, rd_error *err);
+rd_status remote_res_catalog_load(const resource_desc *res, store *st, const char *repository_id,
+                                  json_t *arr, int64_t *fetched_at_ms, rd_error *err);
+/* A catalog transaction of res: records are keyed by res->id_field. */
+remote_catalog_txn *remote_res_catalog_begin(const resource_desc *res, store *st,
+                                             const char *repository_id);
+rd_status remote_item_get(const resource_desc *res, store *st, const char *repository_id,
+                          const char *id, json_t **out, rd_error *err);
+rd_status remote_item_put(const resource_desc *res, store *st, const char *repository_id,
+                          const json_t *record, int64_t now_ms, rd_error *err);
+rd_status remote_item_fetched_at(const resource_desc *res, store *st, const char *repository_id,
+                                 const char *id, int64_t *fetched_at_ms, rd_error *err);
+rd_status remote_item_negative_get(const resource_desc *res, store *st, const char *repository_id,
+                                   const char *id, int64_t *fetched_at_ms, rd_error *err);
+rd_status remote_item_negative_put(const resource_desc *res, store *st, const char *repository_id,
+                                   const char *id, int64_t now_ms, rd_error *err);
 
 #endif

@@ -44,7 +44,7 @@ void remote_models_destroy(remote_models *m);
 
 /* Builds the tier of every remote repository from the store (at start).
  * Logs one info line per repository: "remote: read model of <id> holds N
- * plugins". */
+ * plugins" (the resource's plural). */
 rd_status remote_models_load_all(remote_models *m, store *st, rd_error *err);
 
 /* Commits the catalog sync t (remote_catalog_commit) of the repository

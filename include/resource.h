@@ -36,6 +36,10 @@ typedef json_t *(*resource_view_fn)(const json_t *record, const json_t *reposito
 /* The same, in place on a record decoded for one answer (repository_info
  * shared by reference). */
 typedef void (*resource_view_in_place_fn)(json_t *record, json_t *repository_info);
+/* Validates a record received from an upstream (borrowed): the fields a
+ * mirror relies on are present with the right types; unknown fields are
+ * not looked at.  RD_ERR_UPSTREAM_BAD_RESPONSE naming the problem. */
+typedef rd_status (*resource_check_fn)(const json_t *record, rd_error *err);
 
 typedef struct {
     const char *name;         /* "Plugin" */
@@ -76,6 +80,20 @@ typedef struct {
     resource_update_fn apply_update;
     resource_view_fn view;
     resource_view_in_place_fn view_in_place;
+
+    /* ---- the remote tier (mirrors, src/remote) ---- */
+    /* prefix of the cache key kinds of this resource in STORE_CF_CACHE:
+     * "<prefix>C" records, "<prefix>M" catalog stamp, "<prefix>N" negative
+     * answers, "<prefix>P" records fetched on their own (remote.h) */
+    const char *cache_prefix;
+    /* the upstream status key counting the mirrored records, "cached_<n>":
+     * a sync answers {"<n>": count}, skipped records are "skipped_<n>"
+     * (plugins keep their older "skipped_records") */
+    const char *status_count_key;
+    /* 1 when an upstream may lack the resource's routes (an older server):
+     * a 404 to its list is an empty catalog, not a failure */
+    int upstream_optional;
+    resource_check_fn check_upstream;
 } resource_desc;
 
 extern const resource_desc resource_plugin;

@@ -295,6 +295,8 @@ static int serve(const char *config_path)
         remote_records_attach(a.st, &err) != RD_OK ||
         remote_models_create(&resource_plugin, &a.models, &err) != RD_OK ||
         remote_models_load_all(a.models, a.st, &err) != RD_OK ||
+        remote_models_create(&resource_dashboard, &a.dashboard_models, &err) != RD_OK ||
+        remote_models_load_all(a.dashboard_models, a.st, &err) != RD_OK ||
         fetcher_start(&a, &a.fetcher, &err) != RD_OK) {
         fprintf(stderr, "repod: %s\n", err.message);
         goto done;
@@ -362,6 +364,7 @@ done:
     fetcher_free(a.fetcher);
     server_free(ms.srv);
     remote_models_destroy(a.models);
+    remote_models_destroy(a.dashboard_models);
     auth_close(a.auth);
     catalog_close(a.cat);
     remote_records_detach(a.st);

@@ -211,11 +211,14 @@ static const ctl_cmd commands[] = {
      "MULTI|SINGLE, dashboards, labels, tags; \"-\" reads standard input).\n",
      &res_dashboard},
     {"dashboard", "get", "ID", O_REPO, run_get, "dashboard get ID [--repository-id R]",
-     "Shows one dashboard template of the local repository.\n", &res_dashboard},
+     "Shows one dashboard template: the local repository first, then remote ones by\n"
+     "priority, or only repository R.\n",
+     &res_dashboard},
     {"dashboard", "list", NULL, O_QUERY | O_REPO, run_res_list,
      "dashboard list [--filter EXPR ...] [--sort KEY[:desc]] [--page N --limit M]\n"
      "[--keyword W] [--repository-id R]",
-     "Lists the dashboard templates the caller can see in the local repository.\n", &res_dashboard},
+     "Lists the dashboard templates the caller can see (every repository, or only R).\n",
+     &res_dashboard},
     {"dashboard", "update", "ID", O_FILE, run_update, "dashboard update ID -f PATCH",
      "Updates a dashboard template with the fields of PATCH (a JSON object with any of\n"
      "name, template_type, dashboards, labels, tags; \"-\" reads standard input).\n",
@@ -251,7 +254,9 @@ static const ctl_cmd commands[] = {
      "(system token).\n",
      NULL},
     {"repository", "sync", "ID", 0, run_repository_sync, "repository sync ID",
-     "Refreshes a remote repository's catalog from its upstream now (system token).\n", NULL},
+     "Refreshes a remote repository's catalogs (plugins, then dashboard templates)\n"
+     "from its upstream now (system token).\n",
+     NULL},
     {"token", "create", NULL, 0, run_token_create, "token create",
      "Tokens are not made over the API; this prints how to make one on the server.\n", NULL},
     {NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL}};
@@ -1146,7 +1151,9 @@ static int run_repository_register(ctl *c)
 
 static int run_repository_sync(ctl *c)
 {
-    static const column cols[] = {{"REPOSITORY_ID", "repository_id"}, {"PLUGINS", "plugins"}};
+    static const column cols[] = {{"REPOSITORY_ID", "repository_id"},
+                                  {"PLUGINS", "plugins"},
+                                  {"DASHBOARD_TEMPLATES", "dashboard_templates"}};
     json_t *body = json_pack("{s:s}", "repository_id", c->id);
     int rc = call_and_print_one(c, "repository/sync", body, cols, NCOLS(cols));
     json_decref(body);

@@ -9,6 +9,8 @@
  * Steps, all over one keep-alive pool to the mirror:
  *   1. repository list {"repository_type": "remote"} (unless ids are given);
  *   2. repository sync for each remote repository, one after the other;
+ *      (a repository sync fills both mirrored catalogs: plugins and
+ *      dashboard templates, which have nothing more to warm);
  *   3. plugin list of each synced repository (only plugin_id, sorted by
  *      plugin_id, in pages of --page-size, default 1000);
  *   4. plugin get-versions for every plugin, at most --concurrency in
@@ -374,8 +376,11 @@ static void sync_and_list(warmup *w, size_t i)
         goto done;
     }
     repo->synced = 1;
-    note(w, "synced %s: %" JSON_INTEGER_FORMAT " plugins", label,
-         json_integer_value(json_object_get(r.body, "plugins")));
+    note(w,
+         "synced %s: %" JSON_INTEGER_FORMAT " plugins, %" JSON_INTEGER_FORMAT
+         " dashboard templates",
+         label, json_integer_value(json_object_get(r.body, "plugins")),
+         json_integer_value(json_object_get(r.body, "dashboard_templates")));
     tk_reply_clear(&r);
 
     /* Pages sorted by plugin_id: ids shared by several upstream domains

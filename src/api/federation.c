@@ -18,6 +18,7 @@
  * timestamps.
  */
 #include "federation.h"
+#include "federation-internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +38,6 @@ json_t *federation_plugin_view(const json_t *cached, const json_t *repo_record)
 }
 
 /* ---- cache verdicts ------------------------------------------------------- */
-
-typedef enum { USE_FRESH, USE_STALE, MUST_FETCH, UNAVAILABLE } verdict;
 
 static verdict judge(app *a, const json_t *rec, int have, int64_t fetched_at, int *refresh)
 {
@@ -73,15 +72,22 @@ static int stale_usable(app *a, const json_t *rec, int have, int64_t fetched_at)
     return remote_freshness_of(&cs, fetched_at, util_now_ms()) != REMOTE_EXPIRED;
 }
 
-static void refresh_in_background(app *a, fetch_kind kind, const char *repository_id,
-                                  const char *plugin_id)
+void federation_refresh(app *a, const resource_desc *res, fetch_kind kind,
+                        const char *repository_id, const char *id)
 {
     fetch_job job;
     memset(&job, 0, sizeof(job));
     job.kind = kind;
+    job.res = res;
     job.repository_id = repository_id;
-    job.plugin_id = plugin_id;
+    job.plugin_id = id;
     fetcher_submit(a->fetcher, &job, NULL, NULL, NULL);
+}
+
+static void refresh_in_background(app *a, fetch_kind kind, const char *repository_id,
+                                  const char *plugin_id)
+{
+    federation_refresh(a, &resource_plugin, kind, repository_id, plugin_id);
 }
 
 /* Worst cache outcome so far for X-Cache: HIT < MISS < STALE. */
@@ -110,6 +116,21 @@ static void note_partial(api_call *call, const char *repository_id)
     call->x_partial = grown;
 }
 
+verdict federation_judge(app *a, const json_t *rec, int have, int64_t fetched_at, int *refresh)
+{
+    return judge(a, rec, have, fetched_at, refresh);
+}
+
+int federation_stale_usable(app *a, const json_t *rec, int have, int64_t fetched_at)
+{
+    return stale_usable(a, rec, have, fetched_at);
+}
+
+void federation_note_cache(api_call *call, const char *what)
+{
+    note_cache(call, what);
+}
+
 /* ---- gathering remote catalogs (list, stat) -------------------------------- */
 
 typedef struct {
@@ -123,6 +144,7 @@ typedef struct {
 
 typedef struct {
     api_call *call;
+    const resource_desc *res;
     federation_gather_fn done;
     void *ud;
     gather_repo *repos;
@@ -175,7 +197,7 @@ static void gather_finish(gather_state *g)
             }
             continue;
         }
-        rc = remote_models_tier(a->models, a->st, r->rec, &t, &err);
+        rc = remote_models_tier(app_models(a, g->res), a->st, r->rec, &t, &err);
         if (rc == RD_OK && !remote_tier_synced(t, NULL))
             remote_tier_release(t); /* never synced: nothing to list */
         else if (rc == RD_OK)
@@ -208,27 +230,30 @@ static void gather_ticket_done(const fetch_result *res, void *arg)
         gather_finish(g);
 }
 
-rd_status federation_gather(api_call *call, const char *repository_id, federation_gather_fn done,
-                            void *ud, rd_error *err)
+rd_status federation_gather(api_call *call, const resource_desc *res, const char *repository_id,
+                            federation_gather_fn done, void *ud, rd_error *err)
 {
     app *a = call->app;
-    json_t *recs = NULL;
+    remote_records *snap = NULL;
+    const json_t *recs;
     gather_state *g = NULL;
     size_t i, n;
     json_t *rec;
-    rd_status rc = remote_list(a->st, &recs, err);
+    rd_status rc = remote_records_get(a->st, &snap, err);
 
     if (rc != RD_OK)
         return rc;
-    remote_models_retain(a->models, recs); /* a deleted repository's tier goes */
+    recs = remote_records_array(snap);
+    remote_models_retain(app_models(a, res), recs); /* a deleted repository's tier goes */
     g = calloc(1, sizeof(*g));
     n = json_array_size(recs);
     if (g == NULL || (g->repos = calloc(n ? n : 1, sizeof(*g->repos))) == NULL) {
         free(g);
-        json_decref(recs);
+        remote_records_release(snap);
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
     }
     g->call = call;
+    g->res = res;
     g->seen_at_ms = util_now_ms();
     g->done = done;
     g->ud = ud;
@@ -243,12 +268,12 @@ rd_status federation_gather(api_call *call, const char *repository_id, federatio
             continue;
         r = &g->repos[g->n++];
         r->rec = json_incref(rec);
-        r->have = remote_catalog_age(a->st, id, &r->fetched_at, &e2) == RD_OK;
+        r->have = remote_res_catalog_age(res, a->st, id, &r->fetched_at, &e2) == RD_OK;
         r->v = judge(a, rec, r->have, r->fetched_at, &refresh);
         if (refresh)
-            refresh_in_background(a, FETCH_CATALOG, id, NULL);
+            federation_refresh(a, res, FETCH_CATALOG, id, NULL);
     }
-    json_decref(recs);
+    remote_records_release(snap);
     /* One extra count held here, so the answer is built exactly once, after
      * the loop, even if no fetch is needed. */
     g->pending = 1;
@@ -268,6 +293,7 @@ rd_status federation_gather(api_call *call, const char *repository_id, federatio
         g->pending++;
         memset(&job, 0, sizeof(job));
         job.kind = FETCH_CATALOG;
+        job.res = res;
         job.seen_at_ms = g->seen_at_ms;
         job.repository_id = json_string_value(json_object_get(g->repos[i].rec, "repository_id"));
         fetcher_submit(a->fetcher, &job, call->edge.base, gather_ticket_done, t);
@@ -619,27 +645,7 @@ rd_status federation_find_plugin(api_call *call, const char *plugin_id, const ch
 
 rd_status federation_find_cached(app *a, const char *plugin_id, json_t **record, rd_error *err)
 {
-    remote_records *snap = NULL;
-    const json_t *rec;
-    size_t i;
-    rd_status rc = remote_records_get(a->st, &snap, err);
-    if (rc != RD_OK)
-        return rc;
-    rc = RD_ERR_NOT_FOUND;
-    json_array_foreach(remote_records_array(snap), i, rec)
-    {
-        json_t *cached = NULL;
-        rd_error e2;
-        const char *id = json_string_value(json_object_get(rec, "repository_id"));
-        if (remote_plugin_get(a->st, id, plugin_id, &cached, &e2) == RD_OK) {
-            json_decref(cached);
-            *record = json_deep_copy(rec); /* the snapshot's records stay shared */
-            rc = *record != NULL ? RD_OK : rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-            break;
-        }
-    }
-    remote_records_release(snap);
-    return rc;
+    return federation_find_cached_item(a, &resource_plugin, plugin_id, record, err);
 }
 
 /* ---- versions of a local plugin (its registry) ------------------------------ */

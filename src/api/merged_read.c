@@ -218,7 +218,7 @@ static rd_status start_remote(api_call *call, merged_state *m, const char *repos
         api_call_finish(call, RD_OK, out, NULL);
         return RD_PENDING;
     }
-    rc = m->src->gather(call, repository_id, tiers_done, m, err);
+    rc = m->src->gather(call, m->src->res, repository_id, tiers_done, m, err);
     if (rc != RD_PENDING)
         state_free(m);
     return rc;

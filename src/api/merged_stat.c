@@ -156,7 +156,7 @@ rd_status merged_stat(api_call *call, const merged_source *src, const json_t *st
         return RD_PENDING;
     }
     if (rc == RD_OK)
-        rc = src->gather(call, repository_id, tiers_done, m, err);
+        rc = src->gather(call, src->res, repository_id, tiers_done, m, err);
     if (rc != RD_PENDING)
         state_free(m);
     return rc;

@@ -313,9 +313,23 @@ static void sync_done(const fetch_result *res, void *arg)
     const char *plugin_id = json_string_value(json_object_get(what, "plugin_id"));
     rd_status rc = res->rc;
     rd_error err = res->err;
+    if (rc == RD_OK && plugin_id == NULL && json_object_get(what, "plugins") == NULL) {
+        /* the plugins are in: then the dashboard templates */
+        fetch_job job;
+        json_object_set(what, "plugins", json_object_get(res->value, "plugins"));
+        memset(&job, 0, sizeof(job));
+        job.kind = FETCH_CATALOG;
+        job.res = &resource_dashboard;
+        job.repository_id = json_string_value(json_object_get(what, "repository_id"));
+        job.force = 1;
+        fetcher_submit(call->app->fetcher, &job, call->edge.base, sync_done, call);
+        return;
+    }
     if (rc == RD_OK && plugin_id == NULL)
-        answer = json_pack("{s:O, s:O}", "repository_id", json_object_get(what, "repository_id"),
-                           "plugins", json_object_get(res->value, "plugins"));
+        answer =
+            json_pack("{s:O, s:O, s:O}", "repository_id", json_object_get(what, "repository_id"),
+                      "plugins", json_object_get(what, "plugins"), "dashboard_templates",
+                      json_object_get(res->value, "dashboard_templates"));
     else if (rc == RD_OK)
         answer =
             json_pack("{s:O, s:s, s:I}", "repository_id", json_object_get(what, "repository_id"),
@@ -327,7 +341,8 @@ static void sync_done(const fetch_result *res, void *arg)
     api_call_finish(call, rc, answer, &err);
 }
 
-/* repository sync {repository_id}: the catalog now; with plugin_id: that
+/* repository sync {repository_id}: the catalogs now (plugins, then
+ * dashboard templates: {repository_id, plugins, dashboard_templates}); with plugin_id: that
  * plugin's version list now.  Both go to the upstream even when the
  * repository is offline or the cached copy is fresh. */
 rd_status api_repository_sync(api_call *call, json_t **out, rd_error *err)

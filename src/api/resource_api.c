@@ -222,6 +222,43 @@ static int names_other_repository(api_call *call, const char *repository_id)
     return repository_id != NULL && strcmp(repository_id, catalog_local_id(call->app->cat)) != 0;
 }
 
+static int no_remotes(api_call *call);
+
+/* The end of a get answered by a remote tier (federation_find_item). */
+static void remote_item_done(api_call *call, void *ud, json_t *value, rd_status rc,
+                             const rd_error *err)
+{
+    query_schema schema = resource_query_schema(call->res);
+    json_t *doc = NULL;
+    rd_error e = {RD_OK, ""};
+    (void)ud;
+    if (rc == RD_OK) {
+        doc = json_incref(value);
+        rc = api_project_only(json_object_get(call->body, "only"), &schema, &doc, &e);
+        err = &e;
+        if (rc != RD_OK) {
+            json_decref(doc);
+            doc = NULL;
+        }
+    }
+    api_call_finish(call, rc, doc, err);
+}
+
+rd_status api_resource_remote_owner(api_call *call, const char *id, rd_error *err)
+{
+    json_t *other = NULL;
+    rd_status rc = federation_find_cached_item(call->app, call->res, id, &other, err);
+    if (rc == RD_OK) {
+        rc = rd_fail(err, RD_ERR_NOT_LOCAL_PLUGIN,
+                     "%s is not local. (%s = %s, repository_id = %s, repository = %s)",
+                     call->res->name, call->res->id_field, id,
+                     json_string_value(json_object_get(other, "repository_id")),
+                     json_string_value(json_object_get(other, "name")));
+        json_decref(other);
+    }
+    return rc;
+}
+
 rd_status api_resource_get(api_call *call, json_t **out, rd_error *err)
 {
     const resource_desc *res = call->res;
@@ -241,6 +278,10 @@ rd_status api_resource_get(api_call *call, json_t **out, rd_error *err)
     rc = names_other_repository(call, repository_id)
              ? RD_ERR_NOT_FOUND
              : api_resource_find_view(call, res, id, &doc, as_is ? &call->ready : NULL, err);
+    if (rc == RD_ERR_NOT_FOUND && (names_other_repository(call, repository_id) ||
+                                   (repository_id == NULL && !no_remotes(call))))
+        /* then the remote tiers, by precedence */
+        return federation_find_item(call, res, id, repository_id, remote_item_done, NULL, err);
     if (rc == RD_ERR_NOT_FOUND)
         return rd_fail(err, RD_ERR_NOT_FOUND, "Value not found. (%s = %s)", res->id_field, id);
     if (rc != RD_OK || call->ready != NULL)
@@ -324,8 +365,6 @@ static const merged_source plugin_source = {
     .gather = federation_gather,
 };
 
-/* Dashboard templates have no remote tier yet: a repository_id naming a
- * remote repository reads nothing. */
 static const merged_source dashboard_source = {
     .res = &resource_dashboard,
     .local_id = local_id,
@@ -335,7 +374,7 @@ static const merged_source dashboard_source = {
     .local_stat = local_stat,
     .local_tally = local_tally,
     .no_remotes = no_remotes,
-    .gather = NULL,
+    .gather = federation_gather,
 };
 
 const merged_source *api_resource_source(const resource_desc *res)

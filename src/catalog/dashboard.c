@@ -166,3 +166,51 @@ json_t *dashboard_view(const json_t *record, const json_t *repository_info)
     }
     return view;
 }
+
+rd_status dashboard_check_upstream(const json_t *record, rd_error *err)
+{
+    static const char *const strings[] = {"name", "state", "template_type", NULL};
+    static const char *const lists[] = {"dashboards", "labels", NULL};
+    const json_t *idv = json_object_get(record, "template_id");
+    const char *id = json_string_value(idv);
+    char who[96] = "";
+    rd_error sub;
+    rd_status rc = RD_OK;
+
+    if (!json_is_object(record)) {
+        rc = rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                     "Bad upstream response. (reason = a dashboard template is not an object)");
+        goto done;
+    }
+    if (id == NULL || json_string_length(idv) != strlen(id) ||
+        fields_check_id("template_id", id, &sub) != RD_OK) {
+        rc = rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                     "Bad upstream response. (reason = dashboard template without a valid "
+                     "template_id)");
+        goto done;
+    }
+    snprintf(who, sizeof(who), ", template_id = %s", id);
+    for (size_t i = 0; strings[i] != NULL && rc == RD_OK; i++) {
+        const json_t *v = json_object_get(record, strings[i]);
+        if (!json_is_string(v) || json_string_length(v) == 0)
+            rc = rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                         "Bad upstream response. (reason = dashboard template without %s%s)",
+                         strings[i], who);
+    }
+    for (size_t i = 0; lists[i] != NULL && rc == RD_OK; i++) {
+        const json_t *v = json_object_get(record, lists[i]);
+        if (v != NULL && !json_is_null(v) && !json_is_array(v))
+            rc = rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                         "Bad upstream response. (reason = dashboard template %s is not a list%s)",
+                         lists[i], who);
+    }
+    if (rc == RD_OK && json_object_get(record, "tags") != NULL &&
+        !json_is_null(json_object_get(record, "tags")) &&
+        !json_is_object(json_object_get(record, "tags")))
+        rc = rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE,
+                     "Bad upstream response. (reason = dashboard template tags is not an "
+                     "object%s)",
+                     who);
+done:
+    return rc;
+}

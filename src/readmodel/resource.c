@@ -7,6 +7,7 @@
 
 #include "dashboard.h"
 #include "plugin.h"
+#include "remote.h"
 
 static const char *const plugin_eq_fields[] = {
     "name", "state", "resource_type", "provider", "registry_type", "plugin_id", NULL};
@@ -48,6 +49,10 @@ const resource_desc resource_plugin = {
     .view_in_place = plugin_view_in_place,
     .match_fields = plugin_match_fields,
     .shared_fields = plugin_shared_fields,
+    .cache_prefix = "",
+    .status_count_key = "cached_plugins",
+    .upstream_optional = 0,
+    .check_upstream = remote_check_plugin,
 };
 
 static const char *const dashboard_eq_fields[] = {"name", "state", "template_type", "template_id",
@@ -83,6 +88,10 @@ const resource_desc resource_dashboard = {
     .view_in_place = dashboard_view_in_place,
     .match_fields = dashboard_match_fields,
     .shared_fields = dashboard_shared_fields,
+    .cache_prefix = "D",
+    .status_count_key = "cached_dashboard_templates",
+    .upstream_optional = 1,
+    .check_upstream = dashboard_check_upstream,
 };
 
 query_schema resource_query_schema(const resource_desc *r)

@@ -15,6 +15,7 @@
 #define REASON_MAX 256
 
 struct catalog_sync {
+    const resource_desc *res;
     char repository_id[128];
     int64_t limit;
     int64_t start; /* 1-based index of the next page's first record */
@@ -27,13 +28,20 @@ struct catalog_sync {
 
 catalog_sync *catalog_sync_new(store *st, const char *repository_id, int64_t page_size)
 {
+    return catalog_sync_new_res(&resource_plugin, st, repository_id, page_size);
+}
+
+catalog_sync *catalog_sync_new_res(const resource_desc *res, store *st, const char *repository_id,
+                                   int64_t page_size)
+{
     catalog_sync *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
+    s->res = res;
     snprintf(s->repository_id, sizeof(s->repository_id), "%s", repository_id);
     s->limit = page_size > 0 ? page_size : 1000;
     s->start = 1;
-    s->txn = remote_catalog_begin(st, repository_id);
+    s->txn = remote_res_catalog_begin(res, st, repository_id);
     if (s->txn == NULL) {
         free(s);
         return NULL;
@@ -102,7 +110,7 @@ rd_status catalog_sync_page(catalog_sync *s, const json_t *body, int *more, rd_e
     {
         rd_error why;
         int added;
-        if (remote_check_plugin(p, &why) != RD_OK) {
+        if (s->res->check_upstream(p, &why) != RD_OK) {
             note_skip(s, why.message);
             continue;
         }
@@ -113,7 +121,10 @@ rd_status catalog_sync_page(catalog_sync *s, const json_t *body, int *more, rd_e
         fresh += (size_t)added;
     }
     if (n > 0 && valid == 0)
-        return bad_page(s, "no valid plugin in the page", err);
+        return bad_page(s,
+                        s->res == &resource_plugin ? "no valid plugin in the page"
+                                                   : "no valid record in the page",
+                        err);
     s->pages++;
     if ((int64_t)n < s->limit || (int64_t)n > s->limit)
         return RD_OK; /* the last page, or everything at once */
@@ -142,6 +153,11 @@ rd_status catalog_sync_commit_models(catalog_sync *s, remote_models *models, con
 size_t catalog_sync_count(const catalog_sync *s)
 {
     return remote_catalog_size(s->txn);
+}
+
+const resource_desc *catalog_sync_resource(const catalog_sync *s)
+{
+    return s->res;
 }
 
 size_t catalog_sync_skipped(const catalog_sync *s)

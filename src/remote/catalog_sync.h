@@ -2,7 +2,8 @@
  * catalog_sync.h - one catalog sync of a remote repository, page by page
  * (internal to src/remote; the fetcher drives it).
  *
- * The upstream is asked for `plugin list` of its local repository with
+ * The upstream is asked for `<resource> list` (plugins, dashboard templates:
+ * resource.h) of its local repository with
  * query.page {start, limit} (start 1-based), one page after another, each
  * answer within max_response_bytes.  Each page is checked: an answer that
  * is not of the expected shape fails the sync; a record that fails
@@ -17,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "resource.h"
 #include "status.h"
 #include "store.h"
 
@@ -27,6 +29,11 @@ typedef struct catalog_sync catalog_sync;
  * committed). */
 catalog_sync *catalog_sync_new(store *st, const char *repository_id, int64_t page_size);
 void catalog_sync_free(catalog_sync *s);
+/* The same for the resource res (records checked by res->check_upstream and
+ * keyed by res->id_field); catalog_sync_new is this for resource_plugin. */
+catalog_sync *catalog_sync_new_res(const resource_desc *res, store *st, const char *repository_id,
+                                   int64_t page_size);
+const resource_desc *catalog_sync_resource(const catalog_sync *s);
 
 /* The request body of the next page: {repository_id, query: {page}} (new
  * reference; NULL when out of memory). */

@@ -45,6 +45,7 @@ typedef struct waiter {
 /* A job with owned copies of its strings. */
 typedef struct {
     fetch_kind kind;
+    const resource_desc *res; /* never NULL */
     char *repository_id, *plugin_id, *endpoint, *token, *ca_file, *domain_id;
     json_t *plugin; /* TAGS */
     int force, verify;
@@ -171,6 +172,7 @@ static void deliver_all(waiter *w, const fetch_result *res)
 static void record_status(fetcher *f, const char *repository_id, const char *state,
                           const rd_error *failure, int catalog_count, const catalog_sync *sync)
 {
+    const resource_desc *res = sync != NULL ? catalog_sync_resource(sync) : &resource_plugin;
     store *st = f->a->st;
     json_t *status = NULL;
     rd_error err;
@@ -189,10 +191,13 @@ static void record_status(fetcher *f, const char *repository_id, const char *sta
     } else {
         json_object_set_new(status, "last_error", json_null());
     }
-    if (catalog_count >= 0) {
+    if (catalog_count >= 0 && res == &resource_plugin) { /* last_sync_at: the plugins' */
         util_now_iso8601(now, sizeof(now));
         json_object_set_new(status, "last_sync_at", json_string(now));
-        json_object_set_new(status, "cached_plugins", json_integer(catalog_count));
+    }
+    if (catalog_count >= 0)
+        json_object_set_new(status, res->status_count_key, json_integer(catalog_count));
+    if (catalog_count >= 0 && res == &resource_plugin) {
         json_object_set_new(
             status, "skipped_records",
             json_integer(sync != NULL ? (json_int_t)catalog_sync_skipped(sync) : 0));
@@ -200,6 +205,14 @@ static void record_status(fetcher *f, const char *repository_id, const char *sta
                             sync != NULL && catalog_sync_skipped(sync) > 0
                                 ? json_string(catalog_sync_last_skip(sync))
                                 : json_null());
+    } else if (catalog_count >= 0 && sync != NULL) {
+        /* another resource's skips: counted apart, the reason shared */
+        char key[64];
+        snprintf(key, sizeof(key), "skipped_%s", res->status_count_key + strlen("cached_"));
+        json_object_set_new(status, key, json_integer((json_int_t)catalog_sync_skipped(sync)));
+        if (catalog_sync_skipped(sync) > 0)
+            json_object_set_new(status, "last_skip_reason",
+                                json_string(catalog_sync_last_skip(sync)));
     }
     if (remote_status_put(st, repository_id, status, &err) != RD_OK)
         LOG_WARN("fetcher: cannot record the status of %s: %s", repository_id, err.message);
@@ -261,11 +274,12 @@ static rd_status apply_kind(inflight *in, const json_t *rec, json_t *body, json_
 
     switch (in->job.kind) {
     case FETCH_CATALOG: /* the last page arrived: swap the new catalog in */
-        rc = catalog_sync_commit_models(in->sync, in->f->a->models, rec, now, err);
+        rc = catalog_sync_commit_models(in->sync, app_models(in->f->a, in->job.res), rec, now, err);
         if (rc == RD_OK) {
             size_t skipped = catalog_sync_skipped(in->sync);
             *count = (int)catalog_sync_count(in->sync);
-            *value = json_pack("{s:i}", "plugins", *count);
+            /* "plugins", "dashboard_templates": the status key without "cached_" */
+            *value = json_pack("{s:i}", in->job.res->status_count_key + strlen("cached_"), *count);
             if (skipped > 0)
                 LOG_WARN("fetcher: catalog %s: skipped %zu invalid record%s of %zu (first: %s)",
                          in->job.repository_id, skipped, skipped == 1 ? "" : "s",
@@ -273,14 +287,15 @@ static rd_status apply_kind(inflight *in, const json_t *rec, json_t *body, json_
         }
         return rc;
     case FETCH_PLUGIN:
-        rc = remote_check_plugin(body, err);
+        rc = in->job.res->check_upstream(body, err);
         if (rc != RD_OK)
             return rc;
-        if (strcmp(json_string_value(json_object_get(body, "plugin_id")), in->job.plugin_id) != 0)
-            return bad_shape(in, "another plugin was returned", err);
-        rc = remote_plugin_put(st, in->job.repository_id, body, now, err);
+        if (strcmp(json_string_value(json_object_get(body, in->job.res->id_field)),
+                   in->job.plugin_id) != 0)
+            return bad_shape(in, "another record was returned", err);
+        rc = remote_item_put(in->job.res, st, in->job.repository_id, body, now, err);
         if (rc == RD_OK) {
-            remote_models_put_at(in->f->a->models, rec, body, now);
+            remote_models_put_at(app_models(in->f->a, in->job.res), rec, body, now);
             *value = json_incref(body);
         }
         return rc;
@@ -406,7 +421,17 @@ static void on_http_done(const httpc_response *resp, void *arg)
                                        resp->result, resp->error, in->cs.timeout_ms, &err);
     } else {
         body = json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, NULL);
-        if (resp->status != 200)
+        if (resp->status == 404 && in->job.kind == FETCH_CATALOG &&
+            in->job.res->upstream_optional && catalog_sync_pages(in->sync) == 0) {
+            /* an upstream without this resource (an older server): an
+             * empty catalog, and the upstream is fine */
+            LOG_INFO("fetcher: %s has no %s; its mirrored catalog of them is empty",
+                     in->job.repository_id, in->job.res->plural);
+            rc = RD_OK;
+        } else if (resp->status == 404 && in->job.kind == FETCH_PLUGIN &&
+                   in->job.res->upstream_optional) {
+            rc = RD_ERR_NOT_FOUND; /* not there, or no such route upstream */
+        } else if (resp->status != 200)
             rc = upstream_answer_status(
                 in->job.kind, in->job.repository_id ? in->job.repository_id : in->job.endpoint,
                 resp->status, body, in->auth[0] ? in->auth + strlen("Bearer ") : NULL, &err);
@@ -422,8 +447,8 @@ static void on_http_done(const httpc_response *resp, void *arg)
             rc = apply_answer(in, body, &value, &count, &err);
         if (rc == RD_ERR_NOT_FOUND && in->job.kind == FETCH_PLUGIN) {
             rd_error e2;
-            remote_negative_put(in->f->a->st, in->job.repository_id, in->job.plugin_id,
-                                util_now_ms(), &e2);
+            remote_item_negative_put(in->job.res, in->f->a->st, in->job.repository_id,
+                                     in->job.plugin_id, util_now_ms(), &e2);
         }
     }
     json_decref(body);
@@ -499,7 +524,7 @@ static const char *job_key(const job_copy *j, char *buf, size_t size)
                  j->ca_file ? j->ca_file : "", j->verify, (long long)j->timeout_ms);
         util_sha256_hex(material, strlen(material), digest);
     }
-    snprintf(buf, size, "%d|%s|%s|%s|%s|%s|%s", (int)j->kind,
+    snprintf(buf, size, "%d|%s|%s|%s|%s|%s|%s|%s", (int)j->kind, j->res->route,
              j->repository_id ? j->repository_id : "", j->plugin_id ? j->plugin_id : "",
              j->kind == FETCH_PROBE ? j->endpoint : "", j->domain_id ? j->domain_id : "",
              image ? image : "", digest);
@@ -512,6 +537,7 @@ static rd_status prepare(inflight *in, rd_error *err)
     fetcher *f = in->f;
     json_t *rec = NULL, *body = NULL;
     const char *endpoint, *token = NULL, *path = NULL;
+    char route[128];
     rd_status rc = RD_OK;
 
     remote_cache_settings(NULL, &f->a->conf->remote_defaults, &in->cs);
@@ -538,15 +564,17 @@ static rd_status prepare(inflight *in, rd_error *err)
         in->job.ca_file = dup_opt(json_string_value(json_object_get(cfg, "ca_file")));
         in->job.verify = !json_is_false(json_object_get(cfg, "verify"));
         if (in->job.kind == FETCH_CATALOG) {
-            path = "/repository/v1/plugin/list";
-            in->sync = catalog_sync_new(f->a->st, in->job.repository_id, in->cs.sync_page_size);
+            snprintf(route, sizeof(route), "/repository/v1/%s/list", in->job.res->route);
+            in->sync = catalog_sync_new_res(in->job.res, f->a->st, in->job.repository_id,
+                                            in->cs.sync_page_size);
             body = in->sync != NULL ? catalog_sync_next_request(in->sync) : NULL;
         } else {
-            path = in->job.kind == FETCH_PLUGIN ? "/repository/v1/plugin/get"
-                                                : "/repository/v1/plugin/get-versions";
-            body = json_pack("{s:s, s:s}", "plugin_id", in->job.plugin_id, "repository_id",
-                             in->job.repository_id);
+            snprintf(route, sizeof(route), "/repository/v1/%s/%s", in->job.res->route,
+                     in->job.kind == FETCH_PLUGIN ? "get" : "get-versions");
+            body = json_pack("{s:s, s:s}", in->job.res->id_field, in->job.plugin_id,
+                             "repository_id", in->job.repository_id);
         }
+        path = route;
     }
     if (endpoint == NULL || body == NULL) {
         rc = rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = incomplete repository)");
@@ -602,11 +630,11 @@ static int answered_meanwhile(fetcher *f, queued *q)
         rd_status rc = RD_ERR_NOT_FOUND;
         switch (j->kind) {
         case FETCH_CATALOG:
-            rc = remote_catalog_age(st, j->repository_id, &at, &e);
+            rc = remote_res_catalog_age(j->res, st, j->repository_id, &at, &e);
             value = json_object();
             break;
         case FETCH_PLUGIN:
-            rc = remote_plugin_get(st, j->repository_id, j->plugin_id, &value, &e);
+            rc = remote_item_get(j->res, st, j->repository_id, j->plugin_id, &value, &e);
             break;
         case FETCH_TAGS:
             rc = remote_tags_get(st, j->domain_id, j->plugin_id, &value, &at, &e);
@@ -717,6 +745,7 @@ static void send_probe(fetcher *f, const char *repository_id)
         return;
     }
     q->job.kind = FETCH_CATALOG;
+    q->job.res = &resource_plugin;
     q->job.force = 1; /* the tick already judged the probe due */
     q->job.submitted_ms = util_now_ms();
     q->w = w; /* no callback: the outcome goes to the breaker and the status */
@@ -894,6 +923,7 @@ void fetcher_submit(fetcher *f, const fetch_job *job, struct event_base *reply_b
         return;
     }
     q->job.kind = job->kind;
+    q->job.res = job->res != NULL ? job->res : &resource_plugin;
     q->job.repository_id = dup_opt(job->repository_id);
     q->job.plugin_id = dup_opt(job->plugin_id);
     q->job.endpoint = dup_opt(job->endpoint);

@@ -85,6 +85,8 @@ static rd_status adopt_locked(app *a, json_t *record, const json_t *probe, rd_er
     job.kind = FETCH_CATALOG;
     job.repository_id = id;
     fetcher_submit(a->fetcher, &job, NULL, NULL, NULL); /* fill the mirror in the background */
+    job.res = &resource_dashboard;
+    fetcher_submit(a->fetcher, &job, NULL, NULL, NULL);
     return RD_OK;
 }
 
@@ -311,6 +313,8 @@ static void record_update(app *a, json_t *rec, const json_t *entry)
     job.repository_id = json_string_value(json_object_get(rec, "repository_id"));
     job.force = 1;
     fetcher_submit(a->fetcher, &job, NULL, NULL, NULL); /* refresh with the new settings */
+    job.res = &resource_dashboard;
+    fetcher_submit(a->fetcher, &job, NULL, NULL, NULL);
 done:
     json_decref(up);
     json_decref(cache);

@@ -9,8 +9,17 @@
 #include "log.h"
 #include "plugin.h"
 #include "remote_records.h"
+#include "resource.h"
 
 #define KEY_MAX 1024
+
+/* The cache key kind of letter ('C', 'M', 'N', 'P') for res: its
+ * cache_prefix, then the letter. */
+static const char *kind_of(const resource_desc *res, char letter, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s%c", res->cache_prefix != NULL ? res->cache_prefix : "", letter);
+    return buf;
+}
 
 /* ---- records ------------------------------------------------------------ */
 
@@ -126,7 +135,7 @@ static rd_status queue_cache_deletes(store *st, store_batch *b, const char *kind
 
 rd_status remote_delete(store *st, const char *repository_id, rd_error *err)
 {
-    static const char *const kinds[] = {"C", "V", "N", "P"};
+    static const char *const kinds[] = {"C", "V", "N", "P", "DC", "DN", "DP"};
     char key[KEY_MAX];
     store_batch *b = store_batch_new(st);
     rd_status rc = RD_OK;
@@ -137,6 +146,8 @@ rd_status remote_delete(store *st, const char *repository_id, rd_error *err)
         rc = queue_cache_deletes(st, b, kinds[i], repository_id, err);
     if (rc == RD_OK) {
         klen = store_key(key, KEY_MAX, "M", repository_id, NULL);
+        store_batch_delete(b, STORE_CF_CACHE, key, klen);
+        klen = store_key(key, KEY_MAX, "DM", repository_id, NULL);
         store_batch_delete(b, STORE_CF_CACHE, key, klen);
         klen = store_key(key, KEY_MAX, "S", repository_id, NULL);
         store_batch_delete(b, STORE_CF_CACHE, key, klen);
@@ -160,6 +171,11 @@ json_t *remote_view(const json_t *record, const json_t *status)
             json_object_set_new(st, "skipped_records", json_integer(0));
         if (json_object_get(st, "last_skip_reason") == NULL)
             json_object_set_new(st, "last_skip_reason", json_null());
+        /* mirrored dashboard templates (a status recorded before they were) */
+        if (json_object_get(st, "cached_dashboard_templates") == NULL)
+            json_object_set_new(st, "cached_dashboard_templates", json_integer(0));
+        if (json_object_get(st, "skipped_dashboard_templates") == NULL)
+            json_object_set_new(st, "skipped_dashboard_templates", json_integer(0));
         json_object_set_new(view, "upstream", st);
     }
     json_t *cfg = json_object_get(view, "upstream_config");
@@ -180,7 +196,7 @@ json_t *remote_info(const json_t *record)
                      "name", json_object_get(record, "name"), "repository_type", "remote");
 }
 
-json_t *remote_plugin_view(const json_t *cached, const json_t *record)
+json_t *remote_item_view(const resource_desc *res, const json_t *cached, const json_t *record)
 {
     json_t *doc = json_deep_copy(cached);
     json_t *info = remote_info(record);
@@ -189,9 +205,14 @@ json_t *remote_plugin_view(const json_t *cached, const json_t *record)
         json_decref(info);
         return NULL;
     }
-    plugin_view_in_place(doc, info);
+    res->view_in_place(doc, info);
     json_decref(info);
     return doc;
+}
+
+json_t *remote_plugin_view(const json_t *cached, const json_t *record)
+{
+    return remote_item_view(&resource_plugin, cached, record);
 }
 
 void remote_cache_settings(const json_t *record, const conf_cache *defaults, conf_cache *out)
@@ -252,10 +273,18 @@ static rd_status stamp_get(store *st, const char *kind, const char *repository_i
     return rc;
 }
 
+rd_status remote_res_catalog_age(const resource_desc *res, store *st, const char *repository_id,
+                                 int64_t *fetched_at_ms, rd_error *err)
+{
+    char kind[8];
+    return stamp_get(st, kind_of(res, 'M', kind, sizeof(kind)), repository_id, NULL, fetched_at_ms,
+                     err); /* "M\0<repo>" */
+}
+
 rd_status remote_catalog_age(store *st, const char *repository_id, int64_t *fetched_at_ms,
                              rd_error *err)
 {
-    return stamp_get(st, "M", repository_id, NULL, fetched_at_ms, err); /* "M\0<repo>" */
+    return remote_res_catalog_age(&resource_plugin, st, repository_id, fetched_at_ms, err);
 }
 
 typedef struct {
@@ -275,35 +304,45 @@ static int load_one(void *ud, const char *key, size_t klen, const char *val, siz
     return 0;
 }
 
-rd_status remote_catalog_load(store *st, const char *repository_id, json_t *arr,
-                              int64_t *fetched_at_ms, rd_error *err)
+rd_status remote_res_catalog_load(const resource_desc *res, store *st, const char *repository_id,
+                                  json_t *arr, int64_t *fetched_at_ms, rd_error *err)
 {
-    char prefix[KEY_MAX];
+    char prefix[KEY_MAX], kind[8];
     load_state ls = {arr};
     size_t plen;
     int64_t at = 0;
-    rd_status rc = remote_catalog_age(st, repository_id, &at, err);
+    rd_status rc = remote_res_catalog_age(res, st, repository_id, &at, err);
     if (rc != RD_OK)
         return rc;
-    plen = store_key(prefix, KEY_MAX, "C", repository_id, "", NULL);
+    plen =
+        store_key(prefix, KEY_MAX, kind_of(res, 'C', kind, sizeof(kind)), repository_id, "", NULL);
     rc = store_scan(st, STORE_CF_CACHE, prefix, plen, load_one, &ls, err);
     if (rc == RD_OK && fetched_at_ms != NULL)
         *fetched_at_ms = at;
     return rc;
 }
 
+rd_status remote_catalog_load(store *st, const char *repository_id, json_t *arr,
+                              int64_t *fetched_at_ms, rd_error *err)
+{
+    return remote_res_catalog_load(&resource_plugin, st, repository_id, arr, fetched_at_ms, err);
+}
+
 struct remote_catalog_txn {
+    const resource_desc *res;
     store *st;
     char repository_id[KEY_MAX / 4];
     store_batch *b;
     json_t *seen; /* plugin_id -> record: what was queued so far */
 };
 
-remote_catalog_txn *remote_catalog_begin(store *st, const char *repository_id)
+remote_catalog_txn *remote_res_catalog_begin(const resource_desc *res, store *st,
+                                             const char *repository_id)
 {
     remote_catalog_txn *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
+    t->res = res;
     t->st = st;
     snprintf(t->repository_id, sizeof(t->repository_id), "%s", repository_id);
     t->b = store_batch_new(st);
@@ -315,17 +354,25 @@ remote_catalog_txn *remote_catalog_begin(store *st, const char *repository_id)
     return t;
 }
 
+remote_catalog_txn *remote_catalog_begin(store *st, const char *repository_id)
+{
+    return remote_res_catalog_begin(&resource_plugin, st, repository_id);
+}
+
 int remote_catalog_add(remote_catalog_txn *t, const json_t *plugin)
 {
-    char key[KEY_MAX];
-    const char *pid = json_string_value(json_object_get(plugin, "plugin_id"));
-    size_t klen = pid != NULL ? store_key(key, KEY_MAX, "C", t->repository_id, pid, NULL) : 0;
+    char key[KEY_MAX], kind[8];
+    const char *pid = json_string_value(json_object_get(plugin, t->res->id_field));
+    size_t klen = pid != NULL ? store_key(key, KEY_MAX, kind_of(t->res, 'C', kind, sizeof(kind)),
+                                          t->repository_id, pid, NULL)
+                              : 0;
     int fresh;
     if (klen == 0)
         return -1;
     if (store_batch_put_json(t->b, STORE_CF_CACHE, key, klen, plugin) != 0)
         return -1;
-    klen = store_key(key, KEY_MAX, "N", t->repository_id, pid, NULL);
+    klen = store_key(key, KEY_MAX, kind_of(t->res, 'N', kind, sizeof(kind)), t->repository_id, pid,
+                     NULL);
     store_batch_delete(t->b, STORE_CF_CACHE, key, klen);
     fresh = json_object_get(t->seen, pid) == NULL;
     if (json_object_set(t->seen, pid, (json_t *)plugin) != 0)
@@ -372,19 +419,21 @@ static int drop_missing(void *ud, const char *key, size_t klen, const char *val,
 
 rd_status remote_catalog_commit(remote_catalog_txn *t, int64_t now_ms, rd_error *err)
 {
-    char prefix[KEY_MAX], key[KEY_MAX];
+    char prefix[KEY_MAX], key[KEY_MAX], kind[8];
     json_t *meta = NULL;
     drop_state ds = {t, 0};
     size_t klen;
     rd_status rc;
 
-    ds.plen = store_key(prefix, KEY_MAX, "C", t->repository_id, "", NULL);
+    ds.plen = store_key(prefix, KEY_MAX, kind_of(t->res, 'C', kind, sizeof(kind)), t->repository_id,
+                        "", NULL);
     rc = store_scan(t->st, STORE_CF_CACHE, prefix, ds.plen, drop_missing, &ds, err);
     if (rc != RD_OK)
         goto done;
     meta = json_pack("{s:I, s:I}", "fetched_at", (json_int_t)now_ms, "count",
                      (json_int_t)json_object_size(t->seen));
-    klen = store_key(key, KEY_MAX, "M", t->repository_id, NULL);
+    klen =
+        store_key(key, KEY_MAX, kind_of(t->res, 'M', kind, sizeof(kind)), t->repository_id, NULL);
     if (meta == NULL || store_batch_put_json(t->b, STORE_CF_CACHE, key, klen, meta) != 0) {
         rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
         goto done;
@@ -404,35 +453,49 @@ void remote_catalog_free(remote_catalog_txn *t)
     free(t);
 }
 
-rd_status remote_plugin_get(store *st, const char *repository_id, const char *plugin_id,
-                            json_t **out, rd_error *err)
+rd_status remote_item_get(const resource_desc *res, store *st, const char *repository_id,
+                          const char *id, json_t **out, rd_error *err)
 {
-    char key[KEY_MAX];
-    size_t klen = store_key(key, KEY_MAX, "C", repository_id, plugin_id, NULL);
+    char key[KEY_MAX], kind[8];
+    size_t klen =
+        store_key(key, KEY_MAX, kind_of(res, 'C', kind, sizeof(kind)), repository_id, id, NULL);
     if (klen == 0)
         return RD_ERR_NOT_FOUND;
     return store_get_json(st, STORE_CF_CACHE, key, klen, out, err);
 }
 
+rd_status remote_plugin_get(store *st, const char *repository_id, const char *plugin_id,
+                            json_t **out, rd_error *err)
+{
+    return remote_item_get(&resource_plugin, st, repository_id, plugin_id, out, err);
+}
+
 rd_status remote_plugin_put(store *st, const char *repository_id, const json_t *plugin,
                             int64_t now_ms, rd_error *err)
 {
-    char key[KEY_MAX];
-    const char *pid = json_string_value(json_object_get(plugin, "plugin_id"));
+    return remote_item_put(&resource_plugin, st, repository_id, plugin, now_ms, err);
+}
+
+rd_status remote_item_put(const resource_desc *res, store *st, const char *repository_id,
+                          const json_t *plugin, int64_t now_ms, rd_error *err)
+{
+    char key[KEY_MAX], kind[8];
+    const char *pid = json_string_value(json_object_get(plugin, res->id_field));
     store_batch *b;
     json_t *stamp;
     size_t klen;
     rd_status rc;
-    if (pid == NULL || (klen = store_key(key, KEY_MAX, "C", repository_id, pid, NULL)) == 0)
+    if (pid == NULL || (klen = store_key(key, KEY_MAX, kind_of(res, 'C', kind, sizeof(kind)),
+                                         repository_id, pid, NULL)) == 0)
         return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE, "Bad upstream response.");
     b = store_batch_new(st);
     if (b == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
     store_batch_put_json(b, STORE_CF_CACHE, key, klen, plugin);
-    klen = store_key(key, KEY_MAX, "N", repository_id, pid, NULL);
+    klen = store_key(key, KEY_MAX, kind_of(res, 'N', kind, sizeof(kind)), repository_id, pid, NULL);
     store_batch_delete(b, STORE_CF_CACHE, key, klen);
     stamp = json_pack("{s:I}", "fetched_at", (json_int_t)now_ms);
-    klen = store_key(key, KEY_MAX, "P", repository_id, pid, NULL);
+    klen = store_key(key, KEY_MAX, kind_of(res, 'P', kind, sizeof(kind)), repository_id, pid, NULL);
     store_batch_put_json(b, STORE_CF_CACHE, key, klen, stamp);
     json_decref(stamp);
     rc = store_write(st, b, err);
@@ -440,10 +503,27 @@ rd_status remote_plugin_put(store *st, const char *repository_id, const json_t *
     return rc;
 }
 
+rd_status remote_item_fetched_at(const resource_desc *res, store *st, const char *repository_id,
+                                 const char *id, int64_t *fetched_at_ms, rd_error *err)
+{
+    char kind[8];
+    return stamp_get(st, kind_of(res, 'P', kind, sizeof(kind)), repository_id, id, fetched_at_ms,
+                     err);
+}
+
 rd_status remote_plugin_fetched_at(store *st, const char *repository_id, const char *plugin_id,
                                    int64_t *fetched_at_ms, rd_error *err)
 {
-    return stamp_get(st, "P", repository_id, plugin_id, fetched_at_ms, err);
+    return remote_item_fetched_at(&resource_plugin, st, repository_id, plugin_id, fetched_at_ms,
+                                  err);
+}
+
+rd_status remote_item_negative_get(const resource_desc *res, store *st, const char *repository_id,
+                                   const char *id, int64_t *fetched_at_ms, rd_error *err)
+{
+    char kind[8];
+    return stamp_get(st, kind_of(res, 'N', kind, sizeof(kind)), repository_id, id, fetched_at_ms,
+                     err);
 }
 
 typedef struct {
@@ -471,12 +551,13 @@ static int stamp_one(void *ud, const char *key, size_t klen, const char *val, si
     return 0;
 }
 
-rd_status remote_plugin_stamps(store *st, const char *repository_id, int64_t after_ms, json_t *out,
-                               rd_error *err)
+rd_status remote_item_stamps(const resource_desc *res, store *st, const char *repository_id,
+                             int64_t after_ms, json_t *out, rd_error *err)
 {
-    char prefix[KEY_MAX];
+    char prefix[KEY_MAX], kind[8];
     stamps_state ss = {out, 0, after_ms};
-    ss.plen = store_key(prefix, KEY_MAX, "P", repository_id, "", NULL);
+    ss.plen =
+        store_key(prefix, KEY_MAX, kind_of(res, 'P', kind, sizeof(kind)), repository_id, "", NULL);
     if (ss.plen == 0)
         return RD_OK;
     return store_scan(st, STORE_CF_CACHE, prefix, ss.plen, stamp_one, &ss, err);
@@ -485,7 +566,8 @@ rd_status remote_plugin_stamps(store *st, const char *repository_id, int64_t aft
 rd_status remote_negative_get(store *st, const char *repository_id, const char *plugin_id,
                               int64_t *fetched_at_ms, rd_error *err)
 {
-    return stamp_get(st, "N", repository_id, plugin_id, fetched_at_ms, err);
+    return remote_item_negative_get(&resource_plugin, st, repository_id, plugin_id, fetched_at_ms,
+                                    err);
 }
 
 /* Writes one small JSON value under "<kind>\0<repo>\0<plugin>". */
@@ -503,11 +585,18 @@ static rd_status put_small(store *st, const char *kind, const char *repository_i
     return rc;
 }
 
+rd_status remote_item_negative_put(const resource_desc *res, store *st, const char *repository_id,
+                                   const char *id, int64_t now_ms, rd_error *err)
+{
+    char kind[8];
+    return put_small(st, kind_of(res, 'N', kind, sizeof(kind)), repository_id, id,
+                     json_pack("{s:I}", "fetched_at", (json_int_t)now_ms), err);
+}
+
 rd_status remote_negative_put(store *st, const char *repository_id, const char *plugin_id,
                               int64_t now_ms, rd_error *err)
 {
-    return put_small(st, "N", repository_id, plugin_id,
-                     json_pack("{s:I}", "fetched_at", (json_int_t)now_ms), err);
+    return remote_item_negative_put(&resource_plugin, st, repository_id, plugin_id, now_ms, err);
 }
 
 /* Reads a {versions, fetched_at} entry of kind ("V" or "T"). */

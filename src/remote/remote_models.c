@@ -138,7 +138,7 @@ static remote_tier *tier_build(remote_models *m, const json_t *record, json_t *p
         json_t *p;
         json_object_foreach(plugins, k, p)
         {
-            if (json_array_append_new(views, remote_plugin_view(p, record)) != 0)
+            if (json_array_append_new(views, remote_item_view(&m->res, p, record)) != 0)
                 goto done;
             /* the record is viewed: free it now (the commit needs only the
              * key), so a sync holds two copies of the catalog, not three */
@@ -149,7 +149,7 @@ static remote_tier *tier_build(remote_models *m, const json_t *record, json_t *p
         json_t *p;
         json_array_foreach(plugins, i, p)
         {
-            if (json_array_append_new(views, remote_plugin_view(p, record)) != 0)
+            if (json_array_append_new(views, remote_item_view(&m->res, p, record)) != 0)
                 goto done;
         }
     }
@@ -263,13 +263,13 @@ static rd_status reload_locked(remote_models *m, store *st, const json_t *record
 
     if (cached == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-    rc = remote_catalog_load(st, id, cached, &at, err);
+    rc = remote_res_catalog_load(&m->res, st, id, cached, &at, err);
     if (rc == RD_OK || rc == RD_ERR_NOT_FOUND) {
         int synced = rc == RD_OK;
         t = tier_build(m, record, cached, synced, at, err);
         rc = t != NULL ? RD_OK : RD_ERR_INTERNAL;
         if (rc == RD_OK) /* only stamps younger than the catalog count */
-            rc = remote_plugin_stamps(st, id, synced ? at : -1, t->own, err);
+            rc = remote_item_stamps(&m->res, st, id, synced ? at : -1, t->own, err);
         if (rc == RD_OK)
             atomic_store(&t->checked_gen, gen);
         else if (t != NULL) {
@@ -279,7 +279,8 @@ static rd_status reload_locked(remote_models *m, store *st, const json_t *record
     }
     json_decref(cached);
     if (rc == RD_OK) {
-        LOG_INFO("remote: read model of %s holds %zu plugins", id, readmodel_count(t->rm));
+        LOG_INFO("remote: read model of %s holds %zu %s", id, readmodel_count(t->rm),
+                 m->res.plural);
         install(m, id, t);
     }
     return rc;
@@ -338,7 +339,7 @@ void remote_models_put(remote_models *m, const json_t *record, const json_t *cac
 void remote_models_put_at(remote_models *m, const json_t *record, const json_t *cached,
                           int64_t fetched_at_ms)
 {
-    const char *pid = json_string_value(json_object_get(cached, "plugin_id"));
+    const char *pid = json_string_value(json_object_get(cached, m != NULL ? m->res.id_field : ""));
     remote_tier *t;
     json_t *view;
     rd_error e;
@@ -347,7 +348,7 @@ void remote_models_put_at(remote_models *m, const json_t *record, const json_t *
     pthread_mutex_lock(&m->write);
     t = current(m, record_id(record));
     if (t != NULL && strcmp(t->name, record_name(record)) == 0) {
-        view = remote_plugin_view(cached, record);
+        view = remote_item_view(&m->res, cached, record);
         if (view == NULL || readmodel_put(t->rm, "", pid, view, &e) != RD_OK) {
             /* the tier lacks it now: rebuilt from the store when next read */
             LOG_ERROR("remote: read model of %s could not take plugin %s: out of memory", t->id,
@@ -425,7 +426,7 @@ rd_status remote_models_tier(remote_models *m, store *st, const json_t *record, 
     if (gen != 0 && t != NULL && atomic_load(&t->checked_gen) == gen &&
         strcmp(t->name, record_name(record)) == 0)
         goto done;
-    have = remote_catalog_age(st, id, &at, &e) == RD_OK;
+    have = remote_res_catalog_age(&m->res, st, id, &at, &e) == RD_OK;
     if (tier_current(t, record, have, at)) {
         atomic_store(&t->checked_gen, gen);
         goto done;
@@ -434,7 +435,7 @@ rd_status remote_models_tier(remote_models *m, store *st, const json_t *record, 
     t = NULL;
     pthread_mutex_lock(&m->write);
     /* a commit may have swapped it in meanwhile */
-    have = remote_catalog_age(st, id, &at, &e) == RD_OK;
+    have = remote_res_catalog_age(&m->res, st, id, &at, &e) == RD_OK;
     t = current(m, id);
     if (!tier_current(t, record, have, at)) {
         remote_tier_release(t);

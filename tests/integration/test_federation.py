@@ -17,7 +17,8 @@ from harness import (REPOSITORY_ID_RE, TIMESTAMP_RE, RepodTestCase, Server, free
                      list_snapshot, other_cert_dir, plugin_body)
 
 UPSTREAM_STATUS_KEYS = {"state", "last_sync_at", "last_error", "cached_plugins", "skipped_records",
-                        "last_skip_reason"}
+                        "last_skip_reason", "cached_dashboard_templates",
+                        "skipped_dashboard_templates"}
 UPSTREAM_ERROR_CODES = ("ERROR_UPSTREAM_BAD_RESPONSE", "ERROR_UPSTREAM_UNAVAILABLE",
                         "ERROR_UPSTREAM_TIMEOUT")
 
@@ -259,7 +260,7 @@ class FederationTest(RepodTestCase):
         self.assertRegex(reg.get("created_at", ""), TIMESTAMP_RE)
         self.assertEqual(set(reg["upstream"]), UPSTREAM_STATUS_KEYS, reg)
         self.assertEqual(self.sync_answer, {"repository_id": self.u_local_id,
-                                            "plugins": len(self.MARKET)})
+                                            "plugins": len(self.MARKET), "dashboard_templates": 0})
 
         for who, tok in (("system", self.m_system), ("viewer", self.m_viewer), ("anonymous", None)):
             with self.subTest(caller=who):
@@ -675,13 +676,19 @@ class FederationTest(RepodTestCase):
         self.assertTrue(wait_until(lambda: m9.api("repository/get", {"repository_id": rid},
                                                   token=viewer).body["upstream"]["last_sync_at"]),
                         "no background sync after register%s" % m9.describe())
-        time.sleep(0.1)
+        # (and the dashboard templates' sync queued with it)
+        def settled():
+            before = m9.metric("repod_upstream_requests_total")
+            time.sleep(0.3)
+            return before == m9.metric("repod_upstream_requests_total")
+        self.assertTrue(wait_until(settled))
         sent = m9.metric("repod_upstream_requests_total")
         self.assertIsNotNone(sent, "/metrics has no repod_upstream_requests_total")
         r = m9.api("repository/sync", {"repository_id": rid}, token=m9.system)
-        self.assertEqual(self.assertOK(r), {"repository_id": rid, "plugins": expect["total_count"]})
-        self.assertEqual(m9.metric("repod_upstream_requests_total") - sent, 1,
-                         "one sync = one upstream request")
+        self.assertEqual(self.assertOK(r), {"repository_id": rid, "plugins": expect["total_count"],
+                                            "dashboard_templates": 0})
+        self.assertEqual(m9.metric("repod_upstream_requests_total") - sent, 2,
+                         "one sync = one upstream request per resource")
         g = self.assertOK(m9.api("repository/get", {"repository_id": rid}, token=viewer))
         self.assertEqual(g["upstream"]["cached_plugins"], expect["total_count"])
         b = self.assertOK(m9.api("plugin/list", {}, token=viewer))
@@ -914,7 +921,7 @@ class UpstreamOutageTest(RepodTestCase):
                             (self.status(), self.mirror.describe()))
             r = self.mirror.api("repository/sync", {"repository_id": self.u_local_id},
                                 token=self.system)
-            self.assertEqual(self.assertOK(r), {"repository_id": self.u_local_id, "plugins": 3})
+            self.assertEqual(self.assertOK(r), {"repository_id": self.u_local_id, "plugins": 3, "dashboard_templates": 0})
             st = self.status()
             self.assertEqual(st["state"], "ok")
             self.assertIsNone(st["last_error"])
@@ -1094,7 +1101,7 @@ class MisbehavingUpstreamTest(RepodTestCase):
         self.fake.get_delay_s = 0.0
         self.fake.set_plugins([fake_plugin("fake/" + i) for i in self.CATALOG])
         r = self.mirror.api("repository/sync", {"repository_id": self.FAKE_ID}, token=self.system)
-        self.assertEqual(self.assertOK(r), {"repository_id": self.FAKE_ID, "plugins": 3})
+        self.assertEqual(self.assertOK(r), {"repository_id": self.FAKE_ID, "plugins": 3, "dashboard_templates": 0})
         self.assertEqual(self.state(), "ok")
 
     def state(self):
@@ -1362,12 +1369,12 @@ class ThreeTierTest(RepodTestCase):
         r = register_remote(self.a, self.a.system, "Tier C", self.c, cache=cache)
         self.assertEqual(self.assertOK(r)["repository_id"], self.c.local_id)
         r = self.a.api("repository/sync", {"repository_id": self.c.local_id}, token=self.a.system)
-        self.assertEqual(self.assertOK(r), {"repository_id": self.c.local_id, "plugins": 1})
+        self.assertEqual(self.assertOK(r), {"repository_id": self.c.local_id, "plugins": 1, "dashboard_templates": 0})
         for mirror, up, n in ((self.b, self.a, 2), (self.c, self.b, 1)):
             r = mirror.api("repository/sync", {"repository_id": up.local_id}, token=mirror.system)
             self.assertEqual(self.assertOK(r)["plugins"], n)
 
-        counts = {t: (s.access_count("plugin/list"), s.access_count("plugin/get"))
+        counts = {t: (s.access_count("plugin/list", settle=True), s.access_count("plugin/get"))
                   for t, s in self.servers.items()}
         self.assertEqual(self.anon_ids(self.a), ["a-one", "a-two", "c-one"])
         self.assertEqual(self.anon_ids(self.b), ["a-one", "a-two", "b-one"])
@@ -1384,7 +1391,7 @@ class ThreeTierTest(RepodTestCase):
         # one tier that mirrors it for that tier's list and one for its stat;
         # its own client's get, plus one from the tier that mirrors it.  A
         # loop would multiply these.
-        after = {t: (s.access_count("plugin/list"), s.access_count("plugin/get"))
+        after = {t: (s.access_count("plugin/list", settle=True), s.access_count("plugin/get"))
                  for t, s in self.servers.items()}
         for t in "abc":
             with self.subTest(tier=t):

@@ -210,7 +210,7 @@ class ForeignUpstreamTest(RepodTestCase):
         bad = record("cloudforet/plugin-broken", name=42)
         self.upstream(rid, good[:2] + [bad] + good[2:], "Foreign")
         r = self.sync(rid)
-        self.assertEqual(self.assertOK(r), {"repository_id": rid, "plugins": 3})
+        self.assertEqual(self.assertOK(r), {"repository_id": rid, "plugins": 3, "dashboard_templates": 0})
 
         b = self.assertOK(self.listing(rid))
         self.assertEqual(b["total_count"], 3)
@@ -261,7 +261,7 @@ class ForeignUpstreamTest(RepodTestCase):
         self.assertGreater(len(whole), 4 * self.MAX_BYTES, "one answer must not fit")
         fake = self.upstream(rid, plugins, "Paged")
         r = self.sync(rid)
-        self.assertEqual(self.assertOK(r), {"repository_id": rid, "plugins": 95})
+        self.assertEqual(self.assertOK(r), {"repository_id": rid, "plugins": 95, "dashboard_templates": 0})
         self.assertEqual(fake.pages, [(s, self.PAGE) for s in range(1, 96, self.PAGE)])
         b = self.assertOK(self.listing(rid))
         self.assertEqual(b["total_count"], 95)

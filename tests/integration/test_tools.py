@@ -30,6 +30,7 @@ TOOL_TIMEOUT_S = 180
 
 MARKET_DOMAIN = "market"
 MARKET_PLUGINS = 300
+MARKET_TEMPLATES = ["mk-dash-a", "mk-dash-b"]
 PROVIDERS = ("aws", "google", "azure", "atlassian", "slack")
 RESOURCE_TYPES = ("inventory.Collector", "monitoring.DataSource", "notification.Protocol")
 
@@ -97,6 +98,13 @@ class WarmupTest(RepodTestCase):
                                                   (i, (r.status, r.body), cls.upstream.describe()))
             finally:
                 conn.close()
+            for tid in MARKET_TEMPLATES:
+                r = cls.upstream.api("dashboard-template/register",
+                                     {"template_id": tid, "name": "Template " + tid},
+                                     token=market_admin)
+                if r.status != 200:
+                    raise harness.ServerError("seeding a template failed: %r%s" %
+                                              ((r.status, r.body), cls.upstream.describe()))
             cls.mirror = cls.server = Server(start=False, name="warm-mirror")
             cls.system = cls.mirror.make_token("ops", "system")
             cls.viewer = cls.mirror.make_token("ops", "viewer")
@@ -170,8 +178,21 @@ class WarmupTest(RepodTestCase):
 
         p = self.ctl("repository", "sync", self.repo_id)
         self.assertEqual(p.returncode, 0, describe_run(p))
-        self.assertEqual(p.stdout.splitlines()[0].split(), ["REPOSITORY_ID", "PLUGINS"])
-        self.assertEqual(p.stdout.splitlines()[1].split(), [self.repo_id, str(MARKET_PLUGINS)])
+        self.assertEqual(p.stdout.splitlines()[0].split(),
+                         ["REPOSITORY_ID", "PLUGINS", "DASHBOARD_TEMPLATES"])
+        self.assertEqual(p.stdout.splitlines()[1].split(),
+                         [self.repo_id, str(MARKET_PLUGINS), str(len(MARKET_TEMPLATES))])
+
+        # dashboard templates through the mirror, like plugins
+        p = self.ctl("dashboard", "list", "--repository-id", self.repo_id, "-o", "json",
+                     token=self.viewer)
+        self.assertEqual(p.returncode, 0, describe_run(p))
+        self.assertEqual([t["template_id"] for t in json.loads(p.stdout)["results"]],
+                         MARKET_TEMPLATES)
+        p = self.ctl("dashboard", "get", "mk-dash-b", token=self.viewer)
+        self.assertEqual(p.returncode, 0, describe_run(p))
+        self.assertIn("mk-dash-b", p.stdout)
+        self.assertIn("Market", p.stdout.splitlines()[1])
 
         p = self.ctl("plugin", "get", "mk-plugin-007", "--repository-id", self.repo_id,
                      token=self.viewer)
@@ -235,6 +256,8 @@ class WarmupTest(RepodTestCase):
         self.assertIn("repositories synced  1/1", p.stdout, describe_run(p))
         self.assertIn("plugins              %d" % MARKET_PLUGINS, p.stdout)
         self.assertIn("version lists        0/%d fetched" % MARKET_PLUGINS, p.stdout)
+        self.assertIn(": %d plugins, %d dashboard templates" %
+                      (MARKET_PLUGINS, len(MARKET_TEMPLATES)), p.stderr, describe_run(p))
         listed = [ln for ln in p.stdout.splitlines() if ln.startswith("  get-versions plugin ")]
         whole = [ln for ln in p.stdout.splitlines()
                  if ln.startswith("  get-versions repository ")]

@@ -234,6 +234,73 @@ static void test_swap_is_whole_or_nothing(void **state)
     json_decref(p);
 }
 
+/* A dashboard template record (template_id id). */
+static json_t *dash(const char *id)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:[], s:[s], s:{}}", "template_id", id, "name", id,
+                     "state", "ENABLED", "template_type", "MULTI", "dashboards", "labels", "x",
+                     "tags");
+}
+
+/* Dashboard templates: the same sync, keyed by template_id under their own
+ * cache keys; records failing dashboard_check_upstream are skipped. */
+static void test_dashboard_catalog(void **state)
+{
+    fixture *fx = *state;
+    catalog_sync *s = catalog_sync_new_res(&resource_dashboard, fx->st, REPO, 2);
+    json_t *bad_type = dash("t-bad"), *no_name = dash("t-anon"), *got = NULL, *arr = json_array();
+    rd_error err = {0};
+    int more = 0;
+    int64_t at = 0;
+
+    json_object_set_new(bad_type, "tags", json_string("x"));
+    json_object_del(no_name, "name");
+    assert_int_equal(feed(s,
+                          json_pack("{s:[o,o], s:I}", "results", dash("t-a"), bad_type,
+                                    "total_count", (json_int_t)5),
+                          &more, &err),
+                     RD_OK);
+    assert_int_equal(more, 1);
+    assert_int_equal(feed(s,
+                          json_pack("{s:[o,o], s:I}", "results", no_name, dash("t-b"),
+                                    "total_count", (json_int_t)5),
+                          &more, &err),
+                     RD_OK);
+    assert_int_equal(more, 1);
+    assert_int_equal(feed(s, json_pack("{s:[o]}", "results", dash("t-c")), &more, &err), RD_OK);
+    assert_int_equal(more, 0);
+    assert_int_equal(catalog_sync_count(s), 3);
+    assert_int_equal(catalog_sync_skipped(s), 2);
+    assert_non_null(strstr(catalog_sync_first_skip(s), "tags is not an object"));
+    assert_non_null(strstr(catalog_sync_last_skip(s), "without name"));
+    assert_int_equal(catalog_sync_commit(s, 1000, &err), RD_OK);
+    catalog_sync_free(s);
+    /* its own catalog: the plugins' stays never synced */
+    assert_int_equal(remote_res_catalog_load(&resource_dashboard, fx->st, REPO, arr, &at, &err),
+                     RD_OK);
+    assert_int_equal(json_array_size(arr), 3);
+    assert_int_equal(at, 1000);
+    assert_int_equal(cached_count(fx->st), (size_t)-1);
+    assert_int_equal(remote_item_get(&resource_dashboard, fx->st, REPO, "t-b", &got, &err), RD_OK);
+    assert_string_equal(json_string_value(json_object_get(got, "name")), "t-b");
+    json_decref(got);
+    assert_int_equal(remote_plugin_get(fx->st, REPO, "t-b", &got, &err), RD_ERR_NOT_FOUND);
+    /* a page without one valid record fails the sync */
+    s = catalog_sync_new_res(&resource_dashboard, fx->st, REPO, 2);
+    assert_int_equal(
+        feed(s, json_pack("{s:[{s:s}]}", "results", "template_id", "t-x"), &more, &err),
+        RD_ERR_UPSTREAM_BAD_RESPONSE);
+    assert_non_null(strstr(err.message, "no valid record"));
+    catalog_sync_free(s);
+    /* deregistering the repository drops the dashboard cache too */
+    assert_int_equal(remote_delete(fx->st, REPO, &err), RD_OK);
+    assert_int_equal(remote_item_get(&resource_dashboard, fx->st, REPO, "t-b", &got, &err),
+                     RD_ERR_NOT_FOUND);
+    assert_int_equal(remote_res_catalog_age(&resource_dashboard, fx->st, REPO, &at, &err),
+                     RD_ERR_NOT_FOUND);
+    json_decref(arr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +310,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_records_are_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answers_refused_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_swap_is_whole_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dashboard_catalog, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
