@@ -88,6 +88,12 @@ readmodel_doc *readmodel_get(readmodel *rm, const char *domain, const char *id);
  * modify it); NULL when memory runs out.  It costs the tree's memory for
  * as long as the document lives. */
 json_t *readmodel_doc_decode(const readmodel_doc *d);
+/* The view decoded from the bytes with only the top-level keys that are
+ * also keys of the object keys (borrowed, a set: its values are not read),
+ * in the view's order: a new object the caller owns, NULL when memory runs
+ * out.  For callers that read a few keys of many documents at once (a
+ * stat over views): the rest of each tree is freed before the next. */
+json_t *readmodel_doc_decode_keys(const readmodel_doc *d, const json_t *keys);
 const json_t *readmodel_doc_view(const readmodel_doc *d);
 const char *readmodel_doc_bytes(const readmodel_doc *d, size_t *len);
 void readmodel_doc_release(readmodel_doc *d);

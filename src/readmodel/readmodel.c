@@ -236,6 +236,28 @@ json_t *readmodel_doc_decode(const readmodel_doc *d)
     return json_loadb(d->bytes, d->len, JSON_ALLOW_NUL, NULL);
 }
 
+json_t *readmodel_doc_decode_keys(const readmodel_doc *d, const json_t *keys)
+{
+    json_t *full = readmodel_doc_decode(d), *out = NULL, *v;
+    const char *k;
+    size_t klen;
+    if (full == NULL)
+        goto done;
+    out = json_object();
+    json_object_keylen_foreach(full, k, klen, v)
+    {
+        if (out == NULL || json_object_getn(keys, k, klen) == NULL)
+            continue;
+        if (json_object_setn(out, k, klen, v) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+done:
+    json_decref(full);
+    return out;
+}
+
 const json_t *readmodel_doc_view(const readmodel_doc *d)
 {
     readmodel_doc *w = (readmodel_doc *)d; /* the cache is not part of the value */

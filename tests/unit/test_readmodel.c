@@ -114,6 +114,43 @@ static void test_ready_bytes_equal_jansson(void **state)
     json_decref(v);
 }
 
+/* readmodel_doc_decode_keys: only the named top-level keys, in the view's
+ * order, with the view's values. */
+static void test_decode_keys(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *v = plugin("d1", "p1", "One", "ENABLED"), *keys, *got, *want;
+    readmodel_doc *d;
+    (void)state;
+    json_object_set_new(v, "repository_info",
+                        json_pack("{s:s, s:s}", "repository_id", "r1", "name", "local"));
+    json_object_set_new(v, "kx", json_string("other"));
+    json_object_set_new(v, "k", json_string("plain"));
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d1", "p1", v, &err), RD_OK);
+    d = readmodel_get(rm, "d1", "p1");
+    assert_non_null(d);
+    keys = json_pack("{s:n, s:n, s:n, s:n}", "repository_info", "name", "absent", "k");
+    got = readmodel_doc_decode_keys(d, keys);
+    want = json_pack("{s:O, s:O, s:O}", "name", json_object_get(v, "name"), "repository_info",
+                     json_object_get(v, "repository_info"), "k", json_object_get(v, "k"));
+    assert_non_null(got);
+    assert_true(json_equal(got, want));
+    {
+        char *a = json_dumps(got, JSON_COMPACT), *b = json_dumps(want, JSON_COMPACT);
+        assert_string_equal(a, b); /* the view's order */
+        free(a);
+        free(b);
+    }
+    json_decref(got);
+    json_decref(want);
+    json_decref(keys);
+    readmodel_doc_release(d);
+    readmodel_destroy(rm);
+    json_decref(v);
+}
+
 static void test_put_get_replace_delete(void **state)
 {
     readmodel *rm = NULL;
@@ -1145,6 +1182,7 @@ int main(void)
         cmocka_unit_test(test_schema_from_description),
         cmocka_unit_test(test_ready_bytes_equal_jansson),
         cmocka_unit_test(test_put_get_replace_delete),
+        cmocka_unit_test(test_decode_keys),
         cmocka_unit_test(test_domain_isolation),
         cmocka_unit_test(test_build_swaps_content),
         cmocka_unit_test(test_readers_during_writes),
