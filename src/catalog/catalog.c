@@ -742,12 +742,12 @@ static int add_named_keys(json_t *keys, const json_t *v)
     return 0;
 }
 
-/* The top-level keys of a view that stat_query can read (a new set), when
- * its documents never reach the answer whole: a distinct, a v2 group_by or
- * an aggregate whose first stage is a group.  Those read only the keys the
- * query names (filters, group keys, fields, distinct) and the keyword
- * fields.  NULL: read every key (another shape, or out of memory). */
-static json_t *stat_read_keys(const resource_desc *res, const json_t *stat_query)
+/* The top-level keys of a view that stat_query (without filters) reads (a
+ * new set), when its documents never reach the answer whole: a distinct, a
+ * v2 group_by or an aggregate whose first stage is a group.  Those read
+ * only the keys the query names (group keys, fields, distinct).  NULL: read
+ * every key (another shape, or out of memory). */
+static json_t *stat_read_keys(const json_t *stat_query)
 {
     const json_t *agg = json_object_get(stat_query, "aggregate");
     json_t *keys = NULL;
@@ -756,19 +756,10 @@ static json_t *stat_read_keys(const resource_desc *res, const json_t *stat_query
         json_object_get(json_array_get(agg, 0), "group") == NULL)
         goto done;
     keys = json_object();
-    if (keys == NULL || add_named_keys(keys, stat_query) != 0)
-        goto fail;
-    for (size_t i = 0; res->keyword_fields != NULL && res->keyword_fields[i] != NULL; i++) {
-        json_t *name = json_string(res->keyword_fields[i]);
-        int rc = name == NULL ? -1 : add_named_keys(keys, name);
-        json_decref(name);
-        if (rc != 0)
-            goto fail;
+    if (keys != NULL && add_named_keys(keys, stat_query) != 0) {
+        json_decref(keys);
+        keys = NULL;
     }
-    goto done;
-fail:
-    json_decref(keys);
-    keys = NULL;
 done:
     return keys;
 }
@@ -776,7 +767,7 @@ done:
 rd_status catalog_res_stat_views(catalog *cat, const resource_desc *res, const char *const *domains,
                                  size_t n, const json_t *stat_query, json_t **out, rd_error *err)
 {
-    json_t *docs = NULL, *keys = NULL;
+    json_t *docs = NULL, *keys = NULL, *run = NULL;
     query *hint = NULL;
     rd_error ignored;
     query_schema schema = resource_query_schema(res);
@@ -791,16 +782,25 @@ rd_status catalog_res_stat_views(catalog *cat, const resource_desc *res, const c
      * query_stat to report. */
     if (query_stat_filter(stat_query, &schema, &hint, &ignored) != RD_OK)
         hint = NULL;
-    /* from the model, each view holds only the keys the stat reads, so the
-     * views of many matches do not all stay whole at once */
-    if (catalog_res_whole(cat, res) && (keys = stat_read_keys(res, stat_query)) != NULL)
+    /* From the model, the matches of the stat's filters are exactly the
+     * documents those filters let through, so the stat runs without them,
+     * and each view holds only the keys the rest of it reads: the views of
+     * many matches are never whole at once. */
+    if (catalog_res_whole(cat, res) && hint != NULL && (run = json_copy((json_t *)stat_query))) {
+        json_object_del(run, "filter");
+        json_object_del(run, "filter_or");
+        json_object_del(run, "keyword");
+        keys = stat_read_keys(run);
+    }
+    if (keys != NULL)
         rc = model_collect_views(cat, res, domains, n, hint, keys, &docs, err);
     else
         rc = catalog_res_collect_views(cat, res, domains, n, hint, &docs, NULL, err);
     if (rc == RD_OK)
-        rc = query_stat(stat_query, &schema, docs, out, err);
+        rc = query_stat(keys != NULL ? run : stat_query, &schema, docs, out, err);
     json_decref(docs);
     json_decref(keys);
+    json_decref(run);
     query_free(hint);
     return rc;
 }

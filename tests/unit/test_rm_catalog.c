@@ -252,6 +252,16 @@ static void check_lists(catalog *cat, unsigned seed)
         json_decref(fref);
         json_decref(fgot);
         json_decref(fq);
+        fq =
+            json_pack("{s:O, s:s, s:{s:i, s:i}}", "filter", json_object_get(qobj, "filter"),
+                      "distinct", rnd(2) ? "docs.readme" : "image", "page", "start", 2, "limit", 5);
+        fref = fgot = NULL;
+        assert_int_equal(query_stat(fq, &query_schema_plugin, ref_docs, &fref, &err), RD_OK);
+        assert_int_equal(catalog_stat_views(cat, doms, nd, fq, &fgot, &err), RD_OK);
+        expect_equal(seed, "catalog_stat_views distinct", fq, fref, fgot);
+        json_decref(fref);
+        json_decref(fgot);
+        json_decref(fq);
     }
 
     json_decref(stat_q);
