@@ -157,25 +157,42 @@ static json_t *keep_value(readmodel *rm, const json_t *v, int shared)
 
 /* ---- documents ------------------------------------------------------------ */
 
+/* A kept string of d equal to v (a key before k), to share rather than
+ * copy (created_at and updated_at often are). */
+static json_t *same_string(const readmodel_doc *d, size_t k, const json_t *v)
+{
+    if (!json_is_string(v))
+        return NULL;
+    for (size_t i = 0; i < k; i++)
+        if (json_is_string(d->vals[i]) && json_equal(d->vals[i], (json_t *)v))
+            return json_incref(d->vals[i]);
+    return NULL;
+}
+
 readmodel_doc *rm_doc_new(readmodel *rm, const char *domain, const char *id, const json_t *view)
 {
     const rm_layout *lay = &rm->lay;
-    readmodel_doc *d = calloc(1, sizeof(*d));
+    /* one block: the document, its kept values, its ready bytes */
+    size_t head = sizeof(readmodel_doc) + lay->nkeys * sizeof(json_t *), len = 0;
+    char *block = rm_dump_after(view, head, &len);
+    readmodel_doc *d = (readmodel_doc *)(void *)block;
     if (d == NULL)
         return NULL;
+    memset(d, 0, head);
     atomic_init(&d->refs, 1);
     atomic_init(&d->view, NULL);
     d->layout = lay;
-    d->vals = calloc(lay->nkeys ? lay->nkeys : 1, sizeof(*d->vals));
-    if (d->vals == NULL)
-        goto fail;
+    d->vals = (json_t **)(void *)(block + sizeof(readmodel_doc));
     d->nvals = lay->nkeys;
-    d->bytes = rm_dump(view, &d->len);
-    if (d->bytes == NULL)
-        goto fail;
+    d->bytes = block + head;
+    d->len = len;
     for (size_t k = 0; k < lay->nkeys; k++) {
         const json_t *v = json_object_get(view, lay->keys[k]);
-        if (v != NULL && (d->vals[k] = keep_value(rm, v, lay->shared[k])) == NULL)
+        if (v == NULL)
+            continue;
+        if (!lay->shared[k])
+            d->vals[k] = same_string(d, k, v);
+        if (d->vals[k] == NULL && (d->vals[k] = keep_value(rm, v, lay->shared[k])) == NULL)
             goto fail;
     }
     /* the key usually equals the kept id and domain values: share them */
@@ -216,12 +233,10 @@ void readmodel_doc_release(readmodel_doc *d)
         free((char *)d->domain);
     if (d->own_id)
         free((char *)d->id);
-    for (size_t k = 0; d->vals != NULL && k < d->nvals; k++)
+    for (size_t k = 0; k < d->nvals; k++)
         json_decref(d->vals[k]);
-    free(d->vals);
     json_decref(atomic_load(&d->view));
-    free(d->bytes);
-    free(d);
+    free(d); /* with its kept values' array and its bytes */
 }
 
 const char *readmodel_doc_bytes(const readmodel_doc *d, size_t *len)
@@ -456,6 +471,15 @@ static void *sort_odd_keys(void *arg)
     return NULL;
 }
 
+static void order_fit(rm_order *o)
+{
+    uint32_t *v = o->n > 0 ? realloc(o->v, o->n * sizeof(*v)) : NULL;
+    if (v != NULL) {
+        o->v = v;
+        o->cap = o->n;
+    }
+}
+
 /* Ends a bulk build: sorts the orders that were appended to, the default
  * order first, whose ranks then break the sort keys' ties. */
 int rm_finish_bulk(rm_state *st)
@@ -467,6 +491,17 @@ int rm_finish_bulk(rm_state *st)
     int started = 0;
     int rc = -1;
     st->bulk = 0;
+    /* the postings and orders grew by doubling: give back the room a bulk
+     * build left before the sorts take theirs */
+    rm_map_fit_ids(&st->domains);
+    rm_map_fit_ids(&st->tri);
+    for (size_t f = 0; f < st->neq; f++) {
+        rm_map_fit_ids(&st->eq[f]);
+        rm_ids_fit(&st->eqarr[f]);
+    }
+    order_fit(&st->dorder);
+    for (size_t k = 0; k < st->nsort; k++)
+        order_fit(&st->orders[k]);
     if (st->dorder.n < 2) /* qsort wants a non-NULL array */
         return 0;
     rank = malloc(st->nslots * sizeof(*rank));
@@ -487,13 +522,6 @@ int rm_finish_bulk(rm_state *st)
             sort_key(st, k, rank, e);
     if (started)
         pthread_join(thr, NULL);
-    /* the postings grew by doubling: give back the room a bulk build left */
-    rm_map_fit_ids(&st->domains);
-    rm_map_fit_ids(&st->tri);
-    for (size_t f = 0; f < st->neq; f++) {
-        rm_map_fit_ids(&st->eq[f]);
-        rm_ids_fit(&st->eqarr[f]);
-    }
     rc = 0;
 done:
     free(half.e);

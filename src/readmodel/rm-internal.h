@@ -77,7 +77,9 @@ typedef struct {
 /* A document: its key, its view as ready bytes (JSON_COMPACT), and the
  * values of the kept keys (shared, immutable), which is what filters,
  * orders and indexes read; the whole view is decoded from the bytes when a
- * caller needs it. */
+ * caller needs it.  One allocation holds the struct, then vals (nvals
+ * pointers), then the bytes (rm_doc_new); freeing the document frees all
+ * three. */
 struct readmodel_doc {
     atomic_long refs;
     const char *domain; /* owned, or borrowed from the kept value */
@@ -153,6 +155,10 @@ int rm_state_put(rm_state *st, readmodel_doc *d); /* takes d; -1 on OOM */
  * NUL-terminated, *len bytes), written faster; NULL when memory runs out
  * or v cannot be written. */
 char *rm_dump(const json_t *v, size_t *len);
+/* The same bytes written after head bytes left for the caller, in one
+ * block (malloc'd: the block's start; the bytes at block + head, *len of
+ * them, NUL-terminated).  NULL as rm_dump. */
+char *rm_dump_after(const json_t *v, size_t head, size_t *len);
 /* Ends a bulk build (sorts the appended orders); -1 on OOM. */
 int rm_finish_bulk(rm_state *st);
 int rm_state_del(rm_state *st, const char *domain, const char *id);
