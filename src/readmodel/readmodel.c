@@ -130,6 +130,51 @@ static void decref_ptr(void *p)
 void rm_intern_free(rm_intern *in)
 {
     rm_map_free(&in->map, decref_ptr);
+    rm_map_free(&in->tails, free);
+}
+
+/* The member of a view that every document of a tier holds alike. */
+#define RM_TAIL_KEY "repository_info"
+
+/* When view's last member is RM_TAIL_KEY and bytes (its len ready bytes)
+ * end with it, that member's bytes (from its key to the closing brace):
+ * the model's shared copy, its length in *tlen.  NULL: no tail (another
+ * last member, or out of memory: the document keeps all its bytes). */
+static const char *split_tail(readmodel *rm, const json_t *view, const char *bytes, size_t len,
+                              size_t *tlen)
+{
+    static const char key[] = "\"" RM_TAIL_KEY "\":";
+    void *it = json_object_iter((json_t *)view), *last = NULL;
+    char *vb = NULL, *tail = NULL;
+    const char *out = NULL;
+    size_t vlen = 0, n;
+    for (; it != NULL; it = json_object_iter_next((json_t *)view, it))
+        last = it;
+    if (last == NULL || strcmp(json_object_iter_key(last), RM_TAIL_KEY) != 0)
+        goto done;
+    if ((vb = rm_dump(json_object_iter_value(last), &vlen)) == NULL)
+        goto done;
+    n = sizeof(key) - 1 + vlen + 1;
+    if (n >= len || (tail = malloc(n + 1)) == NULL)
+        goto done;
+    memcpy(tail, key, sizeof(key) - 1);
+    memcpy(tail + sizeof(key) - 1, vb, vlen);
+    memcpy(tail + n - 1, "}", 2);
+    if (memcmp(bytes + len - n, tail, n) != 0)
+        goto done;
+    pthread_mutex_lock(&rm->intern.lock);
+    out = rm_map_get(&rm->intern.tails, tail, n);
+    if (out == NULL && rm_map_put(&rm->intern.tails, tail, n, tail) == 0) {
+        out = tail;
+        tail = NULL; /* held by the table */
+    }
+    pthread_mutex_unlock(&rm->intern.lock);
+    if (out != NULL)
+        *tlen = n;
+done:
+    free(vb);
+    free(tail);
+    return out;
 }
 
 /* The compact copy of a kept value: strings (and the string elements of an
@@ -175,10 +220,23 @@ readmodel_doc *rm_doc_new(readmodel *rm, const char *domain, const char *id, con
     /* one block: the document, its kept values, its ready bytes */
     size_t head = sizeof(readmodel_doc) + lay->nkeys * sizeof(json_t *), len = 0;
     char *block = rm_dump_after(view, head, &len);
-    readmodel_doc *d = (readmodel_doc *)(void *)block;
+    const char *tail = NULL;
+    size_t tlen = 0;
+    readmodel_doc *d;
+    if (block != NULL && (tail = split_tail(rm, view, block + head, len, &tlen)) != NULL) {
+        char *fit = realloc(block, head + len - tlen + 1);
+        if (fit != NULL)
+            block = fit;
+        len -= tlen;
+        block[head + len] = '\0';
+    }
+    d = (readmodel_doc *)(void *)block;
     if (d == NULL)
         return NULL;
     memset(d, 0, head);
+    d->tail = tail;
+    d->tlen = tlen;
+    atomic_init(&d->joined, NULL);
     atomic_init(&d->refs, 1);
     atomic_init(&d->view, NULL);
     d->layout = lay;
@@ -236,19 +294,81 @@ void readmodel_doc_release(readmodel_doc *d)
     for (size_t k = 0; k < d->nvals; k++)
         json_decref(d->vals[k]);
     json_decref(atomic_load(&d->view));
+    free(atomic_load(&d->joined));
     free(d); /* with its kept values' array and its bytes */
+}
+
+size_t readmodel_doc_parts(const readmodel_doc *d, const char **head, size_t *hlen,
+                           const char **tail, size_t *tlen)
+{
+    *head = d->bytes;
+    *hlen = d->len;
+    *tail = d->tail != NULL ? d->tail : "";
+    *tlen = d->tlen;
+    return d->len + d->tlen;
+}
+
+char *readmodel_doc_bytes_copy(const readmodel_doc *d, size_t *len)
+{
+    char *out = malloc(d->len + d->tlen + 1);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, d->bytes, d->len);
+    if (d->tlen > 0)
+        memcpy(out + d->len, d->tail, d->tlen);
+    out[d->len + d->tlen] = '\0';
+    if (len != NULL)
+        *len = d->len + d->tlen;
+    return out;
 }
 
 const char *readmodel_doc_bytes(const readmodel_doc *d, size_t *len)
 {
+    readmodel_doc *w = (readmodel_doc *)d; /* the copy is not part of the value */
+    char *j, *expected = NULL;
     if (len != NULL)
-        *len = d->len;
-    return d->bytes;
+        *len = d->len + d->tlen;
+    if (d->tail == NULL)
+        return d->bytes;
+    if ((j = atomic_load(&w->joined)) != NULL)
+        return j;
+    if ((j = readmodel_doc_bytes_copy(d, NULL)) == NULL)
+        return NULL;
+    if (!atomic_compare_exchange_strong(&w->joined, &expected, j)) {
+        free(j); /* another thread joined them first */
+        j = expected;
+    }
+    return j;
+}
+
+typedef struct {
+    const readmodel_doc *d;
+    size_t at;
+} doc_reader;
+
+/* json_load_callback's reader over the two parts of the bytes. */
+static size_t read_parts(void *buf, size_t size, void *arg)
+{
+    doc_reader *r = arg;
+    const readmodel_doc *d = r->d;
+    size_t n = 0;
+    if (r->at < d->len) {
+        n = d->len - r->at < size ? d->len - r->at : size;
+        memcpy(buf, d->bytes + r->at, n);
+    } else if (r->at < d->len + d->tlen) {
+        n = d->len + d->tlen - r->at < size ? d->len + d->tlen - r->at : size;
+        memcpy(buf, d->tail + (r->at - d->len), n);
+    }
+    r->at += n;
+    return n;
 }
 
 json_t *readmodel_doc_decode(const readmodel_doc *d)
 {
-    return json_loadb(d->bytes, d->len, JSON_ALLOW_NUL, NULL);
+    doc_reader r = {d, 0};
+    if (d->tail == NULL)
+        return json_loadb(d->bytes, d->len, JSON_ALLOW_NUL, NULL);
+    return json_load_callback(read_parts, &r, JSON_ALLOW_NUL, NULL);
 }
 
 json_t *readmodel_doc_decode_keys(const readmodel_doc *d, const json_t *keys)

@@ -92,6 +92,12 @@ struct readmodel_doc {
     const rm_layout *layout; /* borrowed from the model */
     unsigned char eq_array;  /* some eq field holds an array */
     unsigned char own_domain, own_id;
+    /* the ready bytes are bytes[0..len) then tail[0..tlen): the view's last
+     * member when it is repository_info (the same for every document of a
+     * tier), shared through the model's intern table; tail NULL = none */
+    const char *tail;
+    size_t tlen;
+    _Atomic(char *) joined; /* readmodel_doc_bytes' whole copy, or NULL */
 };
 
 /* The value of sort key k / default-order field k of d. */
@@ -108,7 +114,8 @@ void rm_layout_free(rm_layout *lay);
 /* The shared copies of repeated values (resource shared_fields). */
 typedef struct {
     pthread_mutex_t lock;
-    rm_map map; /* string bytes -> json_t (one reference held) */
+    rm_map map;   /* string bytes -> json_t (one reference held) */
+    rm_map tails; /* ready-bytes tails: bytes -> owned NUL-terminated copy */
 } rm_intern;
 
 void rm_intern_free(rm_intern *in);

@@ -151,6 +151,102 @@ static void test_decode_keys(void **state)
     json_decref(v);
 }
 
+/* The bytes of d in parts, joined, must be json_dumps(view, JSON_COMPACT);
+ * the joined copy, readmodel_doc_bytes and the decoded view agree. */
+static void expect_parts(const readmodel_doc *d, const json_t *view, size_t want_tlen)
+{
+    const char *head, *tail;
+    size_t hlen, tlen, blen = 0, total = readmodel_doc_parts(d, &head, &hlen, &tail, &tlen);
+    char *expect = json_dumps(view, JSON_COMPACT), *copy = readmodel_doc_bytes_copy(d, NULL);
+    json_t *back = readmodel_doc_decode(d);
+    assert_non_null(expect);
+    assert_int_equal(total, strlen(expect));
+    assert_int_equal(hlen + tlen, total);
+    assert_int_equal(head[hlen], '\0');
+    assert_int_equal(memcmp(head, expect, hlen), 0);
+    assert_int_equal(memcmp(tail, expect + hlen, tlen), 0);
+    if (want_tlen != SIZE_MAX)
+        assert_int_equal(tlen, want_tlen);
+    assert_string_equal(copy, expect);
+    assert_string_equal(readmodel_doc_bytes(d, &blen), expect);
+    assert_int_equal(blen, total);
+    assert_non_null(back);
+    assert_true(json_equal(back, (json_t *)view));
+    json_decref(back);
+    free(copy);
+    free(expect);
+}
+
+/* repository_info, the view's last member, is one tail shared by every
+ * document holding the same one; any other last member gives no tail. */
+static void test_shared_tail(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *info = json_pack("{s:s, s:s, s:s, s:s}", "repository_id", "repo-1", "name",
+                             "lo\"cal \xc3\xa9", "repository_type", "local", "endpoint", "");
+    json_t *a = plugin("d1", "p1", "One", "ENABLED"), *b = plugin("d2", "p2", "Two", "DISABLED");
+    json_t *c = plugin("d1", "p3", "Three", "ENABLED"), *only = json_object();
+    json_t *other = json_pack("{s:s, s:s}", "repository_id", "repo-2", "name", "x\n");
+    readmodel_doc *da, *db, *dc, *dd, *de;
+    const char *ta, *tb, *h;
+    size_t hl, tl, want;
+    char *t;
+    (void)state;
+    json_object_set(a, "repository_info", info);
+    json_object_set(b, "repository_info", info);
+    json_object_set(c, "repository_info", info); /* then another last member */
+    json_object_set_new(c, "docs", json_object());
+    json_object_set(only, "repository_info", other);
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d1", "p1", a, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d2", "p2", b, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d1", "p3", c, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "", "", only, &err), RD_OK);
+    da = readmodel_get(rm, "d1", "p1");
+    db = readmodel_get(rm, "d2", "p2");
+    dc = readmodel_get(rm, "d1", "p3");
+    dd = readmodel_get(rm, "", "");
+    assert_non_null(da);
+    assert_non_null(db);
+    assert_non_null(dc);
+    assert_non_null(dd);
+    t = json_dumps(info, JSON_COMPACT);
+    want = strlen("\"repository_info\":") + strlen(t) + 1;
+    free(t);
+    expect_parts(da, a, want);
+    expect_parts(db, b, want);
+    expect_parts(dc, c, 0);
+    expect_parts(dd, only, SIZE_MAX);
+    readmodel_doc_parts(da, &h, &hl, &ta, &tl);
+    readmodel_doc_parts(db, &h, &hl, &tb, &tl);
+    assert_ptr_equal(ta, tb); /* one copy */
+    readmodel_doc_parts(dd, &h, &hl, &ta, &tl);
+    assert_int_equal(hl, 1); /* "{" */
+    /* a bulk build splits the same way; a replaced document keeps its parts */
+    {
+        json_t *views = json_pack("[O, O]", a, b);
+        assert_int_equal(readmodel_build(rm, views, &err), RD_OK);
+        json_decref(views);
+    }
+    de = readmodel_get(rm, "d2", "p2");
+    assert_non_null(de);
+    expect_parts(de, b, want);
+    expect_parts(dc, c, 0);
+    readmodel_doc_release(da);
+    readmodel_doc_release(db);
+    readmodel_doc_release(dc);
+    readmodel_doc_release(dd);
+    readmodel_doc_release(de);
+    readmodel_destroy(rm);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+    json_decref(only);
+    json_decref(info);
+    json_decref(other);
+}
+
 static void test_put_get_replace_delete(void **state)
 {
     readmodel *rm = NULL;
@@ -1183,6 +1279,7 @@ int main(void)
         cmocka_unit_test(test_ready_bytes_equal_jansson),
         cmocka_unit_test(test_put_get_replace_delete),
         cmocka_unit_test(test_decode_keys),
+        cmocka_unit_test(test_shared_tail),
         cmocka_unit_test(test_domain_isolation),
         cmocka_unit_test(test_build_swaps_content),
         cmocka_unit_test(test_readers_during_writes),
