@@ -624,9 +624,11 @@ int rm_finish_bulk(rm_state *st)
         order_fit(&st->orders[k]);
     if (st->dorder.n < 2) /* qsort wants a non-NULL array */
         return 0;
+    /* one sort's entries at a time: the default order's are freed before
+     * the sort keys' are taken */
     rank = malloc(st->nslots * sizeof(*rank));
-    e = malloc(st->dorder.n * sizeof(*e));
-    if (rank == NULL || e == NULL || sort_default(st) != 0)
+    if (rank == NULL || sort_default(st) != 0 ||
+        (e = malloc(st->dorder.n * sizeof(*e))) == NULL)
         goto done;
     for (size_t i = 0; i < st->dorder.n; i++)
         rank[st->dorder.v[i]] = (uint32_t)i;
