@@ -131,6 +131,7 @@ void rm_intern_free(rm_intern *in)
 {
     rm_map_free(&in->map, decref_ptr);
     rm_map_free(&in->tails, free);
+    rm_map_free(&in->arrays, decref_ptr);
 }
 
 /* The member of a view that every document of a tier holds alike. */
@@ -177,18 +178,51 @@ done:
     return out;
 }
 
-/* The compact copy of a kept value: strings (and the string elements of an
- * array) of a shared key are shared, anything else is copied. */
-static json_t *keep_value(readmodel *rm, const json_t *v, int shared)
+static json_t *keep_value(readmodel *rm, const json_t *v, int shared);
+
+/* The key of an array of strings in the intern table's arrays: each
+ * element as its 4-byte length then its bytes (malloc'd, *len bytes); NULL
+ * when some element is not a string or memory runs out. */
+static char *array_key(const json_t *v, size_t *len)
 {
-    json_t *out, *e;
-    size_t i;
-    if (!shared)
-        return json_deep_copy(v);
-    if (json_is_string(v))
-        return intern_string(&rm->intern, v);
-    if (!json_is_array(v))
-        return json_deep_copy(v);
+    size_t n = 0, i;
+    const json_t *e;
+    char *key, *at;
+    json_array_foreach(v, i, e)
+    {
+        if (!json_is_string(e) || json_string_length(e) > UINT32_MAX)
+            return NULL;
+        n += 4 + json_string_length(e);
+    }
+    if ((key = malloc(n ? n : 1)) == NULL)
+        return NULL;
+    at = key;
+    json_array_foreach(v, i, e)
+    {
+        uint32_t l = (uint32_t)json_string_length(e);
+        memcpy(at, &l, 4);
+        memcpy(at + 4, json_string_value(e), l);
+        at += 4 + l;
+    }
+    *len = n;
+    return key;
+}
+
+/* The shared copy of an array of a shared key: one per distinct list of
+ * strings (labels repeat), else a copy with shared elements. */
+static json_t *keep_array(readmodel *rm, const json_t *v)
+{
+    rm_intern *in = &rm->intern;
+    size_t klen = 0, i;
+    char *key = array_key(v, &klen);
+    json_t *out = NULL, *e, *had;
+    if (key != NULL) {
+        pthread_mutex_lock(&in->lock);
+        out = json_incref(rm_map_get(&in->arrays, key, klen));
+        pthread_mutex_unlock(&in->lock);
+        if (out != NULL)
+            goto done;
+    }
     out = json_array();
     json_array_foreach(v, i, e)
     {
@@ -197,7 +231,34 @@ static json_t *keep_value(readmodel *rm, const json_t *v, int shared)
             out = NULL;
         }
     }
+    if (out == NULL || key == NULL)
+        goto done;
+    pthread_mutex_lock(&in->lock);
+    had = rm_map_get(&in->arrays, key, klen); /* another thread's, meanwhile */
+    if (had != NULL) {
+        json_decref(out);
+        out = json_incref(had);
+    } else if (rm_map_put(&in->arrays, key, klen, out) == 0) {
+        json_incref(out); /* one reference held by the table */
+    }
+    pthread_mutex_unlock(&in->lock);
+done:
+    free(key);
     return out;
+}
+
+/* The compact copy of a kept value: strings (and arrays of strings) of a
+ * shared key are shared, the elements of other arrays there too, anything
+ * else is copied. */
+static json_t *keep_value(readmodel *rm, const json_t *v, int shared)
+{
+    if (!shared)
+        return json_deep_copy(v);
+    if (json_is_string(v))
+        return intern_string(&rm->intern, v);
+    if (json_is_array(v))
+        return keep_array(rm, v);
+    return json_deep_copy(v);
 }
 
 /* ---- documents ------------------------------------------------------------ */
@@ -627,8 +688,7 @@ int rm_finish_bulk(rm_state *st)
     /* one sort's entries at a time: the default order's are freed before
      * the sort keys' are taken */
     rank = malloc(st->nslots * sizeof(*rank));
-    if (rank == NULL || sort_default(st) != 0 ||
-        (e = malloc(st->dorder.n * sizeof(*e))) == NULL)
+    if (rank == NULL || sort_default(st) != 0 || (e = malloc(st->dorder.n * sizeof(*e))) == NULL)
         goto done;
     for (size_t i = 0; i < st->dorder.n; i++)
         rank[st->dorder.v[i]] = (uint32_t)i;

@@ -114,8 +114,9 @@ void rm_layout_free(rm_layout *lay);
 /* The shared copies of repeated values (resource shared_fields). */
 typedef struct {
     pthread_mutex_t lock;
-    rm_map map;   /* string bytes -> json_t (one reference held) */
-    rm_map tails; /* ready-bytes tails: bytes -> owned NUL-terminated copy */
+    rm_map map;    /* string bytes -> json_t (one reference held) */
+    rm_map tails;  /* ready-bytes tails: bytes -> owned NUL-terminated copy */
+    rm_map arrays; /* arrays of strings (lengths and bytes) -> json_t (held) */
 } rm_intern;
 
 void rm_intern_free(rm_intern *in);

@@ -32,6 +32,8 @@
 #include "store.h"
 #include "testkit.h"
 
+#include "../../src/readmodel/rm-internal.h" /* the compact form, for test_kept_values_shared */
+
 static json_t *plugin(const char *domain, const char *id, const char *name, const char *state)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[s], s:s, s:s}", "plugin_id", id,
@@ -245,6 +247,62 @@ static void test_shared_tail(void **state)
     json_decref(only);
     json_decref(info);
     json_decref(other);
+}
+
+static const json_t *kept(const readmodel_doc *d, const char *key)
+{
+    for (size_t k = 0; k < d->nvals; k++)
+        if (strcmp(d->layout->keys[k], key) == 0)
+            return d->vals[k];
+    return NULL;
+}
+
+/* One copy of what repeats: an equal list of labels is one array for every
+ * document holding it, equal kept strings of a document are one value. */
+static void test_kept_values_shared(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *a = plugin("d1", "p1", "One", "ENABLED"), *b = plugin("d2", "p2", "Two", "ENABLED");
+    json_t *c = plugin("d1", "p3", "Three", "ENABLED");
+    readmodel_doc *da, *db, *dc;
+    (void)state;
+    json_object_set_new(a, "labels", json_pack("[s,s]", "Fast", "x"));
+    json_object_set_new(b, "labels", json_pack("[s,s]", "Fast", "x"));
+    json_object_set_new(c, "labels", json_pack("[s,s]", "x", "Fast"));
+    json_object_set_new(a, "updated_at", json_string("2024-01-01T00:00:00.000Z"));
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d1", "p1", a, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d2", "p2", b, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d1", "p3", c, &err), RD_OK);
+    da = readmodel_get(rm, "d1", "p1");
+    db = readmodel_get(rm, "d2", "p2");
+    dc = readmodel_get(rm, "d1", "p3");
+    assert_non_null(da);
+    assert_non_null(db);
+    assert_non_null(dc);
+    assert_ptr_equal(kept(da, "labels"), kept(db, "labels"));
+    assert_true(kept(da, "labels") != kept(dc, "labels")); /* another order */
+    assert_true(json_equal((json_t *)kept(dc, "labels"), json_object_get(c, "labels")));
+    assert_ptr_equal(kept(da, "created_at"), kept(da, "updated_at"));
+    assert_true(kept(db, "created_at") != kept(db, "updated_at"));
+    assert_string_equal(json_string_value(kept(db, "updated_at")), "2024-01-02T00:00:00.000Z");
+    /* what a query reads is unchanged */
+    {
+        json_t *got = run_rm(rm,
+                             "{\"filter\":[{\"k\":\"labels\",\"v\":\"x\",\"o\":\"eq\"}],"
+                             "\"sort\":{\"key\":\"updated_at\"}}",
+                             NULL, 0);
+        assert_int_equal(json_integer_value(json_object_get(got, "total_count")), 3);
+        json_decref(got);
+    }
+    readmodel_doc_release(da);
+    readmodel_doc_release(db);
+    readmodel_doc_release(dc);
+    readmodel_destroy(rm);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
 }
 
 static void test_put_get_replace_delete(void **state)
@@ -1280,6 +1338,7 @@ int main(void)
         cmocka_unit_test(test_put_get_replace_delete),
         cmocka_unit_test(test_decode_keys),
         cmocka_unit_test(test_shared_tail),
+        cmocka_unit_test(test_kept_values_shared),
         cmocka_unit_test(test_domain_isolation),
         cmocka_unit_test(test_build_swaps_content),
         cmocka_unit_test(test_readers_during_writes),
