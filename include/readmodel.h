@@ -77,8 +77,8 @@ size_t readmodel_count(readmodel *rm);
 /* A new reference to the document (domain, id), or NULL when absent. */
 readmodel_doc *readmodel_get(readmodel *rm, const char *domain, const char *id);
 
-/* A document keeps its view as ready bytes (its compact JSON serialisation:
- * borrowed, NUL-terminated, *len bytes) and, for queries, a compact copy of
+/* A document keeps its view as ready bytes (its compact JSON serialisation,
+ * see readmodel_doc_parts below) and, for queries, a compact copy of
  * the top-level keys its resource names; the full view is decoded from the
  * bytes on demand.
  *
@@ -89,7 +89,29 @@ readmodel_doc *readmodel_get(readmodel *rm, const char *domain, const char *id);
  * modify it); NULL when memory runs out.  It costs the tree's memory for
  * as long as the document lives. */
 json_t *readmodel_doc_decode(const readmodel_doc *d);
+/* The view decoded from the bytes with only the top-level keys that are
+ * also keys of the object keys (borrowed, a set: its values are not read),
+ * in the view's order: a new object the caller owns, NULL when memory runs
+ * out.  For callers that read a few keys of many documents at once (a
+ * stat over views): the rest of each tree is freed before the next. */
+json_t *readmodel_doc_decode_keys(const readmodel_doc *d, const json_t *keys);
 const json_t *readmodel_doc_view(const readmodel_doc *d);
+
+/* The ready bytes are held in two parts: the document's own bytes, then a
+ * tail shared by the documents of the model (the view's last member when
+ * it is repository_info, the same for every document of a tier; an empty
+ * tail otherwise).  readmodel_doc_parts gives both (borrowed, valid while
+ * d is held; *tail is "" with *tlen 0 when there is none) and returns the
+ * whole length: send head then tail, nothing to decode or serialise.
+ * readmodel_doc_bytes_copy: the whole bytes in a new NUL-terminated buffer
+ * (the caller frees it; len may be NULL), NULL when memory runs out.
+ * readmodel_doc_bytes: the whole bytes (borrowed, NUL-terminated, *len
+ * bytes; len may be NULL), as before the split: for a document with a tail
+ * they are joined on the first call and the copy is kept with the document
+ * until it is released (NULL when memory runs out); prefer the two above. */
+size_t readmodel_doc_parts(const readmodel_doc *d, const char **head, size_t *hlen,
+                           const char **tail, size_t *tlen);
+char *readmodel_doc_bytes_copy(const readmodel_doc *d, size_t *len);
 const char *readmodel_doc_bytes(const readmodel_doc *d, size_t *len);
 void readmodel_doc_release(readmodel_doc *d);
 

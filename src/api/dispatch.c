@@ -166,9 +166,27 @@ static void audit_write(const api_call *call, rd_status rc, const json_t *result
               rc == RD_OK ? "OK" : rd_status_name(rc));
 }
 
+/* A ready document's answer bytes: its own bytes when it has no shared
+ * tail, else both parts joined into *joined (the caller frees it).  NULL
+ * when memory runs out (the caller then sends the decoded view). */
+static const char *ready_bytes(const readmodel_doc *d, size_t *len, char **joined)
+{
+    const char *head, *tail;
+    size_t hlen, tlen;
+    *len = readmodel_doc_parts(d, &head, &hlen, &tail, &tlen);
+    *joined = NULL;
+    if (tlen == 0)
+        return head;
+    *joined = readmodel_doc_bytes_copy(d, NULL);
+    return *joined;
+}
+
 void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_error *err)
 {
     const char *headers[5] = {NULL, NULL, NULL, NULL, NULL};
+    const char *bytes = NULL;
+    char *joined = NULL;
+    size_t len = 0;
     if (call->id_key != NULL)
         audit_write(call, rc, result);
     if (call->x_cache != NULL && rc == RD_OK) { /* errors are not cache answers */
@@ -192,11 +210,11 @@ void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_erro
         result = json_loadb(call->ready_body, call->ready_len, JSON_ALLOW_NUL, NULL);
         call->edge.reply(call->edge.edge_ctx, 200, result != NULL ? result : json_object(),
                          headers);
-    } else if (rc == RD_OK && call->ready != NULL && call->edge.reply_bytes != NULL) {
-        size_t len = 0;
-        const char *bytes = readmodel_doc_bytes(call->ready, &len);
+    } else if (rc == RD_OK && call->ready != NULL && call->edge.reply_bytes != NULL &&
+               (bytes = ready_bytes(call->ready, &len, &joined)) != NULL) {
         json_decref(result);
         call->edge.reply_bytes(call->edge.edge_ctx, 200, bytes, len, headers);
+        free(joined);
     } else if (rc == RD_OK) {
         if (result == NULL && call->ready != NULL)
             result = readmodel_doc_decode(call->ready);

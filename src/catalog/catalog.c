@@ -644,10 +644,11 @@ rd_status catalog_plugin_count_query(catalog *cat, const char *domain_id, const 
 }
 
 /* catalog_res_collect_views from the read model: the matches' views,
- * decoded from the model's ready bytes. */
+ * decoded from the model's ready bytes; keys (a set, NULL = every key): only
+ * those top-level keys of each view. */
 static rd_status model_collect_views(catalog *cat, const resource_desc *res,
                                      const char *const *domains, size_t n, const struct query *q,
-                                     json_t **out, rd_error *err)
+                                     const json_t *keys, json_t **out, rd_error *err)
 {
     readmodel_result r;
     json_t *docs = NULL;
@@ -658,7 +659,8 @@ static rd_status model_collect_views(catalog *cat, const resource_desc *res,
     if (docs == NULL)
         goto oom;
     for (size_t i = 0; i < r.n; i++)
-        if (json_array_append_new(docs, readmodel_doc_decode(r.docs[i])) != 0)
+        if (json_array_append_new(docs, keys != NULL ? readmodel_doc_decode_keys(r.docs[i], keys)
+                                                     : readmodel_doc_decode(r.docs[i])) != 0)
             goto oom;
     *out = docs;
     docs = NULL;
@@ -726,14 +728,65 @@ rd_status catalog_res_collect_views(catalog *cat, const resource_desc *res,
                                     json_t **out, size_t *decoded, rd_error *err)
 {
     if (catalog_res_whole(cat, res))
-        return model_collect_views(cat, res, domains, n, q, out, err);
+        return model_collect_views(cat, res, domains, n, q, NULL, out, err);
     return catalog_res_store_views(cat, res, domains, n, q, out, decoded, err);
+}
+
+/* Adds every string of v (values and object keys, at any depth) to the set
+ * keys, each also cut before each '.' (a dotted path's top-level key). */
+static int add_named_keys(json_t *keys, const json_t *v)
+{
+    const char *k;
+    json_t *e;
+    size_t i;
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        size_t len = json_string_length(v);
+        for (size_t j = 0; j <= len; j++)
+            if ((j == len || s[j] == '.') && json_object_setn(keys, s, j, json_null()) != 0)
+                return -1;
+        return 0;
+    }
+    if (json_is_array(v))
+        json_array_foreach(v, i, e) if (add_named_keys(keys, e) != 0) return -1;
+    if (json_is_object(v))
+        json_object_foreach((json_t *)v, k, e)
+        {
+            json_t *name = json_string(k);
+            int rc = name == NULL ? -1 : add_named_keys(keys, name);
+            json_decref(name);
+            if (rc != 0 || add_named_keys(keys, e) != 0)
+                return -1;
+        }
+    return 0;
+}
+
+/* The top-level keys of a view that stat_query (without filters) reads (a
+ * new set), when its documents never reach the answer whole: a distinct, a
+ * v2 group_by or an aggregate whose first stage is a group.  Those read
+ * only the keys the query names (group keys, fields, distinct).  NULL: read
+ * every key (another shape, or out of memory). */
+static json_t *stat_read_keys(const json_t *stat_query)
+{
+    const json_t *agg = json_object_get(stat_query, "aggregate");
+    json_t *keys = NULL;
+    if (!json_is_string(json_object_get(stat_query, "distinct")) &&
+        json_object_get(stat_query, "group_by") == NULL &&
+        json_object_get(json_array_get(agg, 0), "group") == NULL)
+        goto done;
+    keys = json_object();
+    if (keys != NULL && add_named_keys(keys, stat_query) != 0) {
+        json_decref(keys);
+        keys = NULL;
+    }
+done:
+    return keys;
 }
 
 rd_status catalog_res_stat_views(catalog *cat, const resource_desc *res, const char *const *domains,
                                  size_t n, const json_t *stat_query, json_t **out, rd_error *err)
 {
-    json_t *docs = NULL;
+    json_t *docs = NULL, *keys = NULL, *run = NULL;
     query *hint = NULL;
     rd_error ignored;
     query_schema schema = resource_query_schema(res);
@@ -748,10 +801,25 @@ rd_status catalog_res_stat_views(catalog *cat, const resource_desc *res, const c
      * query_stat to report. */
     if (query_stat_filter(stat_query, &schema, &hint, &ignored) != RD_OK)
         hint = NULL;
-    rc = catalog_res_collect_views(cat, res, domains, n, hint, &docs, NULL, err);
+    /* From the model, the matches of the stat's filters are exactly the
+     * documents those filters let through, so the stat runs without them,
+     * and each view holds only the keys the rest of it reads: the views of
+     * many matches are never whole at once. */
+    if (catalog_res_whole(cat, res) && hint != NULL && (run = json_copy((json_t *)stat_query))) {
+        json_object_del(run, "filter");
+        json_object_del(run, "filter_or");
+        json_object_del(run, "keyword");
+        keys = stat_read_keys(run);
+    }
+    if (keys != NULL)
+        rc = model_collect_views(cat, res, domains, n, hint, keys, &docs, err);
+    else
+        rc = catalog_res_collect_views(cat, res, domains, n, hint, &docs, NULL, err);
     if (rc == RD_OK)
-        rc = query_stat(stat_query, &schema, docs, out, err);
+        rc = query_stat(keys != NULL ? run : stat_query, &schema, docs, out, err);
     json_decref(docs);
+    json_decref(keys);
+    json_decref(run);
     query_free(hint);
     return rc;
 }

@@ -1,8 +1,8 @@
 /*
- * readmodel.c - the read model's documents and indexed state: creating and
- * releasing documents, inserting and removing one document in every index
- * (postings, trigrams, kept orders), and the public write / lookup entry
- * points with their locking.  Queries are in rm_query.c.
+ * readmodel.c - the read model's indexed state: inserting and removing one
+ * document in every index (postings, trigrams, kept orders), sorting the
+ * orders after a bulk build, and the public write / lookup entry points
+ * with their locking.  Documents are in rm_doc.c, queries in rm_query.c.
  */
 #include "rm-internal.h"
 
@@ -16,267 +16,6 @@ static size_t list_len(const char *const *l)
     while (l != NULL && l[n] != NULL)
         n++;
     return n;
-}
-
-/* ---- layout and shared values ------------------------------------------- */
-
-static size_t key_index(const rm_layout *lay, const char *key)
-{
-    for (size_t i = 0; i < lay->nkeys; i++)
-        if (strcmp(lay->keys[i], key) == 0)
-            return i;
-    return SIZE_MAX;
-}
-
-/* Adds the kept key (the first component of a dotted field) when new;
- * its index in *at (may be NULL). */
-static int layout_add(rm_layout *lay, const char *field, size_t *at)
-{
-    size_t i;
-    if (field == NULL)
-        return 0;
-    if (strchr(field, '.') != NULL) { /* never indexed; kept for matching */
-        if (at != NULL)
-            *at = SIZE_MAX;
-        return 0;
-    }
-    i = key_index(lay, field);
-    if (i == SIZE_MAX) {
-        i = lay->nkeys++;
-        lay->keys[i] = field;
-    }
-    if (at != NULL)
-        *at = i;
-    return 0;
-}
-
-void rm_layout_free(rm_layout *lay)
-{
-    free(lay->keys);
-    free(lay->shared);
-    free(lay->eq);
-    free(lay->sort);
-    free(lay->dflt);
-    free(lay->kw);
-    memset(lay, 0, sizeof(*lay));
-}
-
-int rm_layout_init(rm_layout *lay, const resource_desc *res)
-{
-    const char *const *lists[] = {res->eq_fields,     res->sort_keys,    res->keyword_fields,
-                                  res->default_order, res->match_fields, res->shared_fields};
-    size_t max = 2, neq = list_len(res->eq_fields), nsort = list_len(res->sort_keys),
-           ndflt = list_len(res->default_order), nkw = list_len(res->keyword_fields);
-    memset(lay, 0, sizeof(*lay));
-    for (size_t l = 0; l < sizeof(lists) / sizeof(*lists); l++)
-        max += list_len(lists[l]);
-    lay->keys = calloc(max, sizeof(*lay->keys));
-    lay->shared = calloc(max, 1);
-    lay->eq = calloc(neq + 1, sizeof(size_t));
-    lay->sort = calloc(nsort + 1, sizeof(size_t));
-    lay->dflt = calloc(ndflt + 1, sizeof(size_t));
-    lay->kw = calloc(nkw + 1, sizeof(size_t));
-    if (lay->keys == NULL || lay->shared == NULL || lay->eq == NULL || lay->sort == NULL ||
-        lay->dflt == NULL || lay->kw == NULL) {
-        rm_layout_free(lay);
-        return -1;
-    }
-    lay->id = lay->domain = SIZE_MAX;
-    layout_add(lay, res->id_field, &lay->id);
-    layout_add(lay, res->domain_field, &lay->domain);
-    for (size_t i = 0; i < neq; i++)
-        layout_add(lay, res->eq_fields[i], &lay->eq[i]);
-    for (size_t i = 0; i < nsort; i++)
-        layout_add(lay, res->sort_keys[i], &lay->sort[i]);
-    for (size_t i = 0; i < ndflt; i++)
-        layout_add(lay, res->default_order[i], &lay->dflt[i]);
-    for (size_t i = 0; i < nkw; i++)
-        layout_add(lay, res->keyword_fields[i], &lay->kw[i]);
-    for (size_t i = 0; res->match_fields != NULL && res->match_fields[i] != NULL; i++)
-        layout_add(lay, res->match_fields[i], NULL);
-    for (size_t i = 0; res->shared_fields != NULL && res->shared_fields[i] != NULL; i++) {
-        size_t k = key_index(lay, res->shared_fields[i]);
-        if (k != SIZE_MAX)
-            lay->shared[k] = 1;
-    }
-    return 0;
-}
-
-/* The shared copy of string s (a new reference), made on first use. */
-static json_t *intern_string(rm_intern *in, const json_t *s)
-{
-    const char *v = json_string_value(s);
-    size_t len = json_string_length(s);
-    json_t *out;
-    pthread_mutex_lock(&in->lock);
-    out = rm_map_get(&in->map, v, len);
-    if (out == NULL) {
-        out = json_stringn_nocheck(v, len);
-        if (out != NULL && rm_map_put(&in->map, v, len, out) != 0) {
-            json_decref(out);
-            out = NULL;
-        }
-    }
-    json_incref(out);
-    pthread_mutex_unlock(&in->lock);
-    return out;
-}
-
-static void decref_ptr(void *p)
-{
-    json_decref(p);
-}
-
-void rm_intern_free(rm_intern *in)
-{
-    rm_map_free(&in->map, decref_ptr);
-    rm_map_free(&in->objects, decref_ptr);
-}
-
-/* The shared copy of object o (a new reference), keyed by its compact
- * serialisation, made on first use. */
-static json_t *intern_object(rm_intern *in, const json_t *o)
-{
-    size_t len = 0;
-    char *bytes = rm_dump(o, &len);
-    json_t *out = NULL;
-    if (bytes == NULL)
-        return NULL;
-    pthread_mutex_lock(&in->lock);
-    out = rm_map_get(&in->objects, bytes, len);
-    if (out == NULL) {
-        out = json_deep_copy(o);
-        if (out != NULL && rm_map_put(&in->objects, bytes, len, out) != 0) {
-            json_decref(out);
-            out = NULL;
-        }
-    }
-    json_incref(out);
-    pthread_mutex_unlock(&in->lock);
-    free(bytes);
-    return out;
-}
-
-/* The compact copy of a kept value: strings (and the string elements of an
- * array) and objects of a shared key are shared, anything else is copied. */
-static json_t *keep_value(readmodel *rm, const json_t *v, int shared)
-{
-    json_t *out, *e;
-    size_t i;
-    if (!shared)
-        return json_deep_copy(v);
-    if (json_is_string(v))
-        return intern_string(&rm->intern, v);
-    if (json_is_object(v))
-        return intern_object(&rm->intern, v);
-    if (!json_is_array(v))
-        return json_deep_copy(v);
-    out = json_array();
-    json_array_foreach(v, i, e)
-    {
-        if (out != NULL && json_array_append_new(out, keep_value(rm, e, 1)) != 0) {
-            json_decref(out);
-            out = NULL;
-        }
-    }
-    return out;
-}
-
-/* ---- documents ------------------------------------------------------------ */
-
-readmodel_doc *rm_doc_new(readmodel *rm, const char *domain, const char *id, const json_t *view)
-{
-    const rm_layout *lay = &rm->lay;
-    readmodel_doc *d = calloc(1, sizeof(*d));
-    if (d == NULL)
-        return NULL;
-    atomic_init(&d->refs, 1);
-    atomic_init(&d->view, NULL);
-    d->layout = lay;
-    d->vals = calloc(lay->nkeys ? lay->nkeys : 1, sizeof(*d->vals));
-    if (d->vals == NULL)
-        goto fail;
-    d->nvals = lay->nkeys;
-    d->bytes = rm_dump(view, &d->len);
-    if (d->bytes == NULL)
-        goto fail;
-    for (size_t k = 0; k < lay->nkeys; k++) {
-        const json_t *v = json_object_get(view, lay->keys[k]);
-        if (v != NULL && (d->vals[k] = keep_value(rm, v, lay->shared[k])) == NULL)
-            goto fail;
-    }
-    /* the key usually equals the kept id and domain values: share them */
-    d->domain = json_string_value(rm_val(d, lay->domain));
-    if (d->domain == NULL || strcmp(d->domain, domain) != 0) {
-        d->domain = strdup(domain);
-        d->own_domain = 1;
-    }
-    d->id = json_string_value(rm_val(d, lay->id));
-    if (d->id == NULL || strcmp(d->id, id) != 0) {
-        d->id = strdup(id);
-        d->own_id = 1;
-    }
-    if (d->domain == NULL || d->id == NULL)
-        goto fail;
-    return d;
-fail:
-    readmodel_doc_release(d);
-    return NULL;
-}
-
-const char *rm_dflt(const readmodel_doc *d, size_t k)
-{
-    const char *s = json_string_value(rm_val(d, d->layout->dflt[k]));
-    return s != NULL ? s : "";
-}
-
-void rm_doc_ref(readmodel_doc *d)
-{
-    atomic_fetch_add(&d->refs, 1);
-}
-
-void readmodel_doc_release(readmodel_doc *d)
-{
-    if (d == NULL || atomic_fetch_sub(&d->refs, 1) != 1)
-        return;
-    if (d->own_domain)
-        free((char *)d->domain);
-    if (d->own_id)
-        free((char *)d->id);
-    for (size_t k = 0; d->vals != NULL && k < d->nvals; k++)
-        json_decref(d->vals[k]);
-    free(d->vals);
-    json_decref(atomic_load(&d->view));
-    free(d->bytes);
-    free(d);
-}
-
-const char *readmodel_doc_bytes(const readmodel_doc *d, size_t *len)
-{
-    if (len != NULL)
-        *len = d->len;
-    return d->bytes;
-}
-
-json_t *readmodel_doc_decode(const readmodel_doc *d)
-{
-    return json_loadb(d->bytes, d->len, JSON_ALLOW_NUL, NULL);
-}
-
-const json_t *readmodel_doc_view(const readmodel_doc *d)
-{
-    readmodel_doc *w = (readmodel_doc *)d; /* the cache is not part of the value */
-    json_t *v = atomic_load(&w->view), *expected = NULL;
-    if (v != NULL)
-        return v;
-    v = readmodel_doc_decode(d);
-    if (v == NULL)
-        return NULL;
-    if (!atomic_compare_exchange_strong(&w->view, &expected, v)) {
-        json_decref(v); /* another thread decoded it first */
-        v = expected;
-    }
-    return v;
 }
 
 /* ---- orders ---------------------------------------------------------------- */
@@ -461,6 +200,15 @@ static void *sort_odd_keys(void *arg)
     return NULL;
 }
 
+static void order_fit(rm_order *o)
+{
+    uint32_t *v = o->n > 0 ? realloc(o->v, o->n * sizeof(*v)) : NULL;
+    if (v != NULL) {
+        o->v = v;
+        o->cap = o->n;
+    }
+}
+
 /* Ends a bulk build: sorts the orders that were appended to, the default
  * order first, whose ranks then break the sort keys' ties. */
 int rm_finish_bulk(rm_state *st)
@@ -472,11 +220,23 @@ int rm_finish_bulk(rm_state *st)
     int started = 0;
     int rc = -1;
     st->bulk = 0;
+    /* the postings and orders grew by doubling: give back the room a bulk
+     * build left before the sorts take theirs */
+    rm_map_fit_ids(&st->domains);
+    rm_map_fit_ids(&st->tri);
+    for (size_t f = 0; f < st->neq; f++) {
+        rm_map_fit_ids(&st->eq[f]);
+        rm_ids_fit(&st->eqarr[f]);
+    }
+    order_fit(&st->dorder);
+    for (size_t k = 0; k < st->nsort; k++)
+        order_fit(&st->orders[k]);
     if (st->dorder.n < 2) /* qsort wants a non-NULL array */
         return 0;
+    /* one sort's entries at a time: the default order's are freed before
+     * the sort keys' are taken */
     rank = malloc(st->nslots * sizeof(*rank));
-    e = malloc(st->dorder.n * sizeof(*e));
-    if (rank == NULL || e == NULL || sort_default(st) != 0)
+    if (rank == NULL || sort_default(st) != 0 || (e = malloc(st->dorder.n * sizeof(*e))) == NULL)
         goto done;
     for (size_t i = 0; i < st->dorder.n; i++)
         rank[st->dorder.v[i]] = (uint32_t)i;
@@ -492,13 +252,6 @@ int rm_finish_bulk(rm_state *st)
             sort_key(st, k, rank, e);
     if (started)
         pthread_join(thr, NULL);
-    /* the postings grew by doubling: give back the room a bulk build left */
-    rm_map_fit_ids(&st->domains);
-    rm_map_fit_ids(&st->tri);
-    for (size_t f = 0; f < st->neq; f++) {
-        rm_map_fit_ids(&st->eq[f]);
-        rm_ids_fit(&st->eqarr[f]);
-    }
     rc = 0;
 done:
     free(half.e);

@@ -89,7 +89,9 @@ typedef struct {
 /* A document: its key, its view as ready bytes (JSON_COMPACT), and the
  * values of the kept keys (shared, immutable), which is what filters,
  * orders and indexes read; the whole view is decoded from the bytes when a
- * caller needs it. */
+ * caller needs it.  One allocation holds the struct, then vals (nvals
+ * pointers), then the bytes (rm_doc_new); freeing the document frees all
+ * three. */
 struct readmodel_doc {
     atomic_long refs;
     const char *domain; /* owned, or borrowed from the kept value */
@@ -102,6 +104,12 @@ struct readmodel_doc {
     const rm_layout *layout; /* borrowed from the model */
     unsigned char eq_array;  /* some eq field holds an array */
     unsigned char own_domain, own_id;
+    /* the ready bytes are bytes[0..len) then tail[0..tlen): the view's last
+     * member when it is repository_info (the same for every document of a
+     * tier), shared through the model's intern table; tail NULL = none */
+    const char *tail;
+    size_t tlen;
+    _Atomic(char *) joined; /* readmodel_doc_bytes' whole copy, or NULL */
 };
 
 /* The value of sort key k / default-order field k of d. */
@@ -119,6 +127,8 @@ void rm_layout_free(rm_layout *lay);
 typedef struct {
     pthread_mutex_t lock;
     rm_map map;     /* string bytes -> json_t (one reference held) */
+    rm_map tails;   /* ready-bytes tails: bytes -> owned NUL-terminated copy */
+    rm_map arrays;  /* arrays of strings (lengths and bytes) -> json_t (held) */
     rm_map objects; /* an object's compact bytes -> json_t (one held) */
 } rm_intern;
 
@@ -167,6 +177,10 @@ int rm_state_put(rm_state *st, readmodel_doc *d); /* takes d; -1 on OOM */
  * NUL-terminated, *len bytes), written faster; NULL when memory runs out
  * or v cannot be written. */
 char *rm_dump(const json_t *v, size_t *len);
+/* The same bytes written after head bytes left for the caller, in one
+ * block (malloc'd: the block's start; the bytes at block + head, *len of
+ * them, NUL-terminated).  NULL as rm_dump. */
+char *rm_dump_after(const json_t *v, size_t head, size_t *len);
 /* Ends a bulk build (sorts the appended orders); -1 on OOM. */
 int rm_finish_bulk(rm_state *st);
 int rm_state_del(rm_state *st, const char *domain, const char *id);

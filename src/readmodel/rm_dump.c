@@ -143,19 +143,28 @@ static void put_value(dbuf *b, const json_t *v)
     }
 }
 
-char *rm_dump(const json_t *v, size_t *len)
+char *rm_dump_after(const json_t *v, size_t head, size_t *len)
 {
-    dbuf b = {NULL, 0, 0, 0};
-    char *out;
+    dbuf b = {NULL, head, head + 1024, 0};
+    char *out = NULL;
+    b.p = malloc(b.cap);
+    if (b.p == NULL)
+        goto done;
     put_value(&b, v);
-    if (b.failed || b.p == NULL) {
-        free(b.p);
-        return NULL;
-    }
+    if (b.failed)
+        goto done;
     b.p[b.n] = '\0';
     out = realloc(b.p, b.n + 1); /* give back the doubling's slack */
     if (out == NULL)
         out = b.p;
-    *len = b.n;
+    b.p = NULL;
+    *len = b.n - head;
+done:
+    free(b.p);
     return out;
+}
+
+char *rm_dump(const json_t *v, size_t *len)
+{
+    return rm_dump_after(v, 0, len);
 }

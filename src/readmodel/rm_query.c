@@ -572,9 +572,9 @@ rd_status readmodel_query_bytes(readmodel *rm, const query *q, const char *const
     tlen = (size_t)snprintf(tail, sizeof(tail), "],\"total_count\":%zu}", r.total_count);
     size = sizeof(head) - 1 + tlen + 1;
     for (size_t i = 0; i < r.n; i++) {
-        size_t dl = 0;
-        readmodel_doc_bytes(r.docs[i], &dl);
-        size += dl + 1;
+        const char *h, *t;
+        size_t hl, tl;
+        size += readmodel_doc_parts(r.docs[i], &h, &hl, &t, &tl) + 1;
     }
     buf = malloc(size);
     if (buf == NULL) {
@@ -584,12 +584,14 @@ rd_status readmodel_query_bytes(readmodel *rm, const query *q, const char *const
     memcpy(buf, head, sizeof(head) - 1);
     at = sizeof(head) - 1;
     for (size_t i = 0; i < r.n; i++) { /* the ready bytes, comma-separated */
-        size_t dl = 0;
-        const char *b = readmodel_doc_bytes(r.docs[i], &dl);
+        const char *h, *t;
+        size_t hl, tl;
+        readmodel_doc_parts(r.docs[i], &h, &hl, &t, &tl);
         if (i > 0)
             buf[at++] = ',';
-        memcpy(buf + at, b, dl);
-        at += dl;
+        memcpy(buf + at, h, hl);
+        memcpy(buf + at + hl, t, tl);
+        at += hl + tl;
     }
     memcpy(buf + at, tail, tlen + 1);
     *body = buf;

@@ -32,6 +32,8 @@
 #include "store.h"
 #include "testkit.h"
 
+#include "../../src/readmodel/rm-internal.h" /* the compact form, for test_kept_values_shared */
+
 static json_t *plugin(const char *domain, const char *id, const char *name, const char *state)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[s], s:s, s:s}", "plugin_id", id,
@@ -112,6 +114,195 @@ static void test_ready_bytes_equal_jansson(void **state)
     readmodel_doc_release(d);
     readmodel_destroy(rm);
     json_decref(v);
+}
+
+/* readmodel_doc_decode_keys: only the named top-level keys, in the view's
+ * order, with the view's values. */
+static void test_decode_keys(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *v = plugin("d1", "p1", "One", "ENABLED"), *keys, *got, *want;
+    readmodel_doc *d;
+    (void)state;
+    json_object_set_new(v, "repository_info",
+                        json_pack("{s:s, s:s}", "repository_id", "r1", "name", "local"));
+    json_object_set_new(v, "kx", json_string("other"));
+    json_object_set_new(v, "k", json_string("plain"));
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d1", "p1", v, &err), RD_OK);
+    d = readmodel_get(rm, "d1", "p1");
+    assert_non_null(d);
+    keys = json_pack("{s:n, s:n, s:n, s:n}", "repository_info", "name", "absent", "k");
+    got = readmodel_doc_decode_keys(d, keys);
+    want = json_pack("{s:O, s:O, s:O}", "name", json_object_get(v, "name"), "repository_info",
+                     json_object_get(v, "repository_info"), "k", json_object_get(v, "k"));
+    assert_non_null(got);
+    assert_true(json_equal(got, want));
+    {
+        char *a = json_dumps(got, JSON_COMPACT), *b = json_dumps(want, JSON_COMPACT);
+        assert_string_equal(a, b); /* the view's order */
+        free(a);
+        free(b);
+    }
+    json_decref(got);
+    json_decref(want);
+    json_decref(keys);
+    readmodel_doc_release(d);
+    readmodel_destroy(rm);
+    json_decref(v);
+}
+
+/* The bytes of d in parts, joined, must be json_dumps(view, JSON_COMPACT);
+ * the joined copy, readmodel_doc_bytes and the decoded view agree. */
+static void expect_parts(const readmodel_doc *d, const json_t *view, size_t want_tlen)
+{
+    const char *head, *tail;
+    size_t hlen, tlen, blen = 0, total = readmodel_doc_parts(d, &head, &hlen, &tail, &tlen);
+    char *expect = json_dumps(view, JSON_COMPACT), *copy = readmodel_doc_bytes_copy(d, NULL);
+    json_t *back = readmodel_doc_decode(d);
+    assert_non_null(expect);
+    assert_int_equal(total, strlen(expect));
+    assert_int_equal(hlen + tlen, total);
+    assert_int_equal(head[hlen], '\0');
+    assert_int_equal(memcmp(head, expect, hlen), 0);
+    assert_int_equal(memcmp(tail, expect + hlen, tlen), 0);
+    if (want_tlen != SIZE_MAX)
+        assert_int_equal(tlen, want_tlen);
+    assert_string_equal(copy, expect);
+    assert_string_equal(readmodel_doc_bytes(d, &blen), expect);
+    assert_int_equal(blen, total);
+    assert_non_null(back);
+    assert_true(json_equal(back, (json_t *)view));
+    json_decref(back);
+    free(copy);
+    free(expect);
+}
+
+/* repository_info, the view's last member, is one tail shared by every
+ * document holding the same one; any other last member gives no tail. */
+static void test_shared_tail(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *info = json_pack("{s:s, s:s, s:s, s:s}", "repository_id", "repo-1", "name",
+                             "lo\"cal \xc3\xa9", "repository_type", "local", "endpoint", "");
+    json_t *a = plugin("d1", "p1", "One", "ENABLED"), *b = plugin("d2", "p2", "Two", "DISABLED");
+    json_t *c = plugin("d1", "p3", "Three", "ENABLED"), *only = json_object();
+    json_t *other = json_pack("{s:s, s:s}", "repository_id", "repo-2", "name", "x\n");
+    readmodel_doc *da, *db, *dc, *dd, *de;
+    const char *ta, *tb, *h;
+    size_t hl, tl, want;
+    char *t;
+    (void)state;
+    json_object_set(a, "repository_info", info);
+    json_object_set(b, "repository_info", info);
+    json_object_set(c, "repository_info", info); /* then another last member */
+    json_object_set_new(c, "docs", json_object());
+    json_object_set(only, "repository_info", other);
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d1", "p1", a, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d2", "p2", b, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d1", "p3", c, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "", "", only, &err), RD_OK);
+    da = readmodel_get(rm, "d1", "p1");
+    db = readmodel_get(rm, "d2", "p2");
+    dc = readmodel_get(rm, "d1", "p3");
+    dd = readmodel_get(rm, "", "");
+    assert_non_null(da);
+    assert_non_null(db);
+    assert_non_null(dc);
+    assert_non_null(dd);
+    t = json_dumps(info, JSON_COMPACT);
+    want = strlen("\"repository_info\":") + strlen(t) + 1;
+    free(t);
+    expect_parts(da, a, want);
+    expect_parts(db, b, want);
+    expect_parts(dc, c, 0);
+    expect_parts(dd, only, SIZE_MAX);
+    readmodel_doc_parts(da, &h, &hl, &ta, &tl);
+    readmodel_doc_parts(db, &h, &hl, &tb, &tl);
+    assert_ptr_equal(ta, tb); /* one copy */
+    readmodel_doc_parts(dd, &h, &hl, &ta, &tl);
+    assert_int_equal(hl, 1); /* "{" */
+    /* a bulk build splits the same way; a replaced document keeps its parts */
+    {
+        json_t *views = json_pack("[O, O]", a, b);
+        assert_int_equal(readmodel_build(rm, views, &err), RD_OK);
+        json_decref(views);
+    }
+    de = readmodel_get(rm, "d2", "p2");
+    assert_non_null(de);
+    expect_parts(de, b, want);
+    expect_parts(dc, c, 0);
+    readmodel_doc_release(da);
+    readmodel_doc_release(db);
+    readmodel_doc_release(dc);
+    readmodel_doc_release(dd);
+    readmodel_doc_release(de);
+    readmodel_destroy(rm);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+    json_decref(only);
+    json_decref(info);
+    json_decref(other);
+}
+
+static const json_t *kept(const readmodel_doc *d, const char *key)
+{
+    for (size_t k = 0; k < d->nvals; k++)
+        if (strcmp(d->layout->keys[k], key) == 0)
+            return d->vals[k];
+    return NULL;
+}
+
+/* One copy of what repeats: an equal list of labels is one array for every
+ * document holding it, equal kept strings of a document are one value. */
+static void test_kept_values_shared(void **state)
+{
+    readmodel *rm = NULL;
+    rd_error err = {0};
+    json_t *a = plugin("d1", "p1", "One", "ENABLED"), *b = plugin("d2", "p2", "Two", "ENABLED");
+    json_t *c = plugin("d1", "p3", "Three", "ENABLED");
+    readmodel_doc *da, *db, *dc;
+    (void)state;
+    json_object_set_new(a, "labels", json_pack("[s,s]", "Fast", "x"));
+    json_object_set_new(b, "labels", json_pack("[s,s]", "Fast", "x"));
+    json_object_set_new(c, "labels", json_pack("[s,s]", "x", "Fast"));
+    json_object_set_new(a, "updated_at", json_string("2024-01-01T00:00:00.000Z"));
+    assert_int_equal(readmodel_create(&resource_plugin, &rm, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d1", "p1", a, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d2", "p2", b, &err), RD_OK);
+    assert_int_equal(readmodel_put(rm, "d1", "p3", c, &err), RD_OK);
+    da = readmodel_get(rm, "d1", "p1");
+    db = readmodel_get(rm, "d2", "p2");
+    dc = readmodel_get(rm, "d1", "p3");
+    assert_non_null(da);
+    assert_non_null(db);
+    assert_non_null(dc);
+    assert_ptr_equal(kept(da, "labels"), kept(db, "labels"));
+    assert_true(kept(da, "labels") != kept(dc, "labels")); /* another order */
+    assert_true(json_equal((json_t *)kept(dc, "labels"), json_object_get(c, "labels")));
+    assert_ptr_equal(kept(da, "created_at"), kept(da, "updated_at"));
+    assert_true(kept(db, "created_at") != kept(db, "updated_at"));
+    assert_string_equal(json_string_value(kept(db, "updated_at")), "2024-01-02T00:00:00.000Z");
+    /* what a query reads is unchanged */
+    {
+        json_t *got = run_rm(rm,
+                             "{\"filter\":[{\"k\":\"labels\",\"v\":\"x\",\"o\":\"eq\"}],"
+                             "\"sort\":{\"key\":\"updated_at\"}}",
+                             NULL, 0);
+        assert_int_equal(json_integer_value(json_object_get(got, "total_count")), 3);
+        json_decref(got);
+    }
+    readmodel_doc_release(da);
+    readmodel_doc_release(db);
+    readmodel_doc_release(dc);
+    readmodel_destroy(rm);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
 }
 
 static void test_put_get_replace_delete(void **state)
@@ -1267,6 +1458,9 @@ int main(void)
         cmocka_unit_test(test_schema_from_description),
         cmocka_unit_test(test_ready_bytes_equal_jansson),
         cmocka_unit_test(test_put_get_replace_delete),
+        cmocka_unit_test(test_decode_keys),
+        cmocka_unit_test(test_shared_tail),
+        cmocka_unit_test(test_kept_values_shared),
         cmocka_unit_test(test_domain_isolation),
         cmocka_unit_test(test_build_swaps_content),
         cmocka_unit_test(test_readers_during_writes),

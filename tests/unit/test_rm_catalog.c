@@ -242,6 +242,37 @@ static void check_lists(catalog *cat, unsigned seed)
         json_decref(vgot);
         json_decref(v2);
     }
+    /* a stat on keys the model does not keep (dotted, unkept) with the
+     * list's keyword: run over views that hold only the keys it reads */
+    {
+        json_t *fq =
+            json_pack("{s:O, s:[{s:{s:[{s:s, s:s}, {s:s, s:s}], s:[{s:s, s:s}, {s:s, s:s, s:s}, "
+                      "{s:s, s:s, s:s}]}}, {s:{s:s, s:b}}]}",
+                      "filter", json_object_get(qobj, "filter"), "aggregate", "group", "keys",
+                      "key", "docs.readme", "name", "readme", "key", "registry_type", "name",
+                      "type", "fields", "name", "count", "operator", "count", "name", "img",
+                      "operator", "first", "key", "image", "name", "labels", "operator",
+                      "add_to_set", "key", "labels", "sort", "key", "count", "desc", 1);
+        json_t *fref = NULL, *fgot = NULL;
+        if (json_object_get(qobj, "keyword") != NULL)
+            json_object_set(fq, "keyword", json_object_get(qobj, "keyword"));
+        assert_int_equal(query_stat(fq, &query_schema_plugin, ref_docs, &fref, &err), RD_OK);
+        assert_int_equal(catalog_stat_views(cat, doms, nd, fq, &fgot, &err), RD_OK);
+        expect_equal(seed, "catalog_stat_views unkept keys", fq, fref, fgot);
+        json_decref(fref);
+        json_decref(fgot);
+        json_decref(fq);
+        fq =
+            json_pack("{s:O, s:s, s:{s:i, s:i}}", "filter", json_object_get(qobj, "filter"),
+                      "distinct", rnd(2) ? "docs.readme" : "image", "page", "start", 2, "limit", 5);
+        fref = fgot = NULL;
+        assert_int_equal(query_stat(fq, &query_schema_plugin, ref_docs, &fref, &err), RD_OK);
+        assert_int_equal(catalog_stat_views(cat, doms, nd, fq, &fgot, &err), RD_OK);
+        expect_equal(seed, "catalog_stat_views distinct", fq, fref, fgot);
+        json_decref(fref);
+        json_decref(fgot);
+        json_decref(fq);
+    }
 
     json_decref(stat_q);
     json_decref(sref);
