@@ -89,6 +89,14 @@ try:
 
         def do_POST(self):
             req = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            if not self.path.endswith(("/repository/list", "/plugin/list")):
+                body = b'{"detail":{"code":"ERROR_NOT_FOUND","message":"Not found."}}'
+                self.send_response(404)  # an older upstream: no dashboard templates
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             if self.path.endswith("/repository/list"):
                 data = json.dumps({"results": [{"repository_id": "repo-beefbeefbeef",
                                                 "name": "Bench", "repository_type": "local"}],
