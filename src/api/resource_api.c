@@ -69,6 +69,8 @@ rd_status api_resource_find_view(api_call *call, const resource_desc *res, const
             readmodel_doc_release(d);
             return *out != NULL ? RD_OK : rd_fail(err, RD_ERR_INTERNAL, "out of memory");
         }
+        if (catalog_res_whole(call->app->cat, res))
+            continue; /* the model holds every local record: not in this domain */
         rc = catalog_get(call->app->cat, res, domains[i], id, &record, err);
         if (rc == RD_OK) {
             *out = api_resource_view(call, res, record);
