@@ -18,16 +18,28 @@ static json_t *versions_answer(json_t *list)
                      (json_int_t)json_array_size(list), "results", list);
 }
 
-/* ---- versions of a mirrored plugin ------------------------------------------ */
-
+/* One version list being read (of a mirrored or a local plugin). */
 typedef struct {
     api_call *call;
     federation_versions_fn done;
     void *ud;
     char plugin_id[256];
-    json_t *rec;   /* the repository record that holds the plugin */
+    json_t *rec;   /* mirrored: the repository record that holds the plugin */
     json_t *stale; /* a cached list still within stale_if_error_s */
 } versions_state;
+
+static versions_state *versions_new(api_call *call, federation_versions_fn done, void *ud,
+                                    const char *plugin_id)
+{
+    versions_state *v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return NULL;
+    v->call = call;
+    v->done = done;
+    v->ud = ud;
+    snprintf(v->plugin_id, sizeof(v->plugin_id), "%s", plugin_id);
+    return v;
+}
 
 /* Calls back with value (taken) or the error, and frees v. */
 static void versions_end(versions_state *v, json_t *value, rd_status rc, const rd_error *err)
@@ -38,6 +50,8 @@ static void versions_end(versions_state *v, json_t *value, rd_status rc, const r
     json_decref(v->stale);
     free(v);
 }
+
+/* ---- versions of a mirrored plugin ------------------------------------------ */
 
 static void versions_not_found(versions_state *v)
 {
@@ -125,14 +139,10 @@ rd_status federation_remote_versions(api_call *call, const char *plugin_id,
                                      const char *repository_id, federation_versions_fn done,
                                      void *ud, rd_error *err)
 {
-    versions_state *v = calloc(1, sizeof(*v));
+    versions_state *v = versions_new(call, done, ud, plugin_id);
     rd_status rc;
     if (v == NULL)
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-    v->call = call;
-    v->done = done;
-    v->ud = ud;
-    snprintf(v->plugin_id, sizeof(v->plugin_id), "%s", plugin_id);
     rc = federation_find_item(call, &resource_plugin, plugin_id, repository_id, plugin_found, v,
                               err);
     if (rc != RD_PENDING) /* plugin_found was not called */
@@ -142,85 +152,71 @@ rd_status federation_remote_versions(api_call *call, const char *plugin_id,
 
 /* ---- versions of a local plugin (its registry) ------------------------------ */
 
-typedef struct {
-    api_call *call;
-    federation_versions_fn done;
-    void *ud;
-    json_t *stale; /* a cached list still within stale_if_error_s */
-} tags_state;
-
-static void tags_end(tags_state *t, json_t *value, rd_status rc, const rd_error *err)
-{
-    t->done(t->call, t->ud, value, rc, err);
-    json_decref(value);
-    json_decref(t->stale);
-    free(t);
-}
-
 static void tags_fetched(const fetch_result *res, void *arg)
 {
-    tags_state *t = arg;
+    versions_state *v = arg;
     if (res->rc == RD_OK && res->value != NULL) {
-        federation_note_cache(t->call, "MISS");
-        tags_end(t, versions_answer(res->value), RD_OK, NULL);
-    } else if (t->stale != NULL && res->rc != RD_ERR_NO_IMAGE_IN_REGISTRY) {
-        federation_note_cache(t->call, "STALE");
-        tags_end(t, versions_answer(t->stale), RD_OK, NULL);
+        federation_note_cache(v->call, "MISS");
+        versions_end(v, versions_answer(res->value), RD_OK, NULL);
+    } else if (v->stale != NULL && res->rc != RD_ERR_NO_IMAGE_IN_REGISTRY) {
+        federation_note_cache(v->call, "STALE");
+        versions_end(v, versions_answer(v->stale), RD_OK, NULL);
     } else {
-        tags_end(t, NULL, res->rc, &res->err);
+        versions_end(v, NULL, res->rc, &res->err);
     }
+}
+
+/* Reads the tags of the local plugin record (borrowed) from its registry;
+ * v NULL: in the background. */
+static void fetch_tags(app *a, const json_t *record, int64_t seen_at_ms, versions_state *v)
+{
+    fetch_job job;
+    memset(&job, 0, sizeof(job));
+    job.seen_at_ms = seen_at_ms;
+    job.kind = FETCH_TAGS;
+    job.domain_id = json_string_value(json_object_get(record, "domain_id"));
+    job.plugin_id = json_string_value(json_object_get(record, "plugin_id"));
+    job.plugin = record;
+    if (v != NULL)
+        fetcher_submit(a->fetcher, &job, v->call->edge.base, tags_fetched, v);
+    else
+        fetcher_submit(a->fetcher, &job, NULL, NULL, NULL);
 }
 
 rd_status federation_local_versions(api_call *call, const json_t *record,
                                     federation_versions_fn done, void *ud, rd_error *err)
 {
     app *a = call->app;
-    const char *domain_id = json_string_value(json_object_get(record, "domain_id"));
-    const char *plugin_id = json_string_value(json_object_get(record, "plugin_id"));
     const conf_cache *cs = &a->conf->remote_defaults;
     json_t *list = NULL;
     int64_t at = 0;
     rd_error e2;
-    tags_state *t;
-    fetch_job job;
+    versions_state *v;
     remote_freshness fr = REMOTE_EXPIRED;
-
     int64_t seen_at = util_now_ms();
-    if (remote_tags_get(a->st, domain_id, plugin_id, &list, &at, &e2) == RD_OK)
+
+    if (remote_tags_get(a->st, json_string_value(json_object_get(record, "domain_id")),
+                        json_string_value(json_object_get(record, "plugin_id")), &list, &at,
+                        &e2) == RD_OK)
         fr = remote_freshness_of(cs, at, util_now_ms());
     if (fr == REMOTE_FRESH || (fr == REMOTE_STALE && cs->stale_while_revalidate)) {
         json_t *answer = versions_answer(list);
         federation_note_cache(call, fr == REMOTE_FRESH ? "HIT" : "STALE");
-        if (fr == REMOTE_STALE) {
-            memset(&job, 0, sizeof(job));
-            job.kind = FETCH_TAGS;
-            job.domain_id = domain_id;
-            job.plugin_id = plugin_id;
-            job.plugin = record;
-            fetcher_submit(a->fetcher, &job, NULL, NULL, NULL);
-        }
+        if (fr == REMOTE_STALE)
+            fetch_tags(a, record, 0, NULL);
         done(call, ud, answer, RD_OK, NULL);
         json_decref(answer);
         json_decref(list);
         return RD_PENDING;
     }
-    t = calloc(1, sizeof(*t));
-    if (t == NULL) {
+    v = versions_new(call, done, ud, "");
+    if (v == NULL) {
         json_decref(list);
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
     }
-    t->call = call;
-    t->done = done;
-    t->ud = ud;
-    t->stale = fr == REMOTE_STALE ? list : NULL;
-    if (t->stale == NULL)
+    v->stale = fr == REMOTE_STALE ? list : NULL;
+    if (v->stale == NULL)
         json_decref(list);
-    memset(&job, 0, sizeof(job));
-    job.seen_at_ms = seen_at;
-    job.kind = FETCH_TAGS;
-    job.domain_id = domain_id;
-    job.plugin_id = plugin_id;
-    job.plugin = record;
-    fetcher_submit(a->fetcher, &job, call->edge.base, tags_fetched, t);
+    fetch_tags(a, record, seen_at, v);
     return RD_PENDING;
 }
