@@ -1,6 +1,7 @@
 /*
  * federation-internal.h - the cache verdicts of federation.c shared with
- * the other remote reads of src/api (federation_item.c).
+ * the other remote reads of src/api (federation_item.c: the get of one
+ * record; federation_versions.c: version lists).
  */
 #ifndef REPOD_FEDERATION_INTERNAL_H
 #define REPOD_FEDERATION_INTERNAL_H

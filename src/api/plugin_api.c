@@ -33,7 +33,7 @@ static json_t *view(api_call *call, const json_t *record)
 rd_status api_plugin_remote_owner(api_call *call, const char *plugin_id, rd_error *err)
 {
     json_t *other = NULL;
-    rd_status rc = federation_find_cached(call->app, plugin_id, &other, err);
+    rd_status rc = federation_find_cached_item(call->app, &resource_plugin, plugin_id, &other, err);
     if (rc == RD_OK) {
         rc = rd_fail(err, RD_ERR_NOT_LOCAL_PLUGIN,
                      "Plugin is not local. (plugin_id = %s, repository_id = %s, repository = %s)",
@@ -148,40 +148,18 @@ rd_status api_plugin_deregister(api_call *call, json_t **out, rd_error *err)
     return RD_OK;
 }
 
-static void remote_get_done(api_call *call, void *ud, json_t *value, rd_status rc,
+/* The end of a get answered by a remote tier (federation_find_item). */
+static void remote_get_done(api_call *call, void *ud, federation_found *found, rd_status rc,
                             const rd_error *err)
 {
-    json_t *doc = NULL;
-    const json_t *only = json_object_get(call->body, "only");
-    rd_error e = {RD_OK, ""};
+    rd_error e;
     (void)ud;
-    if (rc == RD_OK && call->ready != NULL && (only == NULL || json_is_null(only))) {
-        /* from a repository's read model: its ready bytes are the answer */
-        api_call_finish(call, RD_OK, NULL, NULL);
-        return;
-    }
-    if (call->ready != NULL) { /* a projection: the JSON path, on a tree of our own */
-        if (rc == RD_OK && value == NULL)
-            doc = readmodel_doc_decode(call->ready);
-        readmodel_doc_release(call->ready);
-        call->ready = NULL;
-        if (rc == RD_OK && doc == NULL) {
-            rc = rd_fail(&e, RD_ERR_INTERNAL, "out of memory");
-            err = &e;
-        }
-    }
-    if (rc == RD_OK) {
-        if (doc == NULL) /* completed below: never touch the shared value */
-            doc = json_deep_copy(value);
-        plugin_view_complete(doc);
-        rc = api_project_only(json_object_get(call->body, "only"), &query_schema_plugin, &doc, &e);
+    if (rc == RD_ERR_NOT_FOUND) { /* in no repository: the plugins' own code */
+        rc = rd_fail(&e, RD_ERR_NO_PLUGIN, "Plugin not found. (plugin_id = %s)",
+                     json_string_value(json_object_get(call->body, "plugin_id")));
         err = &e;
-        if (rc != RD_OK) {
-            json_decref(doc);
-            doc = NULL;
-        }
     }
-    api_call_finish(call, rc, doc, err);
+    federation_get_finish(call, &resource_plugin, found, rc, err);
 }
 
 static void remote_versions_done(api_call *call, void *ud, json_t *value, rd_status rc,
@@ -219,9 +197,10 @@ static rd_status find_plugin(api_call *call, int want_versions, json_t **out, rd
     } else
         rc = search_local ? find_readable(call, plugin_id, &record, err) : RD_ERR_NOT_FOUND;
     if (rc == RD_ERR_NOT_FOUND && search_remote)
-        return federation_find_plugin(call, plugin_id, repository_id, want_versions,
-                                      want_versions ? remote_versions_done : remote_get_done, NULL,
-                                      err);
+        return want_versions ? federation_remote_versions(call, plugin_id, repository_id,
+                                                          remote_versions_done, NULL, err)
+                             : federation_find_item(call, &resource_plugin, plugin_id,
+                                                    repository_id, remote_get_done, NULL, err);
     if (rc == RD_ERR_NOT_FOUND)
         return rd_fail(err, RD_ERR_NO_PLUGIN, "Plugin not found. (plugin_id = %s)", plugin_id);
     if (rc != RD_OK)

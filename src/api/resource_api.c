@@ -227,23 +227,11 @@ static int names_other_repository(api_call *call, const char *repository_id)
 static int no_remotes(api_call *call);
 
 /* The end of a get answered by a remote tier (federation_find_item). */
-static void remote_item_done(api_call *call, void *ud, json_t *value, rd_status rc,
+static void remote_item_done(api_call *call, void *ud, federation_found *found, rd_status rc,
                              const rd_error *err)
 {
-    query_schema schema = resource_query_schema(call->res);
-    json_t *doc = NULL;
-    rd_error e = {RD_OK, ""};
     (void)ud;
-    if (rc == RD_OK) {
-        doc = json_incref(value);
-        rc = api_project_only(json_object_get(call->body, "only"), &schema, &doc, &e);
-        err = &e;
-        if (rc != RD_OK) {
-            json_decref(doc);
-            doc = NULL;
-        }
-    }
-    api_call_finish(call, rc, doc, err);
+    federation_get_finish(call, call->res, found, rc, err);
 }
 
 rd_status api_resource_remote_owner(api_call *call, const char *id, rd_error *err)

@@ -6,7 +6,9 @@ mirror M of it with local templates of its own.  Lists, stat and get through
 M with repository_id of U and merged (local + remote), the cache headers
 while U is up and after it is stopped, writes on mirrored templates, the
 published schemas of the answers, and an upstream without the dashboard
-routes (fake_upstream.py) that keeps plugins working.
+routes (fake_upstream.py) that keeps plugins working; and the cached get of a
+mirrored template right after the mirror's records change (a rename, a
+deregistration, a new priority) or after it fetched a template on its own.
 """
 
 import time
@@ -325,6 +327,145 @@ class DashboardOutageTest(RepodTestCase):
         self.assertEqual(r.headers.get("X-Partial"), self.u_id)
         r = self.mirror.api(ROUTE + "list", {"repository_id": self.u_id})
         self.assertIn(r.status, (503, 504), r.body)
+
+
+class DashboardCachedGetTest(RepodTestCase):
+    """The cached get of a mirrored template follows what the mirror's memory
+    mirrors, right after gets that filled it, as a plugin's does
+    (test_cached_get.py): a rename, a deregistration (and a registration
+    again of the same upstream), a template fetched on its own after the
+    catalog went stale (also after a restart), a new priority.  Two upstream
+    repods U1 and U2 with public templates ("dup" in both); a new mirror M
+    per test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ups = []
+        try:
+            for name, templates in (("dcg-U1", [template("dup", "Dup from 1"),
+                                                template("only-1", "Only 1")]),
+                                    ("dcg-U2", [template("dup", "Dup from 2")])):
+                up = Server(start=False, name=name,
+                            overrides={"auth": {"public_domains": ["market"]}})
+                cls.ups.append(up)
+                up.market = up.make_token("market", "admin")
+                up.start()
+                seed(up, up.market, templates)
+                up.rid = local_repository_id(up)
+            cls.u1, cls.u2 = cls.ups
+        except BaseException:
+            for up in cls.ups:
+                up.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for up in cls.ups:
+            up.close()
+
+    def setUp(self):
+        self.m = Server(start=False, name="dcg-M")
+        self.addCleanup(self.m.close)
+        self.system = self.m.make_token("root", "system")
+        self.viewer = self.m.make_token("dv", "viewer")
+        self.m.start()
+
+    def register(self, up, name, **extra):
+        self.assertOK(register_remote(self.m, self.system, name, up, **extra))
+        self.assertOK(self.m.api("repository/sync", {"repository_id": up.rid},
+                                 token=self.system))
+
+    def get(self, tid, **extra):
+        body = {"template_id": tid}
+        body.update(extra)
+        return self.m.api(ROUTE + "get", body, token=self.viewer)
+
+    def shown(self, tid, **extra):
+        """(name, repository_info.name, X-Cache) of a get that must succeed."""
+        r = self.get(tid, **extra)
+        t = self.assertOK(r)
+        return t.get("name"), t.get("repository_info", {}).get("name"), r.headers.get("X-Cache")
+
+    def upstream_gets(self, up):
+        return up.access_count(ROUTE + "get", settle=True)
+
+    def test_rename_shows_in_the_next_get(self):
+        self.register(self.u1, "First", cache={"ttl_s": 300})
+        gets = self.upstream_gets(self.u1)
+        self.assertEqual(self.shown("only-1"), ("Only 1", "First", "HIT"))
+        self.assertEqual(self.shown("only-1", repository_id=self.u1.rid),
+                         ("Only 1", "First", "HIT"))
+        r = self.m.api("repository/update", {"repository_id": self.u1.rid, "name": "Second"},
+                       token=self.system)
+        self.assertEqual(self.assertOK(r)["name"], "Second")
+        self.assertEqual(self.shown("only-1"), ("Only 1", "Second", "HIT"),
+                         "the get after a rename still shows the old name")
+        self.assertEqual(self.shown("only-1", repository_id=self.u1.rid),
+                         ("Only 1", "Second", "HIT"))
+        # a projection is made from the same cached document
+        t = self.assertOK(self.get("only-1", only=["template_id", "repository_info"]))
+        self.assertEqual(sorted(t), ["repository_info", "template_id"])
+        self.assertEqual((t["template_id"], t["repository_info"]["repository_id"],
+                          t["repository_info"]["name"]), ("only-1", self.u1.rid, "Second"))
+        self.assertEqual(self.upstream_gets(self.u1), gets, "a cached get asked the upstream")
+
+    def test_deregistered_repository_is_never_served(self):
+        seed(self.u1, self.u1.market, [template("again", "Again")])
+        self.register(self.u1, "Alpha", cache={"ttl_s": 300})
+        self.assertEqual(self.shown("again"), ("Again", "Alpha", "HIT"))
+        self.assertOK(self.m.api("repository/deregister", {"repository_id": self.u1.rid},
+                                 token=self.system))
+        self.assertError(self.get("again"), 404, "ERROR_NOT_FOUND")
+        self.assertError(self.get("again", repository_id=self.u1.rid), 404, "ERROR_NOT_FOUND")
+        self.assertError(self.get("dup"), 404, "ERROR_NOT_FOUND")
+        # the same upstream registered again: its old copies are gone too
+        must(self.u1.api(ROUTE + "update", {"template_id": "again", "name": "Again anew"},
+                         token=self.u1.market), "update", self.u1)
+        self.register(self.u1, "Alpha again", cache={"ttl_s": 300})
+        self.assertEqual(self.shown("again"), ("Again anew", "Alpha again", "HIT"),
+                         "a copy cached before the deregistration was served")
+
+    def test_template_fetched_on_its_own_counts_with_its_own_age(self):
+        # stale_while_revalidate: a get judged by the stale catalog's age
+        # would answer STALE; one fetched on its own a moment ago is fresh
+        ttl = 4
+        self.register(self.u1, "Alpha", cache={"ttl_s": ttl, "stale_while_revalidate": True,
+                                               "stale_if_error_s": 600})
+        seed(self.u1, self.u1.market, [template("late", "Late")])
+        time.sleep(ttl + 0.2)  # the catalog (without "late") is stale now
+        gets = self.upstream_gets(self.u1)
+        fetched = time.monotonic()
+        self.assertEqual(self.shown("late"), ("Late", "Alpha", "MISS"))
+        self.assertEqual(self.upstream_gets(self.u1), gets + 1)
+        seen = [self.shown("late")[2] for _ in range(3)]
+        self.assertEqual(seen, ["HIT"] * 3,
+                         "a template fetched on its own a moment ago was judged by the stale "
+                         "catalog's age")
+        self.assertEqual(self.upstream_gets(self.u1), gets + 1, "the fresh copy was fetched again")
+        # its own fetch time outlives a restart (read back at start)
+        self.m.restart()
+        r = self.get("late")
+        self.assertEqual(self.assertOK(r)["name"], "Late")
+        if time.monotonic() - fetched < ttl:
+            self.assertEqual(r.headers.get("X-Cache"), "HIT")
+        # a template only the catalog holds keeps the catalog's age
+        self.assertEqual(self.shown("only-1")[2], "STALE")
+
+    def test_new_priority_changes_which_repository_answers(self):
+        self.register(self.u1, "Alpha", priority=10, cache={"ttl_s": 300})
+        self.register(self.u2, "Bravo", priority=20, cache={"ttl_s": 300})
+        self.assertEqual(self.shown("dup"), ("Dup from 1", "Alpha", "HIT"))
+        self.assertEqual(self.shown("dup", repository_id=self.u2.rid),
+                         ("Dup from 2", "Bravo", "HIT"))
+        self.assertOK(self.m.api("repository/update", {"repository_id": self.u1.rid,
+                                                       "priority": 30}, token=self.system))
+        self.assertEqual(self.shown("dup"), ("Dup from 2", "Bravo", "HIT"),
+                         "the get after a priority change still follows the old order")
+        self.assertEqual(self.shown("dup", repository_id=self.u1.rid),
+                         ("Dup from 1", "Alpha", "HIT"))
+        self.assertOK(self.m.api("repository/update", {"repository_id": self.u2.rid,
+                                                       "priority": 40}, token=self.system))
+        self.assertEqual(self.shown("dup"), ("Dup from 1", "Alpha", "HIT"))
 
 
 class DashboardOldUpstreamTest(RepodTestCase):
