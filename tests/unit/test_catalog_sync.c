@@ -461,6 +461,45 @@ static void test_sync_cut_short_is_swept_at_start(void **state)
     json_decref(record);
 }
 
+/* A catalog stored before generations ("C\0<repo>\0<id>", a stamp without
+ * gen) is read as it is, and the first sync replaces it. */
+static void test_catalog_without_generation(void **state)
+{
+    fixture *fx = *state;
+    static const char *const neu[] = {"b", NULL};
+    char key[128];
+    rd_error err = {0};
+    json_t *p = rec("a", NULL), *meta = json_pack("{s:i, s:i}", "fetched_at", 500, "count", 1);
+    store_batch *b = store_batch_new(fx->st);
+    int64_t at = 0;
+    int more = 0;
+    catalog_sync *s;
+    size_t klen = store_key(key, sizeof(key), "C", REPO, "a", NULL);
+    assert_int_equal(store_batch_put_json(b, STORE_CF_CACHE, key, klen, p), 0);
+    klen = store_key(key, sizeof(key), "M", REPO, NULL);
+    assert_int_equal(store_batch_put_json(b, STORE_CF_CACHE, key, klen, meta), 0);
+    assert_int_equal(store_write(fx->st, b, &err), RD_OK);
+    store_batch_free(b);
+    json_decref(p);
+    json_decref(meta);
+    assert_int_equal(cached_count(fx->st), 1);
+    assert_int_equal(remote_plugin_get(fx->st, REPO, "a", &p, &err), RD_OK);
+    json_decref(p);
+    assert_int_equal(remote_catalog_age(fx->st, REPO, &at, &err), RD_OK);
+    assert_int_equal(at, 500);
+
+    s = catalog_sync_new(fx->st, REPO, 10);
+    assert_int_equal(feed(s, page(1, neu), &more, &err), RD_OK);
+    assert_int_equal(catalog_sync_commit(s, 1000, &err), RD_OK);
+    catalog_sync_free(s);
+    assert_int_equal(cached_count(fx->st), 1);
+    assert_int_equal(remote_plugin_get(fx->st, REPO, "a", &p, &err), RD_ERR_NOT_FOUND);
+    assert_int_equal(remote_plugin_get(fx->st, REPO, "b", &p, &err), RD_OK);
+    json_decref(p);
+    assert_int_equal(keys_of(fx->st, "C"), 1);
+    assert_false(marked(fx->st));
+}
+
 /* A record of id with a large docs body (bytes of text). */
 static json_t *fat_rec(const char *id, size_t bytes)
 {
@@ -525,6 +564,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_sync_leaves_nothing_behind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_cut_short_is_swept_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_holds_about_one_page, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_without_generation, setup, teardown),
     };
     json_set_alloc_funcs(count_malloc, count_free);
     return cmocka_run_group_tests(tests, NULL, NULL);
