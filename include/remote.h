@@ -6,8 +6,14 @@
  * record holds the upstream settings including the token (a secret: only
  * remote_view() output is ever sent to clients).  Mirrored data lives in
  * STORE_CF_CACHE:
- *   "C\0<repo>\0<plugin_id>" -> plugin record as the upstream sent it
- *   "M\0<repo>"               -> {"fetched_at": ms, "count": n}   (catalog)
+ *   "C\0<repo>#<gen>\0<plugin_id>" -> plugin record as the upstream sent it,
+ *                              in catalog generation gen (16 hex digits)
+ *   "C\0<repo>\0<plugin_id>" -> the same in generation 0 (a catalog stamped
+ *                              without gen, or fetched before any sync)
+ *   "M\0<repo>"               -> {"fetched_at": ms, "count": n, "gen": g}
+ *                              (catalog; readers follow its generation)
+ *   "G\0<repo>"               -> {"gen": g} another generation may be
+ *                              stored (a sync staging it, or one that failed)
  *   "V\0<repo>\0<plugin_id>" -> {"versions": [...], "fetched_at": ms}
  *   "N\0<repo>\0<plugin_id>" -> {"fetched_at": ms}   (upstream said 404)
  *   "P\0<repo>\0<plugin_id>" -> {"fetched_at": ms}   (plugin fetched on its own)
@@ -90,25 +96,30 @@ rd_status remote_catalog_age(store *st, const char *repository_id, int64_t *fetc
                              rd_error *err);
 
 /* A new mirrored catalog, built page by page and swapped in whole:
- * remote_catalog_begin() starts one (NULL when out of memory), each
- * remote_catalog_add() queues one valid plugin record (t keeps a reference:
- * never modify it afterwards; a later
- * record with the same plugin_id replaces an earlier one; returns 1 when
- * the id is new, 0 when it was seen, -1 when out of memory), and
- * remote_catalog_commit() replaces the mirrored catalog by what was queued
- * in one synced write (plugins that disappeared upstream go, negative
- * answers for ids that now exist go), so readers see the old catalog or
- * the new one, never a mix.  remote_catalog_free() drops a catalog that was
- * not committed (the mirrored one stays as it was); NULL is a no-op. */
+ * remote_catalog_begin() starts one (NULL when out of memory; first it
+ * removes what an earlier unfinished sync left, remote_res_catalog_sweep),
+ * each remote_catalog_add() queues the stored bytes of one valid plugin
+ * record (t keeps no reference to it; a later record with the same
+ * plugin_id replaces an earlier one; returns 1 when the id is new, 0 when
+ * it was seen, -1 when out of memory), remote_catalog_flush() writes what
+ * was queued under a new generation readers do not see (one synced write
+ * a page; t holds at most one page's bytes), and remote_catalog_commit()
+ * flushes, then makes the new generation the catalog in one small synced
+ * write (plugins that disappeared upstream go with the old generation,
+ * negative answers for ids that now exist go), so readers see the old
+ * catalog or the new one, never a mix; the old generation is then deleted
+ * in bounded writes.  remote_catalog_free() drops a catalog that was not
+ * committed and deletes what it wrote (the mirrored one stays as it was);
+ * NULL is a no-op. */
 typedef struct remote_catalog_txn remote_catalog_txn;
 remote_catalog_txn *remote_catalog_begin(store *st, const char *repository_id);
 int remote_catalog_add(remote_catalog_txn *t, const json_t *plugin);
+rd_status remote_catalog_flush(remote_catalog_txn *t, rd_error *err);
 size_t remote_catalog_size(const remote_catalog_txn *t);
 /* The store t writes to (borrowed). */
 store *remote_catalog_store(const remote_catalog_txn *t);
-/* What t queued so far: plugin_id -> plugin record (borrowed object, valid
- * until t is freed).  A caller done with a record may replace its value by
- * any other value (commit and size use only the keys), to free it early. */
+/* The ids t queued so far: plugin_id -> true (borrowed object, valid until
+ * t is freed). */
 json_t *remote_catalog_records(remote_catalog_txn *t);
 rd_status remote_catalog_commit(remote_catalog_txn *t, int64_t now_ms, rd_error *err);
 void remote_catalog_free(remote_catalog_txn *t);
@@ -188,6 +199,13 @@ rd_status remote_res_catalog_load(const resource_desc *res, store *st, const cha
 /* A catalog transaction of res: records are keyed by res->id_field. */
 remote_catalog_txn *remote_res_catalog_begin(const resource_desc *res, store *st,
                                              const char *repository_id);
+/* Removes the records of generations other than the catalog's that an
+ * unfinished sync left (it failed, or the process stopped during it) when
+ * the repository is marked as holding some; RD_OK when there were none.
+ * Logs "remote: removed N cached <plural> of <id> that its catalog does
+ * not hold (left by an unfinished catalog sync)" (info) when it ran. */
+rd_status remote_res_catalog_sweep(const resource_desc *res, store *st, const char *repository_id,
+                                   rd_error *err);
 rd_status remote_item_get(const resource_desc *res, store *st, const char *repository_id,
                           const char *id, json_t **out, rd_error *err);
 rd_status remote_item_put(const resource_desc *res, store *st, const char *repository_id,

@@ -42,18 +42,38 @@ typedef struct remote_tier remote_tier;
 rd_status remote_models_create(const resource_desc *res, remote_models **out, rd_error *err);
 void remote_models_destroy(remote_models *m);
 
-/* Builds the tier of every remote repository from the store (at start).
+/* Builds the tier of every remote repository from the store (at start),
+ * after removing what an unfinished sync left (remote_res_catalog_sweep).
  * Logs one info line per repository: "remote: read model of <id> holds N
  * plugins" (the resource's plural). */
 rd_status remote_models_load_all(remote_models *m, store *st, rd_error *err);
 
 /* Commits the catalog sync t (remote_catalog_commit) of the repository
- * whose record is record (borrowed) and swaps in a tier built from what t
- * queued, so the next read sees the new catalog.  m NULL: the commit alone.
- * When the tier cannot be built (out of memory) the commit still happens
- * and the tier is rebuilt from the store by the next read. */
+ * whose record is record (borrowed) and swaps in a tier built from the
+ * store just written, so the next read sees the new catalog.  m NULL: the
+ * commit alone.  When the tier cannot be built (out of memory) the commit
+ * still happens and the tier is rebuilt from the store by the next read. */
 rd_status remote_models_commit(remote_models *m, remote_catalog_txn *t, const json_t *record,
                                int64_t now_ms, rd_error *err);
+
+/* A tier built while a sync's pages arrive, one record at a time, so that
+ * a sync never holds its whole catalog as JSON: begin (record borrowed:
+ * its repository_id and name are copied), add each record as it is queued
+ * in the sync's txn (cached borrowed; its view is handed to the model's
+ * builder), then remote_models_commit_built (takes tb) or
+ * remote_models_build_abort.  A failed add (out of memory) makes the
+ * commit drop the tier; the next read rebuilds it from the store. */
+typedef struct remote_tier_builder remote_tier_builder;
+rd_status remote_models_build_begin(remote_models *m, const json_t *record,
+                                    remote_tier_builder **out, rd_error *err);
+void remote_models_build_add(remote_tier_builder *tb, const json_t *cached);
+void remote_models_build_abort(remote_tier_builder *tb);
+/* remote_models_commit with the tier tb built (tb NULL: remote_models_commit).
+ * A tier whose repository was renamed since begin is dropped (the next read
+ * rebuilds it). */
+rd_status remote_models_commit_built(remote_models *m, remote_catalog_txn *t,
+                                     remote_tier_builder *tb, const json_t *record, int64_t now_ms,
+                                     rd_error *err);
 
 /* Puts one plugin fetched on its own (cached, borrowed; already written to
  * the store by remote_plugin_put at fetched_at_ms) into the tier of record,

@@ -24,6 +24,7 @@ struct catalog_sync {
     char first_skip[REASON_MAX];
     char last_skip[REASON_MAX];
     remote_catalog_txn *txn;
+    remote_tier_builder *tb; /* the new read model, or NULL */
 };
 
 catalog_sync *catalog_sync_new(store *st, const char *repository_id, int64_t page_size)
@@ -53,8 +54,17 @@ void catalog_sync_free(catalog_sync *s)
 {
     if (s == NULL)
         return;
+    remote_models_build_abort(s->tb);
     remote_catalog_free(s->txn);
     free(s);
+}
+
+rd_status catalog_sync_use_models(catalog_sync *s, remote_models *models, const json_t *record,
+                                  rd_error *err)
+{
+    if (models == NULL || record == NULL || s->tb != NULL)
+        return RD_OK;
+    return remote_models_build_begin(models, record, &s->tb, err);
 }
 
 json_t *catalog_sync_next_request(const catalog_sync *s)
@@ -99,6 +109,7 @@ rd_status catalog_sync_page(catalog_sync *s, const json_t *body, int *more, rd_e
     json_t *total = json_object_get(body, "total_count");
     size_t i, n, valid = 0, fresh = 0;
     json_t *p;
+    rd_status rc;
 
     *more = 0;
     if (!json_is_array(results))
@@ -118,6 +129,7 @@ rd_status catalog_sync_page(catalog_sync *s, const json_t *body, int *more, rd_e
         added = remote_catalog_add(s->txn, p);
         if (added < 0)
             return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        remote_models_build_add(s->tb, p);
         fresh += (size_t)added;
     }
     if (n > 0 && valid == 0)
@@ -125,6 +137,11 @@ rd_status catalog_sync_page(catalog_sync *s, const json_t *body, int *more, rd_e
                         s->res == &resource_plugin ? "no valid plugin in the page"
                                                    : "no valid record in the page",
                         err);
+    /* the page's records, staged where readers do not look: nothing of the
+     * page is kept once it is written */
+    rc = remote_catalog_flush(s->txn, err);
+    if (rc != RD_OK)
+        return rc;
     s->pages++;
     if ((int64_t)n < s->limit || (int64_t)n > s->limit)
         return RD_OK; /* the last page, or everything at once */
@@ -147,7 +164,9 @@ rd_status catalog_sync_commit(catalog_sync *s, int64_t now_ms, rd_error *err)
 rd_status catalog_sync_commit_models(catalog_sync *s, remote_models *models, const json_t *record,
                                      int64_t now_ms, rd_error *err)
 {
-    return remote_models_commit(models, s->txn, record, now_ms, err);
+    remote_tier_builder *tb = s->tb;
+    s->tb = NULL;
+    return remote_models_commit_built(models, s->txn, tb, record, now_ms, err);
 }
 
 size_t catalog_sync_count(const catalog_sync *s)

@@ -7,9 +7,13 @@
  * query.page {start, limit} (start 1-based), one page after another, each
  * answer within max_response_bytes.  Each page is checked: an answer that
  * is not of the expected shape fails the sync; a record that fails
- * validation is skipped and counted; every valid record is queued for the
- * new catalog, which replaces the mirrored one in one write only when every
- * page arrived (remote_catalog_commit).
+ * validation is skipped and counted; every valid record is written, as the
+ * page arrives, under a catalog generation readers do not see, and handed
+ * to the new read model's builder (catalog_sync_use_models); the page's
+ * JSON is not kept.  The new generation replaces the mirrored catalog in
+ * one small write only when every page arrived (remote_catalog_commit), so
+ * a sync holds about one page of records at a time, whatever the catalog's
+ * size (plus the new read model, which is the tier's memory anyway).
  */
 #ifndef REPOD_CATALOG_SYNC_H
 #define REPOD_CATALOG_SYNC_H
@@ -35,6 +39,14 @@ catalog_sync *catalog_sync_new_res(const resource_desc *res, store *st, const ch
                                    int64_t page_size);
 const resource_desc *catalog_sync_resource(const catalog_sync *s);
 
+/* Builds the new read model of the repository whose record is record
+ * (borrowed) from the pages as they arrive, for catalog_sync_commit_models
+ * with the same models.  RD_OK and nothing when models or record is NULL;
+ * RD_ERR_INTERNAL when out of memory. */
+struct remote_models;
+rd_status catalog_sync_use_models(catalog_sync *s, struct remote_models *models,
+                                  const json_t *record, rd_error *err);
+
 /* The request body of the next page: {repository_id, query: {page}} (new
  * reference; NULL when out of memory). */
 json_t *catalog_sync_next_request(const catalog_sync *s);
@@ -52,8 +64,9 @@ rd_status catalog_sync_page(catalog_sync *s, const json_t *body, int *more, rd_e
 rd_status catalog_sync_commit(catalog_sync *s, int64_t now_ms, rd_error *err);
 
 /* The same, and swaps a read model of the new catalog into models (NULL =
- * none) for the repository whose record is record (remote_models_commit). */
-struct remote_models;
+ * none) for the repository whose record is record: the one built from the
+ * pages (catalog_sync_use_models), else one built from the store
+ * (remote_models_commit). */
 rd_status catalog_sync_commit_models(catalog_sync *s, struct remote_models *models,
                                      const json_t *record, int64_t now_ms, rd_error *err);
 

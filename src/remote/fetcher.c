@@ -565,8 +565,13 @@ static rd_status prepare(inflight *in, rd_error *err)
         in->job.verify = !json_is_false(json_object_get(cfg, "verify"));
         if (in->job.kind == FETCH_CATALOG) {
             snprintf(route, sizeof(route), "/repository/v1/%s/list", in->job.res->route);
+            rd_error e2;
             in->sync = catalog_sync_new_res(in->job.res, f->a->st, in->job.repository_id,
                                             in->cs.sync_page_size);
+            /* the new read model is built page by page; else from the store */
+            if (in->sync != NULL &&
+                catalog_sync_use_models(in->sync, app_models(f->a, in->job.res), rec, &e2) != RD_OK)
+                LOG_WARN("fetcher: catalog %s: %s", in->job.repository_id, e2.message);
             body = in->sync != NULL ? catalog_sync_next_request(in->sync) : NULL;
         } else {
             snprintf(route, sizeof(route), "/repository/v1/%s/%s", in->job.res->route,

@@ -8,18 +8,11 @@
 
 #include "log.h"
 #include "plugin.h"
+#include "remote_catalog.h"
 #include "remote_records.h"
 #include "resource.h"
 
 #define KEY_MAX 1024
-
-/* The cache key kind of letter ('C', 'M', 'N', 'P') for res: its
- * cache_prefix, then the letter. */
-static const char *kind_of(const resource_desc *res, char letter, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s%c", res->cache_prefix != NULL ? res->cache_prefix : "", letter);
-    return buf;
-}
 
 /* ---- records ------------------------------------------------------------ */
 
@@ -133,6 +126,20 @@ static rd_status queue_cache_deletes(store *st, store_batch *b, const char *kind
     return store_scan(st, STORE_CF_CACHE, prefix, plen, queue_delete, &ds, err);
 }
 
+/* Queues deletes of every catalog generation "<kind>\0<repo>#..." of kind
+ * ("C", "DC": remote_catalog.c). */
+static rd_status queue_gen_deletes(store *st, store_batch *b, const char *kind,
+                                   const char *repository_id, rd_error *err)
+{
+    char prefix[KEY_MAX];
+    delete_state ds = {b};
+    size_t plen = store_key(prefix, KEY_MAX, kind, repository_id, NULL);
+    if (plen == 0 || plen + 1 >= KEY_MAX)
+        return RD_OK;
+    prefix[plen++] = '#';
+    return store_scan(st, STORE_CF_CACHE, prefix, plen, queue_delete, &ds, err);
+}
+
 rd_status remote_delete(store *st, const char *repository_id, rd_error *err)
 {
     static const char *const kinds[] = {"C", "V", "N", "P", "DC", "DN", "DP"};
@@ -144,7 +151,15 @@ rd_status remote_delete(store *st, const char *repository_id, rd_error *err)
         return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && rc == RD_OK; i++)
         rc = queue_cache_deletes(st, b, kinds[i], repository_id, err);
+    if (rc == RD_OK)
+        rc = queue_gen_deletes(st, b, "C", repository_id, err);
+    if (rc == RD_OK)
+        rc = queue_gen_deletes(st, b, "DC", repository_id, err);
     if (rc == RD_OK) {
+        klen = store_key(key, KEY_MAX, "G", repository_id, NULL);
+        store_batch_delete(b, STORE_CF_CACHE, key, klen);
+        klen = store_key(key, KEY_MAX, "DG", repository_id, NULL);
+        store_batch_delete(b, STORE_CF_CACHE, key, klen);
         klen = store_key(key, KEY_MAX, "M", repository_id, NULL);
         store_batch_delete(b, STORE_CF_CACHE, key, klen);
         klen = store_key(key, KEY_MAX, "DM", repository_id, NULL);
@@ -277,8 +292,8 @@ rd_status remote_res_catalog_age(const resource_desc *res, store *st, const char
                                  int64_t *fetched_at_ms, rd_error *err)
 {
     char kind[8];
-    return stamp_get(st, kind_of(res, 'M', kind, sizeof(kind)), repository_id, NULL, fetched_at_ms,
-                     err); /* "M\0<repo>" */
+    return stamp_get(st, remote_kind(res, 'M', kind, sizeof(kind)), repository_id, NULL,
+                     fetched_at_ms, err); /* "M\0<repo>" */
 }
 
 rd_status remote_catalog_age(store *st, const char *repository_id, int64_t *fetched_at_ms,
@@ -287,228 +302,12 @@ rd_status remote_catalog_age(store *st, const char *repository_id, int64_t *fetc
     return remote_res_catalog_age(&resource_plugin, st, repository_id, fetched_at_ms, err);
 }
 
-typedef struct {
-    json_t *arr;
-} load_state;
-
-static int load_one(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
-{
-    load_state *ls = ud;
-    json_t *rec = json_loadb(val, vlen, 0, NULL);
-    (void)key;
-    (void)klen;
-    if (rec != NULL)
-        json_array_append_new(ls->arr, rec);
-    else
-        LOG_WARN("remote: skipping a corrupt cached plugin");
-    return 0;
-}
-
-rd_status remote_res_catalog_load(const resource_desc *res, store *st, const char *repository_id,
-                                  json_t *arr, int64_t *fetched_at_ms, rd_error *err)
-{
-    char prefix[KEY_MAX], kind[8];
-    load_state ls = {arr};
-    size_t plen;
-    int64_t at = 0;
-    rd_status rc = remote_res_catalog_age(res, st, repository_id, &at, err);
-    if (rc != RD_OK)
-        return rc;
-    plen =
-        store_key(prefix, KEY_MAX, kind_of(res, 'C', kind, sizeof(kind)), repository_id, "", NULL);
-    rc = store_scan(st, STORE_CF_CACHE, prefix, plen, load_one, &ls, err);
-    if (rc == RD_OK && fetched_at_ms != NULL)
-        *fetched_at_ms = at;
-    return rc;
-}
-
-rd_status remote_catalog_load(store *st, const char *repository_id, json_t *arr,
-                              int64_t *fetched_at_ms, rd_error *err)
-{
-    return remote_res_catalog_load(&resource_plugin, st, repository_id, arr, fetched_at_ms, err);
-}
-
-struct remote_catalog_txn {
-    const resource_desc *res;
-    store *st;
-    char repository_id[KEY_MAX / 4];
-    store_batch *b;
-    json_t *seen; /* plugin_id -> record: what was queued so far */
-};
-
-remote_catalog_txn *remote_res_catalog_begin(const resource_desc *res, store *st,
-                                             const char *repository_id)
-{
-    remote_catalog_txn *t = calloc(1, sizeof(*t));
-    if (t == NULL)
-        return NULL;
-    t->res = res;
-    t->st = st;
-    snprintf(t->repository_id, sizeof(t->repository_id), "%s", repository_id);
-    t->b = store_batch_new(st);
-    t->seen = json_object();
-    if (t->b == NULL || t->seen == NULL) {
-        remote_catalog_free(t);
-        return NULL;
-    }
-    return t;
-}
-
-remote_catalog_txn *remote_catalog_begin(store *st, const char *repository_id)
-{
-    return remote_res_catalog_begin(&resource_plugin, st, repository_id);
-}
-
-int remote_catalog_add(remote_catalog_txn *t, const json_t *plugin)
-{
-    char key[KEY_MAX], kind[8];
-    const char *pid = json_string_value(json_object_get(plugin, t->res->id_field));
-    size_t klen = pid != NULL ? store_key(key, KEY_MAX, kind_of(t->res, 'C', kind, sizeof(kind)),
-                                          t->repository_id, pid, NULL)
-                              : 0;
-    int fresh;
-    if (klen == 0)
-        return -1;
-    if (store_batch_put_json(t->b, STORE_CF_CACHE, key, klen, plugin) != 0)
-        return -1;
-    klen = store_key(key, KEY_MAX, kind_of(t->res, 'N', kind, sizeof(kind)), t->repository_id, pid,
-                     NULL);
-    store_batch_delete(t->b, STORE_CF_CACHE, key, klen);
-    fresh = json_object_get(t->seen, pid) == NULL;
-    if (json_object_set(t->seen, pid, (json_t *)plugin) != 0)
-        return -1;
-    return fresh;
-}
-
-store *remote_catalog_store(const remote_catalog_txn *t)
-{
-    return t->st;
-}
-
-size_t remote_catalog_size(const remote_catalog_txn *t)
-{
-    return json_object_size(t->seen);
-}
-
-json_t *remote_catalog_records(remote_catalog_txn *t)
-{
-    return t->seen;
-}
-
-typedef struct {
-    remote_catalog_txn *t;
-    size_t plen;
-} drop_state;
-
-/* Queues the delete of a cached plugin the new catalog does not hold. */
-static int drop_missing(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
-{
-    drop_state *ds = ud;
-    char pid[KEY_MAX];
-    size_t n = klen - ds->plen;
-    (void)val;
-    (void)vlen;
-    if (klen <= ds->plen || n >= sizeof(pid))
-        return 0;
-    memcpy(pid, key + ds->plen, n);
-    pid[n] = '\0';
-    if (json_object_get(ds->t->seen, pid) == NULL)
-        store_batch_delete(ds->t->b, STORE_CF_CACHE, key, klen);
-    return 0;
-}
-
-rd_status remote_catalog_commit(remote_catalog_txn *t, int64_t now_ms, rd_error *err)
-{
-    char prefix[KEY_MAX], key[KEY_MAX], kind[8];
-    json_t *meta = NULL;
-    drop_state ds = {t, 0};
-    size_t klen;
-    rd_status rc;
-
-    ds.plen = store_key(prefix, KEY_MAX, kind_of(t->res, 'C', kind, sizeof(kind)), t->repository_id,
-                        "", NULL);
-    rc = store_scan(t->st, STORE_CF_CACHE, prefix, ds.plen, drop_missing, &ds, err);
-    if (rc != RD_OK)
-        goto done;
-    meta = json_pack("{s:I, s:I}", "fetched_at", (json_int_t)now_ms, "count",
-                     (json_int_t)json_object_size(t->seen));
-    klen =
-        store_key(key, KEY_MAX, kind_of(t->res, 'M', kind, sizeof(kind)), t->repository_id, NULL);
-    if (meta == NULL || store_batch_put_json(t->b, STORE_CF_CACHE, key, klen, meta) != 0) {
-        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-        goto done;
-    }
-    rc = store_write(t->st, t->b, err);
-done:
-    json_decref(meta);
-    return rc;
-}
-
-void remote_catalog_free(remote_catalog_txn *t)
-{
-    if (t == NULL)
-        return;
-    store_batch_free(t->b);
-    json_decref(t->seen);
-    free(t);
-}
-
-rd_status remote_item_get(const resource_desc *res, store *st, const char *repository_id,
-                          const char *id, json_t **out, rd_error *err)
-{
-    char key[KEY_MAX], kind[8];
-    size_t klen =
-        store_key(key, KEY_MAX, kind_of(res, 'C', kind, sizeof(kind)), repository_id, id, NULL);
-    if (klen == 0)
-        return RD_ERR_NOT_FOUND;
-    return store_get_json(st, STORE_CF_CACHE, key, klen, out, err);
-}
-
-rd_status remote_plugin_get(store *st, const char *repository_id, const char *plugin_id,
-                            json_t **out, rd_error *err)
-{
-    return remote_item_get(&resource_plugin, st, repository_id, plugin_id, out, err);
-}
-
-rd_status remote_plugin_put(store *st, const char *repository_id, const json_t *plugin,
-                            int64_t now_ms, rd_error *err)
-{
-    return remote_item_put(&resource_plugin, st, repository_id, plugin, now_ms, err);
-}
-
-rd_status remote_item_put(const resource_desc *res, store *st, const char *repository_id,
-                          const json_t *plugin, int64_t now_ms, rd_error *err)
-{
-    char key[KEY_MAX], kind[8];
-    const char *pid = json_string_value(json_object_get(plugin, res->id_field));
-    store_batch *b;
-    json_t *stamp;
-    size_t klen;
-    rd_status rc;
-    if (pid == NULL || (klen = store_key(key, KEY_MAX, kind_of(res, 'C', kind, sizeof(kind)),
-                                         repository_id, pid, NULL)) == 0)
-        return rd_fail(err, RD_ERR_UPSTREAM_BAD_RESPONSE, "Bad upstream response.");
-    b = store_batch_new(st);
-    if (b == NULL)
-        return rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-    store_batch_put_json(b, STORE_CF_CACHE, key, klen, plugin);
-    klen = store_key(key, KEY_MAX, kind_of(res, 'N', kind, sizeof(kind)), repository_id, pid, NULL);
-    store_batch_delete(b, STORE_CF_CACHE, key, klen);
-    stamp = json_pack("{s:I}", "fetched_at", (json_int_t)now_ms);
-    klen = store_key(key, KEY_MAX, kind_of(res, 'P', kind, sizeof(kind)), repository_id, pid, NULL);
-    store_batch_put_json(b, STORE_CF_CACHE, key, klen, stamp);
-    json_decref(stamp);
-    rc = store_write(st, b, err);
-    store_batch_free(b);
-    return rc;
-}
-
 rd_status remote_item_fetched_at(const resource_desc *res, store *st, const char *repository_id,
                                  const char *id, int64_t *fetched_at_ms, rd_error *err)
 {
     char kind[8];
-    return stamp_get(st, kind_of(res, 'P', kind, sizeof(kind)), repository_id, id, fetched_at_ms,
-                     err);
+    return stamp_get(st, remote_kind(res, 'P', kind, sizeof(kind)), repository_id, id,
+                     fetched_at_ms, err);
 }
 
 rd_status remote_plugin_fetched_at(store *st, const char *repository_id, const char *plugin_id,
@@ -522,8 +321,8 @@ rd_status remote_item_negative_get(const resource_desc *res, store *st, const ch
                                    const char *id, int64_t *fetched_at_ms, rd_error *err)
 {
     char kind[8];
-    return stamp_get(st, kind_of(res, 'N', kind, sizeof(kind)), repository_id, id, fetched_at_ms,
-                     err);
+    return stamp_get(st, remote_kind(res, 'N', kind, sizeof(kind)), repository_id, id,
+                     fetched_at_ms, err);
 }
 
 typedef struct {
@@ -556,8 +355,8 @@ rd_status remote_item_stamps(const resource_desc *res, store *st, const char *re
 {
     char prefix[KEY_MAX], kind[8];
     stamps_state ss = {out, 0, after_ms};
-    ss.plen =
-        store_key(prefix, KEY_MAX, kind_of(res, 'P', kind, sizeof(kind)), repository_id, "", NULL);
+    ss.plen = store_key(prefix, KEY_MAX, remote_kind(res, 'P', kind, sizeof(kind)), repository_id,
+                        "", NULL);
     if (ss.plen == 0)
         return RD_OK;
     return store_scan(st, STORE_CF_CACHE, prefix, ss.plen, stamp_one, &ss, err);
@@ -589,7 +388,7 @@ rd_status remote_item_negative_put(const resource_desc *res, store *st, const ch
                                    const char *id, int64_t now_ms, rd_error *err)
 {
     char kind[8];
-    return put_small(st, kind_of(res, 'N', kind, sizeof(kind)), repository_id, id,
+    return put_small(st, remote_kind(res, 'N', kind, sizeof(kind)), repository_id, id,
                      json_pack("{s:I}", "fetched_at", (json_int_t)now_ms), err);
 }
 

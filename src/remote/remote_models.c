@@ -110,19 +110,13 @@ static const char *record_name(const json_t *record)
     return name != NULL ? name : "";
 }
 
-/* A new tier of record holding the views of plugins (an array of cached
- * plugin records, borrowed; or an object plugin_id -> record whose records
- * are released as they are viewed: each value becomes true).  NULL when out
- * of memory. */
-static remote_tier *tier_build(remote_models *m, const json_t *record, json_t *plugins, int synced,
-                               int64_t fetched_at, rd_error *err)
+/* A new tier of record with an empty model (NULL when out of memory). */
+static remote_tier *tier_new(remote_models *m, const json_t *record, int synced, int64_t fetched_at)
 {
     remote_tier *t = calloc(1, sizeof(*t));
-    json_t *views = json_array();
-    rd_status rc = RD_ERR_INTERNAL;
-
-    if (t == NULL || views == NULL)
-        goto done;
+    rd_error e;
+    if (t == NULL)
+        return NULL;
     atomic_init(&t->refs, 1);
     atomic_init(&t->checked_gen, 0);
     pthread_mutex_init(&t->own_lock, NULL);
@@ -131,39 +125,113 @@ static remote_tier *tier_build(remote_models *m, const json_t *record, json_t *p
     t->name = strdup(record_name(record));
     t->synced = synced;
     t->fetched_at = fetched_at;
-    if (t->id == NULL || t->name == NULL || t->own == NULL)
+    if (t->id == NULL || t->name == NULL || t->own == NULL ||
+        readmodel_create(&m->res, &t->rm, &e) != RD_OK) {
+        remote_tier_release(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* A new tier of record holding the views of plugins (an array of cached
+ * plugin records, borrowed).  NULL when out of memory. */
+static remote_tier *tier_build(remote_models *m, const json_t *record, const json_t *plugins,
+                               int synced, int64_t fetched_at, rd_error *err)
+{
+    remote_tier *t = tier_new(m, record, synced, fetched_at);
+    readmodel_builder *b = NULL;
+    rd_status rc = RD_ERR_INTERNAL;
+    size_t i;
+    json_t *p;
+
+    if (t == NULL || readmodel_build_begin(t->rm, &b, err) != RD_OK)
         goto done;
-    if (json_is_object(plugins)) {
-        const char *k;
-        json_t *p;
-        json_object_foreach(plugins, k, p)
-        {
-            if (json_array_append_new(views, remote_item_view(&m->res, p, record)) != 0)
-                goto done;
-            /* the record is viewed: free it now (the commit needs only the
-             * key), so a sync holds two copies of the catalog, not three */
-            json_object_set_new(plugins, k, json_true());
-        }
-    } else {
-        size_t i;
-        json_t *p;
-        json_array_foreach(plugins, i, p)
-        {
-            if (json_array_append_new(views, remote_item_view(&m->res, p, record)) != 0)
-                goto done;
+    json_array_foreach(plugins, i, p)
+    {
+        rc = readmodel_build_add_new(b, remote_item_view(&m->res, p, record), err);
+        if (rc != RD_OK) {
+            readmodel_build_abort(b);
+            goto done;
         }
     }
-    if (readmodel_create(&m->res, &t->rm, err) != RD_OK)
-        goto done;
-    rc = readmodel_build(t->rm, views, err);
+    rc = readmodel_build_finish(b, err);
 done:
-    json_decref(views);
     if (rc != RD_OK) {
-        if (t != NULL)
-            remote_tier_release(t);
+        remote_tier_release(t);
         rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = out of memory)");
         return NULL;
     }
+    return t;
+}
+
+/* ---- a tier built while a sync's pages arrive ------------------------------ */
+
+struct remote_tier_builder {
+    remote_models *m;
+    json_t *record; /* a copy: the views' repository_info */
+    remote_tier *t;
+    readmodel_builder *b;
+    int failed;
+};
+
+rd_status remote_models_build_begin(remote_models *m, const json_t *record,
+                                    remote_tier_builder **out, rd_error *err)
+{
+    remote_tier_builder *tb = calloc(1, sizeof(*tb));
+    *out = NULL;
+    if (tb == NULL)
+        return rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = out of memory)");
+    tb->m = m;
+    tb->record =
+        json_pack("{s:s, s:s}", "repository_id", record_id(record), "name", record_name(record));
+    tb->t = tb->record != NULL ? tier_new(m, record, 1, 0) : NULL;
+    if (tb->t == NULL || readmodel_build_begin(tb->t->rm, &tb->b, err) != RD_OK) {
+        remote_models_build_abort(tb);
+        return rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = out of memory)");
+    }
+    *out = tb;
+    return RD_OK;
+}
+
+void remote_models_build_add(remote_tier_builder *tb, const json_t *cached)
+{
+    rd_error e;
+    if (tb == NULL || tb->failed)
+        return;
+    if (readmodel_build_add_new(tb->b, remote_item_view(&tb->m->res, cached, tb->record), &e) !=
+        RD_OK) {
+        tb->failed = 1; /* the commit drops the tier: the next read rebuilds it */
+        readmodel_build_abort(tb->b);
+        tb->b = NULL;
+    }
+}
+
+void remote_models_build_abort(remote_tier_builder *tb)
+{
+    if (tb == NULL)
+        return;
+    readmodel_build_abort(tb->b);
+    remote_tier_release(tb->t);
+    json_decref(tb->record);
+    free(tb);
+}
+
+/* The tier tb built (a new reference; NULL when it could not be built);
+ * frees tb. */
+static remote_tier *build_finish(remote_tier_builder *tb, int64_t fetched_at, rd_error *err)
+{
+    remote_tier *t = NULL;
+    if (!tb->failed && readmodel_build_finish(tb->b, err) == RD_OK) {
+        t = tb->t;
+        t->fetched_at = fetched_at;
+        tb->t = NULL;
+    } else if (!tb->failed) {
+        tb->failed = 1;
+    }
+    tb->b = NULL; /* finish freed it */
+    if (tb->failed)
+        rd_fail(err, RD_ERR_INTERNAL, "Internal error. (reason = out of memory)");
+    remote_models_build_abort(tb);
     return t;
 }
 
@@ -297,6 +365,10 @@ rd_status remote_models_load_all(remote_models *m, store *st, rd_error *err)
     pthread_mutex_lock(&m->write);
     json_array_foreach(recs, i, rec)
     {
+        rd_error e;
+        /* what a sync cut short by a stop left behind */
+        if (remote_res_catalog_sweep(&m->res, st, record_id(rec), &e) != RD_OK)
+            LOG_WARN("remote: catalog of %s: %s", record_id(rec), e.message);
         rc = reload_locked(m, st, rec, gen, err);
         if (rc != RD_OK)
             break;
@@ -306,19 +378,26 @@ rd_status remote_models_load_all(remote_models *m, store *st, rd_error *err)
     return rc;
 }
 
-rd_status remote_models_commit(remote_models *m, remote_catalog_txn *t, const json_t *record,
-                               int64_t now_ms, rd_error *err)
+rd_status remote_models_commit_built(remote_models *m, remote_catalog_txn *t,
+                                     remote_tier_builder *tb, const json_t *record, int64_t now_ms,
+                                     rd_error *err)
 {
     remote_tier *next = NULL;
     rd_error e;
     rd_status rc;
-    if (m == NULL || record == NULL)
-        return remote_catalog_commit(t, now_ms, err);
-    /* built aside, before the write, so readers wait only for the write */
-    next = tier_build(m, record, remote_catalog_records(t), 1, now_ms, &e);
+    if (m == NULL || record == NULL || tb == NULL) {
+        remote_models_build_abort(tb);
+        return remote_models_commit(m, t, record, now_ms, err);
+    }
+    /* finished before the write, so readers wait only for the write */
+    next = build_finish(tb, now_ms, &e);
     if (next == NULL)
         LOG_ERROR("remote: read model of %s: %s; it is rebuilt from the store when next read",
                   record_id(record), e.message);
+    else if (strcmp(next->name, record_name(record)) != 0) {
+        remote_tier_release(next); /* renamed during the sync: the next read rebuilds it */
+        next = NULL;
+    }
     pthread_mutex_lock(&m->write);
     if (next != NULL) /* it matches the store as of now */
         atomic_store(&next->checked_gen, remote_records_generation(remote_catalog_store(t)));
@@ -327,6 +406,27 @@ rd_status remote_models_commit(remote_models *m, remote_catalog_txn *t, const js
         install(m, record_id(record), next); /* NULL drops the old one */
     else
         remote_tier_release(next);
+    pthread_mutex_unlock(&m->write);
+    return rc;
+}
+
+rd_status remote_models_commit(remote_models *m, remote_catalog_txn *t, const json_t *record,
+                               int64_t now_ms, rd_error *err)
+{
+    rd_error e;
+    rd_status rc;
+    if (m == NULL || record == NULL)
+        return remote_catalog_commit(t, now_ms, err);
+    pthread_mutex_lock(&m->write);
+    rc = remote_catalog_commit(t, now_ms, err);
+    /* the tier is built from the store the commit wrote */
+    if (rc == RD_OK &&
+        reload_locked(m, remote_catalog_store(t), record,
+                      remote_records_generation(remote_catalog_store(t)), &e) != RD_OK) {
+        LOG_ERROR("remote: read model of %s: %s; it is rebuilt from the store when next read",
+                  record_id(record), e.message);
+        install(m, record_id(record), NULL);
+    }
     pthread_mutex_unlock(&m->write);
     return rc;
 }

@@ -219,12 +219,14 @@ int store_batch_put_json(store_batch *b, store_cf cf, const void *key, size_t kl
                          const json_t *val)
 {
     char *text = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_free_t jfree = free;
     if (text == NULL) {
         b->failed = 1;
         return -1;
     }
     store_batch_put(b, cf, key, klen, text, strlen(text));
-    free(text);
+    json_get_alloc_funcs(NULL, &jfree); /* jansson's, which may not be free() */
+    jfree(text);
     return 0;
 }
 

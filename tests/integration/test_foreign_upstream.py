@@ -31,7 +31,8 @@ from test_federation import ids, must, register_remote, seed, wait_until
 class ForeignUpstream:
     """A marketplace behind a gateway: both route styles, paged plugin list.
 
-    fail_page: the page start (1-based) answered 500; list_fails: every
+    fail_page: the page start (1-based) answered 500; stall_page: the page
+    start whose answer waits until `release` is set; list_fails: every
     plugin list answers 500; bad_shape: `results` is an object;
     ignore_paging: every plugin list answers the whole catalog."""
 
@@ -39,6 +40,8 @@ class ForeignUpstream:
         self.repository_id = repository_id
         self.plugins = list(plugins)
         self.fail_page = None
+        self.stall_page = None
+        self.release = threading.Event()
         self.list_fails = False
         self.bad_shape = False
         self.ignore_paging = False
@@ -73,6 +76,8 @@ class ForeignUpstream:
                     start, limit = int(page.get("start", 1)), int(page.get("limit", 0))
                     with fake.lock:
                         fake.pages.append((start, limit))
+                    if fake.stall_page == start:
+                        fake.release.wait(60)
                     if fake.list_fails or fake.fail_page == start:
                         self.send(500, {"detail": {"code": "ERROR_INTERNAL",
                                                    "message": "Internal error."}})
@@ -304,6 +309,48 @@ class ForeignUpstreamTest(RepodTestCase):
         self.assertNotEqual(r.status, 200, "a plugin of an unfinished sync is served")
         # once every page arrives the new catalog replaces the old one
         fake.fail_page = None
+        self.assertEqual(self.assertOK(self.sync(rid))["plugins"], 37)
+        self.assertEqual(self.assertOK(self.listing(rid))["total_count"], 37)
+
+    def test_sync_killed_midway_leaves_nothing_after_restart(self):
+        rid = "repo-d4d4d4d4d4d4"
+        old = catalog(25, "old")
+        fake = self.upstream(rid, old, "Killed")
+        self.assertEqual(self.assertOK(self.sync(rid))["plugins"], 25)
+        # pages 1 and 11 of the new catalog are written, page 21 never answers
+        fake.set_plugins(catalog(12, "gone") + old)
+        fake.stall_page = 2 * self.PAGE + 1
+        del fake.pages[:]
+        def sync_quietly():
+            try:
+                self.sync(rid)
+            except Exception:  # the mirror is killed under it
+                pass
+        waiter = threading.Thread(target=sync_quietly, daemon=True)
+        waiter.start()
+        try:
+            ok = wait_until(lambda: (2 * self.PAGE + 1, self.PAGE) in fake.pages, 10)
+            self.assertTrue(ok, self.mirror.describe())
+            # nothing of the unfinished sync is visible meanwhile
+            b = self.assertOK(self.listing(rid))
+            self.assertEqual(b["total_count"], 25)
+            r = self.mirror.api("plugin/get", {"plugin_id": "gone-000"})
+            self.assertNotEqual(r.status, 200, "a plugin of an unfinished sync is served")
+            self.mirror.kill9()
+        finally:
+            fake.list_fails = True  # no sync succeeds after the restart
+            fake.release.set()
+            waiter.join(30)
+        self.mirror.start()
+        self.assertTrue(self.mirror.wait_log(
+            "removed 20 cached plugins of %s that its catalog does not hold" % rid),
+            self.mirror.describe())
+        b = self.assertOK(self.listing(rid))
+        self.assertEqual(sorted(ids(b)), sorted(p["plugin_id"] for p in old))
+        r = self.mirror.api("plugin/get", {"plugin_id": "gone-000"})
+        self.assertNotEqual(r.status, 200, "a plugin of an unfinished sync is served")
+        fake.list_fails = False
+        fake.stall_page = None
         self.assertEqual(self.assertOK(self.sync(rid))["plugins"], 37)
         self.assertEqual(self.assertOK(self.listing(rid))["total_count"], 37)
 

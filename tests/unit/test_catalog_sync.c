@@ -12,13 +12,40 @@
 
 #include "testkit.h"
 
+#include <malloc.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../src/remote/catalog_sync.h"
+#include "readmodel.h"
 #include "remote.h"
+#include "remote_models.h"
 #include "store.h"
+
+/* Every byte jansson holds now, and the most it held since the last reset
+ * (json_set_alloc_funcs in main, before any JSON is made). */
+static _Atomic long long json_live, json_peak;
+
+static void *count_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p != NULL) {
+        long long now = atomic_fetch_add(&json_live, (long long)malloc_usable_size(p)) +
+                        (long long)malloc_usable_size(p);
+        if (now > atomic_load(&json_peak))
+            atomic_store(&json_peak, now);
+    }
+    return p;
+}
+
+static void count_free(void *p)
+{
+    if (p != NULL)
+        atomic_fetch_sub(&json_live, (long long)malloc_usable_size(p));
+    free(p);
+}
 
 #define REPO "repo-0123456789ab"
 
@@ -301,6 +328,229 @@ static void test_dashboard_catalog(void **state)
     json_decref(arr);
 }
 
+/* The number of cache keys starting "<kind>\0<REPO>" (every generation). */
+static size_t keys_of(store *st, const char *kind)
+{
+    char prefix[128];
+    size_t plen = store_key(prefix, sizeof(prefix), kind, REPO, NULL), n = 0;
+    rd_error err = {0};
+    assert_int_equal(store_count(st, STORE_CF_CACHE, prefix, plen, &n, &err), RD_OK);
+    return n;
+}
+
+/* 1 when the repository is marked as holding another generation. */
+static int marked(store *st)
+{
+    char key[128], *val = NULL;
+    size_t klen = store_key(key, sizeof(key), "G", REPO, NULL), vlen;
+    rd_error err = {0};
+    rd_status rc = store_get(st, STORE_CF_CACHE, key, klen, &val, &vlen, &err);
+    free(val);
+    return rc == RD_OK;
+}
+
+static void reopen(fixture *fx)
+{
+    char db[320];
+    rd_error err = {0};
+    store_close(fx->st);
+    snprintf(db, sizeof(db), "%s/db", fx->dir);
+    if (store_open(db, &fx->st, &err) != RD_OK)
+        fail_msg("store_open: %s", err.message);
+}
+
+static void test_failed_sync_leaves_nothing_behind(void **state)
+{
+    fixture *fx = *state;
+    static const char *const all[] = {"a", "b", "c", NULL}, *const p1[] = {"x", "y", NULL};
+    rd_error err = {0};
+    json_t *p = NULL;
+    int64_t at = 0;
+    int more = 0;
+    catalog_sync *s = catalog_sync_new(fx->st, REPO, 10);
+    assert_int_equal(feed(s, page(3, all), &more, &err), RD_OK);
+    assert_int_equal(catalog_sync_commit(s, 1000, &err), RD_OK);
+    catalog_sync_free(s);
+    assert_int_equal(keys_of(fx->st, "C"), 3);
+    assert_int_equal(remote_negative_put(fx->st, REPO, "x", 1100, &err), RD_OK);
+
+    /* page 1 of 3 arrives (written where readers do not look), page 2 is bad */
+    s = catalog_sync_new(fx->st, REPO, 2);
+    assert_int_equal(feed(s, page(5, p1), &more, &err), RD_OK);
+    assert_int_equal(more, 1);
+    assert_int_equal(keys_of(fx->st, "C"), 5);
+    assert_int_equal(cached_count(fx->st), 3);
+    assert_int_equal(remote_plugin_get(fx->st, REPO, "x", &p, &err), RD_ERR_NOT_FOUND);
+    assert_int_equal(feed(s, json_pack("{s:{}}", "results"), &more, &err),
+                     RD_ERR_UPSTREAM_BAD_RESPONSE);
+    catalog_sync_free(s);
+
+    /* the old catalog whole, its negative answer kept, nothing else stored */
+    reopen(fx);
+    assert_int_equal(cached_count(fx->st), 3);
+    assert_int_equal(remote_catalog_age(fx->st, REPO, &at, &err), RD_OK);
+    assert_int_equal(at, 1000);
+    assert_int_equal(remote_plugin_get(fx->st, REPO, "x", &p, &err), RD_ERR_NOT_FOUND);
+    assert_int_equal(remote_negative_get(fx->st, REPO, "x", &at, &err), RD_OK);
+    assert_int_equal(keys_of(fx->st, "C"), 3);
+    assert_false(marked(fx->st));
+
+    /* a sync that completes: the old generation and the negative answer go */
+    s = catalog_sync_new(fx->st, REPO, 10);
+    assert_int_equal(feed(s, page(2, p1), &more, &err), RD_OK);
+    assert_int_equal(catalog_sync_commit(s, 2000, &err), RD_OK);
+    catalog_sync_free(s);
+    assert_int_equal(keys_of(fx->st, "C"), 2);
+    assert_false(marked(fx->st));
+    assert_int_equal(remote_negative_get(fx->st, REPO, "x", &at, &err), RD_ERR_NOT_FOUND);
+    assert_int_equal(remote_plugin_get(fx->st, REPO, "x", &p, &err), RD_OK);
+    json_decref(p);
+    assert_int_equal(remote_plugin_get(fx->st, REPO, "a", &p, &err), RD_ERR_NOT_FOUND);
+}
+
+/* What a sync cut short by a crash leaves (its pages under the next
+ * generation, and the mark) is removed when the models are loaded at start. */
+static void test_sync_cut_short_is_swept_at_start(void **state)
+{
+    fixture *fx = *state;
+    static const char *const all[] = {"a", "b", "c", NULL};
+    char key[128], owner[64];
+    rd_error err = {0};
+    remote_models *m = NULL;
+    remote_tier *t = NULL;
+    json_t *p = NULL, *record, *mark, *left;
+    store_batch *b;
+    int more = 0;
+    size_t klen;
+    catalog_sync *s = catalog_sync_new(fx->st, REPO, 10);
+    assert_int_equal(feed(s, page(3, all), &more, &err), RD_OK);
+    assert_int_equal(catalog_sync_commit(s, 1000, &err), RD_OK);
+    catalog_sync_free(s);
+
+    /* two records of generation 2 and the mark, as a crashed sync wrote them */
+    b = store_batch_new(fx->st);
+    snprintf(owner, sizeof(owner), "%s#%016llx", REPO, 2ULL);
+    left = rec("x", NULL);
+    klen = store_key(key, sizeof(key), "C", owner, "x", NULL);
+    assert_int_equal(store_batch_put_json(b, STORE_CF_CACHE, key, klen, left), 0);
+    klen = store_key(key, sizeof(key), "C", owner, "y", NULL);
+    assert_int_equal(store_batch_put_json(b, STORE_CF_CACHE, key, klen, left), 0);
+    mark = json_pack("{s:i}", "gen", 2);
+    klen = store_key(key, sizeof(key), "G", REPO, NULL);
+    assert_int_equal(store_batch_put_json(b, STORE_CF_CACHE, key, klen, mark), 0);
+    assert_int_equal(store_write(fx->st, b, &err), RD_OK);
+    store_batch_free(b);
+    json_decref(left);
+    json_decref(mark);
+    assert_int_equal(keys_of(fx->st, "C"), 5);
+    assert_int_equal(cached_count(fx->st), 3); /* never read */
+    assert_int_equal(remote_plugin_get(fx->st, REPO, "x", &p, &err), RD_ERR_NOT_FOUND);
+
+    reopen(fx);
+    record = json_pack("{s:s, s:s, s:s, s:s}", "repository_id", REPO, "name", "Market",
+                       "repository_type", "remote", "endpoint", "https://127.0.0.1:1");
+    assert_int_equal(remote_put(fx->st, record, &err), RD_OK);
+    assert_int_equal(remote_models_create(&resource_plugin, &m, &err), RD_OK);
+    assert_int_equal(remote_models_load_all(m, fx->st, &err), RD_OK);
+    assert_int_equal(keys_of(fx->st, "C"), 3);
+    assert_false(marked(fx->st));
+    assert_int_equal(remote_models_tier(m, fx->st, record, &t, &err), RD_OK);
+    assert_int_equal(readmodel_count(remote_tier_model(t)), 3);
+    remote_tier_release(t);
+    remote_models_destroy(m);
+    json_decref(record);
+}
+
+/* A catalog stored before generations ("C\0<repo>\0<id>", a stamp without
+ * gen) is read as it is, and the first sync replaces it. */
+static void test_catalog_without_generation(void **state)
+{
+    fixture *fx = *state;
+    static const char *const neu[] = {"b", NULL};
+    char key[128];
+    rd_error err = {0};
+    json_t *p = rec("a", NULL), *meta = json_pack("{s:i, s:i}", "fetched_at", 500, "count", 1);
+    store_batch *b = store_batch_new(fx->st);
+    int64_t at = 0;
+    int more = 0;
+    catalog_sync *s;
+    size_t klen = store_key(key, sizeof(key), "C", REPO, "a", NULL);
+    assert_int_equal(store_batch_put_json(b, STORE_CF_CACHE, key, klen, p), 0);
+    klen = store_key(key, sizeof(key), "M", REPO, NULL);
+    assert_int_equal(store_batch_put_json(b, STORE_CF_CACHE, key, klen, meta), 0);
+    assert_int_equal(store_write(fx->st, b, &err), RD_OK);
+    store_batch_free(b);
+    json_decref(p);
+    json_decref(meta);
+    assert_int_equal(cached_count(fx->st), 1);
+    assert_int_equal(remote_plugin_get(fx->st, REPO, "a", &p, &err), RD_OK);
+    json_decref(p);
+    assert_int_equal(remote_catalog_age(fx->st, REPO, &at, &err), RD_OK);
+    assert_int_equal(at, 500);
+
+    s = catalog_sync_new(fx->st, REPO, 10);
+    assert_int_equal(feed(s, page(1, neu), &more, &err), RD_OK);
+    assert_int_equal(catalog_sync_commit(s, 1000, &err), RD_OK);
+    catalog_sync_free(s);
+    assert_int_equal(cached_count(fx->st), 1);
+    assert_int_equal(remote_plugin_get(fx->st, REPO, "a", &p, &err), RD_ERR_NOT_FOUND);
+    assert_int_equal(remote_plugin_get(fx->st, REPO, "b", &p, &err), RD_OK);
+    json_decref(p);
+    assert_int_equal(keys_of(fx->st, "C"), 1);
+    assert_false(marked(fx->st));
+}
+
+/* A record of id with a large docs body (bytes of text). */
+static json_t *fat_rec(const char *id, size_t bytes)
+{
+    json_t *r = rec(id, NULL);
+    char *body = malloc(bytes + 1);
+    assert_non_null(body);
+    memset(body, 'x', bytes);
+    body[bytes] = '\0';
+    json_object_set_new(r, "docs", json_pack("{s:{s:s}}", "en", "body", body));
+    free(body);
+    return r;
+}
+
+/* A sync of many pages holds about one page of parsed records at a time:
+ * what jansson holds never exceeds two pages' worth. */
+static void test_sync_holds_about_one_page(void **state)
+{
+    fixture *fx = *state;
+    enum { PAGE = 100, PAGES = 30, DOC = 2000 };
+    rd_error err = {0};
+    long long base, page_bytes = 0, held = 0;
+    int more = 1;
+    catalog_sync *s = catalog_sync_new(fx->st, REPO, PAGE);
+    base = atomic_load(&json_live);
+    for (int k = 0; k < PAGES && more; k++) {
+        json_t *results = json_array(), *body;
+        long long before = atomic_load(&json_live);
+        char id[32];
+        for (int i = 0; i < PAGE; i++) {
+            snprintf(id, sizeof(id), "p%05d", k * PAGE + i);
+            json_array_append_new(results, fat_rec(id, DOC));
+        }
+        body = json_pack("{s:o, s:i}", "results", results, "total_count", PAGE * PAGES);
+        if (atomic_load(&json_live) - before > page_bytes)
+            page_bytes = atomic_load(&json_live) - before;
+        atomic_store(&json_peak, atomic_load(&json_live));
+        assert_int_equal(feed(s, body, &more, &err), RD_OK);
+        if (atomic_load(&json_peak) - base > held)
+            held = atomic_load(&json_peak) - base;
+    }
+    assert_int_equal(more, 0);
+    assert_int_equal(catalog_sync_count(s), PAGE * PAGES);
+    assert_true(page_bytes > 0);
+    if (held > 2 * page_bytes)
+        fail_msg("a sync of %d pages held %lld bytes of JSON, a page is %lld", PAGES, held,
+                 page_bytes);
+    assert_int_equal(catalog_sync_commit(s, 1000, &err), RD_OK);
+    catalog_sync_free(s);
+    assert_int_equal(cached_count(fx->st), PAGE * PAGES);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +561,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_answers_refused_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_swap_is_whole_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dashboard_catalog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_sync_leaves_nothing_behind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_cut_short_is_swept_at_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_holds_about_one_page, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_without_generation, setup, teardown),
     };
+    json_set_alloc_funcs(count_malloc, count_free);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
