@@ -542,7 +542,7 @@ static rd_status model_build(catalog *cat, const resource_desc *res, rd_error *e
     collect_state per[MODEL_SCAN_THREADS_MAX];
     rd_error perr[MODEL_SCAN_THREADS_MAX];
     void *uds[MODEL_SCAN_THREADS_MAX];
-    size_t nthreads;
+    size_t nthreads = 0;
     rd_status rc = readmodel_create(res, &m->rm, err);
     memset(perr, 0, sizeof(perr));
     if (rc != RD_OK)
@@ -564,7 +564,14 @@ static rd_status model_build(catalog *cat, const resource_desc *res, rd_error *e
     for (size_t i = 0; i < nthreads; i++) {
         per[i] = cs;
         per[i].err = &perr[i];
+        /* each thread its own repository_info: its reference count is
+         * then changed by one thread only (the model shares one copy) */
+        per[i].info = i == 0 ? json_incref(cs.info) : json_deep_copy(cs.info);
         uds[i] = &per[i];
+        if (per[i].info == NULL) { /* fewer threads (never the first) */
+            nthreads = i;
+            break;
+        }
     }
     rc = store_scan_parallel(cat->st, STORE_CF_PLUGINS, prefix, 2, nthreads, collect_one, uds, err);
     for (size_t i = 0; i < nthreads && rc == RD_OK; i++)
@@ -580,6 +587,8 @@ static rd_status model_build(catalog *cat, const resource_desc *res, rd_error *e
     if (rc == RD_OK)
         LOG_INFO("catalog: read model holds %zu local %s", readmodel_count(m->rm), res->plural);
 done:
+    for (size_t i = 0; i < nthreads; i++)
+        json_decref(per[i].info);
     json_decref(cs.info);
 #ifdef __GLIBC__
     /* the decoded records are gone: give their pages back to the system */
