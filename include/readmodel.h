@@ -60,6 +60,8 @@ rd_status readmodel_build(readmodel *rm, const json_t *views, rd_error *err);
  * the builder and left the model's content as it was. */
 typedef struct readmodel_builder readmodel_builder;
 rd_status readmodel_build_begin(readmodel *rm, readmodel_builder **out, rd_error *err);
+/* Several threads may add to one builder at once (each makes its documents
+ * on its own thread); begin, finish and abort are the caller's alone. */
 rd_status readmodel_build_add(readmodel_builder *b, const json_t *view, rd_error *err);
 /* The same, taking view (a new reference, released by the builder even on
  * failure).  The builder works on two threads: begin starts a worker that

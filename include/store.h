@@ -125,6 +125,18 @@ typedef int (*store_scan_fn)(void *ud, const char *key, size_t klen, const char 
 rd_status store_scan(store *st, store_cf cf, const void *prefix, size_t plen, store_scan_fn fn,
                      void *ud, rd_error *err);
 
+/* The same records, handled on nthreads (>= 1) threads at once: the
+ * calling thread reads them in key order and hands them over in batches of
+ * about 64 KB; thread i calls fn(uds[i], ...) on the records of the batches
+ * it takes (each record goes to one thread; a thread sees its records in
+ * key order, the threads' calls interleave).  A non-zero return stops the
+ * scan (batches already taken by other threads are finished).  Returns
+ * after every call has returned.  When no thread can be started, fn(uds[0],
+ * ...) runs on the calling thread.  RD_ERR_INTERNAL on an iterator error or
+ * when memory runs out. */
+rd_status store_scan_parallel(store *st, store_cf cf, const void *prefix, size_t plen,
+                              size_t nthreads, store_scan_fn fn, void *const *uds, rd_error *err);
+
 /* Counts the keys starting with prefix (plen 0 = whole family) into *count. */
 rd_status store_count(store *st, store_cf cf, const void *prefix, size_t plen, size_t *count,
                       rd_error *err);

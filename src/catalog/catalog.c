@@ -27,6 +27,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "index.h"
 #include "log.h"
@@ -522,6 +523,15 @@ static int collect_one(void *ud, const char *key, size_t klen, const char *val, 
     return cs->rc != RD_OK; /* stops the scan */
 }
 
+/* How many threads decode the records of a model build: one per online
+ * processor, 2 to MODEL_SCAN_THREADS_MAX. */
+#define MODEL_SCAN_THREADS_MAX 4
+static size_t model_scan_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 2 ? 2 : n > MODEL_SCAN_THREADS_MAX ? MODEL_SCAN_THREADS_MAX : (size_t)n;
+}
+
 /* Builds res's read model from every stored local record of res, one
  * record at a time. */
 static rd_status model_build(catalog *cat, const resource_desc *res, rd_error *err)
@@ -529,7 +539,12 @@ static rd_status model_build(catalog *cat, const resource_desc *res, rd_error *e
     char prefix[2] = {res->store_prefix[0], '\0'};
     res_model *m = model_of(cat, res);
     collect_state cs = {NULL, 0, NULL, NULL, RD_OK, err, res};
+    collect_state per[MODEL_SCAN_THREADS_MAX];
+    rd_error perr[MODEL_SCAN_THREADS_MAX];
+    void *uds[MODEL_SCAN_THREADS_MAX];
+    size_t nthreads = 0;
     rd_status rc = readmodel_create(res, &m->rm, err);
+    memset(perr, 0, sizeof(perr));
     if (rc != RD_OK)
         goto done;
     /* one copy completed once (endpoint), as plugin_view makes per view */
@@ -543,9 +558,25 @@ static rd_status model_build(catalog *cat, const resource_desc *res, rd_error *e
     rc = readmodel_build_begin(m->rm, &cs.b, err);
     if (rc != RD_OK)
         goto done;
-    rc = store_scan(cat->st, STORE_CF_PLUGINS, prefix, 2, collect_one, &cs, err);
-    if (rc == RD_OK)
-        rc = cs.rc;
+    /* the records are decoded and made into documents on several threads
+     * (each its own state; the builder takes documents from all of them) */
+    nthreads = model_scan_threads();
+    for (size_t i = 0; i < nthreads; i++) {
+        per[i] = cs;
+        per[i].err = &perr[i];
+        /* each thread its own repository_info: its reference count is
+         * then changed by one thread only (the model shares one copy) */
+        per[i].info = i == 0 ? json_incref(cs.info) : json_deep_copy(cs.info);
+        uds[i] = &per[i];
+        if (per[i].info == NULL) { /* fewer threads (never the first) */
+            nthreads = i;
+            break;
+        }
+    }
+    rc = store_scan_parallel(cat->st, STORE_CF_PLUGINS, prefix, 2, nthreads, collect_one, uds, err);
+    for (size_t i = 0; i < nthreads && rc == RD_OK; i++)
+        if ((rc = per[i].rc) != RD_OK)
+            *err = perr[i];
     if (rc != RD_OK) {
         readmodel_build_abort(cs.b);
         goto done;
@@ -556,6 +587,8 @@ static rd_status model_build(catalog *cat, const resource_desc *res, rd_error *e
     if (rc == RD_OK)
         LOG_INFO("catalog: read model holds %zu local %s", readmodel_count(m->rm), res->plural);
 done:
+    for (size_t i = 0; i < nthreads; i++)
+        json_decref(per[i].info);
     json_decref(cs.info);
 #ifdef __GLIBC__
     /* the decoded records are gone: give their pages back to the system */

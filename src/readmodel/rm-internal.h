@@ -130,6 +130,9 @@ typedef struct {
     rm_map tails;   /* ready-bytes tails: bytes -> owned NUL-terminated copy */
     rm_map arrays;  /* arrays of strings (lengths and bytes) -> json_t (held) */
     rm_map objects; /* an object's compact bytes -> json_t (one held) */
+    /* the tail last shared (one of tails' values, or NULL): a document
+     * whose bytes end with it shares it without a lookup */
+    _Atomic(const char *) last_tail;
 } rm_intern;
 
 void rm_intern_free(rm_intern *in);

@@ -2,7 +2,9 @@
  * rm_build.c - the read model's bulk builder on two threads.
  *
  * The caller's thread makes each document (its ready bytes and compact kept
- * values) or hands a view over whole; a worker thread started at begin takes
+ * values) or hands a view over whole; several callers may add at once (a
+ * scan decoding records on several threads).  A worker thread started at
+ * begin takes
  * them from a bounded queue, makes the documents handed over as views, and
  * puts every document in the new state (key map, postings, trigrams, kept
  * orders).  finish waits for the worker, sorts the orders and swaps the new
@@ -108,14 +110,13 @@ static void *worker_main(void *arg)
 static rd_status enqueue(readmodel_builder *b, build_item it, rd_error *err)
 {
     int failed;
-    if (!b->has_worker) {
-        if (b->failed || put_item(b, &it) != 0) {
-            b->failed = 1;
-            return rd_fail(err, RD_ERR_INTERNAL, "Out of memory.");
-        }
-        return RD_OK;
-    }
     pthread_mutex_lock(&b->mu);
+    if (!b->has_worker) { /* callers on several threads take turns */
+        failed = b->failed || put_item(b, &it) != 0;
+        b->failed |= failed;
+        pthread_mutex_unlock(&b->mu);
+        return failed ? rd_fail(err, RD_ERR_INTERNAL, "Out of memory.") : RD_OK;
+    }
     while (b->n == RM_BUILD_QUEUE && !b->failed)
         pthread_cond_wait(&b->room, &b->mu);
     failed = b->failed;

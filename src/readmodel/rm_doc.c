@@ -132,6 +132,7 @@ static void decref_ptr(void *p)
 void rm_intern_free(rm_intern *in)
 {
     rm_map_free(&in->map, decref_ptr);
+    atomic_store(&in->last_tail, NULL);
     rm_map_free(&in->tails, free);
     rm_map_free(&in->arrays, decref_ptr);
     rm_map_free(&in->objects, decref_ptr);
@@ -166,7 +167,8 @@ static json_t *intern_object(rm_intern *in, const json_t *o)
 
 /* When view's last member is RM_TAIL_KEY and bytes (its len ready bytes)
  * end with it, that member's bytes (from its key to the closing brace):
- * the model's shared copy, its length in *tlen.  NULL: no tail (another
+ * the model's shared copy, its length in *tlen (or the tail shared last
+ * when the bytes end with that one).  NULL: no tail (another
  * last member, or out of memory: the document keeps all its bytes). */
 static const char *split_tail(readmodel *rm, const json_t *view, const char *bytes, size_t len,
                               size_t *tlen)
@@ -176,6 +178,14 @@ static const char *split_tail(readmodel *rm, const json_t *view, const char *byt
     char *vb = NULL, *tail = NULL;
     const char *out = NULL;
     size_t vlen = 0, n;
+    /* the tail of the document before (every document of a tier has the
+     * same): the bytes end with it, so they are those bytes whatever the
+     * view's members (the table's tails live as long as the model) */
+    out = atomic_load(&rm->intern.last_tail);
+    n = out != NULL ? strlen(out) : 0;
+    if (out != NULL && n < len && memcmp(bytes + len - n, out, n) == 0)
+        goto done;
+    out = NULL;
     for (; it != NULL; it = json_object_iter_next((json_t *)view, it))
         last = it;
     if (last == NULL || strcmp(json_object_iter_key(last), RM_TAIL_KEY) != 0)
@@ -196,10 +206,12 @@ static const char *split_tail(readmodel *rm, const json_t *view, const char *byt
         out = tail;
         tail = NULL; /* held by the table */
     }
+    if (out != NULL)
+        atomic_store(&rm->intern.last_tail, out);
     pthread_mutex_unlock(&rm->intern.lock);
+done:
     if (out != NULL)
         *tlen = n;
-done:
     free(vb);
     free(tail);
     return out;

@@ -2,6 +2,7 @@
  * store.c - RocksDB-backed store: column families, synced batches, scans.
  */
 #include "store.h"
+#include "store-internal.h"
 
 #include <rocksdb/c.h>
 #include <stdatomic.h>
@@ -297,41 +298,65 @@ rd_status store_delete(store *st, store_cf cf, const void *key, size_t klen, rd_
     return rc;
 }
 
-rd_status store_scan(store *st, store_cf cf, const void *prefix, size_t plen, store_scan_fn fn,
-                     void *ud, rd_error *err)
+/* store-internal.h: read options and an iterator over the keys starting with prefix (plen 0
+ * = whole family), positioned at the first; *upper is the bound the
+ * options point to (free it after destroying both).  -1 when memory runs
+ * out (nothing to free then). */
+int store_iter_open(store *st, store_cf cf, const void *prefix, size_t plen,
+                    rocksdb_readoptions_t **ro, rocksdb_iterator_t **it, char **upper)
 {
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_iterator_t *it = NULL;
-    char *upper = NULL;
     size_t ulen = 0;
-    char *errptr = NULL;
-    rd_status rc = RD_OK;
-
+    *it = NULL;
+    *upper = NULL;
+    if ((*ro = rocksdb_readoptions_create()) == NULL)
+        return -1;
     /* Upper bound = prefix with its last non-0xff byte incremented; the
      * buffer must outlive the iterator. */
     if (plen > 0) {
-        upper = malloc(plen);
-        if (upper == NULL) {
-            rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
-            goto done;
+        if ((*upper = malloc(plen)) == NULL) {
+            rocksdb_readoptions_destroy(*ro);
+            *ro = NULL;
+            return -1;
         }
-        memcpy(upper, prefix, plen);
+        memcpy(*upper, prefix, plen);
         ulen = plen;
-        while (ulen > 0 && (unsigned char)upper[ulen - 1] == 0xff)
+        while (ulen > 0 && (unsigned char)(*upper)[ulen - 1] == 0xff)
             ulen--;
         if (ulen > 0) {
-            upper[ulen - 1] = (char)((unsigned char)upper[ulen - 1] + 1);
-            rocksdb_readoptions_set_iterate_upper_bound(ro, upper, ulen);
+            (*upper)[ulen - 1] = (char)((unsigned char)(*upper)[ulen - 1] + 1);
+            rocksdb_readoptions_set_iterate_upper_bound(*ro, *upper, ulen);
         }
     }
     /* a scan reads each block once (the read model's build reads them all):
      * it does not push the point reads' blocks out of the cache */
-    rocksdb_readoptions_set_fill_cache(ro, 0);
-    it = rocksdb_create_iterator_cf(st->db, ro, st->cf[cf]);
+    rocksdb_readoptions_set_fill_cache(*ro, 0);
+    *it = rocksdb_create_iterator_cf(st->db, *ro, st->cf[cf]);
     if (plen > 0)
-        rocksdb_iter_seek(it, prefix, plen);
+        rocksdb_iter_seek(*it, prefix, plen);
     else
-        rocksdb_iter_seek_to_first(it);
+        rocksdb_iter_seek_to_first(*it);
+    return 0;
+}
+
+rd_status store_iter_status(rocksdb_iterator_t *it, rd_error *err)
+{
+    char *errptr = NULL;
+    rocksdb_iter_get_error(it, &errptr);
+    return errptr != NULL ? store_error(&errptr, "scan", err) : RD_OK;
+}
+
+rd_status store_scan(store *st, store_cf cf, const void *prefix, size_t plen, store_scan_fn fn,
+                     void *ud, rd_error *err)
+{
+    rocksdb_readoptions_t *ro = NULL;
+    rocksdb_iterator_t *it = NULL;
+    char *upper = NULL;
+    rd_status rc = RD_OK;
+
+    if (store_iter_open(st, cf, prefix, plen, &ro, &it, &upper) != 0) {
+        rc = rd_fail(err, RD_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
     for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen = 0, vlen = 0;
         const char *k = rocksdb_iter_key(it, &klen);
@@ -341,13 +366,12 @@ rd_status store_scan(store *st, store_cf cf, const void *prefix, size_t plen, st
         if (fn(ud, k, klen, v, vlen) != 0)
             break;
     }
-    rocksdb_iter_get_error(it, &errptr);
-    if (errptr != NULL)
-        rc = store_error(&errptr, "scan", err);
+    rc = store_iter_status(it, err);
 done:
     if (it != NULL)
         rocksdb_iter_destroy(it);
-    rocksdb_readoptions_destroy(ro);
+    if (ro != NULL)
+        rocksdb_readoptions_destroy(ro);
     free(upper);
     return rc;
 }

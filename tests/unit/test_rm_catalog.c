@@ -371,10 +371,57 @@ static void test_lists_match_store(void **state)
     testkit_rm_tree(dir);
 }
 
+/* A model rebuilt from a store that spans many of the scan's hand-over
+ * batches (the records decoded on several threads): every record is in
+ * it, its ready bytes are the view's, and lists equal the store's. */
+static void test_rebuild_many(void **state)
+{
+    const char *seed_env = getenv("REPOD_TEST_SEED");
+    unsigned seed = seed_env != NULL ? (unsigned)strtoul(seed_env, NULL, 10) : (unsigned)time(NULL);
+    char dir[64];
+    store *st = NULL;
+    catalog *cat = NULL;
+    rd_error err = {0};
+    json_t *many = json_array(), *all = json_array();
+    (void)state;
+
+    printf("test_rebuild_many seed %u\n", seed);
+    rnd_state = seed;
+    snprintf(dir, sizeof(dir), "/tmp/test_rm_catalog.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(store_open(dir, &st, &err), RD_OK);
+    assert_int_equal(catalog_open(st, "local-repo", &cat, &err), RD_OK);
+    for (unsigned i = 0; i < 1500; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "p%u", NIDS + i);
+        json_array_append_new(many, random_record(domains_all[i % 3], id));
+    }
+    assert_int_equal(catalog_plugin_insert_many(cat, many, &err), RD_OK);
+    catalog_close(cat);
+    assert_int_equal(catalog_open(st, "local-repo", &cat, &err), RD_OK);
+    assert_true(catalog_model_whole(cat));
+    for (size_t d = 0; d < 3; d++)
+        assert_int_equal(catalog_plugin_collect(cat, domains_all[d], all, &err), RD_OK);
+    assert_int_equal(json_array_size(all), 1500);
+    for (unsigned i = 0; i < 1500; i += 7) {
+        char id[16];
+        snprintf(id, sizeof(id), "p%u", NIDS + i);
+        check_ready_bytes(cat, domains_all[i % 3], id);
+    }
+    for (int qi = 0; qi < 60; qi++)
+        check_lists(cat, seed);
+    json_decref(many);
+    json_decref(all);
+    catalog_close(cat);
+    store_close(st);
+    testkit_rm_tree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lists_match_store),
+        cmocka_unit_test(test_rebuild_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

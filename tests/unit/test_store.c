@@ -791,6 +791,121 @@ static void test_scan_sees_deletes(void **state)
     seen_free(&seen);
 }
 
+/* ---- store_scan_parallel ---------------------------------------------------- */
+
+#define PAR_N   3000
+#define PAR_BIG 100000 /* bigger than one hand-over batch */
+
+typedef struct {
+    size_t n;            /* records seen by this thread */
+    long last;           /* index of the last one (-1: none) */
+    int unordered;       /* a record came before an earlier one */
+    int bad;             /* a key or value not as written */
+    long stop_at;        /* return non-zero on this index (-1: never) */
+    unsigned char *seen; /* shared: seen[i] set by the one thread that saw i */
+} par_seen;
+
+static size_t par_vlen(long i)
+{
+    return i % 500 == 7 ? PAR_BIG : 7 + (size_t)(i % 37);
+}
+
+static void fill_par(store *st)
+{
+    rd_error err = {0};
+    store_batch *b = store_batch_new(st);
+    char *val = malloc(PAR_BIG);
+    assert_non_null(b);
+    assert_non_null(val);
+    for (long i = 0; i < PAR_N; i++) {
+        char key[16];
+        size_t vlen = par_vlen(i);
+        snprintf(key, sizeof(key), "p%05ld", i);
+        memset(val, 'a' + (int)(i % 26), vlen);
+        memcpy(val, key, 6);
+        store_batch_put(b, STORE_CF_PLUGINS, key, 6, val, vlen);
+    }
+    store_batch_put(b, STORE_CF_PLUGINS, "q00000", 6, "q00000", 6); /* outside the prefix */
+    assert_int_equal(store_write(st, b, &err), RD_OK);
+    store_batch_free(b);
+    free(val);
+}
+
+static int par_record(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    par_seen *ps = ud;
+    long i;
+    if (klen != 6 || key[0] != 'p' || sscanf(key + 1, "%5ld", &i) != 1 || i < 0 || i >= PAR_N) {
+        ps->bad = 1;
+        return 0;
+    }
+    if (vlen != par_vlen(i) || memcmp(val, key, 6) != 0 || val[vlen - 1] != 'a' + (int)(i % 26) ||
+        ps->seen[i])
+        ps->bad = 1;
+    if (i <= ps->last)
+        ps->unordered = 1;
+    ps->seen[i] = 1;
+    ps->last = i;
+    ps->n++;
+    return i == ps->stop_at;
+}
+
+/* Runs the parallel scan of prefix "p" on nthreads threads; the records
+ * seen in all (each at most once, each thread's in key order). */
+static size_t par_scan(store *st, size_t nthreads, long stop_at, unsigned char *seen)
+{
+    par_seen ps[4];
+    void *uds[4];
+    rd_error err = {0};
+    size_t total = 0;
+    memset(seen, 0, PAR_N);
+    for (size_t t = 0; t < nthreads; t++) {
+        ps[t] = (par_seen){0, -1, 0, 0, stop_at, seen};
+        uds[t] = &ps[t];
+    }
+    assert_int_equal(
+        store_scan_parallel(st, STORE_CF_PLUGINS, "p", 1, nthreads, par_record, uds, &err), RD_OK);
+    for (size_t t = 0; t < nthreads; t++) {
+        assert_false(ps[t].bad);
+        assert_false(ps[t].unordered);
+        total += ps[t].n;
+    }
+    return total;
+}
+
+/* Every record of the prefix reaches exactly one of the threads, whole
+ * (values bigger than a batch included), each thread's in key order; a
+ * non-zero return stops the scan. */
+static void test_scan_parallel(void **state)
+{
+    fixture *fx = *state;
+    unsigned char *seen = malloc(PAR_N);
+    size_t n;
+    assert_non_null(seen);
+    fill_par(fx->st);
+    for (int pass = 0; pass < 2; pass++) { /* memtable, then SST files */
+        for (size_t nthreads = 1; nthreads <= 4; nthreads++) {
+            assert_int_equal(par_scan(fx->st, nthreads, -1, seen), PAR_N);
+            for (size_t i = 0; i < PAR_N; i++)
+                assert_true(seen[i]);
+        }
+        n = par_scan(fx->st, 3, 1500, seen);
+        assert_true(seen[1500]);
+        assert_true(n > 0 && n < PAR_N);
+        reopen(fx);
+    }
+    /* an empty range: no call */
+    {
+        par_seen ps = {0, -1, 0, 0, -1, seen};
+        void *uds[1] = {&ps};
+        rd_error err = {0};
+        assert_int_equal(
+            store_scan_parallel(fx->st, STORE_CF_CACHE, "", 0, 1, par_record, uds, &err), RD_OK);
+        assert_int_equal(ps.n, 0);
+    }
+    free(seen);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -814,6 +929,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan_empty_family, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_early_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_sees_deletes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_parallel, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
