@@ -28,8 +28,10 @@ typedef rd_status (*api_remote_owner_fn)(api_call *call, const char *id, rd_erro
 /* The edge's side of a call: how to send the answer.  reply() receives the
  * HTTP status, a body (new reference, stolen) and extra headers (borrowed
  * NULL-terminated name/value pairs, may be NULL).  reply_bytes() (NULL when
- * the edge has none) sends a body already serialised as compact JSON
- * (borrowed, len bytes) the same way. */
+ * the edge has none) sends a body already serialised as compact JSON, the
+ * same way: body (len bytes) followed by tail (tlen bytes; NULL/0 for
+ * none), both borrowed, so a read model document's two parts go out
+ * without being joined first. */
 struct event_base;
 
 typedef struct {
@@ -37,7 +39,7 @@ typedef struct {
     void *edge_ctx;
     struct event_base *base; /* the worker's event loop, for handlers that wait */
     void (*reply_bytes)(void *edge_ctx, int http_status, const char *body, size_t len,
-                        const char *const *headers);
+                        const char *tail, size_t tlen, const char *const *headers);
 } api_edge;
 
 struct api_call {
@@ -186,13 +188,10 @@ rd_status api_resource_delete(api_call *call, rd_error *err);
 rd_status api_stat_request(const json_t *body, const json_t **stat_query,
                            const char **repository_id, rd_error *err);
 
-/* The plugins' remote owner check: a plugin_id that only a remote tier
- * holds -> 409 ERROR_NOT_LOCAL_PLUGIN naming the repository;
- * RD_ERR_NOT_FOUND when none does. */
-rd_status api_plugin_remote_owner(api_call *call, const char *plugin_id, rd_error *err);
-/* The same for call->res (dashboard templates): a record of a mirrored
- * catalog -> RD_ERR_NOT_LOCAL_PLUGIN "<Name> is not local. (<id_field> = id,
- * repository_id = ..., repository = ...)"; RD_ERR_NOT_FOUND otherwise. */
+/* The remote owner check of call->res: an id that only a remote tier
+ * holds -> 409 ERROR_NOT_LOCAL_PLUGIN "<Name> is not local. (<id_field> =
+ * id, repository_id = ..., repository = ...)" ("Plugin is not local.
+ * (plugin_id = ...)" for plugins); RD_ERR_NOT_FOUND when none does. */
 rd_status api_resource_remote_owner(api_call *call, const char *id, rd_error *err);
 
 rd_status api_repository_register(api_call *call, json_t **out, rd_error *err);

@@ -34,15 +34,15 @@ typedef struct {
 
 static const api_route routes[] = {
     {"plugin", "register", api_plugin_register, AUTH_ROLE_ADMIN, 0, "plugin_id", PLUGIN,
-     api_plugin_remote_owner},
+     api_resource_remote_owner},
     {"plugin", "update", api_plugin_update, AUTH_ROLE_ADMIN, 0, "plugin_id", PLUGIN,
-     api_plugin_remote_owner},
+     api_resource_remote_owner},
     {"plugin", "deregister", api_plugin_deregister, AUTH_ROLE_ADMIN, 0, "plugin_id", PLUGIN,
-     api_plugin_remote_owner},
+     api_resource_remote_owner},
     {"plugin", "enable", api_resource_enable, AUTH_ROLE_ADMIN, 0, "plugin_id", PLUGIN,
-     api_plugin_remote_owner},
+     api_resource_remote_owner},
     {"plugin", "disable", api_resource_disable, AUTH_ROLE_ADMIN, 0, "plugin_id", PLUGIN,
-     api_plugin_remote_owner},
+     api_resource_remote_owner},
     {"plugin", "get", api_plugin_get, AUTH_ROLE_VIEWER, 1, NULL, PLUGIN, NULL},
     {"plugin", "get-versions", api_plugin_get_versions, AUTH_ROLE_VIEWER, 1, NULL, PLUGIN, NULL},
     {"plugin", "list", api_plugin_list, AUTH_ROLE_VIEWER, 1, NULL, PLUGIN, NULL},
@@ -166,27 +166,9 @@ static void audit_write(const api_call *call, rd_status rc, const json_t *result
               rc == RD_OK ? "OK" : rd_status_name(rc));
 }
 
-/* A ready document's answer bytes: its own bytes when it has no shared
- * tail, else both parts joined into *joined (the caller frees it).  NULL
- * when memory runs out (the caller then sends the decoded view). */
-static const char *ready_bytes(const readmodel_doc *d, size_t *len, char **joined)
-{
-    const char *head, *tail;
-    size_t hlen, tlen;
-    *len = readmodel_doc_parts(d, &head, &hlen, &tail, &tlen);
-    *joined = NULL;
-    if (tlen == 0)
-        return head;
-    *joined = readmodel_doc_bytes_copy(d, NULL);
-    return *joined;
-}
-
 void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_error *err)
 {
     const char *headers[5] = {NULL, NULL, NULL, NULL, NULL};
-    const char *bytes = NULL;
-    char *joined = NULL;
-    size_t len = 0;
     if (call->id_key != NULL)
         audit_write(call, rc, result);
     if (call->x_cache != NULL && rc == RD_OK) { /* errors are not cache answers */
@@ -203,18 +185,19 @@ void api_call_finish(api_call *call, rd_status rc, json_t *result, const rd_erro
     }
     if (rc == RD_OK && call->ready_body != NULL && call->edge.reply_bytes != NULL) {
         json_decref(result);
-        call->edge.reply_bytes(call->edge.edge_ctx, 200, call->ready_body, call->ready_len,
+        call->edge.reply_bytes(call->edge.edge_ctx, 200, call->ready_body, call->ready_len, NULL, 0,
                                headers);
     } else if (rc == RD_OK && call->ready_body != NULL) {
         json_decref(result);
         result = json_loadb(call->ready_body, call->ready_len, JSON_ALLOW_NUL, NULL);
         call->edge.reply(call->edge.edge_ctx, 200, result != NULL ? result : json_object(),
                          headers);
-    } else if (rc == RD_OK && call->ready != NULL && call->edge.reply_bytes != NULL &&
-               (bytes = ready_bytes(call->ready, &len, &joined)) != NULL) {
+    } else if (rc == RD_OK && call->ready != NULL && call->edge.reply_bytes != NULL) {
+        const char *head, *tail;
+        size_t hlen, tlen;
+        readmodel_doc_parts(call->ready, &head, &hlen, &tail, &tlen);
         json_decref(result);
-        call->edge.reply_bytes(call->edge.edge_ctx, 200, bytes, len, headers);
-        free(joined);
+        call->edge.reply_bytes(call->edge.edge_ctx, 200, head, hlen, tail, tlen, headers);
     } else if (rc == RD_OK) {
         if (result == NULL && call->ready != NULL)
             result = readmodel_doc_decode(call->ready);

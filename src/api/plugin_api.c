@@ -30,20 +30,6 @@ static json_t *view(api_call *call, const json_t *record)
     return api_resource_view(call, &resource_plugin, record);
 }
 
-rd_status api_plugin_remote_owner(api_call *call, const char *plugin_id, rd_error *err)
-{
-    json_t *other = NULL;
-    rd_status rc = federation_find_cached_item(call->app, &resource_plugin, plugin_id, &other, err);
-    if (rc == RD_OK) {
-        rc = rd_fail(err, RD_ERR_NOT_LOCAL_PLUGIN,
-                     "Plugin is not local. (plugin_id = %s, repository_id = %s, repository = %s)",
-                     plugin_id, json_string_value(json_object_get(other, "repository_id")),
-                     json_string_value(json_object_get(other, "name")));
-        json_decref(other);
-    }
-    return rc;
-}
-
 /* The outbound allow-list (SPEC 9): a record whose registry host (from
  * registry_url, or ECR's account_id and region) repod may not connect to,
  * or whose ECR account_id / region is malformed, is refused with 400

@@ -164,9 +164,10 @@ static void on_refused_close(struct evhttp_connection *evcon, void *arg)
         linger_start(w->linger, fd, (int)(max_s < 30 ? max_s : 30));
 }
 
-/* Sends a raw body with status and logs the access line; frees er. */
-static void send_raw(edge_req *er, int status, const char *content_type, const char *body,
-                     size_t len, const char *const *headers)
+/* Sends a raw body (body, then tail when tlen > 0) with status and logs the
+ * access line; frees er. */
+static void send_parts(edge_req *er, int status, const char *content_type, const char *body,
+                       size_t len, const char *tail, size_t tlen, const char *const *headers)
 {
     struct evkeyvalq *out;
     struct evbuffer *buf;
@@ -192,8 +193,12 @@ static void send_raw(edge_req *er, int status, const char *content_type, const c
                           er->cache_control != NULL ? er->cache_control : "no-store");
     if (atomic_load(&er->w->srv->draining) && evhttp_find_header(out, "Connection") == NULL)
         evhttp_add_header(out, "Connection", "close"); /* the client reconnects elsewhere */
-    if (buf != NULL)
+    if (buf != NULL) {
         evbuffer_add(buf, body, len);
+        if (tlen > 0)
+            evbuffer_add(buf, tail, tlen);
+    }
+    len += tlen;
     evhttp_send_reply(er->req, status, rd_http_reason(status), buf);
     if (buf != NULL)
         evbuffer_free(buf);
@@ -204,6 +209,12 @@ static void send_raw(edge_req *er, int status, const char *content_type, const c
              (long long)took_us, er->domain[0] ? er->domain : "-");
     atomic_fetch_sub(&er->w->inflight, 1);
     free(er);
+}
+
+static void send_raw(edge_req *er, int status, const char *content_type, const char *body,
+                     size_t len, const char *const *headers)
+{
+    send_parts(er, status, content_type, body, len, NULL, 0, headers);
 }
 
 /* api_edge.reply: serialises body (stolen). */
@@ -223,10 +234,10 @@ static void edge_reply(void *ctx, int status, json_t *body, const char *const *h
 }
 
 /* api_edge.reply_bytes: a body already serialised (borrowed). */
-static void edge_reply_bytes(void *ctx, int status, const char *body, size_t len,
-                             const char *const *headers)
+static void edge_reply_bytes(void *ctx, int status, const char *body, size_t len, const char *tail,
+                             size_t tlen, const char *const *headers)
 {
-    send_raw(ctx, status, "application/json", body, len, headers);
+    send_parts(ctx, status, "application/json", body, len, tail, tlen, headers);
 }
 
 static void reply_error(edge_req *er, rd_status code, const char *message,
